@@ -1,0 +1,1 @@
+//! The fieldsync client core library.

@@ -1,0 +1,1 @@
+//! The fieldsync sync server library.
