@@ -1,0 +1,381 @@
+//! The CBOR wire messages exchanged by client and server during sync, and the stable error
+//! body every failed request carries.
+//!
+//! Sync moves Automerge *changes*, in batches across many documents per round trip:
+//!
+//! * **push** — the client sends [`PushRequest`]: for each document it changed, the raw change
+//!   bytes it has not yet seen acknowledged. The server answers [`PushResponse`] only after the
+//!   changes are durably committed; pushing the same changes again is harmless (the server
+//!   dedupes by change hash and reports them as `duplicate`).
+//! * **pull** — the client sends [`PullRequest`] with its cursor (the last per-organisation
+//!   sequence number it has applied) and the survey versions it already holds. The server
+//!   answers [`PullResponse`]: a page of changes after the cursor that the caller may see, the
+//!   survey documents whose versions the client lacks, the next cursor and whether more pages
+//!   follow. A client with nothing to do sends one small pull and gets an empty page back.
+//!
+//! Every message carries [`PROTOCOL_VERSION`]; a peer refuses a version it does not speak with
+//! [`ErrorCode::UnsupportedProtocol`]. Binary fields are CBOR byte strings, never arrays of
+//! integers. Decode with [`crate::cbor::decode`], which bounds untrusted input.
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+use uuid::Uuid;
+
+use crate::cbor::{self, DecodeError, EncodeError, Limits};
+
+/// The version of this wire format. Bumped only by a deliberate, incompatible change.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// The media type of every CBOR body.
+pub const CONTENT_TYPE: &str = "application/cbor";
+
+/// Raw bytes of one Automerge change.
+pub type ChangeBytes = ByteBuf;
+
+/// Which kind of document a set of changes belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocKind {
+    /// A survey response, written by devices and coordinators.
+    Response,
+    /// A survey and its published versions, written only by the server.
+    Survey,
+}
+
+/// Changes of one document.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DocChanges {
+    pub doc_id: Uuid,
+    pub kind: DocKind,
+    /// The survey the document belongs to (for a survey document, its own id).
+    pub survey_id: Uuid,
+    /// The survey version a response was collected on (for a survey document, its latest).
+    pub survey_version: u32,
+    pub changes: Vec<ChangeBytes>,
+}
+
+/// A batch of local changes sent to the server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PushRequest {
+    pub protocol: u16,
+    pub docs: Vec<DocChanges>,
+}
+
+/// What became of one pushed document.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum PushOutcome {
+    /// Every change is durably stored: `new` were stored by this request, `duplicate` were
+    /// already there.
+    Stored { new: u32, duplicate: u32 },
+    /// Nothing of this document was stored; the reason says what to do.
+    Rejected { code: ErrorCode, message: String },
+}
+
+/// The result for one document of a push.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DocPushResult {
+    pub doc_id: Uuid,
+    // Not `#[serde(flatten)]`: flattening makes serde write indefinite-length maps, which the
+    // bounded decoder refuses.
+    pub outcome: PushOutcome,
+}
+
+/// The server's answer to a push, sent after the commit is durable.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PushResponse {
+    pub protocol: u16,
+    /// One entry per pushed document, in request order.
+    pub results: Vec<DocPushResult>,
+}
+
+/// A survey version the client already holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KnownSurvey {
+    pub survey_id: Uuid,
+    pub latest_version: u32,
+}
+
+/// A request for the next page of changes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PullRequest {
+    pub protocol: u16,
+    /// The last sequence number applied, 0 for a fresh client.
+    pub cursor: u64,
+    /// The most changes the client wants in this page; the server may send fewer.
+    pub limit: u32,
+    /// Surveys the client holds, so the server sends only newer versions.
+    pub known_surveys: Vec<KnownSurvey>,
+}
+
+/// A survey's state as the server sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SurveyStatus {
+    /// Downloads and new responses allowed.
+    Open,
+    /// No new downloads; responses are still accepted.
+    Closing,
+    /// New responses are refused; nothing already accepted is touched.
+    Closed,
+}
+
+/// A survey document the client lacks or holds an old version of.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SurveyUpdate {
+    pub survey_id: Uuid,
+    pub status: SurveyStatus,
+    pub latest_version: u32,
+    /// Every change of the survey document (they are few and small).
+    pub changes: Vec<ChangeBytes>,
+}
+
+/// A survey the client holds whose status changed, or that it may no longer use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SurveyState {
+    pub survey_id: Uuid,
+    pub status: SurveyStatus,
+}
+
+/// One page of changes after the cursor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PullResponse {
+    pub protocol: u16,
+    pub docs: Vec<DocChanges>,
+    /// Survey documents with versions the client does not have.
+    pub surveys: Vec<SurveyUpdate>,
+    /// Status of every survey the client listed in `known_surveys` that it may still see.
+    pub survey_states: Vec<SurveyState>,
+    /// Where the next pull starts; store it only after applying this page.
+    pub cursor: u64,
+    /// Whether another page is waiting.
+    pub more: bool,
+}
+
+/// Stable machine-readable error codes. New codes may be added; existing ones never change
+/// meaning.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The body is not a valid message (bad CBOR, wrong shape, over a limit).
+    BadRequest,
+    /// The peer speaks another protocol version.
+    UnsupportedProtocol,
+    /// No credentials, or credentials that are unknown, revoked or expired.
+    Unauthenticated,
+    /// Valid credentials without the right for this action.
+    Forbidden,
+    /// Nothing with this id exists for the caller.
+    NotFound,
+    /// The request conflicts with the current state (for example a duplicate name).
+    Conflict,
+    /// The body is larger than the server accepts.
+    TooLarge,
+    /// Too many attempts; wait before trying again.
+    RateLimited,
+    /// A document's Automerge data is malformed; `doc_id` names it.
+    MalformedDocument,
+    /// The survey is closed and takes no new responses.
+    SurveyClosed,
+    /// A survey definition has problems; `details` lists every one.
+    InvalidSurvey,
+    /// Invalid input other than the above; the message says what was wrong.
+    Invalid,
+    /// The server is overloaded or shutting down; retry later.
+    Unavailable,
+    /// Something went wrong on the server; it has been logged.
+    Internal,
+}
+
+/// The body of every failed request, CBOR on sync routes and JSON elsewhere.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub protocol: u16,
+    pub code: ErrorCode,
+    /// A sentence for a person: what was wrong and what to do.
+    pub message: String,
+    /// The document at fault, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub doc_id: Option<Uuid>,
+    /// Every individual problem, when there are several (for example survey definition errors).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<String>,
+}
+
+impl ErrorBody {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ErrorBody {
+            protocol: PROTOCOL_VERSION,
+            code,
+            message: message.into(),
+            doc_id: None,
+            details: Vec::new(),
+        }
+    }
+}
+
+/// Errors decoding a wire message.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WireError {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error(
+        "peer speaks protocol version {got}, this build speaks {PROTOCOL_VERSION}; upgrade the older side"
+    )]
+    UnsupportedProtocol { got: u16 },
+}
+
+/// Messages that carry a protocol version, so decoding can check it.
+pub trait Message: Serialize + serde::de::DeserializeOwned {
+    fn protocol(&self) -> u16;
+
+    /// Encode as CBOR.
+    fn to_cbor(&self) -> Result<Vec<u8>, EncodeError> {
+        cbor::encode(self)
+    }
+
+    /// Decode untrusted bytes within `limits` and check the protocol version.
+    fn from_cbor(bytes: &[u8], limits: &Limits) -> Result<Self, WireError> {
+        let msg: Self = cbor::decode(bytes, limits)?;
+        if msg.protocol() != PROTOCOL_VERSION {
+            return Err(WireError::UnsupportedProtocol {
+                got: msg.protocol(),
+            });
+        }
+        Ok(msg)
+    }
+}
+
+macro_rules! message {
+    ($($t:ty),*) => {$(
+        impl Message for $t {
+            fn protocol(&self) -> u16 {
+                self.protocol
+            }
+        }
+    )*};
+}
+message!(
+    PushRequest,
+    PushResponse,
+    PullRequest,
+    PullResponse,
+    ErrorBody
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn golden_path(name: &str) -> String {
+        format!("{}/../fixtures/golden/{name}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    /// The message frozen in `fixtures/golden/push-request-v1.cbor`.
+    fn golden_push() -> PushRequest {
+        PushRequest {
+            protocol: PROTOCOL_VERSION,
+            docs: vec![DocChanges {
+                doc_id: Uuid::from_u128(0x0192_3c4a_5b6c_7d8e_9fa0_b1c2_d3e4_f506),
+                kind: DocKind::Response,
+                survey_id: Uuid::from_u128(0x0192_3c4a_0000_7000_8000_0000_0000_0001),
+                survey_version: 2,
+                changes: vec![
+                    ByteBuf::from(vec![0x85, 0x6f, 0x4a, 0x83, 0x01]),
+                    ByteBuf::from(vec![0xde, 0xad, 0xbe, 0xef]),
+                ],
+            }],
+        }
+    }
+
+    /// Set `FIELDSYNC_WRITE_GOLDEN=1` to rewrite the file after a deliberate format change, and
+    /// commit it together with the new PROTOCOL_VERSION.
+    #[test]
+    fn golden_push_request_decodes() {
+        let path = golden_path("push-request-v1.cbor");
+        if std::env::var_os("FIELDSYNC_WRITE_GOLDEN").is_some() {
+            let bytes = golden_push().to_cbor().expect("encodes");
+            std::fs::write(&path, bytes).expect("write golden");
+        }
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+        let msg = PushRequest::from_cbor(&bytes, &Limits::SYNC).expect("golden decodes");
+        assert_eq!(msg, golden_push());
+        // Encoding is deterministic: the same message gives the same bytes, so a format change
+        // shows up here as a failing test, not as silent drift.
+        assert_eq!(msg.to_cbor().expect("encodes"), bytes);
+    }
+
+    #[test]
+    fn binary_fields_are_byte_strings() {
+        let bytes = golden_push().to_cbor().expect("encodes");
+        // 0x45 = byte string of length 5 holding the first change; an array of integers would
+        // start 0x85 instead.
+        let needle = [0x45, 0x85, 0x6f, 0x4a, 0x83, 0x01];
+        assert!(bytes.windows(needle.len()).any(|w| w == needle));
+    }
+
+    #[test]
+    fn round_trips() {
+        let pull = PullResponse {
+            protocol: PROTOCOL_VERSION,
+            docs: golden_push().docs,
+            surveys: vec![SurveyUpdate {
+                survey_id: Uuid::from_u128(7),
+                status: SurveyStatus::Closing,
+                latest_version: 3,
+                changes: vec![ByteBuf::from(vec![1, 2, 3])],
+            }],
+            survey_states: vec![SurveyState {
+                survey_id: Uuid::from_u128(8),
+                status: SurveyStatus::Closed,
+            }],
+            cursor: 1234,
+            more: true,
+        };
+        let back = PullResponse::from_cbor(&pull.to_cbor().expect("encodes"), &Limits::SYNC);
+        assert_eq!(back, Ok(pull));
+
+        let resp = PushResponse {
+            protocol: PROTOCOL_VERSION,
+            results: vec![
+                DocPushResult {
+                    doc_id: Uuid::from_u128(1),
+                    outcome: PushOutcome::Stored {
+                        new: 2,
+                        duplicate: 1,
+                    },
+                },
+                DocPushResult {
+                    doc_id: Uuid::from_u128(2),
+                    outcome: PushOutcome::Rejected {
+                        code: ErrorCode::SurveyClosed,
+                        message: "survey is closed".into(),
+                    },
+                },
+            ],
+        };
+        let back = PushResponse::from_cbor(&resp.to_cbor().expect("encodes"), &Limits::SYNC);
+        assert_eq!(back, Ok(resp));
+
+        let mut err = ErrorBody::new(ErrorCode::MalformedDocument, "bad change");
+        err.doc_id = Some(Uuid::from_u128(3));
+        let back = ErrorBody::from_cbor(&err.to_cbor().expect("encodes"), &Limits::SYNC);
+        assert_eq!(back, Ok(err));
+    }
+
+    #[test]
+    fn other_protocol_versions_are_refused() {
+        let mut msg = golden_push();
+        msg.protocol = 99;
+        let r = PushRequest::from_cbor(&msg.to_cbor().expect("encodes"), &Limits::SYNC);
+        assert_eq!(r, Err(WireError::UnsupportedProtocol { got: 99 }));
+    }
+
+    #[test]
+    fn truncated_messages_are_errors() {
+        let bytes = golden_push().to_cbor().expect("encodes");
+        for cut in 0..bytes.len() {
+            assert!(PushRequest::from_cbor(&bytes[..cut], &Limits::SYNC).is_err());
+        }
+    }
+}
