@@ -1,0 +1,554 @@
+//! One survey response as one Automerge document, so that edits made offline on a device and
+//! on the server merge, real conflicts stay visible with who wrote each value, and one
+//! respondent's data can be exported or erased on its own.
+
+use std::borrow::Borrow;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use automerge::transaction::Transactable;
+use automerge::{ActorId, AutoCommit, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue};
+use uuid::Uuid;
+
+use super::change::{commit_options, parse_changes, raw_changes_since};
+use super::scalar::{
+    Path, answer_from_ref, answer_from_value, answer_to_scalar, check_header, opt_str, req_int,
+    req_map, req_max_time, req_str, req_time, same_answer,
+};
+use super::{DocError, SCHEMA_VERSION};
+use crate::{Answer, Answers};
+
+const KIND: &str = "response";
+
+/// What the creator of a response knows about it up front.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewResponse {
+    /// The response's id.
+    pub response_id: Uuid,
+    /// The survey it answers.
+    pub survey_id: Uuid,
+    /// The survey version it is collected on; it stays valid on that version.
+    pub survey_version: u32,
+    /// The device that creates it.
+    pub author_device: String,
+}
+
+/// A response's metadata as currently merged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResponseMeta {
+    /// The response's id.
+    pub response_id: Uuid,
+    /// The survey it answers.
+    pub survey_id: Uuid,
+    /// The survey version it was collected on.
+    pub survey_version: u32,
+    /// The device that created it.
+    pub author_device: String,
+    /// When it was created, ms since the epoch.
+    pub created_at: i64,
+    /// The latest edit time any writer recorded, ms since the epoch.
+    pub updated_at: i64,
+    /// Where it is in its life.
+    pub status: Status,
+}
+
+/// Where a response is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Status {
+    /// Being filled in.
+    Draft,
+    /// Handed in by the enumerator.
+    Submitted,
+    /// Checked by a coordinator.
+    Reviewed,
+}
+
+impl Status {
+    /// The name stored in the document and shown to users.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Draft => "draft",
+            Status::Submitted => "submitted",
+            Status::Reviewed => "reviewed",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Status {
+    type Err = DocError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "draft" => Ok(Status::Draft),
+            "submitted" => Ok(Status::Submitted),
+            "reviewed" => Ok(Status::Reviewed),
+            other => Err(DocError::BadValue {
+                field: "status".to_owned(),
+                reason: format!("unknown status {other:?}; expected draft, submitted or reviewed"),
+            }),
+        }
+    }
+}
+
+/// An answer that writers set concurrently to different values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Conflict {
+    /// The question's name.
+    pub question: String,
+    /// Every concurrent value, the one [`ResponseDoc::answers`] shows first, then the others in
+    /// the same order on every replica.
+    pub values: Vec<ConflictValue>,
+}
+
+/// One of the concurrent values of a conflicted answer, and who set it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConflictValue {
+    /// The value.
+    pub value: Answer,
+    /// The writer's actor id, in hex.
+    pub actor: String,
+    /// The label the writer recorded in `authors`, if any (e.g. `device:tablet-07`).
+    pub author: Option<String>,
+}
+
+/// One response document.
+///
+/// Edits need a writer (an actor id and a label); a document opened with [`ResponseDoc::load`]
+/// or [`ResponseDoc::from_changes`] has none until [`ResponseDoc::with_writer`], which is all a
+/// reader such as the server's validator needs.
+#[derive(Debug, Clone)]
+pub struct ResponseDoc {
+    doc: AutoCommit,
+    writer: Option<Writer>,
+}
+
+#[derive(Debug, Clone)]
+struct Writer {
+    actor_hex: String,
+    label: String,
+    /// Whether `authors` is known to hold this writer, so the check is made once per session
+    /// rather than on every edit.
+    recorded: bool,
+}
+
+impl ResponseDoc {
+    /// Creates a response as `actor` (the writer's per-install id), labelled `author_label` in
+    /// `authors`, with status `draft` and no answers, at `now` (ms since the epoch).
+    ///
+    /// Only the creator calls this; every other replica starts from its changes.
+    pub fn new(
+        meta: NewResponse,
+        actor: impl Into<ActorId>,
+        author_label: &str,
+        now: i64,
+    ) -> Result<Self, DocError> {
+        let actor = actor.into();
+        let actor_hex = actor.to_hex_string();
+        let mut doc = AutoCommit::new().with_actor(actor);
+        doc.put(ROOT, "schema", SCHEMA_VERSION)?;
+        doc.put(ROOT, "kind", KIND)?;
+        doc.put(
+            ROOT,
+            "response_id",
+            meta.response_id.hyphenated().to_string(),
+        )?;
+        doc.put(ROOT, "survey_id", meta.survey_id.hyphenated().to_string())?;
+        doc.put(ROOT, "survey_version", i64::from(meta.survey_version))?;
+        doc.put(ROOT, "author_device", meta.author_device)?;
+        doc.put(ROOT, "created_at", ScalarValue::Timestamp(now))?;
+        doc.put(ROOT, "updated_at", ScalarValue::Timestamp(now))?;
+        doc.put(ROOT, "status", Status::Draft.as_str())?;
+        doc.put_object(ROOT, "answers", ObjType::Map)?;
+        let authors = doc.put_object(ROOT, "authors", ObjType::Map)?;
+        doc.put(&authors, actor_hex.as_str(), author_label)?;
+        doc.commit_with(commit_options(now));
+        Ok(Self {
+            doc,
+            writer: Some(Writer {
+                actor_hex,
+                label: author_label.to_owned(),
+                recorded: true,
+            }),
+        })
+    }
+
+    /// Opens a document from the bytes of [`ResponseDoc::save`], without a writer.
+    pub fn load(bytes: &[u8]) -> Result<Self, DocError> {
+        let doc = AutoCommit::load(bytes).map_err(DocError::Load)?;
+        check_header(&doc, KIND)?;
+        Ok(Self { doc, writer: None })
+    }
+
+    /// Builds a document from raw changes (all of them, starting with the creator's first),
+    /// without a writer.
+    pub fn from_changes<I, B>(changes: I) -> Result<Self, DocError>
+    where
+        I: IntoIterator<Item = B>,
+        B: AsRef<[u8]>,
+    {
+        let mut doc = AutoCommit::new();
+        doc.apply_changes(parse_changes(changes)?)?;
+        check_header(&doc, KIND)?;
+        Ok(Self { doc, writer: None })
+    }
+
+    /// Sets who makes the following edits: `actor` is the writer's per-install id, `label` the
+    /// human name recorded in `authors` the first time this actor edits the document.
+    ///
+    /// One actor must not edit two copies of a document independently: its changes are
+    /// numbered per actor, so the copies would no longer merge.
+    pub fn with_writer(mut self, actor: impl Into<ActorId>, label: &str) -> Self {
+        self.set_writer(actor, label);
+        self
+    }
+
+    /// Like [`ResponseDoc::with_writer`], in place.
+    pub fn set_writer(&mut self, actor: impl Into<ActorId>, label: &str) {
+        let actor = actor.into();
+        self.writer = Some(Writer {
+            actor_hex: actor.to_hex_string(),
+            label: label.to_owned(),
+            recorded: false,
+        });
+        self.doc.set_actor(actor);
+    }
+
+    /// The whole document in Automerge's compact form.
+    pub fn save(&mut self) -> Vec<u8> {
+        self.doc.save()
+    }
+
+    // ---- edits: each is one change, or none when it would not change anything ----
+
+    /// Sets one answer. Returns the new change's hash, or `None` when the answer already had
+    /// this value (no change is made).
+    pub fn set_answer(
+        &mut self,
+        question: &str,
+        value: &Answer,
+        now: i64,
+    ) -> Result<Option<ChangeHash>, DocError> {
+        let scalar = answer_to_scalar(question, value)?;
+        self.edit(now, |doc| {
+            let answers = answers_map(doc)?;
+            doc.put(&answers, question, scalar)?;
+            Ok(())
+        })
+    }
+
+    /// Sets many answers in one change (a page of a form saved at once).
+    pub fn set_answers<I, Q, A>(
+        &mut self,
+        answers: I,
+        now: i64,
+    ) -> Result<Option<ChangeHash>, DocError>
+    where
+        I: IntoIterator<Item = (Q, A)>,
+        Q: AsRef<str>,
+        A: Borrow<Answer>,
+    {
+        self.edit(now, |doc| {
+            let map = answers_map(doc)?;
+            for (question, value) in answers {
+                let question = question.as_ref();
+                let scalar = answer_to_scalar(question, value.borrow())?;
+                doc.put(&map, question, scalar)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Removes an answer (a question left blank again).
+    pub fn remove_answer(
+        &mut self,
+        question: &str,
+        now: i64,
+    ) -> Result<Option<ChangeHash>, DocError> {
+        self.edit(now, |doc| {
+            let answers = answers_map(doc)?;
+            doc.delete(&answers, question)?;
+            Ok(())
+        })
+    }
+
+    /// Moves the response to `status`.
+    pub fn set_status(&mut self, status: Status, now: i64) -> Result<Option<ChangeHash>, DocError> {
+        self.edit(now, |doc| {
+            doc.put(ROOT, "status", status.as_str())?;
+            Ok(())
+        })
+    }
+
+    /// Resolves a conflict on `question` by writing `value`.
+    ///
+    /// The write names every value this replica sees as its predecessor, so once merged it
+    /// supersedes all of them on every replica and the conflict is gone. (A value written
+    /// concurrently with the resolution is a new conflict, as it should be.) `value` may be one
+    /// of the conflicting values or a new one.
+    pub fn resolve(
+        &mut self,
+        question: &str,
+        value: &Answer,
+        now: i64,
+    ) -> Result<Option<ChangeHash>, DocError> {
+        // A put in Automerge already supersedes every value visible at that key; when `value`
+        // equals the current winner Automerge writes only deletions of the others, which has
+        // the same effect.
+        self.set_answer(question, value, now)
+    }
+
+    /// Runs `ops` in one transaction and commits it as one change stamped with the writer's
+    /// label (first time) and `updated_at`, or rolls it back when it failed or changed nothing.
+    fn edit(
+        &mut self,
+        now: i64,
+        ops: impl FnOnce(&mut AutoCommit) -> Result<(), DocError>,
+    ) -> Result<Option<ChangeHash>, DocError> {
+        let Self { doc, writer } = self;
+        let writer = writer.as_mut().ok_or(DocError::NoWriter)?;
+        let outcome = ops(doc).and_then(|()| {
+            if doc.pending_ops() == 0 {
+                // Automerge turned every write into a no-op (same value); keep it that way
+                // rather than producing a change that only moves `updated_at`.
+                return Ok(false);
+            }
+            if !writer.recorded {
+                let authors = req_map(doc, &ROOT, Path("", "authors"))?;
+                if doc.get(&authors, writer.actor_hex.as_str())?.is_none() {
+                    doc.put(&authors, writer.actor_hex.as_str(), writer.label.as_str())?;
+                }
+            }
+            doc.put(ROOT, "updated_at", ScalarValue::Timestamp(now))?;
+            Ok(true)
+        });
+        match outcome {
+            Ok(true) => {
+                writer.recorded = true;
+                Ok(doc.commit_with(commit_options(now)))
+            }
+            Ok(false) => {
+                doc.rollback();
+                Ok(None)
+            }
+            Err(e) => {
+                doc.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    // ---- reads ----
+
+    /// The response's metadata.
+    pub fn meta(&self) -> Result<ResponseMeta, DocError> {
+        let doc = &self.doc;
+        let survey_version = req_int(doc, &ROOT, Path("", "survey_version"))?;
+        let survey_version = u32::try_from(survey_version).map_err(|_| DocError::BadValue {
+            field: "survey_version".to_owned(),
+            reason: format!("{survey_version} is not a version number"),
+        })?;
+        Ok(ResponseMeta {
+            response_id: req_uuid(doc, "response_id")?,
+            survey_id: req_uuid(doc, "survey_id")?,
+            survey_version,
+            author_device: req_str(doc, &ROOT, Path("", "author_device"))?,
+            created_at: req_time(doc, &ROOT, Path("", "created_at"))?,
+            updated_at: req_max_time(doc, &ROOT, Path("", "updated_at"))?,
+            status: req_str(doc, &ROOT, Path("", "status"))?.parse()?,
+        })
+    }
+
+    /// The response's status.
+    pub fn status(&self) -> Result<Status, DocError> {
+        req_str(&self.doc, &ROOT, Path("", "status"))?.parse()
+    }
+
+    /// One answer; for a conflicted answer, Automerge's deterministic winner.
+    pub fn answer(&self, question: &str) -> Result<Option<Answer>, DocError> {
+        let answers = answers_map(&self.doc)?;
+        match self.doc.get(&answers, question)? {
+            Some((value, _)) => answer_from_value(question, &value).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// All answers; for a conflicted answer, Automerge's deterministic winner (the same on
+    /// every replica holding the same changes).
+    pub fn answers(&self) -> Result<Answers, DocError> {
+        let answers = answers_map(&self.doc)?;
+        self.doc
+            .map_range(&answers, ..)
+            .map(|item| {
+                Ok((
+                    item.key.to_string(),
+                    answer_from_ref(&item.key, &item.value)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Answers that writers set concurrently to different values, with every value and who set
+    /// it, ordered by question. Concurrent writes of the same value are not a conflict.
+    pub fn conflicts(&self) -> Result<Vec<Conflict>, DocError> {
+        let doc = &self.doc;
+        let answers = answers_map(doc)?;
+        let mut authors: Option<ObjId> = None;
+        let mut conflicts = Vec::new();
+        // `map_range` flags keys holding several concurrent values, so only those pay for
+        // `get_all`.
+        for item in doc.map_range(&answers, ..).filter(|item| item.conflict) {
+            let question: &str = &item.key;
+            let mut values = Vec::new();
+            // Automerge lists concurrent values oldest first and its winner last; show the
+            // winner first, as the value `answers` reports.
+            for (value, id) in doc.get_all(&answers, question)?.into_iter().rev() {
+                values.push((answer_from_value(question, &value)?, id));
+            }
+            let Some((first, _)) = values.first() else {
+                continue;
+            };
+            if values.iter().all(|(value, _)| same_answer(first, value)) {
+                continue;
+            }
+            let authors = match &authors {
+                Some(id) => id.clone(),
+                None => authors
+                    .insert(req_map(doc, &ROOT, Path("", "authors"))?)
+                    .clone(),
+            };
+            let values = values
+                .into_iter()
+                .map(|(value, id)| {
+                    let actor = match id {
+                        automerge::ObjId::Id(_, actor, _) => actor.to_hex_string(),
+                        // Root is an object id, never the id of a map entry's value.
+                        automerge::ObjId::Root => String::new(),
+                    };
+                    let author = author_label(doc, &authors, &actor)?;
+                    Ok(ConflictValue {
+                        value,
+                        actor,
+                        author,
+                    })
+                })
+                .collect::<Result<_, DocError>>()?;
+            conflicts.push(Conflict {
+                question: question.to_owned(),
+                values,
+            });
+        }
+        Ok(conflicts)
+    }
+
+    /// Everyone who has written the document: actor id (hex) → label.
+    pub fn authors(&self) -> Result<BTreeMap<String, String>, DocError> {
+        let doc = &self.doc;
+        let authors = req_map(doc, &ROOT, Path("", "authors"))?;
+        let mut out = BTreeMap::new();
+        for item in doc.map_range(&authors, ..) {
+            let actor = item.key.to_string();
+            if let Some(label) = author_label(doc, &authors, &actor)? {
+                out.insert(actor, label);
+            }
+        }
+        Ok(out)
+    }
+
+    // ---- changes, for the sync engine ----
+
+    /// The hashes of the newest changes: everything in the document is one of them or an
+    /// ancestor.
+    pub fn heads(&mut self) -> Vec<ChangeHash> {
+        self.doc.get_heads()
+    }
+
+    /// Raw bytes of every change that is not an ancestor of `heads`, dependencies first.
+    ///
+    /// Hashes this document does not hold are ignored, so heads naming changes unknown here
+    /// yield everything not provably held by the peer (harmless, since applying is
+    /// idempotent, but wasteful): pass heads both sides know.
+    pub fn changes_since(&mut self, heads: &[ChangeHash]) -> Vec<Vec<u8>> {
+        raw_changes_since(&mut self.doc, heads)
+    }
+
+    /// Raw bytes of every change, dependencies first.
+    pub fn all_changes(&mut self) -> Vec<Vec<u8>> {
+        raw_changes_since(&mut self.doc, &[])
+    }
+
+    /// Applies raw changes. Changes already present are skipped, so this is idempotent;
+    /// changes whose dependencies are missing wait inside the document until those arrive
+    /// (see [`ResponseDoc::missing_deps`]). A malformed change rejects the whole batch.
+    pub fn apply_changes<I, B>(&mut self, changes: I) -> Result<(), DocError>
+    where
+        I: IntoIterator<Item = B>,
+        B: AsRef<[u8]>,
+    {
+        self.doc.apply_changes(parse_changes(changes)?)?;
+        Ok(())
+    }
+
+    /// Hashes of changes that applied changes depend on but this document does not have.
+    pub fn missing_deps(&mut self) -> Vec<ChangeHash> {
+        self.doc.get_missing_deps(&[])
+    }
+
+    /// Applies every change of `other` that this document lacks.
+    pub fn merge(&mut self, other: &mut ResponseDoc) -> Result<(), DocError> {
+        self.doc.merge(&mut other.doc)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+impl ResponseDoc {
+    /// Every concurrent value of `question` with the id (counter, actor) of the op that wrote
+    /// it, for tests that model the register independently of `conflicts`.
+    pub(crate) fn value_ids(&self, question: &str) -> Vec<(Answer, u64, ActorId)> {
+        let answers = answers_map(&self.doc).expect("answers map");
+        self.doc
+            .get_all(&answers, question)
+            .expect("get_all")
+            .into_iter()
+            .map(|(value, id)| match id {
+                automerge::ObjId::Id(counter, actor, _) => (
+                    answer_from_value(question, &value).expect("answer"),
+                    counter,
+                    actor,
+                ),
+                automerge::ObjId::Root => panic!("a value's id is never the root"),
+            })
+            .collect()
+    }
+}
+
+fn answers_map(doc: &AutoCommit) -> Result<ObjId, DocError> {
+    req_map(doc, &ROOT, Path("", "answers"))
+}
+
+fn req_uuid(doc: &AutoCommit, key: &'static str) -> Result<Uuid, DocError> {
+    let text = req_str(doc, &ROOT, Path("", key))?;
+    Uuid::parse_str(&text).map_err(|e| DocError::BadValue {
+        field: key.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// The label an actor recorded, if it recorded one.
+fn author_label(
+    doc: &AutoCommit,
+    authors: &ObjId,
+    actor_hex: &str,
+) -> Result<Option<String>, DocError> {
+    opt_str(doc, authors, Path("authors", actor_hex))
+}
+
+#[cfg(test)]
+pub(crate) mod tests;
