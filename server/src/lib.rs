@@ -1,1 +1,99 @@
-//! The fieldsync sync server library.
+//! The fieldsync sync server as a library: [`router`] builds the HTTP API over an [`AppState`],
+//! [`serve`] runs it on a listener until shutdown. `main.rs` only parses settings and calls
+//! these, so tests build the same router without a socket.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod keys;
+pub mod materialize;
+pub mod settings;
+pub mod store;
+pub mod worker;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, Semaphore};
+
+use crate::auth::AttemptLimiter;
+use crate::keys::KeyRing;
+use crate::settings::Settings;
+use crate::store::Store;
+use crate::worker::{WorkerLimits, WorkerPool};
+
+/// Everything a request handler may use; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub store: Store,
+    pub keys: Arc<KeyRing>,
+    pub workers: Arc<WorkerPool>,
+    pub settings: Arc<Settings>,
+    pub limiter: Arc<AttemptLimiter>,
+    /// The server-wide concurrency limit: one semaphore shared by every route.
+    pub concurrency: Arc<Semaphore>,
+    /// Wakes the background materialiser when changes arrive.
+    pub materialize: Arc<Notify>,
+}
+
+/// How to build an [`AppState`].
+#[derive(Debug)]
+pub struct StateConfig {
+    pub database: PathBuf,
+    pub master_key: PathBuf,
+    pub worker_exe: PathBuf,
+    pub worker_limits: WorkerLimits,
+    pub settings: Settings,
+}
+
+impl AppState {
+    /// Open the database and keys and prepare the worker pool (workers start on demand).
+    pub fn open(cfg: StateConfig) -> anyhow::Result<AppState> {
+        if let Some(dir) = cfg.database.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let store = Store::open(&cfg.database)?;
+        store.pin_region(&cfg.settings.region)?;
+        let keys = KeyRing::load_or_create(&cfg.master_key)?;
+        let settings = cfg.settings;
+        Ok(AppState {
+            store,
+            keys: Arc::new(keys),
+            workers: Arc::new(WorkerPool::new(cfg.worker_exe, cfg.worker_limits)),
+            limiter: Arc::new(AttemptLimiter::new(
+                settings.login_attempts,
+                settings.login_window,
+            )),
+            concurrency: Arc::new(Semaphore::new(settings.max_concurrency)),
+            settings: Arc::new(settings),
+            materialize: Arc::new(Notify::new()),
+        })
+    }
+}
+
+/// The HTTP API.
+pub fn router(state: AppState) -> Router {
+    api::router(state)
+}
+
+/// Serve the API on `listener` until `shutdown` resolves, with the background materialiser
+/// running beside it. In-flight requests finish before this returns.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let stop = Arc::new(Notify::new());
+    let materializer = tokio::spawn(materialize::run(state.clone(), stop.clone()));
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    stop.notify_one();
+    let _ = materializer.await;
+    result
+}

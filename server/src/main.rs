@@ -1,1 +1,227 @@
-fn main() {}
+//! `fieldsync-server`: parse settings, then call into the library.
+//!
+//! Exit codes: 0 success, 1 runtime failure, 2 bad usage or settings.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use fieldsync_server::settings::{DataArgs, ServeArgs, Settings};
+use fieldsync_server::worker::WorkerLimits;
+use fieldsync_server::{AppState, StateConfig};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "fieldsync-server",
+    version,
+    about = "fieldsync sync server: organisations, surveys and batched encrypted sync"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server (creates the database and master key on first start).
+    Serve(ServeArgs),
+    /// Administration from the command line, on the server's data directory.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Internal: a sandboxed Automerge worker, started by the server itself.
+    #[command(hide = true)]
+    Worker {
+        #[arg(long, default_value_t = 1024 * 1024 * 1024)]
+        memory_bytes: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminCommand {
+    /// Create an organisation and print its id and a one-time admin login token.
+    CreateOrg(CreateOrgArgs),
+    /// Create a support staff member (belongs to no organisation) and print a one-time token.
+    CreateSupport(CreateSupportArgs),
+}
+
+#[derive(Args, Debug)]
+struct CreateOrgArgs {
+    /// The organisation's name.
+    #[arg(long)]
+    name: String,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct CreateSupportArgs {
+    /// The support agent's name.
+    #[arg(long)]
+    name: String,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Worker { memory_bytes } => fieldsync_server::worker::run_worker(memory_bytes),
+        Command::Serve(args) => serve(args),
+        Command::Admin(AdminCommand::CreateOrg(args)) => create_org(args),
+        Command::Admin(AdminCommand::CreateSupport(args)) => create_support(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            if err.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+/// A problem with the command line or settings (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct UsageError(String);
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FIELDSYNC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = Settings::from_args(&args).map_err(UsageError)?;
+    init_tracing();
+    let state = open_state(&args.data, settings, &args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, region = %state.settings.region, data = %args.data.data_dir.display(), "fieldsync-server listening");
+        // Scripts and tests read this line to find the port when --listen uses port 0.
+        println!("listening on http://{addr}");
+        fieldsync_server::serve(listener, state, shutdown_signal()).await?;
+        tracing::info!("fieldsync-server stopped");
+        Ok(())
+    })
+}
+
+fn open_state(data: &DataArgs, settings: Settings, args: &ServeArgs) -> anyhow::Result<AppState> {
+    let worker_exe = std::env::current_exe().context("cannot find this program's path")?;
+    AppState::open(StateConfig {
+        database: data.database_path(),
+        master_key: data.master_key_path(),
+        worker_exe,
+        worker_limits: WorkerLimits {
+            size: args.workers,
+            memory_bytes: args.worker_memory_mb * 1024 * 1024,
+            timeout: std::time::Duration::from_secs(args.worker_timeout_secs.max(1)),
+            ..WorkerLimits::default()
+        },
+        settings,
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+fn create_org(args: CreateOrgArgs) -> anyhow::Result<()> {
+    args.data.validate().map_err(UsageError)?;
+    let region = args.data.region.clone();
+    let name = args.name.trim().to_owned();
+    if name.is_empty() || name.len() > 200 {
+        return Err(UsageError("--name must be 1 to 200 characters".into()).into());
+    }
+    let (store, keys) = open_offline(&args.data)?;
+    let created = fieldsync_server::store::orgs::create(&store, &keys, &name, &region)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "org_id": created.org_id,
+                "name": name,
+                "region": region,
+                "admin_id": created.admin_id,
+                "admin_token": created.admin_token,
+            })
+        );
+    } else {
+        println!("organisation: {name}");
+        println!("org id:       {}", created.org_id);
+        println!("region:       {region}");
+        println!("admin token:  {}", created.admin_token);
+        println!();
+        println!(
+            "The admin token works once: run `fieldsync login --server URL --token TOKEN` to start a session."
+        );
+    }
+    Ok(())
+}
+
+fn create_support(args: CreateSupportArgs) -> anyhow::Result<()> {
+    args.data.validate().map_err(UsageError)?;
+    let name = args.name.trim().to_owned();
+    if name.is_empty() || name.len() > 200 {
+        return Err(UsageError("--name must be 1 to 200 characters".into()).into());
+    }
+    let (store, _keys) = open_offline(&args.data)?;
+    let (id, token) = fieldsync_server::store::principals::create_support(&store, &name)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({ "support_id": id, "name": name, "login_token": token })
+        );
+    } else {
+        println!("support agent: {name} ({id})");
+        println!("login token:   {token}");
+    }
+    Ok(())
+}
+
+fn open_offline(
+    data: &DataArgs,
+) -> anyhow::Result<(
+    fieldsync_server::store::Store,
+    fieldsync_server::keys::KeyRing,
+)> {
+    std::fs::create_dir_all(&data.data_dir)
+        .with_context(|| format!("cannot create {}", data.data_dir.display()))?;
+    let store = fieldsync_server::store::Store::open(&data.database_path())?;
+    store.pin_region(&data.region)?;
+    let keys = fieldsync_server::keys::KeyRing::load_or_create(&data.master_key_path())?;
+    Ok((store, keys))
+}

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod answer;
+pub mod api;
 pub mod cbor;
 pub mod crypto;
 pub mod document;

@@ -126,8 +126,9 @@ pub struct SurveyUpdate {
     pub survey_id: Uuid,
     pub status: SurveyStatus,
     pub latest_version: u32,
-    /// Every change of the survey document (they are few and small).
-    pub changes: Vec<ChangeBytes>,
+    /// The whole survey document as saved by the server (its only writer), small enough to
+    /// send whole; the client replaces its copy with it.
+    pub document: ByteBuf,
 }
 
 /// A survey the client holds whose status changed, or that it may no longer use.
@@ -323,7 +324,7 @@ mod tests {
                 survey_id: Uuid::from_u128(7),
                 status: SurveyStatus::Closing,
                 latest_version: 3,
-                changes: vec![ByteBuf::from(vec![1, 2, 3])],
+                document: ByteBuf::from(vec![1, 2, 3]),
             }],
             survey_states: vec![SurveyState {
                 survey_id: Uuid::from_u128(8),

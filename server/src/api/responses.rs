@@ -1,0 +1,348 @@
+//! The coordinator's read side: list a survey's responses, show one decrypted, and export a
+//! survey's responses as CSV or JSON Lines, streamed page by page so that an export of any
+//! size holds only one page in memory.
+
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use fieldsync_protocol::api::{ResponsePage, ResponseView, Role};
+use fieldsync_protocol::survey::Survey;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use super::parse_id;
+use crate::AppState;
+use crate::auth::{Caller, READERS};
+use crate::error::ApiError;
+use crate::store::responses::{self, ListFilter};
+use crate::store::surveys;
+
+/// Rows per export page.
+const EXPORT_PAGE: u32 = 500;
+/// How long an export waits for just-pushed responses to be materialised.
+const EXPORT_SETTLE: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    status: Option<String>,
+    #[serde(default)]
+    invalid: bool,
+    #[serde(default)]
+    conflicted: bool,
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+fn owner_filter(caller: &Caller) -> Option<String> {
+    (caller.role == Role::Enumerator).then(|| caller.principal_id.clone())
+}
+
+/// The survey must exist in the caller's organisation (and be assigned, for a device).
+async fn visible_survey(state: &AppState, caller: &Caller, id: &str) -> Result<(), ApiError> {
+    let (org, id_owned, enumerator) = (caller.org_id.clone(), id.to_owned(), owner_filter(caller));
+    let found = state
+        .store
+        .read(move |c| {
+            surveys::get(c, &org, &id_owned, enumerator.as_deref()).map_err(ApiError::from)
+        })
+        .await?;
+    found
+        .map(|_| ())
+        .ok_or_else(|| ApiError::NotFound("no such survey; run `fieldsync survey list`".into()))
+}
+
+/// `GET /v1/surveys/{id}/responses`.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Result<axum::Json<ResponsePage>, ApiError> {
+    let id = parse_id(&id, "survey")?;
+    visible_survey(&state, &caller, &id).await?;
+    if let Some(s) = &q.status {
+        if !["draft", "submitted", "reviewed"].contains(&s.as_str()) {
+            return Err(ApiError::Invalid(format!(
+                "unknown status {s:?}; use draft, submitted or reviewed"
+            )));
+        }
+    }
+    let filter = ListFilter {
+        status: q.status,
+        owner: owner_filter(&caller),
+        invalid_only: q.invalid,
+        conflicted_only: q.conflicted,
+    };
+    let limit = q.limit.unwrap_or(500).clamp(1, 5000);
+    let keys = state.keys.clone();
+    let page = state
+        .store
+        .read(move |c| {
+            responses::list(
+                c,
+                &keys,
+                &caller.org_id,
+                &id,
+                &filter,
+                q.after.as_deref(),
+                limit,
+            )
+            .map_err(ApiError::from)
+        })
+        .await?;
+    Ok(axum::Json(page))
+}
+
+/// `GET /v1/responses/{id}`: one response, decrypted.
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<ResponseView>, ApiError> {
+    let id = parse_id(&id, "response")?;
+    let keys = state.keys.clone();
+    let owner = owner_filter(&caller);
+    let org = caller.org_id.clone();
+    let doc = id.clone();
+    let summary = state
+        .store
+        .read(move |c| {
+            responses::get(c, &keys, &org, &doc, owner.as_deref()).map_err(ApiError::from)
+        })
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no response {id} is visible to you")))?;
+    match (summary.view, summary.broken) {
+        (Some(view), None) => Ok(axum::Json(view)),
+        (_, Some(reason)) => Err(ApiError::Invalid(format!(
+            "response {id} is stored but cannot be read: {reason}"
+        ))),
+        (None, None) => Err(ApiError::Unavailable(format!(
+            "response {id} was received and is still being processed; try again in a moment"
+        ))),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ExportQuery {
+    format: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Format {
+    Csv,
+    Jsonl,
+}
+
+/// `GET /v1/surveys/{id}/export?format=csv|jsonl`: every readable response of the survey,
+/// one CSV column per question across all versions.
+pub async fn export(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<ExportQuery>,
+) -> Result<Response, ApiError> {
+    caller.require(READERS, "export responses")?;
+    let format = match q.format.as_deref().unwrap_or("csv") {
+        "csv" => Format::Csv,
+        "jsonl" => Format::Jsonl,
+        other => {
+            return Err(ApiError::Invalid(format!(
+                "unknown export format {other:?}; use csv or jsonl"
+            )));
+        }
+    };
+    let id = parse_id(&id, "survey")?;
+    visible_survey(&state, &caller, &id).await?;
+    let columns = question_columns(&state, &caller.org_id, &id).await?;
+    settle(&state, &caller.org_id, &id).await?;
+
+    // A bounded channel: the producer pages through the index on the blocking pool and waits
+    // whenever the client reads slower than we produce, so memory stays at a few pages.
+    let (tx, rx) = mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let store = state.store.clone();
+    let keys = state.keys.clone();
+    let org = caller.org_id.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut header = Vec::new();
+        if format == Format::Csv {
+            if let Err(e) = write_csv_header(&mut header, &columns) {
+                let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+                return;
+            }
+            if tx.blocking_send(Ok(header)).is_err() {
+                return;
+            }
+        }
+        let mut after = String::new();
+        loop {
+            let page = store.read_blocking(|c| {
+                responses::export_page(c, &keys, &org, &id, &after, EXPORT_PAGE)
+            });
+            let page = match page {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(error = %e, "export failed");
+                    let _ = tx.blocking_send(Err(std::io::Error::other("export failed")));
+                    return;
+                }
+            };
+            let Some(last) = page.last() else { return };
+            after = last.id.to_string();
+            let full = page.len() as u32 >= EXPORT_PAGE;
+            let chunk = match format {
+                Format::Csv => csv_rows(&page, &columns),
+                Format::Jsonl => jsonl_rows(&page),
+            };
+            match chunk {
+                Ok(bytes) => {
+                    if tx.blocking_send(Ok(bytes)).is_err() {
+                        return; // the client went away
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(std::io::Error::other(e)));
+                    return;
+                }
+            }
+            if !full {
+                return;
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let mut resp = Body::from_stream(stream).into_response();
+    let content_type = match format {
+        Format::Csv => "text/csv; charset=utf-8",
+        Format::Jsonl => "application/x-ndjson",
+    };
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    Ok(resp)
+}
+
+/// Wait (bounded) until every response of the survey pushed so far is materialised, so an
+/// export right after a sync contains it.
+async fn settle(state: &AppState, org: &str, survey: &str) -> Result<(), ApiError> {
+    let start = Instant::now();
+    loop {
+        let (o, s) = (org.to_owned(), survey.to_owned());
+        let pending = state
+            .store
+            .read(move |c| responses::pending(c, &o, &s).map_err(ApiError::from))
+            .await?;
+        if pending == 0 {
+            return Ok(());
+        }
+        if start.elapsed() > EXPORT_SETTLE {
+            return Err(ApiError::Unavailable(format!(
+                "{pending} responses are still being processed; try the export again shortly"
+            )));
+        }
+        state.materialize.notify_one();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Question names across every version, in form order: the first version's order, then
+/// questions added by later versions where they first appear.
+async fn question_columns(
+    state: &AppState,
+    org: &str,
+    survey: &str,
+) -> Result<Vec<String>, ApiError> {
+    let (o, s) = (org.to_owned(), survey.to_owned());
+    let definitions = state
+        .store
+        .read(move |c| {
+            let info = surveys::get(c, &o, &s, None)?;
+            let mut defs = Vec::new();
+            for v in info.map(|i| i.versions).unwrap_or_default() {
+                if let Some((json, _)) = surveys::version(c, &o, &s, v)? {
+                    defs.push(json);
+                }
+            }
+            Ok::<_, ApiError>(defs)
+        })
+        .await?;
+    let mut columns: Vec<String> = Vec::new();
+    for json in definitions {
+        let survey = Survey::parse_json(&json)
+            .map_err(|e| ApiError::Internal(format!("stored definition does not parse: {e}")))?;
+        for q in survey.answerable() {
+            if !columns.iter().any(|c| c == &q.name) {
+                columns.push(q.name.clone());
+            }
+        }
+    }
+    Ok(columns)
+}
+
+const META_COLUMNS: [&str; 6] = [
+    "response_id",
+    "survey_version",
+    "status",
+    "author_device",
+    "created_at",
+    "updated_at",
+];
+
+fn write_csv_header(out: &mut Vec<u8>, columns: &[String]) -> Result<(), csv::Error> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(
+        META_COLUMNS
+            .iter()
+            .copied()
+            .chain(columns.iter().map(String::as_str)),
+    )?;
+    w.flush()?;
+    Ok(())
+}
+
+fn csv_rows(page: &[ResponseView], columns: &[String]) -> Result<Vec<u8>, String> {
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::with_capacity(page.len() * 256));
+    for r in page {
+        let mut record: Vec<String> = vec![
+            r.id.to_string(),
+            r.survey_version.to_string(),
+            r.status.clone(),
+            r.author_device.clone(),
+            r.created_at.to_string(),
+            r.updated_at.to_string(),
+        ];
+        record.extend(
+            columns
+                .iter()
+                .map(|c| r.answers.get(c).map(|a| a.to_text()).unwrap_or_default()),
+        );
+        w.write_record(&record).map_err(|e| e.to_string())?;
+    }
+    w.into_inner().map_err(|e| e.to_string())
+}
+
+fn jsonl_rows(page: &[ResponseView]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(page.len() * 512);
+    for r in page {
+        let line = serde_json::json!({
+            "response_id": r.id,
+            "survey_id": r.survey_id,
+            "survey_version": r.survey_version,
+            "status": r.status,
+            "author_device": r.author_device,
+            "created_at": r.created_at,
+            "updated_at": r.updated_at,
+            "answers": r.answers,
+            "errors": r.errors,
+            "conflicts": r.conflicts.iter().map(|c| &c.question).collect::<Vec<_>>(),
+        });
+        serde_json::to_writer(&mut out, &line).map_err(|e| e.to_string())?;
+        out.push(b'\n');
+    }
+    Ok(out)
+}

@@ -1,0 +1,138 @@
+//! The sync routes: batched push and paged pull of Automerge changes, CBOR both ways.
+
+use std::collections::HashSet;
+
+use axum::extract::State;
+use fieldsync_protocol::api::Role;
+use fieldsync_protocol::wire::{
+    PROTOCOL_VERSION, PullRequest, PullResponse, PushRequest, PushResponse,
+};
+
+use super::Cbor;
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, CborError};
+use crate::store::surveys;
+use crate::store::sync::{self, VerifiedDoc};
+use crate::worker::Verdict;
+
+/// Most documents in one push.
+pub const MAX_PUSH_DOCS: usize = 5_000;
+/// Most changes in one pull page.
+pub const MAX_PULL_LIMIT: u32 = 5_000;
+
+const WRITERS: &[Role] = &[Role::Admin, Role::Coordinator, Role::Ops, Role::Enumerator];
+
+/// `POST /v1/sync/push`: store a batch of changes; answered after the durable commit.
+pub async fn push(
+    State(state): State<AppState>,
+    caller: Caller,
+    Cbor(req): Cbor<PushRequest>,
+) -> Result<Cbor<PushResponse>, CborError> {
+    caller.require(WRITERS, "push changes")?;
+    if req.docs.len() > MAX_PUSH_DOCS {
+        return Err(ApiError::BadRequest(format!(
+            "a push holds at most {MAX_PUSH_DOCS} documents; this one has {}",
+            req.docs.len()
+        ))
+        .into());
+    }
+    let mut seen = HashSet::with_capacity(req.docs.len());
+    for d in &req.docs {
+        if !seen.insert(d.doc_id) {
+            return Err(ApiError::BadRequest(format!(
+                "document {} appears twice in one push; send each document once per batch",
+                d.doc_id
+            ))
+            .into());
+        }
+        if d.changes.is_empty() {
+            return Err(ApiError::BadRequest(format!(
+                "document {} has no changes; leave it out of the push",
+                d.doc_id
+            ))
+            .into());
+        }
+    }
+    // Parse in the sandbox: the server process never touches client Automerge bytes.
+    let mut docs = req.docs;
+    // Lend the change bytes to the verifier without copying them, then put them back.
+    let changes: Vec<_> = docs
+        .iter_mut()
+        .map(|d| std::mem::take(&mut d.changes))
+        .collect();
+    let verdicts = state.workers.verify(&changes).await;
+    for (doc, c) in docs.iter_mut().zip(changes) {
+        doc.changes = c;
+    }
+    let verdicts = verdicts.map_err(ApiError::from)?;
+    let mut malformed = Vec::new();
+    let mut verified = Vec::with_capacity(docs.len());
+    for (doc, verdict) in docs.into_iter().zip(verdicts) {
+        match verdict {
+            Verdict::Ok(hashes) => verified.push(VerifiedDoc { doc, hashes }),
+            Verdict::Malformed(why) => malformed.push((doc.doc_id, why)),
+        }
+    }
+    if let Some((doc_id, why)) = malformed.first() {
+        // Nothing of the batch is stored: the client drops or repairs the named documents
+        // and pushes the rest again.
+        tracing::info!(doc = %doc_id, count = malformed.len(), "push refused: malformed document data");
+        let details = malformed
+            .iter()
+            .map(|(id, w)| format!("{id}: {w}"))
+            .collect();
+        return Err(ApiError::MalformedDocument {
+            doc_id: *doc_id,
+            message: format!(
+                "{why}; nothing in this push was stored, push the other documents again without it"
+            ),
+            details,
+        }
+        .into());
+    }
+    let keys = state.keys.clone();
+    let origin = caller.session.clone();
+    let (results, stored) = state
+        .store
+        .write(move |tx| sync::push(tx, &keys, &caller, &origin, &verified).map_err(ApiError::from))
+        .await?;
+    if stored {
+        state.materialize.notify_one();
+    }
+    Ok(Cbor(PushResponse {
+        protocol: PROTOCOL_VERSION,
+        results,
+    }))
+}
+
+/// `POST /v1/sync/pull`: one page of changes after the cursor, plus survey updates.
+pub async fn pull(
+    State(state): State<AppState>,
+    caller: Caller,
+    Cbor(req): Cbor<PullRequest>,
+) -> Result<Cbor<PullResponse>, CborError> {
+    if caller.role == Role::Support {
+        return Err(ApiError::Forbidden(
+            "support staff do not sync; use the read endpoints".into(),
+        )
+        .into());
+    }
+    let limit = req.limit.clamp(1, MAX_PULL_LIMIT);
+    let keys = state.keys.clone();
+    let origin = caller.session.clone();
+    let response = state
+        .store
+        .read(move |c| {
+            let mut page = sync::pull(c, &keys, &caller, &origin, req.cursor, limit)?;
+            let enumerator =
+                (caller.role == Role::Enumerator).then_some(caller.principal_id.as_str());
+            let (updates, states) =
+                surveys::updates_for(c, &caller.org_id, enumerator, &req.known_surveys)?;
+            page.surveys = updates;
+            page.survey_states = states;
+            Ok::<_, ApiError>(page)
+        })
+        .await?;
+    Ok(Cbor(response))
+}

@@ -1,0 +1,264 @@
+//! The server's key hierarchy: the instance master key (a file readable only by its owner)
+//! wraps each organisation's key, which wraps each document's data key, which seals that
+//! document's changes and summaries. Unwrapped keys are cached in memory, never written.
+
+use std::collections::HashMap;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use fieldsync_protocol::crypto::{Binding, Cipher, CryptoError, KeyId, Purpose, Sealed, SecretKey};
+
+/// Generation of the master key that wraps organisation keys.
+const MASTER_KEY_ID: KeyId = KeyId(1);
+/// Generation of organisation keys that wrap document keys.
+pub const ORG_KEY_ID: KeyId = KeyId(1);
+/// Generation of document data keys.
+pub const DOC_KEY_ID: KeyId = KeyId(1);
+/// How many document ciphers to keep ready; past this the cache starts over.
+const DOC_CACHE_LIMIT: usize = 200_000;
+
+/// Errors loading or using keys.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("master key file {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "master key file {path} is {len} bytes, expected 32; point --master-key at the right file or restore it from a backup"
+    )]
+    BadMasterKey { path: String, len: usize },
+    #[error(
+        "master key file {path} can be read by other users (mode {mode:o}); run `chmod 600 {path}`"
+    )]
+    OpenPermissions { path: String, mode: u32 },
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+}
+
+/// Keys in use by this server instance.
+pub struct KeyRing {
+    master: Cipher,
+    orgs: Mutex<HashMap<String, Arc<Cipher>>>,
+    docs: Mutex<HashMap<String, Arc<Cipher>>>,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyRing(***)")
+    }
+}
+
+impl KeyRing {
+    /// Load the master key from `path`, creating it (mode 0600) if it does not exist.
+    pub fn load_or_create(path: &Path) -> Result<KeyRing, KeyError> {
+        let key = load_or_create_master(path)?;
+        Ok(KeyRing {
+            master: Cipher::new(&key)?,
+            orgs: Mutex::new(HashMap::new()),
+            docs: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A new organisation key, wrapped by the master key, as stored in `orgs.wrapped_key`.
+    pub fn new_org_key(&self, org_id: &str) -> Result<Vec<u8>, KeyError> {
+        let key = SecretKey::generate()?;
+        let wrapped = self.master.wrap_key(&org_binding(org_id), &key)?;
+        self.orgs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(org_id.to_owned(), Arc::new(Cipher::new(&key)?));
+        Ok(wrapped.to_bytes())
+    }
+
+    /// The organisation's key, unwrapped from its stored form.
+    pub fn org_cipher(&self, org_id: &str, wrapped: &[u8]) -> Result<Arc<Cipher>, KeyError> {
+        if let Some(c) = self
+            .orgs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(org_id)
+        {
+            return Ok(c.clone());
+        }
+        let sealed = Sealed::from_bytes(wrapped)?;
+        let key = self.master.unwrap_key(&org_binding(org_id), &sealed)?;
+        let cipher = Arc::new(Cipher::new(&key)?);
+        self.orgs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(org_id.to_owned(), cipher.clone());
+        Ok(cipher)
+    }
+
+    /// A new data key for a document: the cipher to seal with and its wrapped form to store.
+    pub fn new_doc_key(
+        &self,
+        org: &Cipher,
+        org_id: &str,
+        doc_id: &str,
+    ) -> Result<(Arc<Cipher>, Vec<u8>), KeyError> {
+        let key = SecretKey::generate()?;
+        let wrapped = org.wrap_key(&doc_key_binding(org_id, doc_id), &key)?;
+        let cipher = Arc::new(Cipher::new(&key)?);
+        self.remember_doc(doc_id, cipher.clone());
+        Ok((cipher, wrapped.to_bytes()))
+    }
+
+    /// A document's cipher, unwrapped from its stored wrapped key.
+    pub fn doc_cipher(
+        &self,
+        org: &Cipher,
+        org_id: &str,
+        doc_id: &str,
+        wrapped: &[u8],
+    ) -> Result<Arc<Cipher>, KeyError> {
+        if let Some(c) = self
+            .docs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(doc_id)
+        {
+            return Ok(c.clone());
+        }
+        let sealed = Sealed::from_bytes(wrapped)?;
+        let key = org.unwrap_key(&doc_key_binding(org_id, doc_id), &sealed)?;
+        let cipher = Arc::new(Cipher::new(&key)?);
+        self.remember_doc(doc_id, cipher.clone());
+        Ok(cipher)
+    }
+
+    /// Forget a document's cached key (after erasure).
+    pub fn forget_doc(&self, doc_id: &str) {
+        self.docs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(doc_id);
+    }
+
+    fn remember_doc(&self, doc_id: &str, cipher: Arc<Cipher>) {
+        let mut docs = self.docs.lock().unwrap_or_else(|p| p.into_inner());
+        if docs.len() >= DOC_CACHE_LIMIT {
+            docs.clear();
+        }
+        docs.insert(doc_id.to_owned(), cipher);
+    }
+}
+
+fn org_binding(org_id: &str) -> Binding<'_> {
+    Binding::new(Purpose::OrgKey, org_id, org_id, 0, MASTER_KEY_ID)
+}
+
+fn doc_key_binding<'a>(org_id: &'a str, doc_id: &'a str) -> Binding<'a> {
+    Binding::new(Purpose::DocKey, org_id, doc_id, 0, ORG_KEY_ID)
+}
+
+/// Where one change ciphertext belongs: its document and its sequence number.
+pub fn change_binding<'a>(org_id: &'a str, doc_id: &'a str, seq: i64) -> Binding<'a> {
+    Binding::new(Purpose::Change, org_id, doc_id, seq as u64, DOC_KEY_ID)
+}
+
+/// Where a document's materialised summary belongs: its document and the last change it saw.
+pub fn summary_binding<'a>(org_id: &'a str, doc_id: &'a str, upto_seq: i64) -> Binding<'a> {
+    Binding::new(
+        Purpose::Snapshot,
+        org_id,
+        doc_id,
+        upto_seq as u64,
+        DOC_KEY_ID,
+    )
+}
+
+fn load_or_create_master(path: &Path) -> Result<SecretKey, KeyError> {
+    let io = |source| KeyError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    match fs::read(path) {
+        Ok(bytes) => {
+            let mode = fs::metadata(path).map_err(io)?.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(KeyError::OpenPermissions {
+                    path: path.display().to_string(),
+                    mode,
+                });
+            }
+            let arr: [u8; 32] =
+                bytes
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| KeyError::BadMasterKey {
+                        path: path.display().to_string(),
+                        len: bytes.len(),
+                    })?;
+            Ok(SecretKey::from_bytes(arr))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                fs::create_dir_all(dir).map_err(io)?;
+            }
+            let key = SecretKey::generate()?;
+            // create_new: never overwrite a key that appeared meanwhile; 0600 from the start,
+            // so the key is never readable by others even for an instant.
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(io)?;
+            file.write_all(key.expose_bytes()).map_err(io)?;
+            file.sync_all().map_err(io)?;
+            Ok(key)
+        }
+        Err(e) => Err(io(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn master_key_is_created_private_and_reloaded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("keys/master.key");
+        let ring = KeyRing::load_or_create(&path).expect("create");
+        let mode = fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let wrapped = ring.new_org_key("org-1").expect("org key");
+
+        // A second instance on the same file unwraps the same organisation key.
+        let again = KeyRing::load_or_create(&path).expect("reload");
+        let org = again.org_cipher("org-1", &wrapped).expect("unwrap");
+        let (doc, wrapped_doc) = again.new_doc_key(&org, "org-1", "doc-1").expect("doc key");
+        let sealed = doc
+            .seal(&change_binding("org-1", "doc-1", 5), b"answer")
+            .expect("seal");
+        again.forget_doc("doc-1");
+        let doc2 = again
+            .doc_cipher(&org, "org-1", "doc-1", &wrapped_doc)
+            .expect("unwrap doc");
+        let opened = doc2
+            .open(&change_binding("org-1", "doc-1", 5), &sealed)
+            .expect("open");
+        assert_eq!(opened.as_bytes(), b"answer");
+
+        // The organisation key does not open under another organisation's name.
+        let fresh = KeyRing::load_or_create(&path).expect("reload");
+        assert!(fresh.org_cipher("org-2", &wrapped).is_err());
+    }
+
+    #[test]
+    fn readable_master_key_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("master.key");
+        KeyRing::load_or_create(&path).expect("create");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
+        let err = KeyRing::load_or_create(&path).expect_err("must refuse");
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+    }
+}

@@ -1,0 +1,302 @@
+//! The embedded SQLite store: one database file in the data directory, opened in WAL mode with
+//! `synchronous=FULL` so that a committed transaction survives a crash or power loss.
+//!
+//! rusqlite is synchronous, so nothing here runs on the async executor: [`Store::write`] and
+//! [`Store::read`] move the closure onto tokio's blocking pool. There is one writer connection
+//! (SQLite serialises writers anyway; one connection avoids `SQLITE_BUSY` storms) and a small
+//! pool of reader connections that WAL lets run beside it.
+//!
+//! Query functions live in the submodules, grouped by what they are about; each takes the
+//! organisation id and filters on it.
+
+pub mod audit;
+pub mod orgs;
+pub mod principals;
+pub mod responses;
+pub mod surveys;
+pub mod sync;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
+
+const SCHEMA_VERSION: &str = "1";
+const SCHEMA: &str = include_str!("schema.sql");
+const MAX_IDLE_READERS: usize = 8;
+
+/// Errors from the store. Callers map them onto API errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(
+        "database {path} was written by a newer fieldsync-server (schema {found}); upgrade this binary"
+    )]
+    NewerSchema { path: PathBuf, found: String },
+    #[error(
+        "data directory {path} belongs to region {pinned:?}, not {requested:?}; start with --region {pinned} or use the {requested} instance's data directory"
+    )]
+    WrongRegion {
+        path: PathBuf,
+        pinned: String,
+        requested: String,
+    },
+    #[error("stored data could not be decrypted or decoded: {0}")]
+    Corrupt(String),
+    #[error("the database task stopped unexpectedly")]
+    TaskFailed,
+}
+
+/// A handle to the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl Store {
+    /// Open (creating if needed) the database at `path` and bring its schema up to date.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let mut writer = open_connection(path, true)?;
+        migrate(&mut writer, path)?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                writer: Mutex::new(writer),
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// Record the instance's region on first use, and refuse any other region afterwards: an
+    /// organisation's data, keys and backups stay in the region it was created in.
+    pub fn pin_region(&self, region: &str) -> Result<(), StoreError> {
+        let path = self.inner.path.clone();
+        self.write_blocking(|tx| {
+            let found: Option<String> = tx
+                .query_row("SELECT value FROM meta WHERE key = 'region'", [], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            match found {
+                None => {
+                    tx.execute(
+                        "INSERT INTO meta (key, value) VALUES ('region', ?1)",
+                        [region],
+                    )?;
+                    Ok(())
+                }
+                Some(r) if r == region => Ok(()),
+                Some(r) => Err(StoreError::WrongRegion {
+                    path,
+                    pinned: r,
+                    requested: region.to_owned(),
+                }),
+            }
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Run `f` in one write transaction on the blocking pool; the transaction commits (durably)
+    /// only if `f` returns `Ok`.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.write_blocking(f))
+            .await
+            .map_err(|_| E::from(StoreError::TaskFailed))?
+    }
+
+    /// Run `f` on a reader connection on the blocking pool. `f` sees one consistent snapshot
+    /// if it opens a transaction itself.
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.read_blocking(f))
+            .await
+            .map_err(|_| E::from(StoreError::TaskFailed))?
+    }
+
+    /// Synchronous write, for command-line tools and the blocking side of streams.
+    pub fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        E: From<StoreError>,
+        F: FnOnce(&Transaction<'_>) -> Result<T, E>,
+    {
+        self.inner.write_blocking(f)
+    }
+
+    /// Synchronous read, for the blocking side of streams.
+    pub fn read_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        E: From<StoreError>,
+        F: FnOnce(&mut Connection) -> Result<T, E>,
+    {
+        self.inner.read_blocking(f)
+    }
+}
+
+impl Inner {
+    fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        E: From<StoreError>,
+        F: FnOnce(&Transaction<'_>) -> Result<T, E>,
+    {
+        // A poisoned lock means a closure panicked mid-transaction; the transaction was rolled
+        // back when it was dropped, so the connection itself is still sound.
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::from)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(out)
+    }
+
+    fn read_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        E: From<StoreError>,
+        F: FnOnce(&mut Connection) -> Result<T, E>,
+    {
+        let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => open_connection(&self.path, false)?,
+        };
+        let out = f(&mut conn);
+        let mut idle = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE_READERS && conn.is_autocommit() {
+            idle.push(conn);
+        }
+        out
+    }
+}
+
+fn open_connection(path: &Path, writer: bool) -> Result<Connection, StoreError> {
+    let flags = if writer {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    if writer {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+    }
+    // FULL: a commit is on disk before we acknowledge it, in WAL mode too.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let has_meta: bool = tx.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !has_meta {
+        tx.execute_batch(SCHEMA)?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
+            [SCHEMA_VERSION],
+        )?;
+    } else {
+        let found: String = tx.query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )?;
+        if found != SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path: path.to_owned(),
+                found,
+            });
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Milliseconds since the Unix epoch, the unit of every stored time.
+pub fn now_ms() -> i64 {
+    let now = time::OffsetDateTime::now_utc();
+    (now.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn opens_migrates_and_reopens() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db.sqlite");
+        {
+            let store = Store::open(&path).expect("open");
+            let mode: String = store
+                .read(|c| {
+                    c.query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                        .map_err(StoreError::from)
+                })
+                .await
+                .expect("read");
+            assert_eq!(mode, "wal");
+        }
+        // Reopening an existing database keeps it and does not re-run the schema.
+        Store::open(&path).expect("reopen");
+    }
+
+    #[tokio::test]
+    async fn failed_write_rolls_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("db.sqlite")).expect("open");
+        let r: Result<(), StoreError> = store
+            .write(|tx| {
+                tx.execute("INSERT INTO meta (key, value) VALUES ('x', 'y')", [])?;
+                Err(StoreError::Invalid("stop".into()))
+            })
+            .await;
+        assert!(r.is_err());
+        let n: i64 = store
+            .read(|c| {
+                c.query_row("SELECT count(*) FROM meta WHERE key = 'x'", [], |r| {
+                    r.get(0)
+                })
+                .map_err(StoreError::from)
+            })
+            .await
+            .expect("read");
+        assert_eq!(n, 0);
+    }
+}

@@ -1,0 +1,389 @@
+//! The read side of responses: the materialisation queue, the encrypted index the background
+//! materialiser fills, and the queries coordinators use to list, read and export responses.
+
+use std::sync::Arc;
+
+use fieldsync_protocol::api::{ResponseListItem, ResponsePage, ResponseView};
+use fieldsync_protocol::cbor::{self, Limits};
+use fieldsync_protocol::crypto::{Cipher, Sealed};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+use uuid::Uuid;
+
+use super::sync::org_cipher;
+use super::{StoreError, now_ms};
+use crate::keys::{KeyRing, change_binding, summary_binding};
+
+/// What the index stores (encrypted) about one response.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Summary {
+    pub view: Option<ResponseView>,
+    /// Why the document could not be read, when it could not.
+    pub broken: Option<String>,
+}
+
+/// A document waiting to be materialised.
+#[derive(Clone, Debug)]
+pub struct Queued {
+    pub doc_id: String,
+    pub org_id: String,
+    pub seq: i64,
+}
+
+/// The next documents to materialise.
+pub fn queued(conn: &Connection, limit: u32) -> Result<Vec<Queued>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT doc_id, org_id, seq FROM materialize_queue ORDER BY seq LIMIT ?1",
+    )?;
+    let rows = stmt.query_map([limit], |r| {
+        Ok(Queued {
+            doc_id: r.get(0)?,
+            org_id: r.get(1)?,
+            seq: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Everything the sandbox needs to materialise one document.
+#[derive(Debug)]
+pub struct DocMaterial {
+    pub changes: Vec<ByteBuf>,
+    pub survey_id: String,
+    pub survey_version: u32,
+    pub definition: Option<String>,
+    pub upto_seq: i64,
+}
+
+fn doc_cipher(
+    conn: &Connection,
+    keys: &KeyRing,
+    org: &Cipher,
+    org_id: &str,
+    doc_id: &str,
+) -> Result<Option<(Arc<Cipher>, String, u32)>, StoreError> {
+    let row: Option<(Vec<u8>, String, u32)> = conn
+        .prepare_cached(
+            "SELECT wrapped_key, survey_id, survey_version FROM docs WHERE id = ?1 AND org_id = ?2",
+        )?
+        .query_row([doc_id, org_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    match row {
+        Some((wrapped, survey_id, version)) => {
+            let cipher = keys
+                .doc_cipher(org, org_id, doc_id, &wrapped)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            Ok(Some((cipher, survey_id, version)))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Decrypt every change of a document, with its survey definition.
+pub fn material(
+    conn: &mut Connection,
+    keys: &KeyRing,
+    org_id: &str,
+    doc_id: &str,
+) -> Result<Option<DocMaterial>, StoreError> {
+    let tx = conn.transaction()?;
+    let org = org_cipher(&tx, keys, org_id)?;
+    let Some((cipher, survey_id, survey_version)) = doc_cipher(&tx, keys, &org, org_id, doc_id)?
+    else {
+        return Ok(None);
+    };
+    let mut changes = Vec::new();
+    let mut upto_seq = 0;
+    {
+        let mut stmt = tx.prepare_cached(
+            "SELECT seq, payload FROM changes WHERE doc_id = ?1 AND org_id = ?2 ORDER BY seq",
+        )?;
+        let mut rows = stmt.query([doc_id, org_id])?;
+        while let Some(r) = rows.next()? {
+            let seq: i64 = r.get(0)?;
+            let sealed = Sealed::from_bytes(&r.get::<_, Vec<u8>>(1)?)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let plain = cipher
+                .open_owned(&change_binding(org_id, doc_id, seq), sealed)
+                .map_err(|e| StoreError::Corrupt(format!("change {seq}: {e}")))?;
+            changes.push(ByteBuf::from(plain.as_bytes().to_vec()));
+            upto_seq = seq;
+        }
+    }
+    let definition: Option<String> = tx
+        .prepare_cached(
+            "SELECT definition FROM survey_versions WHERE survey_id = ?1 AND version = ?2",
+        )?
+        .query_row(params![survey_id, survey_version], |r| r.get(0))
+        .optional()?;
+    tx.finish()?;
+    Ok(Some(DocMaterial {
+        changes,
+        survey_id,
+        survey_version,
+        definition,
+        upto_seq,
+    }))
+}
+
+/// Record what materialisation found, and take the document off the queue unless newer
+/// changes arrived meanwhile.
+pub fn save_summary(
+    conn: &Connection,
+    keys: &KeyRing,
+    org_id: &str,
+    doc_id: &str,
+    material: &DocMaterial,
+    summary: &Summary,
+) -> Result<(), StoreError> {
+    let org = org_cipher(conn, keys, org_id)?;
+    let Some((cipher, _, _)) = doc_cipher(conn, keys, &org, org_id, doc_id)? else {
+        return Ok(());
+    };
+    let plain = cbor::encode(summary).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let sealed = cipher
+        .seal(&summary_binding(org_id, doc_id, material.upto_seq), &plain)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let (status, errors, conflicts) = match &summary.view {
+        Some(v) => (v.status.clone(), v.errors.len(), v.conflicts.len()),
+        None => ("unknown".to_owned(), 0, 0),
+    };
+    conn.prepare_cached(
+        "INSERT INTO response_index (doc_id, org_id, survey_id, survey_version, status, error_count,
+                                     conflict_count, broken, upto_seq, summary, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+         ON CONFLICT (doc_id) DO UPDATE SET status = excluded.status,
+             error_count = excluded.error_count, conflict_count = excluded.conflict_count,
+             broken = excluded.broken, upto_seq = excluded.upto_seq, summary = excluded.summary,
+             updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        doc_id,
+        org_id,
+        material.survey_id,
+        material.survey_version,
+        status,
+        errors as i64,
+        conflicts as i64,
+        summary.broken.is_some() as i64,
+        material.upto_seq,
+        sealed.to_bytes(),
+        now_ms()
+    ])?;
+    conn.prepare_cached("DELETE FROM materialize_queue WHERE doc_id = ?1 AND seq <= ?2")?
+        .execute(params![doc_id, material.upto_seq])?;
+    Ok(())
+}
+
+fn open_summary(
+    keys: &KeyRing,
+    org: &Cipher,
+    conn: &Connection,
+    org_id: &str,
+    doc_id: &str,
+    upto_seq: i64,
+    blob: &[u8],
+) -> Result<Summary, StoreError> {
+    let Some((cipher, _, _)) = doc_cipher(conn, keys, org, org_id, doc_id)? else {
+        return Err(StoreError::NotFound("no such response".into()));
+    };
+    let sealed = Sealed::from_bytes(blob).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let plain = cipher
+        .open_owned(&summary_binding(org_id, doc_id, upto_seq), sealed)
+        .map_err(|e| StoreError::Corrupt(format!("summary of {doc_id}: {e}")))?;
+    let limits = Limits {
+        max_bytes: 64 * 1024 * 1024,
+        ..Limits::SYNC
+    };
+    cbor::decode(plain.as_bytes(), &limits).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Filters for listing a survey's responses.
+#[derive(Clone, Debug, Default)]
+pub struct ListFilter {
+    pub status: Option<String>,
+    /// Only responses owned by this principal (enumerator devices see only their own).
+    pub owner: Option<String>,
+    /// Only responses with validation errors.
+    pub invalid_only: bool,
+    /// Only responses with conflicts.
+    pub conflicted_only: bool,
+}
+
+/// One page of a survey's materialised responses, ordered by id.
+pub fn list(
+    conn: &mut Connection,
+    keys: &KeyRing,
+    org_id: &str,
+    survey_id: &str,
+    filter: &ListFilter,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<ResponsePage, StoreError> {
+    let tx = conn.transaction()?;
+    let org = org_cipher(&tx, keys, org_id)?;
+    let mut items = Vec::new();
+    {
+        let mut stmt = tx.prepare_cached(
+            "SELECT i.doc_id, i.upto_seq, i.summary FROM response_index i JOIN docs d ON d.id = i.doc_id
+             WHERE i.org_id = ?1 AND i.survey_id = ?2 AND i.doc_id > ?3
+               AND (?4 IS NULL OR i.status = ?4) AND (?5 IS NULL OR d.owner_id = ?5)
+               AND (?6 = 0 OR i.error_count > 0 OR i.broken = 1) AND (?7 = 0 OR i.conflict_count > 0)
+             ORDER BY i.doc_id LIMIT ?8",
+        )?;
+        let mut rows = stmt.query(params![
+            org_id,
+            survey_id,
+            after.unwrap_or(""),
+            filter.status,
+            filter.owner,
+            filter.invalid_only as i64,
+            filter.conflicted_only as i64,
+            limit
+        ])?;
+        while let Some(r) = rows.next()? {
+            let doc_id: String = r.get(0)?;
+            let summary = open_summary(
+                keys,
+                &org,
+                &tx,
+                org_id,
+                &doc_id,
+                r.get(1)?,
+                &r.get::<_, Vec<u8>>(2)?,
+            )?;
+            items.push(list_item(&doc_id, summary)?);
+        }
+    }
+    let pending: i64 = tx
+        .prepare_cached(
+            "SELECT count(*) FROM materialize_queue q JOIN docs d ON d.id = q.doc_id
+             WHERE q.org_id = ?1 AND d.survey_id = ?2 AND (?3 IS NULL OR d.owner_id = ?3)",
+        )?
+        .query_row(params![org_id, survey_id, filter.owner], |r| r.get(0))?;
+    tx.finish()?;
+    let next = if items.len() as u32 >= limit {
+        items.last().map(|i| i.id.to_string())
+    } else {
+        None
+    };
+    Ok(ResponsePage {
+        items,
+        next,
+        pending: pending as u64,
+    })
+}
+
+fn list_item(doc_id: &str, summary: Summary) -> Result<ResponseListItem, StoreError> {
+    let id = Uuid::parse_str(doc_id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(match summary.view {
+        Some(v) => ResponseListItem {
+            id,
+            survey_version: v.survey_version,
+            status: v.status,
+            valid: v.errors.is_empty() && summary.broken.is_none(),
+            errors: v.errors,
+            conflicts: v.conflicts.into_iter().map(|c| c.question).collect(),
+            broken: summary.broken,
+            updated_at: v.updated_at,
+        },
+        None => ResponseListItem {
+            id,
+            survey_version: 0,
+            status: "unknown".into(),
+            valid: false,
+            errors: Vec::new(),
+            conflicts: Vec::new(),
+            broken: summary.broken,
+            updated_at: 0,
+        },
+    })
+}
+
+/// One response, decrypted, if the caller may see it. `Ok(Some(Err(reason)))` for a response
+/// that is stored but could not be read, and `pending` when it is not materialised yet.
+pub fn get(
+    conn: &mut Connection,
+    keys: &KeyRing,
+    org_id: &str,
+    doc_id: &str,
+    owner: Option<&str>,
+) -> Result<Option<Summary>, StoreError> {
+    let tx = conn.transaction()?;
+    let visible: Option<String> = tx
+        .prepare_cached("SELECT owner_id FROM docs WHERE id = ?1 AND org_id = ?2")?
+        .query_row([doc_id, org_id], |r| r.get(0))
+        .optional()?;
+    match (visible, owner) {
+        (None, _) => return Ok(None),
+        (Some(o), Some(want)) if o != want => return Ok(None),
+        _ => {}
+    }
+    let org = org_cipher(&tx, keys, org_id)?;
+    let row: Option<(i64, Vec<u8>)> = tx
+        .prepare_cached(
+            "SELECT upto_seq, summary FROM response_index WHERE doc_id = ?1 AND org_id = ?2",
+        )?
+        .query_row([doc_id, org_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let out = match row {
+        Some((upto, blob)) => Some(open_summary(keys, &org, &tx, org_id, doc_id, upto, &blob)?),
+        None => Some(Summary {
+            view: None,
+            broken: None,
+        }),
+    };
+    tx.finish()?;
+    Ok(out)
+}
+
+/// One page of a survey's materialised responses for export, in id order.
+pub fn export_page(
+    conn: &mut Connection,
+    keys: &KeyRing,
+    org_id: &str,
+    survey_id: &str,
+    after: &str,
+    limit: u32,
+) -> Result<Vec<ResponseView>, StoreError> {
+    let tx = conn.transaction()?;
+    let org = org_cipher(&tx, keys, org_id)?;
+    let mut out = Vec::new();
+    {
+        let mut stmt = tx.prepare_cached(
+            "SELECT doc_id, upto_seq, summary FROM response_index
+             WHERE org_id = ?1 AND survey_id = ?2 AND doc_id > ?3 AND broken = 0
+             ORDER BY doc_id LIMIT ?4",
+        )?;
+        let mut rows = stmt.query(params![org_id, survey_id, after, limit])?;
+        while let Some(r) = rows.next()? {
+            let doc_id: String = r.get(0)?;
+            let summary = open_summary(
+                keys,
+                &org,
+                &tx,
+                org_id,
+                &doc_id,
+                r.get(1)?,
+                &r.get::<_, Vec<u8>>(2)?,
+            )?;
+            if let Some(view) = summary.view {
+                out.push(view);
+            }
+        }
+    }
+    tx.finish()?;
+    Ok(out)
+}
+
+/// How many of a survey's responses still wait for materialisation.
+pub fn pending(conn: &Connection, org_id: &str, survey_id: &str) -> Result<u64, StoreError> {
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM materialize_queue q JOIN docs d ON d.id = q.doc_id
+             WHERE q.org_id = ?1 AND d.survey_id = ?2",
+        )?
+        .query_row([org_id, survey_id], |r| r.get(0))?;
+    Ok(n as u64)
+}

@@ -1,0 +1,268 @@
+//! The sandbox for untrusted Automerge bytes. automerge can panic, or allocate gigabytes and
+//! abort the process, on a few dozen crafted bytes, and `catch_unwind` cannot stop an
+//! allocation failure. So the server process never parses client-supplied Automerge data:
+//! it hands it to a small pool of worker processes (this same binary, `fieldsync-server
+//! worker`), each with an address-space limit it sets on itself and a per-request time limit
+//! the pool enforces by killing it. A worker that dies is replaced by the next request.
+//!
+//! Workers speak length-prefixed CBOR frames over stdin/stdout ([`protocol`]).
+//!
+//! When a batch kills a worker, the pool cannot tell which document did it, so it splits the
+//! batch in halves and retries each (a crash costs a few milliseconds and log2(batch) retries);
+//! a single document that still kills a worker is reported as malformed and the rest proceed.
+
+mod child;
+pub mod protocol;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde_bytes::ByteBuf;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::sync::Semaphore;
+
+pub use child::run as run_worker;
+use protocol::{MAX_FRAME, Reply, RequestRef};
+pub use protocol::{MaterializeJob, Verdict};
+
+use fieldsync_protocol::api::ResponseView;
+
+/// Bounds on each worker.
+#[derive(Clone, Debug)]
+pub struct WorkerLimits {
+    /// How many workers run at most.
+    pub size: usize,
+    /// Address-space limit of each worker, bytes.
+    pub memory_bytes: u64,
+    /// Longest time one request may take before its worker is killed.
+    pub timeout: Duration,
+    /// Longest time a request waits for a free worker before the server answers 503.
+    pub queue_timeout: Duration,
+}
+
+impl Default for WorkerLimits {
+    fn default() -> Self {
+        WorkerLimits {
+            size: 2,
+            memory_bytes: 1024 * 1024 * 1024,
+            timeout: Duration::from_secs(20),
+            queue_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Failures of the pool itself (not of a document).
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    #[error("all document checkers are busy")]
+    Busy,
+    #[error("could not start a document checker ({exe}): {source}")]
+    Spawn { exe: String, source: std::io::Error },
+    #[error("document checker protocol error: {0}")]
+    Protocol(String),
+}
+
+/// Why one call to a worker failed.
+#[derive(Debug)]
+enum CallError {
+    /// The worker died, timed out or broke the protocol: the input is suspect.
+    Died(String),
+    Pool(PoolError),
+}
+
+struct Worker {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+/// A pool of sandboxed worker processes.
+pub struct WorkerPool {
+    exe: PathBuf,
+    limits: WorkerLimits,
+    idle: Mutex<Vec<Worker>>,
+    permits: Semaphore,
+}
+
+impl std::fmt::Debug for WorkerPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerPool")
+            .field("exe", &self.exe)
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+impl WorkerPool {
+    /// A pool that starts `exe worker` processes on demand.
+    pub fn new(exe: PathBuf, limits: WorkerLimits) -> WorkerPool {
+        let permits = Semaphore::new(limits.size.max(1));
+        WorkerPool {
+            exe,
+            limits,
+            idle: Mutex::new(Vec::new()),
+            permits,
+        }
+    }
+
+    /// How many workers run at most.
+    pub fn size(&self) -> usize {
+        self.limits.size.max(1)
+    }
+
+    /// Parse every change of every document in the sandbox. The outer result fails only if
+    /// the pool cannot work at all; each document gets its own verdict, in order.
+    pub async fn verify(&self, docs: &[Vec<ByteBuf>]) -> Result<Vec<Verdict>, PoolError> {
+        let mut out = Vec::with_capacity(docs.len());
+        // An explicit stack of index ranges still to check, instead of recursion; the first
+        // half of a split is pushed last so verdicts come out in request order.
+        let mut pending = vec![(0, docs.len())];
+        while let Some((start, end)) = pending.pop() {
+            let batch = &docs[start..end];
+            let n = batch.len();
+            if n == 0 {
+                continue;
+            }
+            match self.call(RequestRef::Verify { docs: batch }).await {
+                Ok(Reply::Verified(verdicts)) if verdicts.len() == n => out.extend(verdicts),
+                Ok(_) => {
+                    return Err(PoolError::Protocol(
+                        "worker answered a verify with the wrong reply".into(),
+                    ));
+                }
+                Err(CallError::Pool(e)) => return Err(e),
+                Err(CallError::Died(why)) if n == 1 => {
+                    tracing::warn!(%why, "a document killed its checker");
+                    out.push(Verdict::Malformed(
+                        "its changes crashed the document checker (malformed Automerge data)"
+                            .into(),
+                    ));
+                }
+                Err(CallError::Died(why)) => {
+                    tracing::warn!(%why, docs = n, "a batch killed its checker; retrying in halves");
+                    let mid = start + n / 2;
+                    pending.push((mid, end));
+                    pending.push((start, mid));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Load a response from its changes in the sandbox, validate it against its survey
+    /// version, and return what a coordinator sees. `Ok(Err(reason))` means the document
+    /// itself is unreadable.
+    pub async fn materialize(
+        &self,
+        job: MaterializeJob,
+    ) -> Result<Result<ResponseView, String>, PoolError> {
+        match self.call(RequestRef::Materialize(&job)).await {
+            Ok(Reply::Materialized(r)) => Ok(r),
+            Ok(_) => Err(PoolError::Protocol(
+                "worker answered a materialize with the wrong reply".into(),
+            )),
+            Err(CallError::Pool(e)) => Err(e),
+            Err(CallError::Died(why)) => Ok(Err(format!(
+                "reading the document crashed the document checker: {why}"
+            ))),
+        }
+    }
+
+    async fn call(&self, req: RequestRef<'_>) -> Result<Reply, CallError> {
+        let _permit = tokio::time::timeout(self.limits.queue_timeout, self.permits.acquire())
+            .await
+            .map_err(|_| CallError::Pool(PoolError::Busy))?
+            .map_err(|_| CallError::Pool(PoolError::Busy))?;
+        let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut worker = match pooled {
+            Some(w) => w,
+            None => self.spawn().map_err(CallError::Pool)?,
+        };
+        let frame = protocol::encode(&req).map_err(|e| CallError::Pool(PoolError::Protocol(e)))?;
+        match tokio::time::timeout(self.limits.timeout, exchange(&mut worker, &frame)).await {
+            Ok(Ok(reply)) => {
+                self.idle
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(worker);
+                Ok(reply)
+            }
+            Ok(Err(why)) => {
+                let status = reap(worker).await;
+                Err(CallError::Died(format!("{why} ({status})")))
+            }
+            Err(_) => {
+                let status = reap(worker).await;
+                Err(CallError::Died(format!(
+                    "took longer than {:?} and was stopped ({status})",
+                    self.limits.timeout
+                )))
+            }
+        }
+    }
+
+    fn spawn(&self) -> Result<Worker, PoolError> {
+        let mut child = Command::new(&self.exe)
+            .arg("worker")
+            .arg("--memory-bytes")
+            .arg(self.limits.memory_bytes.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| PoolError::Spawn {
+                exe: self.exe.display().to_string(),
+                source,
+            })?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take();
+        match (stdin, stdout) {
+            (Some(stdin), Some(stdout)) => Ok(Worker {
+                child,
+                stdin,
+                stdout: BufReader::new(stdout),
+            }),
+            _ => Err(PoolError::Protocol("worker started without pipes".into())),
+        }
+    }
+}
+
+async fn exchange(worker: &mut Worker, frame: &[u8]) -> Result<Reply, String> {
+    worker
+        .stdin
+        .write_all(frame)
+        .await
+        .map_err(|e| format!("writing to the worker failed: {e}"))?;
+    worker
+        .stdin
+        .flush()
+        .await
+        .map_err(|e| format!("writing to the worker failed: {e}"))?;
+    let len = worker
+        .stdout
+        .read_u32()
+        .await
+        .map_err(|e| format!("the worker exited or closed its output: {e}"))?;
+    if len as usize > MAX_FRAME {
+        return Err(format!("the worker sent an oversized frame of {len} bytes"));
+    }
+    let mut buf = vec![0u8; len as usize];
+    worker
+        .stdout
+        .read_exact(&mut buf)
+        .await
+        .map_err(|e| format!("the worker's answer was cut short: {e}"))?;
+    protocol::decode_reply(&buf)
+}
+
+async fn reap(mut worker: Worker) -> String {
+    let _ = worker.child.start_kill();
+    match worker.child.wait().await {
+        Ok(status) => status.to_string(),
+        Err(e) => format!("could not collect the worker's exit status: {e}"),
+    }
+}

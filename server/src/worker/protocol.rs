@@ -1,0 +1,88 @@
+//! Frames between the server and its workers: a big-endian u32 length, then one CBOR message.
+//! Internal to one binary, so both ends always agree; still bounded, because a worker that
+//! was fed hostile data is not trusted either.
+
+use fieldsync_protocol::api::ResponseView;
+use fieldsync_protocol::cbor::{self, Limits};
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+/// Largest frame either side accepts.
+pub const MAX_FRAME: usize = 256 * 1024 * 1024;
+
+const FRAME_LIMITS: Limits = Limits {
+    max_bytes: MAX_FRAME,
+    max_depth: 16,
+    max_items: 64 * 1024 * 1024,
+};
+
+/// What the server asks of a worker.
+#[derive(Debug, Deserialize)]
+pub enum Request {
+    /// Parse every change of each document (one inner list per document).
+    Verify { docs: Vec<Vec<ByteBuf>> },
+    /// Load a response from all its changes and validate it.
+    Materialize(MaterializeJob),
+}
+
+/// The borrowed twin of [`Request`], so the server can send a batch without copying it.
+#[derive(Debug, Serialize)]
+pub enum RequestRef<'a> {
+    Verify { docs: &'a [Vec<ByteBuf>] },
+    Materialize(&'a MaterializeJob),
+}
+
+/// One response to load and validate.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MaterializeJob {
+    /// Every change of the document, in the order they were stored.
+    pub changes: Vec<ByteBuf>,
+    /// The definition JSON of the survey version the response declares, if the server has it.
+    pub definition: Option<String>,
+    /// Today's date (`YYYY-MM-DD`, UTC) for `today()` in constraints.
+    pub today: String,
+}
+
+/// The verdict on one document's changes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Verdict {
+    /// Every change parsed; their hashes, in order.
+    Ok(Vec<ByteBuf>),
+    /// The document's data is malformed; the reason names what is wrong.
+    Malformed(String),
+}
+
+/// What a worker answers.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Reply {
+    Verified(Vec<Verdict>),
+    Materialized(Result<ResponseView, String>),
+    /// The request itself could not be read.
+    Failed(String),
+}
+
+/// Encode one frame, length prefix included.
+pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, String> {
+    let body = cbor::encode(msg).map_err(|e| e.to_string())?;
+    if body.len() > MAX_FRAME {
+        return Err(format!("frame of {} bytes is over the limit", body.len()));
+    }
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&body);
+    Ok(frame)
+}
+
+/// Decode a request body (without its length prefix).
+pub fn decode_request(body: &[u8]) -> Result<Request, String> {
+    cbor::decode(body, &FRAME_LIMITS).map_err(|e| e.to_string())
+}
+
+/// Decode a reply body (without its length prefix).
+pub fn decode_reply(body: &[u8]) -> Result<Reply, String> {
+    match cbor::decode(body, &FRAME_LIMITS) {
+        Ok(Reply::Failed(why)) => Err(format!("the worker could not read the request: {why}")),
+        Ok(reply) => Ok(reply),
+        Err(e) => Err(format!("the worker's answer is not readable: {e}")),
+    }
+}

@@ -1,0 +1,230 @@
+//! JSON bodies of the management API (organisations, members, enrollment, surveys, responses),
+//! shared by server and client so that both sides agree on every field.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::Answer;
+use crate::Answers;
+use crate::survey::ValidationError;
+use crate::wire::SurveyStatus;
+
+/// A member's role within an organisation. Support staff belong to no organisation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    Coordinator,
+    Ops,
+    Enumerator,
+    Support,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Coordinator => "coordinator",
+            Role::Ops => "ops",
+            Role::Enumerator => "enumerator",
+            Role::Support => "support",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        [
+            Role::Admin,
+            Role::Coordinator,
+            Role::Ops,
+            Role::Enumerator,
+            Role::Support,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `POST /v1/login`: exchange a one-time login token for a session token.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LoginRequest {
+    pub token: String,
+    /// A name for this client, recorded with the session (e.g. a host name).
+    #[serde(default)]
+    pub client_name: Option<String>,
+}
+
+/// `POST /v1/enroll`: an enumerator's device exchanges its enrollment code for a device token.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EnrollRequest {
+    pub code: String,
+    #[serde(default)]
+    pub device_name: Option<String>,
+}
+
+/// The answer to login and enroll: the bearer token to use from now on.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SessionGrant {
+    pub token: String,
+    pub org_id: Uuid,
+    pub org_name: String,
+    pub principal_id: Uuid,
+    pub name: String,
+    pub role: Role,
+}
+
+/// `GET /v1/me`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WhoAmI {
+    pub principal_id: Uuid,
+    pub name: String,
+    pub role: Role,
+    pub org_id: Uuid,
+    pub org_name: String,
+    pub region: String,
+    pub support_access: bool,
+}
+
+/// `POST /v1/members`: create a coordinator, ops or admin member.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NewMember {
+    pub name: String,
+    pub role: Role,
+}
+
+/// `POST /v1/enumerators`: create an enumerator and its enrollment code.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NewEnumerator {
+    pub name: String,
+    #[serde(default)]
+    pub surveys: Vec<Uuid>,
+}
+
+/// A new member or enumerator and its one-time secret (a login token or an enrollment code),
+/// shown once and never again.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CreatedMember {
+    pub id: Uuid,
+    pub name: String,
+    pub role: Role,
+    pub one_time_secret: String,
+}
+
+/// A member as listed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MemberInfo {
+    pub id: Uuid,
+    pub name: String,
+    pub role: Role,
+    pub created_at: i64,
+    pub revoked: bool,
+}
+
+/// `PUT /v1/org/support-access`.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct SupportAccess {
+    pub enabled: bool,
+}
+
+/// `POST /v1/surveys/{id}/assignments`.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct Assignment {
+    pub enumerator_id: Uuid,
+}
+
+/// `PUT /v1/surveys/{id}/status`.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct StatusChange {
+    pub status: SurveyStatus,
+}
+
+/// The answer to publishing a survey definition.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Published {
+    pub survey_id: Uuid,
+    pub form_id: String,
+    pub version: u32,
+}
+
+/// A survey as listed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SurveyInfo {
+    pub id: Uuid,
+    pub form_id: String,
+    pub title: String,
+    pub status: SurveyStatus,
+    pub latest_version: u32,
+    pub versions: Vec<u32>,
+}
+
+/// `GET /v1/surveys/{id}/versions/{n}`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SurveyVersion {
+    pub survey_id: Uuid,
+    pub version: u32,
+    pub published_at: i64,
+    /// The definition as published (the JSON document).
+    pub definition: serde_json::Value,
+}
+
+/// A concurrent value of a conflicted answer, and who set it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConflictValueView {
+    pub value: Answer,
+    pub actor: String,
+    pub author: Option<String>,
+}
+
+/// An answer set concurrently to different values.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConflictView {
+    pub question: String,
+    pub values: Vec<ConflictValueView>,
+}
+
+/// One response as the server materialised it from its changes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResponseView {
+    pub id: Uuid,
+    pub survey_id: Uuid,
+    pub survey_version: u32,
+    pub author_device: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub status: String,
+    pub answers: Answers,
+    pub errors: Vec<ValidationError>,
+    pub conflicts: Vec<ConflictView>,
+}
+
+/// One row of `GET /v1/surveys/{id}/responses`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResponseListItem {
+    pub id: Uuid,
+    pub survey_version: u32,
+    pub status: String,
+    pub valid: bool,
+    /// Validation errors, question and message only.
+    pub errors: Vec<ValidationError>,
+    /// Names of conflicted questions.
+    pub conflicts: Vec<String>,
+    /// Set when the document could not be read at all; the message says why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broken: Option<String>,
+    pub updated_at: i64,
+}
+
+/// A page of the response list.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResponsePage {
+    pub items: Vec<ResponseListItem>,
+    /// Pass as `after` to get the next page; absent on the last page.
+    pub next: Option<String>,
+    /// Responses received but not yet materialised (they appear shortly).
+    pub pending: u64,
+}
