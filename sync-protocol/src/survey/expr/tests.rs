@@ -422,3 +422,29 @@ fn names() {
         assert!(!is_valid_name(bad), "{bad:?}");
     }
 }
+
+proptest::proptest! {
+    // Keep failures in the test output rather than in files outside the fixtures.
+    #![proptest_config(proptest::test_runner::Config {
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    })]
+
+    /// Whatever the text, parsing returns a result, and what parses evaluates, without panicking.
+    #[test]
+    fn arbitrary_text_never_panics(
+        text in "([ ${}a-z._0-9()'\"=!<>+*,/|\\[\\]-]|and |or |div |mod |not\\(|today\\(\\)|selected\\(|regex\\(\\., '|count-selected\\(|string-length\\(|\\$\\{age\\}|\\$\\{dob\\}|\\.){0,40}"
+    ) {
+        if let Ok(expr) = Expr::parse(&text) {
+            let _ = expr.evaluate(&env());
+            let _ = expr.canonical();
+        }
+    }
+
+    #[test]
+    fn any_unicode_never_panics(text in "\\PC{0,60}") {
+        if let Ok(expr) = Expr::parse(&text) {
+            let _ = expr.evaluate(&env());
+        }
+    }
+}

@@ -504,3 +504,55 @@ fn messages_name_the_cause() {
         "{messages:#?}"
     );
 }
+
+fn any_answer() -> impl proptest::strategy::Strategy<Value = Answer> {
+    use proptest::prelude::*;
+    prop_oneof![
+        any::<i64>().prop_map(Answer::Integer),
+        any::<f64>().prop_map(Answer::Decimal),
+        "\\PC{0,20}".prop_map(Answer::Text),
+        "(yes|no|in_person|phone|other|english|none|radio|2024-06-1[0-9]|-?[0-9]{1,3}(\\.[0-9])?| ){0,4}"
+            .prop_map(Answer::Text),
+    ]
+}
+
+proptest::proptest! {
+    // Keep failures in the test output rather than in files outside the fixtures.
+    #![proptest_config(proptest::test_runner::Config {
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    })]
+
+    /// Any answers at all, under any question name: validation reports, never panics, and
+    /// `check_answer` agrees that an accepted answer is accepted.
+    #[test]
+    fn arbitrary_answers_never_panic(
+        picks in proptest::collection::vec((0usize..40, any_answer()), 0..30)
+    ) {
+        let survey = load_survey("household-v1.json");
+        let names: Vec<String> = survey
+            .questions()
+            .iter()
+            .map(|q| q.name.clone())
+            .chain(["household".to_owned(), "nope".to_owned()])
+            .collect();
+        let answers: Answers = picks
+            .into_iter()
+            .map(|(i, a)| (names[i % names.len()].clone(), a))
+            .collect();
+        let errors = survey.validate(&answers, &ctx());
+        for (name, value) in &answers {
+            let flagged = errors.iter().any(|e| &e.question == name);
+            // check_answer judges one answer as an interview asks it: only relevant questions,
+            // never notes (validate lets a blank note answer pass; check_answer refuses notes).
+            if !flagged
+                && survey.question(name).is_some_and(|q| q.qtype != QuestionType::Note)
+                && survey.is_relevant(name, &answers, &ctx())
+            {
+                proptest::prop_assert!(survey.check_answer(name, value, &answers, &ctx()).is_ok());
+            }
+            let _ = survey.parse_input(name, &value.to_text());
+            let _ = survey.is_relevant(name, &answers, &ctx());
+        }
+    }
+}
