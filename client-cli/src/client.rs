@@ -1,0 +1,245 @@
+//! The HTTP client for the fieldsync server: JSON for management, CBOR for sync, and one error
+//! type that tells "the server could not be reached" apart from "the server said no".
+
+use std::time::Duration;
+
+use fieldsync_protocol::cbor::Limits;
+use fieldsync_protocol::wire::{
+    CONTENT_TYPE, ErrorBody, ErrorCode, Message, PullRequest, PullResponse, PushRequest,
+    PushResponse,
+};
+use reqwest::StatusCode;
+use reqwest::blocking::{Client, RequestBuilder, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+/// Largest response body the client accepts from a server on a sync route.
+const MAX_SYNC_RESPONSE: usize = 256 * 1024 * 1024;
+
+/// Failures talking to the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(
+        "cannot reach the server at {server} ({reason}); your data is kept on this device, sync again when the connection is back"
+    )]
+    Offline { server: String, reason: String },
+    #[error("{message}")]
+    Unauthenticated { message: String },
+    #[error("{message}")]
+    Forbidden { message: String },
+    #[error("{message}")]
+    NotFound { message: String },
+    #[error("{message}{}", details_suffix(.details))]
+    Rejected {
+        status: u16,
+        code: ErrorCode,
+        message: String,
+        doc_id: Option<Uuid>,
+        details: Vec<String>,
+    },
+    #[error("the server answered something unexpected: {0}")]
+    Protocol(String),
+}
+
+fn details_suffix(details: &[String]) -> String {
+    if details.is_empty() {
+        String::new()
+    } else {
+        format!(":\n  - {}", details.join("\n  - "))
+    }
+}
+
+/// A connection to one server, optionally with a bearer token.
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    base: String,
+    token: Option<String>,
+    http: Client,
+}
+
+impl ApiClient {
+    /// A client for the server at `base` (e.g. `http://127.0.0.1:8470`).
+    pub fn new(base: &str, token: Option<String>) -> Result<ApiClient, ClientError> {
+        let base = base.trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(ClientError::Protocol(format!(
+                "server address {base:?} must start with http:// or https://"
+            )));
+        }
+        let http = Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(300))
+            .user_agent(concat!("fieldsync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        Ok(ApiClient { base, token, http })
+    }
+
+    /// The server address.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
+        let mut rb = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            rb = rb.bearer_auth(t);
+        }
+        rb
+    }
+
+    fn send(&self, rb: RequestBuilder) -> Result<Response, ClientError> {
+        let resp = rb.send().map_err(|e| self.offline(e))?;
+        if resp.status().is_success() {
+            Ok(resp)
+        } else {
+            Err(error_from(resp))
+        }
+    }
+
+    fn offline(&self, e: reqwest::Error) -> ClientError {
+        let reason = if e.is_timeout() {
+            "the connection timed out".to_owned()
+        } else if e.is_connect() {
+            "connection refused or no route".to_owned()
+        } else {
+            let mut s = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(inner) = src {
+                s = format!("{s}: {inner}");
+                src = inner.source();
+            }
+            s
+        };
+        ClientError::Offline {
+            server: self.base.clone(),
+            reason,
+        }
+    }
+
+    /// `GET` a JSON resource.
+    pub fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let resp = self.send(self.request(reqwest::Method::GET, path))?;
+        resp.json()
+            .map_err(|e| ClientError::Protocol(format!("GET {path}: {e}")))
+    }
+
+    /// Send a JSON body and read a JSON answer.
+    pub fn send_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let resp = self.send(self.request(method, path).json(body))?;
+        resp.json()
+            .map_err(|e| ClientError::Protocol(format!("{path}: {e}")))
+    }
+
+    /// Send a JSON body and expect no content back.
+    pub fn send_json_no_content<B: Serialize>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &B,
+    ) -> Result<(), ClientError> {
+        self.send(self.request(method, path).json(body))?;
+        Ok(())
+    }
+
+    /// `POST` raw text (a survey definition) and read a JSON answer.
+    pub fn post_text<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        text: String,
+    ) -> Result<T, ClientError> {
+        let rb = self
+            .request(reqwest::Method::POST, path)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(text);
+        let resp = self.send(rb)?;
+        resp.json()
+            .map_err(|e| ClientError::Protocol(format!("{path}: {e}")))
+    }
+
+    /// `GET` a streamed body (an export).
+    pub fn get_stream(&self, path: &str) -> Result<Response, ClientError> {
+        let rb = self
+            .request(reqwest::Method::GET, path)
+            // An export streams for as long as it takes.
+            .timeout(Duration::from_secs(24 * 3600));
+        self.send(rb)
+    }
+
+    fn cbor<Req: Message, Resp: Message>(
+        &self,
+        path: &str,
+        msg: &Req,
+    ) -> Result<Resp, ClientError> {
+        let body = msg
+            .to_cbor()
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let rb = self
+            .request(reqwest::Method::POST, path)
+            .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
+            .body(body);
+        let resp = self.send(rb)?;
+        let bytes = resp.bytes().map_err(|e| self.offline(e))?;
+        let limits = Limits {
+            max_bytes: MAX_SYNC_RESPONSE,
+            ..Limits::SYNC
+        };
+        Resp::from_cbor(&bytes, &limits).map_err(|e| ClientError::Protocol(format!("{path}: {e}")))
+    }
+
+    /// Push a batch of changes.
+    pub fn push(&self, req: &PushRequest) -> Result<PushResponse, ClientError> {
+        self.cbor("/v1/sync/push", req)
+    }
+
+    /// Pull a page of changes.
+    pub fn pull(&self, req: &PullRequest) -> Result<PullResponse, ClientError> {
+        self.cbor("/v1/sync/pull", req)
+    }
+}
+
+/// Turn an error response (CBOR or JSON error body) into a [`ClientError`].
+fn error_from(resp: Response) -> ClientError {
+    let status = resp.status();
+    let is_cbor = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(CONTENT_TYPE));
+    let bytes = resp.bytes().unwrap_or_default();
+    let body: Option<ErrorBody> = if is_cbor {
+        ErrorBody::from_cbor(&bytes, &Limits::SYNC).ok()
+    } else {
+        serde_json::from_slice(&bytes).ok()
+    };
+    let Some(body) = body else {
+        return ClientError::Protocol(format!(
+            "HTTP {status} without an error body: {}",
+            String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+        ));
+    };
+    match status {
+        StatusCode::UNAUTHORIZED => ClientError::Unauthenticated {
+            message: body.message,
+        },
+        StatusCode::FORBIDDEN => ClientError::Forbidden {
+            message: body.message,
+        },
+        StatusCode::NOT_FOUND => ClientError::NotFound {
+            message: body.message,
+        },
+        _ => ClientError::Rejected {
+            status: status.as_u16(),
+            code: body.code,
+            message: body.message,
+            doc_id: body.doc_id,
+            details: body.details,
+        },
+    }
+}

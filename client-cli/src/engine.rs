@@ -1,0 +1,190 @@
+//! The sync engine: push the outbox in batches, then pull pages until the server has nothing
+//! more. Each step is durable on its own (an acknowledged batch leaves the outbox in one
+//! transaction; a pulled page and its cursor are applied in one transaction), so a sync that
+//! breaks anywhere resumes where it stopped, and repeating a step is harmless because the
+//! server dedupes changes by hash and Automerge ignores changes it already has.
+//!
+//! The engine talks to the server through [`Transport`], so a mobile app can bring its own
+//! HTTP stack and tests can inject failures.
+
+use fieldsync_protocol::wire::{
+    DocChanges, DocKind, ErrorCode, PROTOCOL_VERSION, PullRequest, PullResponse, PushOutcome,
+    PushRequest, PushResponse,
+};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::client::{ApiClient, ClientError};
+use crate::store::{OutboxDoc, Store, StoreError};
+
+/// Documents per push.
+pub const PUSH_DOCS: usize = 1000;
+/// Approximate change bytes per push.
+pub const PUSH_BYTES: usize = 8 * 1024 * 1024;
+/// Changes per pulled page.
+pub const PULL_LIMIT: u32 = 2000;
+
+/// How the engine reaches the server.
+pub trait Transport {
+    fn push(&self, req: &PushRequest) -> Result<PushResponse, ClientError>;
+    fn pull(&self, req: &PullRequest) -> Result<PullResponse, ClientError>;
+}
+
+impl Transport for ApiClient {
+    fn push(&self, req: &PushRequest) -> Result<PushResponse, ClientError> {
+        ApiClient::push(self, req)
+    }
+
+    fn pull(&self, req: &PullRequest) -> Result<PullResponse, ClientError> {
+        ApiClient::pull(self, req)
+    }
+}
+
+/// Errors of a sync.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where a sync is, for progress display.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// `done` of `total` documents pushed.
+    Pushing { done: u64, total: u64 },
+    /// Documents received so far, and the cursor reached.
+    Pulling { docs: u64, cursor: u64 },
+}
+
+/// What a sync did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SyncReport {
+    pub pushed_docs: u64,
+    pub pushed_changes: u64,
+    pub duplicate_changes: u64,
+    /// Documents the server refused, with its reason; they stay on the device.
+    pub rejected: Vec<(Uuid, String)>,
+    pub pulled_docs: u64,
+    pub surveys_updated: u64,
+    pub pages: u64,
+    pub cursor: u64,
+}
+
+/// The request for one push batch.
+pub fn plan_push(batch: &[OutboxDoc]) -> PushRequest {
+    PushRequest {
+        protocol: PROTOCOL_VERSION,
+        docs: batch
+            .iter()
+            .map(|d| DocChanges {
+                doc_id: d.doc_id,
+                kind: DocKind::Response,
+                survey_id: d.survey_id,
+                survey_version: d.survey_version,
+                changes: d.changes.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// Push everything waiting, then pull everything new.
+pub fn sync(
+    store: &mut Store,
+    transport: &dyn Transport,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<SyncReport, SyncError> {
+    let mut report = SyncReport::default();
+    push_all(store, transport, progress, &mut report)?;
+    pull_all(store, transport, progress, &mut report)?;
+    store.record_sync()?;
+    Ok(report)
+}
+
+fn push_all(
+    store: &mut Store,
+    transport: &dyn Transport,
+    progress: &mut dyn FnMut(Progress),
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
+    let total = store.status_report()?.pending_responses;
+    let mut done = 0u64;
+    loop {
+        let batch = store.outbox_batch(PUSH_DOCS, PUSH_BYTES)?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        progress(Progress::Pushing { done, total });
+        let request = plan_push(&batch);
+        match transport.push(&request) {
+            Ok(response) => {
+                for r in &response.results {
+                    match &r.outcome {
+                        PushOutcome::Stored { new, duplicate } => {
+                            report.pushed_changes += u64::from(*new);
+                            report.duplicate_changes += u64::from(*duplicate);
+                        }
+                        PushOutcome::Rejected { message, .. } => {
+                            report.rejected.push((r.doc_id, message.clone()));
+                        }
+                    }
+                }
+                let (stored, rejected) = store.acknowledge(&batch, &response.results)?;
+                report.pushed_docs += stored;
+                done += stored + rejected;
+                if stored + rejected == 0 {
+                    // The server answered for none of the documents sent: stop rather than
+                    // send the same batch forever.
+                    return Err(ClientError::Protocol(
+                        "the server acknowledged none of the pushed documents".into(),
+                    )
+                    .into());
+                }
+            }
+            Err(ClientError::Rejected {
+                code: ErrorCode::MalformedDocument,
+                doc_id: Some(doc_id),
+                message,
+                ..
+            }) => {
+                // The server stored nothing of this batch; set the named document aside
+                // (it stays on the device) and push the rest again.
+                store.reject(&doc_id, &message)?;
+                report.rejected.push((doc_id, message));
+                done += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        progress(Progress::Pushing { done, total });
+    }
+}
+
+fn pull_all(
+    store: &mut Store,
+    transport: &dyn Transport,
+    progress: &mut dyn FnMut(Progress),
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
+    loop {
+        let request = PullRequest {
+            protocol: PROTOCOL_VERSION,
+            cursor: store.cursor()?,
+            limit: PULL_LIMIT,
+            known_surveys: store.known_surveys()?,
+        };
+        let page = transport.pull(&request)?;
+        let changed = store.apply_pull(&page)?;
+        report.pages += 1;
+        report.pulled_docs += changed as u64;
+        report.surveys_updated += page.surveys.len() as u64;
+        report.cursor = page.cursor;
+        progress(Progress::Pulling {
+            docs: report.pulled_docs,
+            cursor: page.cursor,
+        });
+        if !page.more {
+            return Ok(());
+        }
+    }
+}

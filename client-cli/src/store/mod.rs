@@ -1,0 +1,355 @@
+//! The device's encrypted local store: one SQLite database per client home.
+//!
+//! Every payload (survey documents, response documents, unacknowledged changes, the account
+//! and its token) is sealed with the store key, which exists on disk only wrapped by a key
+//! derived from the user's passphrase. The database runs in WAL mode with `synchronous=FULL`,
+//! and every user-visible operation is one transaction, so a client killed at any moment keeps
+//! everything it reported as saved.
+//!
+//! Responses are kept as saved Automerge documents (the current merged state) plus an outbox of
+//! raw changes the server has not acknowledged; a sync pushes the outbox and merges what the
+//! server sends back.
+
+mod responses;
+mod surveys;
+mod sync;
+
+pub use responses::{LocalResponse, ResponseFilter, ResponseRow};
+pub use surveys::LocalSurvey;
+pub use sync::{OutboxDoc, StatusReport};
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fieldsync_protocol::api::Role;
+use fieldsync_protocol::crypto::{
+    Binding, Cipher, CryptoError, KeyId, PassphraseSlot, Purpose, Sealed, SecretKey,
+};
+use fieldsync_protocol::survey::Survey;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+const SCHEMA: &str = include_str!("schema.sql");
+const SCHEMA_VERSION: &str = "1";
+const DB_FILE: &str = "fieldsync.sqlite";
+const STORE_KEY_ID: KeyId = KeyId(1);
+
+/// Errors of the local store. Messages say what to do next.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no fieldsync store in {0}; run `fieldsync enroll` or `fieldsync login` first")]
+    Missing(PathBuf),
+    #[error("a fieldsync store already exists in {0}; use another --home or remove it first")]
+    Exists(PathBuf),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    #[error("local database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot create the client home {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the local store is damaged: {0}; restore the client home from a backup")]
+    Corrupt(String),
+    #[error("the store was written by a newer fieldsync (schema {0}); upgrade this program")]
+    NewerSchema(String),
+}
+
+/// Who this client is on which server. Sealed in the store, since it holds the bearer token.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Account {
+    pub server: String,
+    pub token: String,
+    pub org_id: Uuid,
+    pub org_name: String,
+    pub principal_id: Uuid,
+    pub name: String,
+    pub role: Role,
+}
+
+/// An open, unlocked store.
+pub struct Store {
+    pub(crate) conn: Connection,
+    pub(crate) cipher: Cipher,
+    store_id: String,
+    actor: Vec<u8>,
+    pub(crate) account: Option<Account>,
+    survey_cache: RefCell<HashMap<(String, u32), Arc<Survey>>>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .field("store_id", &self.store_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The database file of a client home.
+pub fn database_path(home: &Path) -> PathBuf {
+    home.join(DB_FILE)
+}
+
+/// Whether a store exists in `home`.
+pub fn exists(home: &Path) -> bool {
+    database_path(home).exists()
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn slot_binding(store_id: &str) -> Binding<'_> {
+    Binding::new(Purpose::StoreKey, store_id, store_id, 0, STORE_KEY_ID)
+}
+
+impl Store {
+    /// Create a new store in `home`, protected by `passphrase`.
+    pub fn create(home: &Path, passphrase: &str) -> Result<Store, StoreError> {
+        let path = database_path(home);
+        if path.exists() {
+            return Err(StoreError::Exists(home.to_owned()));
+        }
+        std::fs::create_dir_all(home).map_err(|source| StoreError::Io {
+            path: home.to_owned(),
+            source,
+        })?;
+        restrict_dir(home);
+        let store_id = Uuid::new_v4().to_string();
+        let key = SecretKey::generate()?;
+        let slot = PassphraseSlot::create(passphrase, &key, &slot_binding(&store_id))?;
+        let slot_json =
+            serde_json::to_vec(&slot).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let actor = Uuid::new_v4().into_bytes().to_vec();
+        let mut conn = open_connection(&path)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(SCHEMA)?;
+        for (k, v) in [
+            ("schema_version", SCHEMA_VERSION.as_bytes().to_vec()),
+            ("store_id", store_id.as_bytes().to_vec()),
+            ("slot", slot_json),
+            ("actor", actor.clone()),
+            ("cursor", b"0".to_vec()),
+        ] {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+                params![k, v],
+            )?;
+        }
+        tx.commit()?;
+        Ok(Store {
+            conn,
+            cipher: Cipher::new(&key)?,
+            store_id,
+            actor,
+            account: None,
+            survey_cache: RefCell::new(HashMap::new()),
+            path,
+        })
+    }
+
+    /// Open and unlock the store in `home`.
+    pub fn open(home: &Path, passphrase: &str) -> Result<Store, StoreError> {
+        let path = database_path(home);
+        if !path.exists() {
+            return Err(StoreError::Missing(home.to_owned()));
+        }
+        let conn = open_connection(&path)?;
+        let version = meta_get(&conn, "schema_version")?
+            .ok_or_else(|| StoreError::Corrupt("no schema version".into()))?;
+        if version != SCHEMA_VERSION.as_bytes() {
+            return Err(StoreError::NewerSchema(
+                String::from_utf8_lossy(&version).into_owned(),
+            ));
+        }
+        let store_id = String::from_utf8(
+            meta_get(&conn, "store_id")?
+                .ok_or_else(|| StoreError::Corrupt("no store id".into()))?,
+        )
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let slot: PassphraseSlot = serde_json::from_slice(
+            &meta_get(&conn, "slot")?.ok_or_else(|| StoreError::Corrupt("no key slot".into()))?,
+        )
+        .map_err(|e| StoreError::Corrupt(format!("key slot: {e}")))?;
+        let key = slot.open(passphrase, &slot_binding(&store_id))?;
+        let actor =
+            meta_get(&conn, "actor")?.ok_or_else(|| StoreError::Corrupt("no actor id".into()))?;
+        let mut store = Store {
+            conn,
+            cipher: Cipher::new(&key)?,
+            store_id,
+            actor,
+            account: None,
+            survey_cache: RefCell::new(HashMap::new()),
+            path,
+        };
+        store.account = store.load_account()?;
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// This install's Automerge actor id.
+    pub fn actor(&self) -> &[u8] {
+        &self.actor
+    }
+
+    /// The account this store is logged in with.
+    pub fn account(&self) -> Option<&Account> {
+        self.account.as_ref()
+    }
+
+    /// The account, or an error telling the user to log in.
+    pub fn require_account(&self) -> Result<&Account, StoreError> {
+        self.account.as_ref().ok_or_else(|| {
+            StoreError::NotFound(
+                "this client is not enrolled or logged in; run `fieldsync enroll` or `fieldsync login`"
+                    .into(),
+            )
+        })
+    }
+
+    /// Remember the account (after enroll or login).
+    pub fn set_account(&mut self, account: Account) -> Result<(), StoreError> {
+        let plain = serde_json::to_vec(&account).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let sealed = self.seal(Purpose::Snapshot, "account", 0, &plain)?;
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('account', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [sealed],
+        )?;
+        self.account = Some(account);
+        Ok(())
+    }
+
+    /// Forget the account (its token was revoked or the user logged out); local data stays.
+    pub fn clear_account(&mut self) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM meta WHERE key = 'account'", [])?;
+        self.account = None;
+        Ok(())
+    }
+
+    fn load_account(&self) -> Result<Option<Account>, StoreError> {
+        let Some(sealed) = meta_get(&self.conn, "account")? else {
+            return Ok(None);
+        };
+        let plain = self.open_sealed(Purpose::Snapshot, "account", 0, &sealed)?;
+        serde_json::from_slice(&plain)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("account: {e}")))
+    }
+
+    /// The label this writer records in the documents it edits.
+    pub fn author_label(&self) -> String {
+        match &self.account {
+            Some(a) => format!("{}:{}", a.role, a.name),
+            None => "local".to_owned(),
+        }
+    }
+
+    /// Seal a payload bound to this store, `what` (a document id, or a row name) and `version`.
+    pub(crate) fn seal(
+        &self,
+        purpose: Purpose,
+        what: &str,
+        version: u64,
+        plain: &[u8],
+    ) -> Result<Vec<u8>, StoreError> {
+        let binding = Binding::new(purpose, &self.store_id, what, version, STORE_KEY_ID);
+        Ok(self.cipher.seal(&binding, plain)?.to_bytes())
+    }
+
+    /// Open a payload sealed by [`Store::seal`] with the same binding.
+    pub(crate) fn open_sealed(
+        &self,
+        purpose: Purpose,
+        what: &str,
+        version: u64,
+        sealed: &[u8],
+    ) -> Result<zeroizing::Plain, StoreError> {
+        let binding = Binding::new(purpose, &self.store_id, what, version, STORE_KEY_ID);
+        let sealed = Sealed::from_bytes(sealed)?;
+        Ok(zeroizing::Plain(self.cipher.open_owned(&binding, sealed)?))
+    }
+
+    pub(crate) fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        meta_get(&self.conn, key)
+    }
+
+    /// A parsed survey version, cached.
+    pub(crate) fn cached_survey(
+        &self,
+        survey_id: &str,
+        version: u32,
+    ) -> Result<Arc<Survey>, StoreError> {
+        let key = (survey_id.to_owned(), version);
+        if let Some(s) = self.survey_cache.borrow().get(&key) {
+            return Ok(s.clone());
+        }
+        let json = self.survey_definition_json(survey_id, version)?;
+        let survey = Survey::parse_json(&json)
+            .map_err(|e| StoreError::Corrupt(format!("survey {survey_id} v{version}: {e}")))?;
+        let survey = Arc::new(survey);
+        self.survey_cache.borrow_mut().insert(key, survey.clone());
+        Ok(survey)
+    }
+}
+
+fn meta_get(conn: &Connection, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()?)
+}
+
+/// Keep the client home private to its owner (best effort: the data is encrypted anyway).
+fn restrict_dir(home: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o700));
+}
+
+/// Decrypted bytes that are wiped from memory when dropped.
+pub(crate) mod zeroizing {
+    use fieldsync_protocol::crypto::Opened;
+
+    #[derive(Debug)]
+    pub struct Plain(pub Opened);
+
+    impl std::ops::Deref for Plain {
+        type Target = [u8];
+        fn deref(&self) -> &[u8] {
+            self.0.as_bytes()
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Today's date (UTC), for `today()` in constraints.
+pub fn today() -> time::Date {
+    time::OffsetDateTime::now_utc().date()
+}

@@ -1,0 +1,487 @@
+//! Responses on the device: creating, editing, submitting, resolving conflicts, reading and
+//! listing. Each operation is one transaction that writes the new document state and the new
+//! changes to the outbox together, so a crash can never keep one without the other.
+
+use fieldsync_protocol::crypto::Purpose;
+use fieldsync_protocol::document::{Conflict, NewResponse, ResponseDoc, ResponseMeta, Status};
+use fieldsync_protocol::survey::{ValidationContext, ValidationError};
+use fieldsync_protocol::wire::SurveyStatus;
+use fieldsync_protocol::{Answer, Answers};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::{Store, StoreError, now_ms, today};
+
+/// A response as the device shows it.
+#[derive(Clone, Debug)]
+pub struct LocalResponse {
+    pub meta: ResponseMeta,
+    pub answers: Answers,
+    pub conflicts: Vec<Conflict>,
+    pub errors: Vec<ValidationError>,
+    /// Why the server refused it, if it did.
+    pub rejected: Option<String>,
+    /// Whether changes wait to be pushed.
+    pub pending: bool,
+}
+
+/// One row of a response listing.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ResponseRow {
+    pub id: Uuid,
+    pub survey_id: Uuid,
+    pub survey_version: u32,
+    pub status: String,
+    pub errors: u32,
+    pub conflicts: u32,
+    pub pending: bool,
+    pub rejected: Option<String>,
+    pub updated_at: i64,
+}
+
+/// Filters for [`Store::list_responses`].
+#[derive(Clone, Debug, Default)]
+pub struct ResponseFilter {
+    pub survey_id: Option<Uuid>,
+    pub status: Option<Status>,
+    pub conflicted_only: bool,
+}
+
+fn doc_err(id: &Uuid) -> impl Fn(fieldsync_protocol::document::DocError) -> StoreError + '_ {
+    move |e| StoreError::Corrupt(format!("response {id}: {e}"))
+}
+
+impl Store {
+    /// Start a new response on the survey's latest version (or `version`), with `answers`.
+    /// A submitted response must be valid; a draft may be incomplete but its answers are still
+    /// checked and its problems returned.
+    pub fn create_response(
+        &mut self,
+        survey_key: &str,
+        version: Option<u32>,
+        answers: &Answers,
+        status: Status,
+    ) -> Result<(Uuid, Vec<ValidationError>), StoreError> {
+        let mut batch = self.create_batch(survey_key, version)?;
+        let result = batch.add(self, answers, status)?;
+        let id = match result {
+            Ok(id) => id,
+            Err(errors) => {
+                return Err(StoreError::Invalid(format!(
+                    "the response is not valid: {}",
+                    join_errors(&errors)
+                )));
+            }
+        };
+        let errors = batch.last_errors.clone();
+        batch.commit(self)?;
+        Ok((id, errors))
+    }
+
+    /// Prepare to create many responses of one survey in one transaction (the import path).
+    pub fn create_batch(
+        &mut self,
+        survey_key: &str,
+        version: Option<u32>,
+    ) -> Result<CreateBatch, StoreError> {
+        let survey = self.find_survey(survey_key)?;
+        if survey.status == SurveyStatus::Closed {
+            return Err(StoreError::Invalid(format!(
+                "survey {} is closed and takes no new responses; ask a coordinator",
+                survey.form_id
+            )));
+        }
+        let version = version.unwrap_or(survey.latest_version);
+        if !survey.versions.contains(&version) {
+            return Err(StoreError::NotFound(format!(
+                "survey {} has no version {version} on this device; run `fieldsync sync`",
+                survey.form_id
+            )));
+        }
+        let account = self.require_account()?;
+        Ok(CreateBatch {
+            survey_id: survey.id,
+            version,
+            device: account.principal_id.to_string(),
+            pending: Vec::new(),
+            last_errors: Vec::new(),
+        })
+    }
+
+    /// Apply answer edits (a `None` value removes the answer) and optionally a status change.
+    /// Submitting requires the response to be valid.
+    pub fn edit_response(
+        &mut self,
+        id: &Uuid,
+        edits: &[(String, Option<Answer>)],
+        status: Option<Status>,
+    ) -> Result<Vec<ValidationError>, StoreError> {
+        let (mut doc, rev) = self.load_doc(id)?;
+        let meta = doc.meta().map_err(doc_err(id))?;
+        let survey = self.survey_version(&meta.survey_id, meta.survey_version)?;
+        for (name, _) in edits {
+            if survey.question(name).is_none() {
+                return Err(StoreError::Invalid(format!(
+                    "survey version {} has no question {name:?}; `fieldsync survey show {} --version {}` lists them",
+                    meta.survey_version, meta.survey_id, meta.survey_version
+                )));
+            }
+        }
+        let heads = doc.heads();
+        let now = now_ms();
+        let (sets, removes): (Vec<_>, Vec<_>) = edits.iter().partition(|(_, v)| v.is_some());
+        if !sets.is_empty() {
+            doc.set_answers(
+                sets.iter()
+                    .filter_map(|(n, v)| v.as_ref().map(|v| (n.as_str(), v))),
+                now,
+            )
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        }
+        for (name, _) in removes {
+            doc.remove_answer(name, now)
+                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        }
+        let answers = doc.answers().map_err(doc_err(id))?;
+        let errors = survey.validate(&answers, &ValidationContext::new(today()));
+        if let Some(status) = status {
+            if status != Status::Draft && !errors.is_empty() {
+                return Err(StoreError::Invalid(format!(
+                    "response {id} cannot be marked {status} while it has problems: {}",
+                    join_errors(&errors)
+                )));
+            }
+            doc.set_status(status, now)
+                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        }
+        let changes = doc.changes_since(&heads);
+        let tx = self.conn.unchecked_transaction()?;
+        self.save_doc(&tx, id, &mut doc, rev + 1, errors.len(), true)?;
+        self.add_outbox(&tx, id, &changes)?;
+        tx.commit()?;
+        Ok(errors)
+    }
+
+    /// Settle a conflicted answer on `value`, superseding every concurrent value.
+    pub fn resolve(&mut self, id: &Uuid, question: &str, value: &Answer) -> Result<(), StoreError> {
+        let (mut doc, rev) = self.load_doc(id)?;
+        let conflicts = doc.conflicts().map_err(doc_err(id))?;
+        if !conflicts.iter().any(|c| c.question == question) {
+            return Err(StoreError::NotFound(format!(
+                "response {id} has no conflict on {question:?}; `fieldsync response conflicts {id}` lists them"
+            )));
+        }
+        let meta = doc.meta().map_err(doc_err(id))?;
+        let survey = self.survey_version(&meta.survey_id, meta.survey_version)?;
+        let heads = doc.heads();
+        doc.resolve(question, value, now_ms())
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let answers = doc.answers().map_err(doc_err(id))?;
+        let errors = survey.validate(&answers, &ValidationContext::new(today()));
+        let changes = doc.changes_since(&heads);
+        let tx = self.conn.unchecked_transaction()?;
+        self.save_doc(&tx, id, &mut doc, rev + 1, errors.len(), true)?;
+        self.add_outbox(&tx, id, &changes)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// One response, decoded.
+    pub fn response(&mut self, id: &Uuid) -> Result<LocalResponse, StoreError> {
+        let (doc, _) = self.load_doc(id)?;
+        let meta = doc.meta().map_err(doc_err(id))?;
+        let answers = doc.answers().map_err(doc_err(id))?;
+        let conflicts = doc.conflicts().map_err(doc_err(id))?;
+        let survey = self.survey_version(&meta.survey_id, meta.survey_version)?;
+        let errors = survey.validate(&answers, &ValidationContext::new(today()));
+        let key = id.to_string();
+        let rejected: Option<String> = self
+            .conn
+            .prepare_cached("SELECT rejected FROM docs WHERE id = ?1")?
+            .query_row([&key], |r| r.get(0))?;
+        let pending = self
+            .conn
+            .prepare_cached("SELECT 1 FROM outbox WHERE doc_id = ?1 LIMIT 1")?
+            .query_row([&key], |_| Ok(()))
+            .optional()?
+            .is_some();
+        Ok(LocalResponse {
+            meta,
+            answers,
+            conflicts,
+            errors,
+            rejected,
+            pending,
+        })
+    }
+
+    /// Responses on the device, newest first.
+    pub fn list_responses(&self, filter: &ResponseFilter) -> Result<Vec<ResponseRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT d.id, d.survey_id, d.survey_version, d.status, d.error_count, d.conflict_count,
+                    EXISTS (SELECT 1 FROM outbox o WHERE o.doc_id = d.id), d.rejected, d.updated_at
+             FROM docs d
+             WHERE (?1 IS NULL OR d.survey_id = ?1) AND (?2 IS NULL OR d.status = ?2)
+               AND (?3 = 0 OR d.conflict_count > 0)
+             ORDER BY d.updated_at DESC, d.id",
+        )?;
+        let rows = stmt.query_map(
+            params![
+                filter.survey_id.map(|s| s.to_string()),
+                filter.status.map(|s| s.as_str()),
+                filter.conflicted_only as i64
+            ],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, u32>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, u32>(4)?,
+                    r.get::<_, u32>(5)?,
+                    r.get::<_, bool>(6)?,
+                    r.get::<_, Option<String>>(7)?,
+                    r.get::<_, i64>(8)?,
+                ))
+            },
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, survey, version, status, errors, conflicts, pending, rejected, updated) = row?;
+            let parse =
+                |s: &str| Uuid::parse_str(s).map_err(|e| StoreError::Corrupt(e.to_string()));
+            out.push(ResponseRow {
+                id: parse(&id)?,
+                survey_id: parse(&survey)?,
+                survey_version: version,
+                status,
+                errors,
+                conflicts,
+                pending,
+                rejected,
+                updated_at: updated,
+            });
+        }
+        Ok(out)
+    }
+
+    /// A response by full id or by a unique prefix of at least 4 characters.
+    pub fn find_response(&self, key: &str) -> Result<Uuid, StoreError> {
+        if let Ok(id) = Uuid::parse_str(key) {
+            return Ok(id);
+        }
+        if key.len() < 4 || !key.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            return Err(StoreError::NotFound(format!(
+                "{key:?} is not a response id; `fieldsync response list` shows them"
+            )));
+        }
+        let ids: Vec<String> = self
+            .conn
+            .prepare_cached("SELECT id FROM docs WHERE id LIKE ?1 || '%' LIMIT 2")?
+            .query_map([key.to_ascii_lowercase()], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        match ids.as_slice() {
+            [one] => Uuid::parse_str(one).map_err(|e| StoreError::Corrupt(e.to_string())),
+            [] => Err(StoreError::NotFound(format!(
+                "no response starting with {key:?} on this device; `fieldsync response list` shows them"
+            ))),
+            _ => Err(StoreError::Invalid(format!(
+                "more than one response starts with {key:?}; give more characters"
+            ))),
+        }
+    }
+
+    pub(crate) fn load_doc(&self, id: &Uuid) -> Result<(ResponseDoc, i64), StoreError> {
+        let key = id.to_string();
+        let row: Option<(i64, Vec<u8>)> = self
+            .conn
+            .prepare_cached("SELECT rev, snapshot FROM docs WHERE id = ?1")?
+            .query_row([&key], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let (rev, sealed) = row.ok_or_else(|| {
+            StoreError::NotFound(format!(
+                "no response {id} on this device; `fieldsync response list` shows them"
+            ))
+        })?;
+        let plain = self.open_sealed(Purpose::Snapshot, &key, rev as u64, &sealed)?;
+        let doc = ResponseDoc::load(&plain)
+            .map_err(doc_err(id))?
+            .with_writer(self.actor().to_vec(), &self.author_label());
+        Ok((doc, rev))
+    }
+
+    /// Write a document's new state. `local` clears a previous rejection (the user changed it).
+    pub(crate) fn save_doc(
+        &self,
+        conn: &Connection,
+        id: &Uuid,
+        doc: &mut ResponseDoc,
+        rev: i64,
+        error_count: usize,
+        local: bool,
+    ) -> Result<(), StoreError> {
+        let meta = doc.meta().map_err(doc_err(id))?;
+        let conflicts = doc.conflicts().map_err(doc_err(id))?.len();
+        let key = id.to_string();
+        let sealed = self.seal(Purpose::Snapshot, &key, rev as u64, &doc.save())?;
+        conn.prepare_cached(
+            "INSERT INTO docs (id, survey_id, survey_version, status, error_count, conflict_count,
+                               updated_at, rejected, rev, snapshot)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8, ?9)
+             ON CONFLICT (id) DO UPDATE SET status = excluded.status,
+                 error_count = excluded.error_count, conflict_count = excluded.conflict_count,
+                 updated_at = excluded.updated_at,
+                 rejected = CASE WHEN ?10 THEN NULL ELSE docs.rejected END,
+                 rev = excluded.rev, snapshot = excluded.snapshot",
+        )?
+        .execute(params![
+            key,
+            meta.survey_id.to_string(),
+            meta.survey_version,
+            meta.status.as_str(),
+            error_count as i64,
+            conflicts as i64,
+            meta.updated_at,
+            rev,
+            sealed,
+            local
+        ])?;
+        Ok(())
+    }
+
+    pub(crate) fn add_outbox(
+        &self,
+        conn: &Connection,
+        id: &Uuid,
+        changes: &[Vec<u8>],
+    ) -> Result<(), StoreError> {
+        let key = id.to_string();
+        for change in changes {
+            let info = fieldsync_protocol::document::ChangeInfo::decode(change)
+                .map_err(|e| StoreError::Corrupt(format!("a new change of {id}: {e}")))?;
+            let hash = info.hash.0;
+            let what = outbox_binding(&key, &hash);
+            let sealed = self.seal(Purpose::Change, &what, 0, change)?;
+            conn.prepare_cached(
+                "INSERT OR IGNORE INTO outbox (doc_id, hash, change) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![key, &hash[..], sealed])?;
+        }
+        Ok(())
+    }
+}
+
+/// What an outbox change is bound to: its document and its hash, so a sealed change cannot be
+/// moved to another row.
+pub(crate) fn outbox_binding(doc_id: &str, hash: &[u8]) -> String {
+    let mut s = String::with_capacity(doc_id.len() + 1 + hash.len() * 2);
+    s.push_str(doc_id);
+    s.push(':');
+    for b in hash {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+pub(crate) fn join_errors(errors: &[ValidationError]) -> String {
+    errors
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Responses of one survey version created in one transaction: the import path, and the
+/// single-response path too.
+#[derive(Debug)]
+pub struct CreateBatch {
+    survey_id: Uuid,
+    version: u32,
+    device: String,
+    pending: Vec<(Uuid, ResponseDoc, usize)>,
+    last_errors: Vec<ValidationError>,
+}
+
+impl CreateBatch {
+    /// The survey version the batch writes to.
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// The survey id.
+    pub fn survey_id(&self) -> Uuid {
+        self.survey_id
+    }
+
+    /// Validate and stage one response. Returns its id, or its validation errors (a submitted
+    /// response must be valid; a draft only needs well-typed answers).
+    pub fn add(
+        &mut self,
+        store: &mut Store,
+        answers: &Answers,
+        status: Status,
+    ) -> Result<Result<Uuid, Vec<ValidationError>>, StoreError> {
+        let survey = store.survey_version(&self.survey_id, self.version)?;
+        let errors = survey.validate(answers, &ValidationContext::new(today()));
+        let blocking: Vec<ValidationError> = match status {
+            Status::Draft => errors
+                .iter()
+                .filter(|e| e.kind != fieldsync_protocol::survey::ValidationErrorKind::Required)
+                .cloned()
+                .collect(),
+            _ => errors.clone(),
+        };
+        if !blocking.is_empty() {
+            return Ok(Err(blocking));
+        }
+        let id = Uuid::new_v4();
+        let now = now_ms();
+        let mut doc = ResponseDoc::new(
+            NewResponse {
+                response_id: id,
+                survey_id: self.survey_id,
+                survey_version: self.version,
+                author_device: self.device.clone(),
+            },
+            store.actor().to_vec(),
+            &store.author_label(),
+            now,
+        )
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        if !answers.is_empty() {
+            doc.set_answers(answers.iter(), now)
+                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        }
+        if status != Status::Draft {
+            doc.set_status(status, now)
+                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        }
+        self.last_errors = errors.clone();
+        self.pending.push((id, doc, errors.len()));
+        Ok(Ok(id))
+    }
+
+    /// How many responses are staged.
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Write every staged response and its changes in one durable transaction.
+    pub fn commit(&mut self, store: &mut Store) -> Result<usize, StoreError> {
+        let staged = std::mem::take(&mut self.pending);
+        let n = staged.len();
+        let tx = store.conn.unchecked_transaction()?;
+        for (id, mut doc, errors) in staged {
+            let changes = doc.all_changes();
+            store.save_doc(&tx, &id, &mut doc, 1, errors, true)?;
+            store.add_outbox(&tx, &id, &changes)?;
+        }
+        tx.commit()?;
+        Ok(n)
+    }
+}

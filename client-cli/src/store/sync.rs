@@ -1,0 +1,253 @@
+//! The store's side of a sync: reading the outbox in batches, recording what the server
+//! acknowledged or refused, and merging pulled pages, each page in one transaction together
+//! with the cursor that follows it, so an interrupted sync resumes exactly where it stopped.
+
+use fieldsync_protocol::crypto::Purpose;
+use fieldsync_protocol::document::ResponseDoc;
+use fieldsync_protocol::survey::ValidationContext;
+use fieldsync_protocol::wire::{DocPushResult, PullResponse, PushOutcome};
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+use serde_bytes::ByteBuf;
+use uuid::Uuid;
+
+use super::responses::outbox_binding;
+use super::{Store, StoreError, now_ms, today};
+
+/// One document's unacknowledged changes.
+#[derive(Clone, Debug)]
+pub struct OutboxDoc {
+    pub doc_id: Uuid,
+    pub survey_id: Uuid,
+    pub survey_version: u32,
+    pub changes: Vec<ByteBuf>,
+    /// The outbox hashes of `changes`, to delete on acknowledgement.
+    pub hashes: Vec<Vec<u8>>,
+}
+
+/// What `fieldsync status` shows.
+#[derive(Clone, Debug, Serialize)]
+pub struct StatusReport {
+    pub server: Option<String>,
+    pub account: Option<String>,
+    pub pending_responses: u64,
+    pub pending_changes: u64,
+    pub last_sync_at: Option<i64>,
+    pub responses: u64,
+    pub invalid: u64,
+    pub conflicted: u64,
+    pub rejected: u64,
+}
+
+impl Store {
+    /// The next documents with unacknowledged changes (not those the server refused until
+    /// they are edited again), up to `max_docs` documents and about `max_bytes` of changes.
+    pub fn outbox_batch(
+        &self,
+        max_docs: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<OutboxDoc>, StoreError> {
+        let ids: Vec<(String, String, u32)> = self
+            .conn
+            .prepare_cached(
+                "SELECT o.doc_id, d.survey_id, d.survey_version FROM outbox o JOIN docs d ON d.id = o.doc_id
+                 WHERE d.rejected IS NULL
+                 GROUP BY o.doc_id ORDER BY min(o.id) LIMIT ?1",
+            )?
+            .query_map([max_docs as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::with_capacity(ids.len());
+        let mut bytes = 0usize;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT hash, change FROM outbox WHERE doc_id = ?1 ORDER BY id")?;
+        for (doc_id, survey_id, version) in ids {
+            if bytes >= max_bytes && !out.is_empty() {
+                break;
+            }
+            let rows: Vec<(Vec<u8>, Vec<u8>)> = stmt
+                .query_map([&doc_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            let mut changes = Vec::with_capacity(rows.len());
+            let mut hashes = Vec::with_capacity(rows.len());
+            for (hash, sealed) in rows {
+                let plain =
+                    self.open_sealed(Purpose::Change, &outbox_binding(&doc_id, &hash), 0, &sealed)?;
+                bytes += plain.len();
+                changes.push(ByteBuf::from(plain.to_vec()));
+                hashes.push(hash);
+            }
+            let parse =
+                |s: &str| Uuid::parse_str(s).map_err(|e| StoreError::Corrupt(e.to_string()));
+            out.push(OutboxDoc {
+                doc_id: parse(&doc_id)?,
+                survey_id: parse(&survey_id)?,
+                survey_version: version,
+                changes,
+                hashes,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Record the server's answer to a push of `sent`: stored changes leave the outbox,
+    /// refused documents are marked with the reason (their changes stay until edited).
+    pub fn acknowledge(
+        &mut self,
+        sent: &[OutboxDoc],
+        results: &[DocPushResult],
+    ) -> Result<(u64, u64), StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        let (mut stored, mut rejected) = (0, 0);
+        for result in results {
+            let Some(doc) = sent.iter().find(|d| d.doc_id == result.doc_id) else {
+                continue;
+            };
+            let id = doc.doc_id.to_string();
+            match &result.outcome {
+                PushOutcome::Stored { .. } => {
+                    let mut del =
+                        tx.prepare_cached("DELETE FROM outbox WHERE doc_id = ?1 AND hash = ?2")?;
+                    for hash in &doc.hashes {
+                        del.execute(params![id, hash])?;
+                    }
+                    stored += 1;
+                }
+                PushOutcome::Rejected { message, .. } => {
+                    self.mark_rejected(&tx, &doc.doc_id, message)?;
+                    rejected += 1;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok((stored, rejected))
+    }
+
+    /// Keep a document's changes but stop pushing it until it is edited again.
+    pub fn mark_rejected(
+        &self,
+        conn: &rusqlite::Connection,
+        id: &Uuid,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        conn.prepare_cached("UPDATE docs SET rejected = ?2 WHERE id = ?1")?
+            .execute(params![id.to_string(), reason])?;
+        Ok(())
+    }
+
+    /// Mark one document refused outside a push acknowledgement (a 422 naming it).
+    pub fn reject(&mut self, id: &Uuid, reason: &str) -> Result<(), StoreError> {
+        self.mark_rejected(&self.conn, id, reason)
+    }
+
+    /// The pull cursor: the last server sequence number applied.
+    pub fn cursor(&self) -> Result<u64, StoreError> {
+        let raw = self.meta("cursor")?.unwrap_or_else(|| b"0".to_vec());
+        String::from_utf8_lossy(&raw)
+            .parse()
+            .map_err(|_| StoreError::Corrupt("bad cursor".into()))
+    }
+
+    /// Merge one pulled page and move the cursor, in one transaction. Returns how many
+    /// response documents changed.
+    pub fn apply_pull(&mut self, page: &PullResponse) -> Result<usize, StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        for update in &page.surveys {
+            self.put_survey(&tx, update)?;
+        }
+        for state in &page.survey_states {
+            self.set_survey_state(&tx, state)?;
+        }
+        let mut changed = 0;
+        for doc in &page.docs {
+            let id = doc.doc_id;
+            let key = id.to_string();
+            let existing: Option<(i64, Vec<u8>)> = tx
+                .prepare_cached("SELECT rev, snapshot FROM docs WHERE id = ?1")?
+                .query_row([&key], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let (mut rd, rev) = match existing {
+                Some((rev, sealed)) => {
+                    let plain = self.open_sealed(Purpose::Snapshot, &key, rev as u64, &sealed)?;
+                    let mut rd = ResponseDoc::load(&plain)
+                        .map_err(|e| StoreError::Corrupt(format!("response {id}: {e}")))?;
+                    rd.apply_changes(doc.changes.iter().map(|c| c.as_slice()))
+                        .map_err(|e| {
+                            StoreError::Invalid(format!(
+                                "the server sent bad changes for {id}: {e}"
+                            ))
+                        })?;
+                    (rd, rev + 1)
+                }
+                None => {
+                    let rd = ResponseDoc::from_changes(doc.changes.iter().map(|c| c.as_slice()))
+                        .map_err(|e| {
+                            StoreError::Invalid(format!(
+                                "the server sent an incomplete response {id}: {e}"
+                            ))
+                        })?;
+                    (rd, 1)
+                }
+            };
+            let meta = rd
+                .meta()
+                .map_err(|e| StoreError::Corrupt(format!("response {id}: {e}")))?;
+            let answers = rd
+                .answers()
+                .map_err(|e| StoreError::Corrupt(format!("response {id}: {e}")))?;
+            let errors = match self.survey_version(&meta.survey_id, meta.survey_version) {
+                Ok(survey) => survey
+                    .validate(&answers, &ValidationContext::new(today()))
+                    .len(),
+                // A coordinator may hold responses of surveys it has not pulled yet.
+                Err(StoreError::NotFound(_)) => 0,
+                Err(e) => return Err(e),
+            };
+            self.save_doc(&tx, &id, &mut rd, rev, errors, false)?;
+            changed += 1;
+        }
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('cursor', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [page.cursor.to_string().into_bytes()],
+        )?;
+        tx.commit()?;
+        Ok(changed)
+    }
+
+    /// Record a completed sync.
+    pub fn record_sync(&mut self) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('last_sync_at', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [now_ms().to_string().into_bytes()],
+        )?;
+        Ok(())
+    }
+
+    /// What waits to be pushed, when the last sync was, and which responses need attention.
+    pub fn status_report(&self) -> Result<StatusReport, StoreError> {
+        let count = |sql: &str| -> Result<u64, StoreError> {
+            Ok(self.conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
+        };
+        let last_sync_at = self
+            .meta("last_sync_at")?
+            .and_then(|v| String::from_utf8_lossy(&v).parse().ok());
+        Ok(StatusReport {
+            server: self.account.as_ref().map(|a| a.server.clone()),
+            account: self
+                .account
+                .as_ref()
+                .map(|a| format!("{} ({}) in {}", a.name, a.role, a.org_name)),
+            pending_responses: count("SELECT count(DISTINCT doc_id) FROM outbox")?,
+            pending_changes: count("SELECT count(*) FROM outbox")?,
+            last_sync_at,
+            responses: count("SELECT count(*) FROM docs")?,
+            invalid: count(
+                "SELECT count(*) FROM docs WHERE error_count > 0 AND status != 'draft'",
+            )?,
+            conflicted: count("SELECT count(*) FROM docs WHERE conflict_count > 0")?,
+            rejected: count("SELECT count(*) FROM docs WHERE rejected IS NOT NULL")?,
+        })
+    }
+}
