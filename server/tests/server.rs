@@ -1,0 +1,9 @@
+//! The server's integration tests, in one binary (each test binary costs a link): router
+//! tests (no socket) and end-to-end tests that run the real `fieldsync-server` on port 0.
+//! The modules live in `tests/server/`.
+
+#[path = "server/common.rs"]
+mod common;
+
+#[path = "server/authz.rs"]
+mod authz;

@@ -1,0 +1,696 @@
+//! Shared harnesses: an in-process router over a fresh data directory (no socket), a real
+//! `fieldsync-server` process on port 0, organisations with one caller of every role, and
+//! real Automerge responses to push.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use fieldsync_protocol::Answer;
+use fieldsync_protocol::api::{
+    CreatedMember, NewEnumerator, NewMember, Published, Role, SessionGrant,
+};
+use fieldsync_protocol::cbor::Limits;
+use fieldsync_protocol::document::{NewResponse, ResponseDoc};
+use fieldsync_protocol::wire::{
+    DocChanges, DocKind, ErrorBody, Message, PROTOCOL_VERSION, PullRequest, PullResponse,
+    PushRequest, PushResponse,
+};
+use fieldsync_server::settings::Settings;
+use fieldsync_server::store::{orgs, principals};
+use fieldsync_server::worker::WorkerLimits;
+use fieldsync_server::{AppState, StateConfig};
+use http_body_util::BodyExt;
+use serde_bytes::ByteBuf;
+use tower::ServiceExt;
+use uuid::Uuid;
+
+pub const REGION: &str = "eu-central";
+pub const BIN: &str = env!("CARGO_BIN_EXE_fieldsync-server");
+
+/// A fixture file's text.
+pub fn fixture(rel: &str) -> String {
+    let path = format!("{}/../fixtures/{rel}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"))
+}
+
+/// The household v1 definition with its form id and title replaced, so that one
+/// organisation's survey can be told apart from another's in a response body.
+pub fn household_v1_as(form_id: &str, title: &str) -> String {
+    let mut def: serde_json::Value =
+        serde_json::from_str(&fixture("surveys/household-v1.json")).expect("fixture is JSON");
+    def["settings"]["form_id"] = form_id.into();
+    def["settings"]["form_title"] = title.into();
+    def.to_string()
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    fieldsync_server::store::now_ms()
+}
+
+/// A status and body of one answered request.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> T {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "{} body is not the expected JSON ({e}): {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn cbor<T: Message>(&self) -> T {
+        T::from_cbor(&self.body, &Limits::SYNC)
+            .unwrap_or_else(|e| panic!("{} body is not the expected CBOR: {e}", self.status))
+    }
+
+    /// The error body, JSON or CBOR.
+    pub fn error(&self) -> ErrorBody {
+        serde_json::from_slice(&self.body)
+            .ok()
+            .or_else(|| ErrorBody::from_cbor(&self.body, &Limits::SYNC).ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "{} body is not an error body: {}",
+                    self.status,
+                    String::from_utf8_lossy(&self.body)
+                )
+            })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// How to send one request (to the router or over HTTP).
+#[derive(Debug, Clone)]
+pub struct Req {
+    pub method: &'static str,
+    pub path: String,
+    pub token: Option<String>,
+    pub org_header: Option<String>,
+    pub content_type: Option<&'static str>,
+    pub body: Vec<u8>,
+}
+
+impl Req {
+    pub fn new(method: &'static str, path: impl Into<String>) -> Req {
+        Req {
+            method,
+            path: path.into(),
+            token: None,
+            org_header: None,
+            content_type: None,
+            body: Vec::new(),
+        }
+    }
+
+    pub fn get(path: impl Into<String>) -> Req {
+        Req::new("GET", path)
+    }
+
+    pub fn post(path: impl Into<String>) -> Req {
+        Req::new("POST", path)
+    }
+
+    pub fn put(path: impl Into<String>) -> Req {
+        Req::new("PUT", path)
+    }
+
+    pub fn token(mut self, token: &str) -> Req {
+        self.token = Some(token.to_owned());
+        self
+    }
+
+    pub fn maybe_token(mut self, token: Option<&str>) -> Req {
+        self.token = token.map(str::to_owned);
+        self
+    }
+
+    pub fn org(mut self, org: Option<&str>) -> Req {
+        self.org_header = org.map(str::to_owned);
+        self
+    }
+
+    pub fn json(mut self, value: &serde_json::Value) -> Req {
+        self.content_type = Some("application/json");
+        self.body = value.to_string().into_bytes();
+        self
+    }
+
+    pub fn raw(mut self, content_type: &'static str, body: Vec<u8>) -> Req {
+        self.content_type = Some(content_type);
+        self.body = body;
+        self
+    }
+
+    pub fn cbor<T: Message>(self, msg: &T) -> Req {
+        self.raw("application/cbor", msg.to_cbor().expect("encodes"))
+    }
+}
+
+/// The router over a fresh data directory, driven with `oneshot`.
+#[derive(Debug)]
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub state: AppState,
+}
+
+impl Harness {
+    pub fn new() -> Harness {
+        Harness::with_settings(Settings::for_region(REGION))
+    }
+
+    pub fn with_settings(settings: Settings) -> Harness {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = AppState::open(StateConfig {
+            database: dir.path().join("fieldsync.sqlite"),
+            master_key: dir.path().join("master.key"),
+            worker_exe: PathBuf::from(BIN),
+            worker_limits: WorkerLimits {
+                memory_bytes: 512 * 1024 * 1024,
+                ..WorkerLimits::default()
+            },
+            settings,
+        })
+        .expect("open state");
+        Harness { dir, state }
+    }
+
+    pub async fn send(&self, req: Req) -> Reply {
+        let mut builder = Request::builder().method(req.method).uri(&req.path);
+        if let Some(t) = &req.token {
+            builder = builder.header("authorization", format!("Bearer {t}"));
+        }
+        if let Some(o) = &req.org_header {
+            builder = builder.header("x-fieldsync-org", o);
+        }
+        if let Some(ct) = req.content_type {
+            builder = builder.header("content-type", ct);
+        }
+        let request = builder.body(Body::from(req.body)).expect("request");
+        let response = fieldsync_server::router(self.state.clone())
+            .oneshot(request)
+            .await
+            .expect("router is infallible");
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes()
+            .to_vec();
+        Reply { status, body }
+    }
+
+    /// Create an organisation with a caller of every role (and a support agent).
+    pub async fn org(&self, name: &str) -> Org {
+        let created =
+            orgs::create(&self.state.store, &self.state.keys, name, REGION).expect("create org");
+        let admin = self.login(&created.admin_token).await.token;
+        let mut org = Org {
+            id: created.org_id,
+            name: name.to_owned(),
+            admin_id: created.admin_id,
+            admin,
+            coordinator: String::new(),
+            coordinator_id: String::new(),
+            ops: String::new(),
+            enumerator: String::new(),
+            enumerator_id: String::new(),
+        };
+        let (id, token) = self.member(&org, Role::Coordinator, "Coordinator").await;
+        (org.coordinator_id, org.coordinator) = (id, token);
+        org.ops = self.member(&org, Role::Ops, "Ops").await.1;
+        let (id, token) = self.enumerator(&org, "Enumerator", &[]).await;
+        (org.enumerator_id, org.enumerator) = (id, token);
+        org
+    }
+
+    pub async fn login(&self, one_time: &str) -> SessionGrant {
+        let r = self
+            .send(Req::post("/v1/login").json(&serde_json::json!({ "token": one_time })))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "login: {}", r.text());
+        r.json()
+    }
+
+    /// A new member with a live session: (id, session token).
+    pub async fn member(&self, org: &Org, role: Role, name: &str) -> (String, String) {
+        let r = self
+            .send(
+                Req::post("/v1/members").token(&org.admin).json(
+                    &serde_json::to_value(NewMember {
+                        name: name.into(),
+                        role,
+                    })
+                    .expect("json"),
+                ),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "create member: {}", r.text());
+        let created: CreatedMember = r.json();
+        let grant = self.login(&created.one_time_secret).await;
+        (created.id.to_string(), grant.token)
+    }
+
+    /// A new enrolled enumerator device: (id, device token).
+    pub async fn enumerator(&self, org: &Org, name: &str, surveys: &[Uuid]) -> (String, String) {
+        let r = self
+            .send(
+                Req::post("/v1/enumerators").token(&org.admin).json(
+                    &serde_json::to_value(NewEnumerator {
+                        name: name.into(),
+                        surveys: surveys.to_vec(),
+                    })
+                    .expect("json"),
+                ),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::CREATED,
+            "create enumerator: {}",
+            r.text()
+        );
+        let created: CreatedMember = r.json();
+        let r = self
+            .send(
+                Req::post("/v1/enroll")
+                    .json(&serde_json::json!({ "code": created.one_time_secret })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "enroll: {}", r.text());
+        let grant: SessionGrant = r.json();
+        (created.id.to_string(), grant.token)
+    }
+
+    /// A support agent with a live session token.
+    pub async fn support(&self, name: &str) -> (String, String) {
+        let (id, one_time) = principals::create_support(&self.state.store, name).expect("support");
+        (id, self.login(&one_time).await.token)
+    }
+
+    pub async fn publish(&self, token: &str, definition: &str) -> Published {
+        let r = self
+            .send(
+                Req::post("/v1/surveys")
+                    .token(token)
+                    .raw("application/json", definition.as_bytes().to_vec()),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "publish: {}", r.text());
+        r.json()
+    }
+
+    pub async fn assign(&self, token: &str, survey: Uuid, enumerator_id: &str) {
+        let r = self
+            .send(
+                Req::post(format!("/v1/surveys/{survey}/assignments"))
+                    .token(token)
+                    .json(&serde_json::json!({ "enumerator_id": enumerator_id })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "assign: {}", r.text());
+    }
+
+    pub async fn push(&self, token: &str, docs: Vec<DocChanges>) -> Reply {
+        self.send(
+            Req::post("/v1/sync/push")
+                .token(token)
+                .cbor(&push_request(docs)),
+        )
+        .await
+    }
+
+    /// Push and insist on success.
+    pub async fn push_ok(&self, token: &str, docs: Vec<DocChanges>) -> PushResponse {
+        let r = self.push(token, docs).await;
+        assert_eq!(r.status, StatusCode::OK, "push: {:?}", r.error());
+        r.cbor()
+    }
+
+    /// Pull every page from cursor 0.
+    pub async fn pull_all(&self, token: &str) -> Vec<DocChanges> {
+        let mut cursor = 0;
+        let mut out = Vec::new();
+        loop {
+            let r = self
+                .send(
+                    Req::post("/v1/sync/pull")
+                        .token(token)
+                        .cbor(&pull_request(cursor, 1000)),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "pull: {:?}", r.error());
+            let page: PullResponse = r.cbor();
+            out.extend(page.docs);
+            cursor = page.cursor;
+            if !page.more {
+                return out;
+            }
+        }
+    }
+
+    /// Run the background materialiser until its queue is empty.
+    pub async fn materialize(&self) {
+        for _ in 0..1000 {
+            let n = fieldsync_server::materialize::drain_once(&self.state)
+                .await
+                .expect("materialise");
+            if n == 0 {
+                return;
+            }
+        }
+        panic!("the materialiser never drained its queue");
+    }
+
+    /// Run a query on the database file itself.
+    pub fn db<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>) -> T {
+        let conn =
+            rusqlite::Connection::open(self.dir.path().join("fieldsync.sqlite")).expect("open db");
+        f(&conn).expect("query")
+    }
+}
+
+/// An organisation and a session for each of its roles.
+#[derive(Debug, Clone)]
+pub struct Org {
+    pub id: String,
+    pub name: String,
+    pub admin_id: String,
+    pub admin: String,
+    pub coordinator_id: String,
+    pub coordinator: String,
+    pub ops: String,
+    pub enumerator_id: String,
+    pub enumerator: String,
+}
+
+pub fn push_request(docs: Vec<DocChanges>) -> PushRequest {
+    PushRequest {
+        protocol: PROTOCOL_VERSION,
+        docs,
+    }
+}
+
+pub fn pull_request(cursor: u64, limit: u32) -> PullRequest {
+    PullRequest {
+        protocol: PROTOCOL_VERSION,
+        cursor,
+        limit,
+        known_surveys: Vec::new(),
+    }
+}
+
+/// A new response on `survey`/`version` with one change per answer page, as a device makes
+/// it: the creating change, then each page of answers.
+pub fn response(survey: Uuid, version: u32, pages: &[&[(&str, Answer)]]) -> DocChanges {
+    let id = Uuid::new_v4();
+    let mut doc = ResponseDoc::new(
+        NewResponse {
+            response_id: id,
+            survey_id: survey,
+            survey_version: version,
+            author_device: "device:test".into(),
+        },
+        Uuid::new_v4().as_bytes().to_vec(),
+        "device:test",
+        now_ms(),
+    )
+    .expect("new response");
+    for page in pages {
+        doc.set_answers(page.iter().map(|(q, a)| (*q, a.clone())), now_ms())
+            .expect("set answers");
+    }
+    DocChanges {
+        doc_id: id,
+        kind: DocKind::Response,
+        survey_id: survey,
+        survey_version: version,
+        changes: doc.all_changes().into_iter().map(ByteBuf::from).collect(),
+    }
+}
+
+pub fn text(s: &str) -> Answer {
+    Answer::Text(s.to_owned())
+}
+
+/// Whether `needle` occurs in `hay`.
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The real binary.
+
+/// A running `fieldsync-server serve`, killed when dropped.
+#[derive(Debug)]
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+    pub data: PathBuf,
+    pub stderr_log: PathBuf,
+}
+
+impl Server {
+    /// Start the server on `data` with extra flags, and wait for its `listening on` line.
+    pub fn start(data: &Path, extra: &[&str]) -> Server {
+        Server::start_env(data, extra, &[])
+    }
+
+    pub fn start_env(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        std::fs::create_dir_all(data).expect("data dir");
+        let stderr_log = data.with_extension(format!("stderr-{}.log", Uuid::new_v4().simple()));
+        let stderr = std::fs::File::create(&stderr_log).expect("stderr log");
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data")
+            .arg(data)
+            .args(extra)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("start fieldsync-server");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout);
+            let mut line = String::new();
+            while lines.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                if let Some(url) = line.trim().strip_prefix("listening on ") {
+                    let _ = tx.send(url.to_owned());
+                }
+                line.clear();
+            }
+        });
+        let url = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                let log = std::fs::read_to_string(&stderr_log).unwrap_or_default();
+                panic!("fieldsync-server did not start: {log}");
+            }
+        };
+        Server {
+            child,
+            url,
+            data: data.to_owned(),
+            stderr_log,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, and wait for the process to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// What the server wrote to stderr so far.
+    pub fn stderr(&self) -> Vec<u8> {
+        std::fs::read(&self.stderr_log).unwrap_or_default()
+    }
+
+    /// Resident memory of the server process, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+
+    pub fn client() -> reqwest::blocking::Client {
+        reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .expect("http client")
+    }
+
+    pub fn send(&self, client: &reqwest::blocking::Client, req: Req) -> Reply {
+        self.try_send(client, req).expect("request failed")
+    }
+
+    pub fn try_send(
+        &self,
+        client: &reqwest::blocking::Client,
+        req: Req,
+    ) -> Result<Reply, reqwest::Error> {
+        let method = reqwest::Method::from_bytes(req.method.as_bytes()).expect("method");
+        let mut b = client.request(method, format!("{}{}", self.url, req.path));
+        if let Some(t) = &req.token {
+            b = b.bearer_auth(t);
+        }
+        if let Some(o) = &req.org_header {
+            b = b.header("x-fieldsync-org", o);
+        }
+        if let Some(ct) = req.content_type {
+            b = b.header("content-type", ct);
+        }
+        let resp = b.body(req.body).send()?;
+        let status = StatusCode::from_u16(resp.status().as_u16()).expect("status");
+        let body = resp.bytes()?.to_vec();
+        Ok(Reply { status, body })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `fieldsync-server admin create-org --json` on a data directory: (org id, admin token).
+pub fn create_org_cli(data: &Path, name: &str) -> (String, String) {
+    let out = Command::new(BIN)
+        .args(["admin", "create-org", "--name", name, "--json", "--data"])
+        .arg(data)
+        .output()
+        .expect("run admin create-org");
+    assert!(
+        out.status.success(),
+        "create-org: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("create-org JSON");
+    (
+        v["org_id"].as_str().expect("org_id").to_owned(),
+        v["admin_token"].as_str().expect("admin_token").to_owned(),
+    )
+}
+
+/// Log in over HTTP with a one-time token; the session token.
+pub fn login_http(server: &Server, client: &reqwest::blocking::Client, one_time: &str) -> String {
+    let r = server.send(
+        client,
+        Req::post("/v1/login").json(&serde_json::json!({ "token": one_time })),
+    );
+    assert_eq!(r.status, StatusCode::OK, "login: {}", r.text());
+    r.json::<SessionGrant>().token
+}
+
+/// A coordinator session over HTTP, created by `admin`.
+pub fn coordinator_http(
+    server: &Server,
+    client: &reqwest::blocking::Client,
+    admin: &str,
+) -> String {
+    let r = server.send(
+        client,
+        Req::post("/v1/members")
+            .token(admin)
+            .json(&serde_json::json!({ "name": "Coordinator", "role": "coordinator" })),
+    );
+    assert_eq!(r.status, StatusCode::CREATED, "create member: {}", r.text());
+    login_http(server, client, &r.json::<CreatedMember>().one_time_secret)
+}
+
+/// Publish a definition over HTTP.
+pub fn publish_http(
+    server: &Server,
+    client: &reqwest::blocking::Client,
+    token: &str,
+    definition: &str,
+) -> Published {
+    let r = server.send(
+        client,
+        Req::post("/v1/surveys")
+            .token(token)
+            .raw("application/json", definition.as_bytes().to_vec()),
+    );
+    assert_eq!(r.status, StatusCode::CREATED, "publish: {}", r.text());
+    r.json()
+}
+
+/// Pull every page from cursor 0 over HTTP.
+pub fn pull_all_http(
+    server: &Server,
+    client: &reqwest::blocking::Client,
+    token: &str,
+) -> Vec<DocChanges> {
+    let mut cursor = 0;
+    let mut out = Vec::new();
+    loop {
+        let r = server.send(
+            client,
+            Req::post("/v1/sync/pull")
+                .token(token)
+                .cbor(&pull_request(cursor, 5000)),
+        );
+        assert_eq!(r.status, StatusCode::OK, "pull: {:?}", r.error());
+        let page: PullResponse = r.cbor();
+        out.extend(page.docs);
+        cursor = page.cursor;
+        if !page.more {
+            return out;
+        }
+    }
+}
+
+/// Poll `f` until it returns `Some`, for at most `limit` (only to avoid hanging).
+pub fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "condition not reached within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Read a whole file, or nothing if it does not exist.
+pub fn read_all(path: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    if let Ok(mut f) = std::fs::File::open(path) {
+        let _ = f.read_to_end(&mut out);
+    }
+    out
+}
