@@ -322,11 +322,11 @@ mod tests {
         let big = vec![0u8; 2048];
         let r = decode::<Sample>(&big, &small());
         assert_eq!(
-            r.unwrap_err(),
-            DecodeError::TooLarge {
+            r.err(),
+            Some(DecodeError::TooLarge {
                 size: 2048,
                 limit: 1024
-            }
+            })
         );
         let many: Vec<u8> = (0..200).map(|_| 0u8).collect();
         let r = decode::<Vec<u8>>(&encode(&many).expect("encodes"), &small());

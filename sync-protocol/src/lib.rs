@@ -12,3 +12,25 @@ pub mod survey;
 pub mod wire;
 
 pub use answer::{Answer, Answers};
+
+#[cfg(test)]
+mod tests {
+    /// The crate stays free of I/O stacks: both sides depend on it, and a mobile app must be
+    /// able to embed it without a runtime or a database.
+    #[test]
+    fn depends_on_no_io_stack() {
+        let manifest = include_str!("../Cargo.toml");
+        let deps = manifest
+            .split("[dependencies]")
+            .nth(1)
+            .and_then(|rest| rest.split("\n[").next())
+            .unwrap_or_default();
+        for forbidden in ["tokio", "axum", "rusqlite", "reqwest", "hyper", "mio"] {
+            let listed = deps
+                .lines()
+                .any(|l| l.trim_start().split(['=', '.', ' ']).next() == Some(forbidden));
+            assert!(!listed, "sync-protocol must not depend on {forbidden}");
+        }
+        assert!(deps.contains("automerge"), "dependency section not found");
+    }
+}
