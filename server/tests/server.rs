@@ -7,3 +7,15 @@ mod common;
 
 #[path = "server/authz.rs"]
 mod authz;
+
+#[path = "server/sync.rs"]
+mod sync;
+
+#[path = "server/surveys.rs"]
+mod surveys;
+
+#[path = "server/support.rs"]
+mod support;
+
+#[path = "server/malformed.rs"]
+mod malformed;

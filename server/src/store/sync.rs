@@ -122,7 +122,12 @@ pub fn push(
                     ));
                     continue;
                 }
-                if is_device && matches!(&gate, Some(g) if g.status == SurveyStatus::Closed) {
+                // A retry of changes already stored (say, after a lost acknowledgement) is
+                // still acknowledged as duplicates: only new changes are refused.
+                if is_device
+                    && matches!(&gate, Some(g) if g.status == SurveyStatus::Closed)
+                    && has_new_change(tx, &id, hashes)?
+                {
                     results.push(rejected(
                         doc_id,
                         ErrorCode::SurveyClosed,
@@ -235,6 +240,21 @@ pub fn push(
         });
     }
     Ok((results, stored_any))
+}
+
+/// Whether any of `hashes` is not stored yet for the document.
+fn has_new_change(
+    tx: &Transaction<'_>,
+    doc_id: &str,
+    hashes: &[ByteBuf],
+) -> Result<bool, StoreError> {
+    let mut stmt = tx.prepare_cached("SELECT 1 FROM changes WHERE doc_id = ?1 AND hash = ?2")?;
+    for hash in hashes {
+        if !stmt.exists(params![doc_id, hash.as_slice()])? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// One page of changes after `cursor` that the caller may see, excluding what this same

@@ -419,7 +419,26 @@ pub fn pull_request(cursor: u64, limit: u32) -> PullRequest {
 /// A new response on `survey`/`version` with one change per answer page, as a device makes
 /// it: the creating change, then each page of answers.
 pub fn response(survey: Uuid, version: u32, pages: &[&[(&str, Answer)]]) -> DocChanges {
-    let id = Uuid::new_v4();
+    response_with(
+        Uuid::new_v4(),
+        *Uuid::new_v4().as_bytes(),
+        now_ms(),
+        survey,
+        version,
+        pages,
+    )
+}
+
+/// [`response`] with a chosen id, actor and clock, so the same document can be built again
+/// byte for byte.
+pub fn response_with(
+    id: Uuid,
+    actor: [u8; 16],
+    now: i64,
+    survey: Uuid,
+    version: u32,
+    pages: &[&[(&str, Answer)]],
+) -> DocChanges {
     let mut doc = ResponseDoc::new(
         NewResponse {
             response_id: id,
@@ -427,14 +446,17 @@ pub fn response(survey: Uuid, version: u32, pages: &[&[(&str, Answer)]]) -> DocC
             survey_version: version,
             author_device: "device:test".into(),
         },
-        Uuid::new_v4().as_bytes().to_vec(),
+        actor.to_vec(),
         "device:test",
-        now_ms(),
+        now,
     )
     .expect("new response");
-    for page in pages {
-        doc.set_answers(page.iter().map(|(q, a)| (*q, a.clone())), now_ms())
-            .expect("set answers");
+    for (i, page) in pages.iter().enumerate() {
+        doc.set_answers(
+            page.iter().map(|(q, a)| (*q, a.clone())),
+            now + 1 + i as i64,
+        )
+        .expect("set answers");
     }
     DocChanges {
         doc_id: id,

@@ -1,0 +1,256 @@
+//! Malformed input: truncated and garbage CBOR, garbage Automerge inside a valid push,
+//! oversized bodies and deep nesting each get a clear 4xx, nothing of a refused push is stored,
+//! and the server keeps answering (a good push right after succeeds). The end-to-end test
+//! also checks the real server's memory stays bounded after a barrage of bad requests.
+
+use axum::http::StatusCode;
+use fieldsync_protocol::wire::{DocChanges, ErrorCode, PushOutcome};
+use fieldsync_server::settings::Settings;
+use serde_bytes::ByteBuf;
+use uuid::Uuid;
+
+use super::common::*;
+
+/// A push with one document whose change bytes are `bytes`.
+fn push_with_change(survey: Uuid, bytes: Vec<u8>) -> DocChanges {
+    let mut d = response(survey, 1, &[]);
+    d.changes = vec![ByteBuf::from(bytes)];
+    d
+}
+
+/// Bytes that start like an Automerge change (magic, checksum, chunk type) and then lie.
+fn fake_changes() -> Vec<Vec<u8>> {
+    let magic = [0x85, 0x6f, 0x4a, 0x83];
+    let mut out = vec![
+        b"definitely not automerge".to_vec(),
+        Vec::new(),
+        magic.to_vec(),
+        [&magic[..], &[0, 0, 0, 0, 1]].concat(),
+        // A change chunk declaring an enormous length.
+        [&magic[..], &[1, 2, 3, 4, 1, 0xff, 0xff, 0xff, 0xff, 0x0f]].concat(),
+        [&magic[..], &[1, 2, 3, 4, 1, 0x10], &[0xff; 16][..]].concat(),
+    ];
+    // A real change with its tail cut off, and one with a flipped byte.
+    let real = response(Uuid::new_v4(), 1, &[&[("head_name", text("x"))]]).changes[1].to_vec();
+    out.push(real[..real.len() / 2].to_vec());
+    let mut flipped = real.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x5a;
+    out.push(flipped);
+    out
+}
+
+/// `depth` nested one-element CBOR arrays.
+pub fn deep_cbor(depth: usize) -> Vec<u8> {
+    let mut v = vec![0x81; depth];
+    v.push(0x00);
+    v
+}
+
+async fn good_push_still_works(h: &Harness, org: &Org, survey: Uuid) {
+    let doc = response(survey, 1, &[&[("head_name", text("Still Fine"))]]);
+    let resp = h.push_ok(&org.coordinator, vec![doc]).await;
+    assert_eq!(
+        resp.results[0].outcome,
+        PushOutcome::Stored {
+            new: 2,
+            duplicate: 0
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_cbor_gets_a_400_and_the_server_keeps_answering() {
+    let h = Harness::new();
+    let org = h.org("Acme").await;
+    let survey = h
+        .publish(&org.admin, &fixture("surveys/household-v1.json"))
+        .await
+        .survey_id;
+    let good = push_request(vec![response(survey, 1, &[&[("head_name", text("a"))]])]);
+    let bytes = fieldsync_protocol::wire::Message::to_cbor(&good).expect("encodes");
+    let mut wrong_version = good.clone();
+    wrong_version.protocol = 99;
+
+    let cases: Vec<(String, Vec<u8>, ErrorCode)> = vec![
+        ("empty".into(), Vec::new(), ErrorCode::BadRequest),
+        (
+            "garbage".into(),
+            b"\xff\x00garbage \x9f\x9f".to_vec(),
+            ErrorCode::BadRequest,
+        ),
+        (
+            "json instead of cbor".into(),
+            br#"{"protocol":1,"docs":[]}"#.to_vec(),
+            ErrorCode::BadRequest,
+        ),
+        (
+            "deeply nested".into(),
+            deep_cbor(10_000),
+            ErrorCode::BadRequest,
+        ),
+        (
+            "trailing bytes".into(),
+            [&bytes[..], b"xx"].concat(),
+            ErrorCode::BadRequest,
+        ),
+        (
+            "wrong protocol".into(),
+            fieldsync_protocol::wire::Message::to_cbor(&wrong_version).expect("encodes"),
+            ErrorCode::UnsupportedProtocol,
+        ),
+    ]
+    .into_iter()
+    .chain((1..bytes.len()).step_by(7).map(|cut| {
+        (
+            format!("truncated at {cut}"),
+            bytes[..cut].to_vec(),
+            ErrorCode::BadRequest,
+        )
+    }))
+    .collect();
+    for (name, body, code) in cases {
+        for path in ["/v1/sync/push", "/v1/sync/pull"] {
+            let r = h
+                .send(
+                    Req::post(path)
+                        .token(&org.coordinator)
+                        .raw("application/cbor", body.clone()),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{name} to {path}");
+            let err = r.error();
+            // A push-shaped message is simply the wrong shape for a pull.
+            let code = if name == "wrong protocol" && path == "/v1/sync/pull" {
+                ErrorCode::BadRequest
+            } else {
+                code.clone()
+            };
+            assert_eq!(err.code, code, "{name} to {path}: {}", err.message);
+        }
+    }
+    let mut pull = pull_request(0, 10);
+    pull.protocol = 2;
+    let r = h
+        .send(
+            Req::post("/v1/sync/pull")
+                .token(&org.coordinator)
+                .cbor(&pull),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.error().code),
+        (StatusCode::BAD_REQUEST, ErrorCode::UnsupportedProtocol)
+    );
+
+    // Nothing was stored by any of them, and a good push goes through.
+    assert!(h.pull_all(&org.admin).await.is_empty());
+    good_push_still_works(&h, &org, survey).await;
+
+    // Bad JSON on the management routes is a 400 too.
+    for body in [
+        "",
+        "{",
+        "[1,2]",
+        r#"{"name": 5, "role": "ops"}"#,
+        r#"{"name": "x", "role": "wizard"}"#,
+    ] {
+        let r = h
+            .send(
+                Req::post("/v1/members")
+                    .token(&org.admin)
+                    .raw("application/json", body.into()),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body:?}: {}", r.text());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_automerge_in_a_valid_push_is_a_422_naming_the_document_and_nothing_is_stored() {
+    let h = Harness::new();
+    let org = h.org("Acme").await;
+    let survey = h
+        .publish(&org.admin, &fixture("surveys/household-v1.json"))
+        .await
+        .survey_id;
+    for (i, bad) in fake_changes().into_iter().enumerate() {
+        let good = response(survey, 1, &[&[("head_name", text("good"))]]);
+        let bad = push_with_change(survey, bad);
+        let later_bad = push_with_change(survey, b"also bad".to_vec());
+        let r = h
+            .push(
+                &org.coordinator,
+                vec![good.clone(), bad.clone(), later_bad.clone()],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "case {i}");
+        let err = r.error();
+        assert_eq!(err.code, ErrorCode::MalformedDocument, "case {i}");
+        assert_eq!(err.doc_id, Some(bad.doc_id), "case {i}: {}", err.message);
+        assert!(
+            err.message.contains(&bad.doc_id.to_string()),
+            "case {i}: {}",
+            err.message
+        );
+        assert_eq!(
+            err.details.len(),
+            2,
+            "case {i}: every malformed document is listed"
+        );
+        assert!(err.details[1].contains(&later_bad.doc_id.to_string()));
+        // Nothing of the batch was stored, not even the good document.
+        assert!(h.pull_all(&org.admin).await.is_empty(), "case {i}");
+        // The client drops the bad ones and pushes the rest again.
+        let resp = h.push_ok(&org.coordinator, vec![good]).await;
+        assert_eq!(
+            resp.results[0].outcome,
+            PushOutcome::Stored {
+                new: 2,
+                duplicate: 0
+            }
+        );
+        let _ = h.pull_all(&org.admin).await;
+        // Start the next case from an empty server view.
+        h.db(|c| {
+            c.execute_batch("DELETE FROM materialize_queue; DELETE FROM changes; DELETE FROM docs;")
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_body_gets_a_413_and_the_server_keeps_answering() {
+    let h = Harness::with_settings(Settings {
+        max_body: 64 * 1024,
+        ..Settings::for_region(REGION)
+    });
+    let org = h.org("Acme").await;
+    let survey = h
+        .publish(&org.admin, &fixture("surveys/household-v1.json"))
+        .await
+        .survey_id;
+    let big: Vec<DocChanges> = (0..400)
+        .map(|i| {
+            response(
+                survey,
+                1,
+                &[&[("comments", text(&format!("{i} {}", "x".repeat(300))))]],
+            )
+        })
+        .collect();
+    let r = h.push(&org.coordinator, big).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let err = r.error();
+    assert_eq!(err.code, ErrorCode::TooLarge);
+    assert!(err.message.contains("smaller batches"), "{}", err.message);
+    let r = h
+        .send(
+            Req::post("/v1/surveys")
+                .token(&org.admin)
+                .raw("application/json", vec![b' '; 100 * 1024]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(h.pull_all(&org.admin).await.is_empty());
+    good_push_still_works(&h, &org, survey).await;
+}
