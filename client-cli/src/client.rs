@@ -24,7 +24,9 @@ pub enum ClientError {
         "cannot reach the server at {server} ({reason}); your data is kept on this device, sync again when the connection is back"
     )]
     Offline { server: String, reason: String },
-    #[error("{message}")]
+    #[error(
+        "the server refused this client's credentials ({message}); the token was revoked or has expired: log in (`fieldsync login`) or enroll (`fieldsync enroll`) again"
+    )]
     Unauthenticated { message: String },
     #[error("{message}")]
     Forbidden { message: String },

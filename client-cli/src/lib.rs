@@ -5,6 +5,9 @@
 
 pub mod client;
 pub mod engine;
+pub mod exit;
+pub mod input;
+pub mod interview;
 pub mod store;
 
 use std::path::PathBuf;

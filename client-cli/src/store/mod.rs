@@ -54,6 +54,8 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("this client is not enrolled or logged in; run `fieldsync enroll` or `fieldsync login`")]
+    NotLoggedIn,
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -221,12 +223,7 @@ impl Store {
 
     /// The account, or an error telling the user to log in.
     pub fn require_account(&self) -> Result<&Account, StoreError> {
-        self.account.as_ref().ok_or_else(|| {
-            StoreError::NotFound(
-                "this client is not enrolled or logged in; run `fieldsync enroll` or `fieldsync login`"
-                    .into(),
-            )
-        })
+        self.account.as_ref().ok_or(StoreError::NotLoggedIn)
     }
 
     /// Remember the account (after enroll or login).
