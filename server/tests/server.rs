@@ -19,3 +19,9 @@ mod support;
 
 #[path = "server/malformed.rs"]
 mod malformed;
+
+#[path = "server/durability.rs"]
+mod durability;
+
+#[path = "server/limits.rs"]
+mod limits;
