@@ -1,0 +1,19 @@
+//! End-to-end tests: the real `fieldsync-server` on 127.0.0.1 and the real `fieldsync` CLI,
+//! each test with its own server data directory and client homes.
+
+#[path = "e2e/bad_input.rs"]
+mod bad_input;
+#[path = "e2e/concurrent_edits.rs"]
+mod concurrent_edits;
+#[path = "e2e/import_export.rs"]
+mod import_export;
+#[path = "e2e/interruption.rs"]
+mod interruption;
+#[path = "e2e/offline.rs"]
+mod offline;
+#[path = "e2e/readme.rs"]
+mod readme;
+#[path = "e2e/secrets_at_rest.rs"]
+mod secrets_at_rest;
+#[path = "e2e/versions.rs"]
+mod versions;
