@@ -83,7 +83,7 @@ impl ApiClient {
         &self.base
     }
 
-    fn request(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
+    pub(crate) fn request(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
         let mut rb = self.http.request(method, format!("{}{path}", self.base));
         if let Some(t) = &self.token {
             rb = rb.bearer_auth(t);
@@ -91,7 +91,7 @@ impl ApiClient {
         rb
     }
 
-    fn send(&self, rb: RequestBuilder) -> Result<Response, ClientError> {
+    pub(crate) fn send(&self, rb: RequestBuilder) -> Result<Response, ClientError> {
         let resp = rb.send().map_err(|e| self.offline(e))?;
         if resp.status().is_success() {
             Ok(resp)

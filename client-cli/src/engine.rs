@@ -102,6 +102,18 @@ pub fn sync(
     Ok(report)
 }
 
+/// Only pull (surveys and others' changes), pushing nothing: used to fetch a survey the device
+/// lacks before an import or an interview.
+pub fn pull(
+    store: &mut Store,
+    transport: &dyn Transport,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<SyncReport, SyncError> {
+    let mut report = SyncReport::default();
+    pull_all(store, transport, progress, &mut report)?;
+    Ok(report)
+}
+
 fn push_all(
     store: &mut Store,
     transport: &dyn Transport,

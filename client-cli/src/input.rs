@@ -162,15 +162,10 @@ pub fn split_documents(text: &str) -> Vec<Document> {
     let first_alone = lines
         .first()
         .is_some_and(|(_, l)| serde_json::from_str::<serde_json::Value>(l).is_ok());
-    if !first_alone {
-        if let Err(e) = serde_json::from_str::<serde_json::Value>(text) {
-            return vec![(e.line().max(1), Err(format!("not valid JSON: {e}")))];
-        }
+    if !first_alone && let Err(e) = serde_json::from_str::<serde_json::Value>(text) {
+        return vec![(e.line().max(1), Err(format!("not valid JSON: {e}")))];
     }
-    lines
-        .into_iter()
-        .map(|(n, l)| (n, parse_line(l)))
-        .collect()
+    lines.into_iter().map(|(n, l)| (n, parse_line(l))).collect()
 }
 
 /// One line of JSON Lines.
@@ -241,18 +236,15 @@ impl CsvColumns {
     pub fn answers<'r>(
         &self,
         survey: &Survey,
-        row: impl ExactSizeIterator<Item = &'r str>,
+        row: impl IntoIterator<Item = &'r str>,
     ) -> Result<Answers, Vec<String>> {
-        if row.len() != self.columns.len() {
-            return Err(vec![format!(
-                "the row has {} cells but the header has {} columns",
-                row.len(),
-                self.columns.len()
-            )]);
-        }
         let mut answers = Answers::new();
         let mut errors = Vec::new();
-        for (column, cell) in self.columns.iter().zip(row) {
+        let mut cells = row.into_iter();
+        let mut count = 0;
+        for column in &self.columns {
+            let Some(cell) = cells.next() else { break };
+            count += 1;
             let Some(name) = column else { continue };
             if cell.trim().is_empty() {
                 continue;
@@ -263,6 +255,13 @@ impl CsvColumns {
                 }
                 Err(e) => errors.push(e.to_string()),
             }
+        }
+        count += cells.count();
+        if count != self.columns.len() {
+            return Err(vec![format!(
+                "the row has {count} cells but the header has {} columns",
+                self.columns.len()
+            )]);
         }
         if errors.is_empty() {
             Ok(answers)

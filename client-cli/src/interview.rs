@@ -12,8 +12,7 @@
 use std::sync::Arc;
 
 use fieldsync_protocol::survey::{
-    Choice, Question, QuestionType, Survey, ValidationContext, ValidationError,
-    ValidationErrorKind,
+    Choice, Question, QuestionType, Survey, ValidationContext, ValidationError, ValidationErrorKind,
 };
 use fieldsync_protocol::{Answer, Answers};
 
@@ -160,7 +159,12 @@ impl Interview {
     pub fn screen(&mut self) -> Screen<'_> {
         self.advance();
         let questions = self.survey.questions();
-        let notes = || self.notes.iter().filter_map(|&i| questions.get(i)).collect();
+        let notes = || {
+            self.notes
+                .iter()
+                .filter_map(|&i| questions.get(i))
+                .collect()
+        };
         match self.state {
             State::Done(o) => Screen::Done(o),
             State::ConfirmQuit { .. } => Screen::ConfirmQuit,
@@ -240,9 +244,9 @@ impl Interview {
                 self.state = State::ConfirmQuit { from_review: true };
                 Reply::Ok
             }
-            _ => Reply::Problem(
-                "type y to submit, d to keep it as a draft, or < to go back".into(),
-            ),
+            _ => {
+                Reply::Problem("type y to submit, d to keep it as a draft, or < to go back".into())
+            }
         }
     }
 
@@ -296,9 +300,9 @@ impl Interview {
                 return self.accept(&q, default);
             }
             if q.required {
-                return Reply::Problem(format!(
-                    "an answer is required; type it, or :save to keep a draft"
-                ));
+                return Reply::Problem(
+                    "an answer is required; type it, or :save to keep a draft".to_string(),
+                );
             }
             self.forward();
             return Reply::Ok;

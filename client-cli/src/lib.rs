@@ -3,6 +3,7 @@
 //! `fieldsync` binary is a command-line interface on top of it.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod client;
 pub mod engine;
 pub mod exit;

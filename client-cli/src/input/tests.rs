@@ -75,7 +75,10 @@ fn json_answers() {
     .expect("valid");
     assert_eq!(answers.get("hh_size"), Some(&Answer::Integer(4)));
     assert_eq!(answers.get("monthly_rent"), Some(&Answer::Decimal(4500.5)));
-    assert_eq!(answers.get("languages"), Some(&Answer::from("english french")));
+    assert_eq!(
+        answers.get("languages"),
+        Some(&Answer::from("english french"))
+    );
     assert_eq!(answers.get("head_name"), Some(&Answer::from("Ann")));
     assert!(!answers.contains_key("comments"));
 
@@ -114,7 +117,7 @@ fn csv_header_and_rows() {
     let cols = CsvColumns::from_header(&s, ["response_id", "hh_size", "comments", "languages"])
         .expect("valid header");
     let answers = cols
-        .answers(&s, ["x", "3", "", "english  swahili"].into_iter())
+        .answers(&s, ["x", "3", "", "english  swahili"])
         .expect("valid row");
     let mut expected = Answers::new();
     expected.insert("hh_size".into(), Answer::Integer(3));
@@ -122,11 +125,11 @@ fn csv_header_and_rows() {
     assert_eq!(answers, expected);
 
     let errors = cols
-        .answers(&s, ["x", "3.5", "", ""].into_iter())
+        .answers(&s, ["x", "3.5", "", ""])
         .expect_err("not an integer");
     assert_eq!(errors.len(), 1);
     assert!(errors[0].starts_with("hh_size:"), "{errors:?}");
-    assert!(cols.answers(&s, ["x", "3"].into_iter()).is_err());
+    assert!(cols.answers(&s, ["x", "3"]).is_err());
 
     let errors = CsvColumns::from_header(&s, ["hh_size", "intro", "bogus", "hh_size"])
         .expect_err("bad header");

@@ -14,7 +14,7 @@ mod responses;
 mod surveys;
 mod sync;
 
-pub use responses::{LocalResponse, ResponseFilter, ResponseRow};
+pub use responses::{CreateBatch, LocalResponse, ResponseFilter, ResponseRow};
 pub use surveys::LocalSurvey;
 pub use sync::{OutboxDoc, StatusReport};
 
@@ -54,7 +54,9 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("this client is not enrolled or logged in; run `fieldsync enroll` or `fieldsync login`")]
+    #[error(
+        "this client is not enrolled or logged in; run `fieldsync enroll` or `fieldsync login`"
+    )]
     NotLoggedIn,
     #[error("{0}")]
     NotFound(String),

@@ -104,10 +104,10 @@ impl Store {
 
     /// A survey by id or by form id.
     pub fn find_survey(&self, key: &str) -> Result<LocalSurvey, StoreError> {
-        if let Ok(id) = Uuid::parse_str(key) {
-            if let Some(s) = self.local_survey(&id.to_string())? {
-                return Ok(s);
-            }
+        if let Ok(id) = Uuid::parse_str(key)
+            && let Some(s) = self.local_survey(&id.to_string())?
+        {
+            return Ok(s);
         }
         for s in self.surveys()? {
             if s.form_id == key {

@@ -1,0 +1,134 @@
+//! Typed calls of the server's management API (sessions, members, surveys, exports), one
+//! method per route, so the CLI and a future app never spell a path or a body twice.
+
+use fieldsync_protocol::api::{
+    Assignment, CreatedMember, EnrollRequest, LoginRequest, MemberInfo, NewEnumerator, NewMember,
+    Published, SessionGrant, StatusChange, SurveyInfo, SurveyVersion, WhoAmI,
+};
+use fieldsync_protocol::wire::SurveyStatus;
+use reqwest::Method;
+use reqwest::blocking::Response;
+use uuid::Uuid;
+
+use crate::client::{ApiClient, ClientError};
+
+/// The export formats the server writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportFormat {
+    Csv,
+    Jsonl,
+}
+
+impl ExportFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportFormat::Csv => "csv",
+            ExportFormat::Jsonl => "jsonl",
+        }
+    }
+}
+
+impl ApiClient {
+    /// `POST /v1/enroll`: a device's enrollment code for a device token.
+    pub fn enroll(&self, req: &EnrollRequest) -> Result<SessionGrant, ClientError> {
+        self.send_json(Method::POST, "/v1/enroll", req)
+    }
+
+    /// `POST /v1/login`: a member's one-time login token for a session token.
+    pub fn login(&self, req: &LoginRequest) -> Result<SessionGrant, ClientError> {
+        self.send_json(Method::POST, "/v1/login", req)
+    }
+
+    /// `POST /v1/logout`: revoke the token this client uses.
+    pub fn logout(&self) -> Result<(), ClientError> {
+        self.send(self.request(Method::POST, "/v1/logout"))?;
+        Ok(())
+    }
+
+    /// `GET /v1/me`.
+    pub fn me(&self) -> Result<WhoAmI, ClientError> {
+        self.get_json("/v1/me")
+    }
+
+    /// `POST /v1/members`.
+    pub fn create_member(&self, req: &NewMember) -> Result<CreatedMember, ClientError> {
+        self.send_json(Method::POST, "/v1/members", req)
+    }
+
+    /// `GET /v1/members`.
+    pub fn members(&self) -> Result<Vec<MemberInfo>, ClientError> {
+        self.get_json("/v1/members")
+    }
+
+    /// `POST /v1/members/{id}/revoke`.
+    pub fn revoke_member(&self, id: &Uuid) -> Result<(), ClientError> {
+        self.send(self.request(Method::POST, &format!("/v1/members/{id}/revoke")))?;
+        Ok(())
+    }
+
+    /// `POST /v1/enumerators`.
+    pub fn create_enumerator(&self, req: &NewEnumerator) -> Result<CreatedMember, ClientError> {
+        self.send_json(Method::POST, "/v1/enumerators", req)
+    }
+
+    /// `POST /v1/surveys`: publish a definition as the next version of its survey.
+    pub fn publish_survey(&self, definition: String) -> Result<Published, ClientError> {
+        self.post_text("/v1/surveys", definition)
+    }
+
+    /// `GET /v1/surveys`.
+    pub fn surveys(&self) -> Result<Vec<SurveyInfo>, ClientError> {
+        self.get_json("/v1/surveys")
+    }
+
+    /// `GET /v1/surveys/{id}`.
+    pub fn survey(&self, id: &Uuid) -> Result<SurveyInfo, ClientError> {
+        self.get_json(&format!("/v1/surveys/{id}"))
+    }
+
+    /// A survey by id or form id, as the server lists it.
+    pub fn find_survey(&self, key: &str) -> Result<SurveyInfo, ClientError> {
+        if let Ok(id) = Uuid::parse_str(key) {
+            return self.survey(&id);
+        }
+        self.surveys()?
+            .into_iter()
+            .find(|s| s.form_id == key)
+            .ok_or_else(|| ClientError::NotFound {
+                message: format!(
+                    "no survey {key:?} on the server; `fieldsync survey list` shows the surveys"
+                ),
+            })
+    }
+
+    /// `GET /v1/surveys/{id}/versions/{n}`.
+    pub fn survey_version(&self, id: &Uuid, version: u32) -> Result<SurveyVersion, ClientError> {
+        self.get_json(&format!("/v1/surveys/{id}/versions/{version}"))
+    }
+
+    /// `POST /v1/surveys/{id}/assignments`.
+    pub fn assign(&self, id: &Uuid, enumerator_id: Uuid) -> Result<(), ClientError> {
+        self.send_json_no_content(
+            Method::POST,
+            &format!("/v1/surveys/{id}/assignments"),
+            &Assignment { enumerator_id },
+        )
+    }
+
+    /// `PUT /v1/surveys/{id}/status`.
+    pub fn set_survey_status(&self, id: &Uuid, status: SurveyStatus) -> Result<(), ClientError> {
+        self.send_json_no_content(
+            Method::PUT,
+            &format!("/v1/surveys/{id}/status"),
+            &StatusChange { status },
+        )
+    }
+
+    /// `GET /v1/surveys/{id}/export`: the body streams; read it with [`std::io::Read`].
+    pub fn export(&self, id: &Uuid, format: ExportFormat) -> Result<Response, ClientError> {
+        self.get_stream(&format!(
+            "/v1/surveys/{id}/export?format={}",
+            format.as_str()
+        ))
+    }
+}

@@ -1,0 +1,388 @@
+//! `fieldsync collect`: an interview on the terminal (or driven line by line through stdin),
+//! the continuation of a draft, or responses read from an answers file. The interview logic
+//! is [`fieldsync_client::interview`]; this file only shows screens and reads lines.
+
+use std::io::{BufRead, Read, Write};
+use std::path::PathBuf;
+
+use fieldsync_client::engine;
+use fieldsync_client::exit::Failure;
+use fieldsync_client::input;
+use fieldsync_client::interview::{Interview, Outcome, Reply, Screen, type_hint};
+use fieldsync_client::store::{LocalSurvey, Store, StoreError, today};
+use fieldsync_protocol::Answers;
+use fieldsync_protocol::document::Status;
+use fieldsync_protocol::survey::ValidationContext;
+use fieldsync_protocol::wire::SurveyStatus;
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::Settings;
+
+/// Collect a response: an interview one question at a time, or many responses from a file.
+///
+/// At any prompt: `<` or `:back` goes back one question, `:save` keeps a draft and stops,
+/// `:skip` leaves an optional question unanswered, `:quit` stops without saving. An empty
+/// line keeps the current answer or takes the default. Works with answers piped into stdin,
+/// one line per answer.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The survey id or form id.
+    survey: String,
+    /// Continue a draft (its id or a unique prefix), on the draft's own survey version.
+    #[arg(long, value_name = "RESPONSE_ID", conflicts_with = "answers")]
+    resume: Option<String>,
+    /// Read answers instead of asking: a JSON object, or JSON Lines for many responses
+    /// (`-` for stdin). Every valid object becomes a submitted response.
+    #[arg(long, value_name = "FILE")]
+    answers: Option<PathBuf>,
+    /// With --answers: keep the responses as drafts instead of submitting them.
+    #[arg(long, requires = "answers")]
+    draft: bool,
+}
+
+/// One rejected response of an answers file.
+#[derive(Debug, Serialize)]
+pub struct Invalid {
+    pub line: usize,
+    pub errors: Vec<String>,
+}
+
+pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
+    if let Some(path) = &args.answers {
+        let text = read_answers_file(path)?;
+        return from_file(&args.survey, &text, args.draft, s);
+    }
+    let mut store = s.open_store()?;
+    match &args.resume {
+        Some(id) => resume(&mut store, &args.survey, id, s),
+        None => interview(&mut store, &args.survey, s),
+    }
+}
+
+fn read_answers_file(path: &std::path::Path) -> anyhow::Result<String> {
+    let mut text = String::new();
+    let read = if path.as_os_str() == "-" {
+        std::io::stdin().read_to_string(&mut text).map(|_| ())
+    } else {
+        std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut text).map(|_| ()))
+    };
+    read.map_err(|e| {
+        Failure::Invalid(format!(
+            "cannot read the answers file {}: {e}; check the path",
+            path.display()
+        ))
+    })?;
+    Ok(text)
+}
+
+/// The survey from this device; if it is missing, pull once (it may have just been assigned
+/// or published) and look again.
+pub fn ensure_local_survey(store: &mut Store, key: &str) -> anyhow::Result<LocalSurvey> {
+    match store.find_survey(key) {
+        Ok(found) => return Ok(found),
+        Err(StoreError::NotFound(_)) if store.account().is_some() => {}
+        Err(e) => return Err(e.into()),
+    }
+    let client = super::api(store)?;
+    if let Err(e) = engine::pull(store, &client, &mut |_| {}) {
+        eprintln!("warning: could not fetch surveys from the server: {e}");
+    }
+    Ok(store.find_survey(key)?)
+}
+
+fn interview(store: &mut Store, key: &str, s: &Settings) -> anyhow::Result<u8> {
+    ensure_local_survey(store, key)?;
+    // Refuses a closed survey and a missing account before a single question is asked.
+    let mut batch = store.create_batch(key, None)?;
+    let survey = store.survey_version(&batch.survey_id(), batch.version())?;
+    let ctx = ValidationContext::new(today());
+    let mut iv = Interview::new(survey, ctx);
+    let Some(outcome) = drive(&mut iv, s)? else {
+        return Ok(0);
+    };
+    let answers = iv.answers_to_save();
+    let status = match outcome {
+        Outcome::Submit => Status::Submitted,
+        Outcome::Draft => Status::Draft,
+        Outcome::Discard => return discarded(s),
+    };
+    let id = match batch.add(store, &answers, status)? {
+        Ok(id) => id,
+        Err(errors) => {
+            return Err(Failure::Invalid(format!(
+                "the response cannot be saved: {}",
+                errors
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ))
+            .into());
+        }
+    };
+    batch.commit(store)?;
+    saved(store, key, &id, s)
+}
+
+fn resume(store: &mut Store, key: &str, response: &str, s: &Settings) -> anyhow::Result<u8> {
+    let survey_info = ensure_local_survey(store, key)?;
+    let id = store.find_response(response)?;
+    let local = store.response(&id)?;
+    if local.meta.survey_id != survey_info.id {
+        return Err(Failure::Invalid(format!(
+            "response {id} belongs to survey {}, not {key}",
+            local.meta.survey_id
+        ))
+        .into());
+    }
+    if local.meta.status != Status::Draft {
+        return Err(Failure::Invalid(format!(
+            "response {id} is {}, not a draft; change it with `fieldsync response edit {id} --set NAME=VALUE`",
+            local.meta.status
+        ))
+        .into());
+    }
+    if survey_info.status == SurveyStatus::Closed {
+        eprintln!(
+            "warning: survey {} is closed; the server will refuse this response until a coordinator reopens it",
+            survey_info.form_id
+        );
+    }
+    let survey = store.survey_version(&local.meta.survey_id, local.meta.survey_version)?;
+    let ctx = ValidationContext::new(today());
+    let before = local.answers.clone();
+    let mut iv = Interview::resume(survey, ctx, local.answers);
+    let Some(outcome) = drive(&mut iv, s)? else {
+        return Ok(0);
+    };
+    let status = match outcome {
+        Outcome::Submit => Some(Status::Submitted),
+        Outcome::Draft => None,
+        Outcome::Discard => return discarded(s),
+    };
+    let edits = diff(&before, &iv.answers_to_save());
+    store.edit_response(&id, &edits, status)?;
+    saved(store, key, &id, s)
+}
+
+/// The edits that turn `before` into `after`.
+fn diff(before: &Answers, after: &Answers) -> Vec<(String, Option<fieldsync_protocol::Answer>)> {
+    let mut edits: Vec<_> = after
+        .iter()
+        .filter(|(k, v)| before.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), Some(v.clone())))
+        .collect();
+    edits.extend(
+        before
+            .keys()
+            .filter(|k| !after.contains_key(*k))
+            .map(|k| (k.clone(), None)),
+    );
+    edits
+}
+
+fn discarded(s: &Settings) -> anyhow::Result<u8> {
+    if s.json {
+        s.print_json(&serde_json::json!({ "id": null, "status": "discarded" }))?;
+    } else {
+        println!("quit without saving; nothing was stored");
+    }
+    Ok(0)
+}
+
+fn saved(store: &mut Store, key: &str, id: &Uuid, s: &Settings) -> anyhow::Result<u8> {
+    let r = store.response(id)?;
+    if s.json {
+        s.print_json(&serde_json::json!({
+            "id": id,
+            "status": r.meta.status.as_str(),
+            "survey_id": r.meta.survey_id,
+            "survey_version": r.meta.survey_version,
+            "errors": r.errors,
+        }))?;
+    } else if r.meta.status == Status::Draft {
+        println!("saved draft {id}");
+        println!("continue it with: fieldsync collect {key} --resume {id}");
+    } else {
+        println!("submitted response {id}; `fieldsync sync` sends it to the server");
+    }
+    Ok(0)
+}
+
+/// Show screens and feed lines until the interview ends. `None` when input ended before any
+/// answer (nothing to keep).
+fn drive(iv: &mut Interview, s: &Settings) -> anyhow::Result<Option<Outcome>> {
+    let mut out: Box<dyn Write> = if s.json {
+        Box::new(std::io::stderr())
+    } else {
+        Box::new(std::io::stdout())
+    };
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    loop {
+        if let Some(outcome) = show(iv.screen(), &mut out)? {
+            return Ok(Some(outcome));
+        }
+        write!(out, "> ")?;
+        out.flush()?;
+        let Some(line) = lines.next() else {
+            writeln!(out)?;
+            if iv.answers().is_empty() {
+                eprintln!("input ended before any answer; nothing was stored");
+                return Ok(None);
+            }
+            eprintln!("input ended; keeping the answers so far as a draft");
+            return Ok(Some(Outcome::Draft));
+        };
+        let line = line?;
+        if let Reply::Problem(message) = iv.input(&line) {
+            writeln!(out, "  ! {message}")?;
+        }
+    }
+}
+
+/// Print one screen; the outcome when the interview has ended.
+fn show(screen: Screen<'_>, out: &mut dyn Write) -> anyhow::Result<Option<Outcome>> {
+    match screen {
+        Screen::Done(o) => return Ok(Some(o)),
+        Screen::ConfirmQuit => {
+            writeln!(
+                out,
+                "quit without saving? every answer of this interview is lost (y/N)"
+            )?;
+        }
+        Screen::Question {
+            question: q,
+            number,
+            total,
+            notes,
+            current,
+            choices,
+        } => {
+            for n in notes {
+                writeln!(out, "\n  note: {}", n.label.trim())?;
+            }
+            let required = if q.required { " *" } else { "" };
+            writeln!(out, "\n[{number}/{total}] {}{required}", q.label.trim())?;
+            if let Some(h) = &q.hint {
+                writeln!(out, "  {}", h.trim())?;
+            }
+            writeln!(out, "  ({}: {})", q.name, type_hint(&q.qtype))?;
+            for (i, c) in choices.iter().enumerate() {
+                writeln!(out, "    {}) {} [{}]", i + 1, c.label.trim(), c.name)?;
+            }
+            if let Some(a) = current {
+                writeln!(out, "  current answer: {a} (Enter keeps it)")?;
+            } else if let Some(d) = &q.default {
+                writeln!(out, "  default: {d} (Enter takes it)")?;
+            } else if !q.required {
+                writeln!(out, "  optional (Enter or :skip leaves it blank)")?;
+            }
+        }
+        Screen::Review {
+            notes,
+            answers,
+            errors,
+        } => {
+            for n in notes {
+                writeln!(out, "\n  note: {}", n.label.trim())?;
+            }
+            writeln!(out, "\nsummary:")?;
+            for (q, a) in answers {
+                writeln!(out, "  {}: {a}", q.label.trim())?;
+            }
+            for e in &errors {
+                writeln!(out, "  problem: {e}")?;
+            }
+            writeln!(
+                out,
+                "submit now? y = submit, d = keep as a draft, < = go back"
+            )?;
+        }
+    }
+    Ok(None)
+}
+
+/// `--answers`: every valid object becomes a response, all in transactions of
+/// [`BATCH`] responses; invalid ones are reported by line.
+fn from_file(key: &str, text: &str, draft: bool, s: &Settings) -> anyhow::Result<u8> {
+    let docs = input::split_documents(text);
+    let mut store = s.open_store()?;
+    ensure_local_survey(&mut store, key)?;
+    let mut batch = store.create_batch(key, None)?;
+    let survey = store.survey_version(&batch.survey_id(), batch.version())?;
+    let status = if draft {
+        Status::Draft
+    } else {
+        Status::Submitted
+    };
+    let mut ids = Vec::new();
+    let mut invalid = Vec::new();
+    for (line, doc) in docs {
+        let answers = match doc
+            .map_err(|e| vec![e])
+            .and_then(|v| input::answers_from_json(&survey, &v))
+        {
+            Ok(a) => a,
+            Err(errors) => {
+                invalid.push(Invalid { line, errors });
+                continue;
+            }
+        };
+        match batch.add(&mut store, &answers, status)? {
+            Ok(id) => ids.push(id),
+            Err(errors) => invalid.push(Invalid {
+                line,
+                errors: errors.iter().map(|e| e.to_string()).collect(),
+            }),
+        }
+        if batch.len() >= super::import::BATCH {
+            batch.commit(&mut store)?;
+        }
+    }
+    batch.commit(&mut store)?;
+    report_invalid(&invalid);
+    if s.json {
+        s.print_json(&serde_json::json!({
+            "stored": ids.len(),
+            "invalid": invalid,
+            "ids": ids,
+        }))?;
+    } else {
+        let what = if draft {
+            "draft(s)"
+        } else {
+            "submitted response(s)"
+        };
+        println!("stored {} {what}", ids.len());
+        for id in &ids {
+            println!("{id}");
+        }
+    }
+    Ok(if invalid.is_empty() {
+        0
+    } else {
+        fieldsync_client::exit::INVALID
+    })
+}
+
+/// Every invalid entry on stderr, one error per line, with its line number.
+pub fn report_invalid(invalid: &[Invalid]) {
+    for i in invalid {
+        for e in &i.errors {
+            eprintln!("line {}: {e}", i.line);
+        }
+    }
+    if !invalid.is_empty() {
+        eprintln!(
+            "{} invalid entr{} not stored; fix them and run the command again for those lines",
+            invalid.len(),
+            if invalid.len() == 1 {
+                "y was"
+            } else {
+                "ies were"
+            }
+        );
+    }
+}

@@ -1,0 +1,221 @@
+//! `fieldsync import`: the ops batch path. Streams a CSV or JSON Lines file row by row,
+//! validates every row, stores the valid ones as responses in transactions of [`BATCH`], and
+//! reports the invalid ones by line, without ever holding the file in memory.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use fieldsync_client::exit::{self, Failure};
+use fieldsync_client::input::{self, CsvColumns};
+use fieldsync_client::store::{CreateBatch, Store};
+use fieldsync_protocol::Answers;
+use fieldsync_protocol::document::Status;
+use fieldsync_protocol::survey::Survey;
+
+use super::Settings;
+use super::collect::{Invalid, ensure_local_survey, report_invalid};
+
+/// Responses per transaction.
+pub const BATCH: usize = 1000;
+
+/// Import responses from a CSV file (a header of question names) or JSON Lines.
+///
+/// Every row is validated like a submitted interview; valid rows are stored as responses
+/// (sent at the next `fieldsync sync`), invalid rows are reported with their line numbers
+/// (the CSV header is line 1) and the command exits 6.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The survey id or form id.
+    survey: String,
+    /// The file to import (`-` for stdin, with --format).
+    file: PathBuf,
+    /// The file format (default: from the file's extension).
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+    /// Store the rows as drafts instead of submitted responses.
+    #[arg(long)]
+    draft: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Csv,
+    Jsonl,
+}
+
+fn format_of(path: &Path, given: Option<Format>) -> Result<Format, Failure> {
+    if let Some(f) = given {
+        return Ok(f);
+    }
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("csv") => Ok(Format::Csv),
+        Some("jsonl" | "ndjson" | "json") => Ok(Format::Jsonl),
+        _ => Err(Failure::Invalid(format!(
+            "cannot tell the format of {} from its name; give --format csv or --format jsonl",
+            path.display()
+        ))),
+    }
+}
+
+/// The rows' destination: a batch committed every [`BATCH`] rows.
+struct Sink<'a> {
+    store: &'a mut Store,
+    batch: CreateBatch,
+    status: Status,
+    stored: u64,
+    invalid: Vec<Invalid>,
+    bar: indicatif::ProgressBar,
+}
+
+impl Sink<'_> {
+    fn row(&mut self, line: usize, answers: Result<Answers, Vec<String>>) -> anyhow::Result<()> {
+        match answers {
+            Ok(a) => match self.batch.add(self.store, &a, self.status)? {
+                Ok(_) => {}
+                Err(errors) => self.invalid.push(Invalid {
+                    line,
+                    errors: errors.iter().map(|e| e.to_string()).collect(),
+                }),
+            },
+            Err(errors) => self.invalid.push(Invalid { line, errors }),
+        }
+        if self.batch.len() >= BATCH {
+            self.commit()?;
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self) -> anyhow::Result<()> {
+        self.stored += self.batch.commit(self.store)? as u64;
+        Ok(())
+    }
+}
+
+pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
+    let format = format_of(&args.file, args.format)?;
+    let (reader, size): (Box<dyn Read>, Option<u64>) = if args.file.as_os_str() == "-" {
+        (Box::new(std::io::stdin()), None)
+    } else {
+        let f = File::open(&args.file).map_err(|e| {
+            Failure::Invalid(format!(
+                "cannot read {}: {e}; check the path",
+                args.file.display()
+            ))
+        })?;
+        let size = f.metadata().ok().map(|m| m.len());
+        (Box::new(f), size)
+    };
+    let reader = BufReader::with_capacity(1 << 20, reader);
+    let mut store = s.open_store()?;
+    ensure_local_survey(&mut store, &args.survey)?;
+    let batch = store.create_batch(&args.survey, None)?;
+    let survey = store.survey_version(&batch.survey_id(), batch.version())?;
+    let bar = super::progress_bar(size);
+    let started = std::time::Instant::now();
+    let mut sink = Sink {
+        store: &mut store,
+        batch,
+        status: if args.draft {
+            Status::Draft
+        } else {
+            Status::Submitted
+        },
+        stored: 0,
+        invalid: Vec::new(),
+        bar,
+    };
+    match format {
+        Format::Csv => import_csv(reader, &survey, &mut sink)?,
+        Format::Jsonl => import_jsonl(reader, &survey, &mut sink)?,
+    }
+    sink.commit()?;
+    sink.bar.finish_and_clear();
+    let elapsed = started.elapsed().as_secs_f64();
+    let (stored, invalid) = (sink.stored, sink.invalid);
+    report_invalid(&invalid);
+    if s.json {
+        s.print_json(&serde_json::json!({ "stored": stored, "invalid": invalid }))?;
+    } else {
+        let rate = if elapsed > 0.0 {
+            stored as f64 / elapsed
+        } else {
+            0.0
+        };
+        println!(
+            "stored {stored} response(s), {} invalid, in {elapsed:.1} s ({rate:.0} rows/s); `fieldsync sync` sends them",
+            invalid.len()
+        );
+    }
+    Ok(if invalid.is_empty() { 0 } else { exit::INVALID })
+}
+
+fn import_csv(reader: impl Read, survey: &Survey, sink: &mut Sink<'_>) -> anyhow::Result<()> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(reader);
+    let header = rdr
+        .headers()
+        .map_err(|e| Failure::Invalid(format!("cannot read the CSV header: {e}")))?
+        .clone();
+    let columns = CsvColumns::from_header(survey, header.iter()).map_err(|errors| {
+        Failure::Invalid(format!(
+            "the CSV header (line 1) does not match survey {}; nothing was imported:\n  {}",
+            survey.form_id(),
+            errors.join("\n  ")
+        ))
+    })?;
+    let mut record = csv::StringRecord::new();
+    let mut rows = 0u64;
+    loop {
+        let line = rdr.position().line() as usize;
+        match rdr.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {
+                let line = record.position().map_or(line, |p| p.line() as usize);
+                sink.row(line, columns.answers(survey, record.iter()))?;
+            }
+            Err(e) if e.is_io_error() => {
+                return Err(anyhow::Error::new(e).context("reading the CSV file failed"));
+            }
+            Err(e) => {
+                let line = e.position().map_or(line, |p| p.line() as usize);
+                sink.invalid.push(Invalid {
+                    line,
+                    errors: vec![e.to_string()],
+                });
+            }
+        }
+        rows += 1;
+        if rows.is_multiple_of(1000) {
+            sink.bar.set_position(rdr.position().byte());
+        }
+    }
+    Ok(())
+}
+
+fn import_jsonl(reader: impl BufRead, survey: &Survey, sink: &mut Sink<'_>) -> anyhow::Result<()> {
+    let mut bytes = 0u64;
+    for (i, line) in reader.lines().enumerate() {
+        let line = line.map_err(|e| {
+            Failure::Invalid(format!("cannot read line {} of the file: {e}", i + 1))
+        })?;
+        bytes += line.len() as u64 + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let answers = input::parse_line(&line)
+            .map_err(|e| vec![e])
+            .and_then(|v| input::answers_from_json(survey, &v));
+        sink.row(i + 1, answers)?;
+        if i % 1000 == 0 {
+            sink.bar.set_position(bytes);
+        }
+    }
+    Ok(())
+}

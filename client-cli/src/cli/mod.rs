@@ -1,0 +1,239 @@
+//! The `fieldsync` command tree: global options, the settings they resolve to, one module
+//! per subcommand, and the one place where errors become messages and exit codes.
+
+mod collect;
+mod enroll;
+mod enumerator;
+mod export;
+mod import;
+mod login;
+mod logout;
+mod member;
+mod response;
+mod status;
+mod survey;
+mod sync;
+mod whoami;
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use fieldsync_client::client::ApiClient;
+use fieldsync_client::exit::{self, Failure};
+use fieldsync_client::store::{self, Store};
+use serde::Serialize;
+
+const LONG_ABOUT: &str = "fieldsync: collect survey responses offline and sync them with a \
+fieldsync server.
+
+Enumerators enroll a device, collect interviews with or without a connection and sync when \
+back in range; coordinators and ops log in to publish surveys, manage members, review, \
+import and export. Everything typed is kept in an encrypted store in --home, unlocked with \
+the passphrase from FIELDSYNC_PASSPHRASE (or typed on a terminal).
+
+exit codes:
+  0  ok
+  1  other failure
+  2  usage error
+  3  server unreachable (nothing is lost; sync again later)
+  4  authentication or permission refused (log in or enroll again)
+  5  wrong or missing passphrase (set FIELDSYNC_PASSPHRASE)
+  6  invalid input (bad file, invalid responses or rows, bad survey, closed survey)
+  7  not found (unknown survey, response or member)";
+
+/// The fieldsync command line.
+#[derive(Debug, Parser)]
+#[command(name = "fieldsync", version, about, long_about = LONG_ABOUT)]
+pub struct Cli {
+    /// The client home holding this device's encrypted store.
+    #[arg(long, global = true, env = "FIELDSYNC_HOME", value_name = "DIR")]
+    home: Option<PathBuf>,
+    /// Machine-readable output: one JSON document on stdout (errors still go to stderr).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Enroll(enroll::Args),
+    Login(login::Args),
+    Logout(logout::Args),
+    Whoami(whoami::Args),
+    #[command(subcommand)]
+    Member(member::Command),
+    #[command(subcommand)]
+    Enumerator(enumerator::Command),
+    #[command(subcommand)]
+    Survey(survey::Command),
+    Collect(collect::Args),
+    #[command(subcommand)]
+    Response(response::Command),
+    Sync(sync::Args),
+    Status(status::Args),
+    Import(import::Args),
+    Export(export::Args),
+}
+
+/// The passphrase, never printed.
+pub struct Passphrase(String);
+
+impl std::fmt::Debug for Passphrase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// What every command needs, resolved from flags and the environment.
+#[derive(Debug)]
+pub struct Settings {
+    pub home: PathBuf,
+    pub json: bool,
+    passphrase: Option<Passphrase>,
+}
+
+impl Settings {
+    fn from_cli(cli: &Cli) -> Settings {
+        Settings {
+            home: cli
+                .home
+                .clone()
+                .unwrap_or_else(fieldsync_client::default_home),
+            json: cli.json,
+            passphrase: std::env::var("FIELDSYNC_PASSPHRASE").ok().map(Passphrase),
+        }
+    }
+
+    fn passphrase(&self, creating: bool) -> anyhow::Result<String> {
+        if let Some(p) = &self.passphrase {
+            return Ok(p.0.clone());
+        }
+        if !std::io::stdin().is_terminal() {
+            return Err(Failure::Passphrase(
+                "no passphrase given and no terminal to ask on; set FIELDSYNC_PASSPHRASE".into(),
+            )
+            .into());
+        }
+        let first = rpassword::prompt_password(if creating {
+            "choose a passphrase for the new store: "
+        } else {
+            "passphrase: "
+        })
+        .context("cannot read the passphrase from the terminal; set FIELDSYNC_PASSPHRASE")?;
+        if creating {
+            let again = rpassword::prompt_password("type it again: ").context(
+                "cannot read the passphrase from the terminal; set FIELDSYNC_PASSPHRASE",
+            )?;
+            if again != first {
+                return Err(Failure::Passphrase(
+                    "the two passphrases differ; run the command again".into(),
+                )
+                .into());
+            }
+        }
+        Ok(first)
+    }
+
+    /// Open and unlock the store in the client home.
+    pub fn open_store(&self) -> anyhow::Result<Store> {
+        if !store::exists(&self.home) {
+            return Err(store::StoreError::Missing(self.home.clone()).into());
+        }
+        let pass = self.passphrase(false)?;
+        Ok(Store::open(&self.home, &pass)?)
+    }
+
+    /// Open the store, or create it when the home has none yet.
+    pub fn open_or_create_store(&self) -> anyhow::Result<Store> {
+        if store::exists(&self.home) {
+            return self.open_store();
+        }
+        let pass = self.passphrase(true)?;
+        Ok(Store::create(&self.home, &pass)?)
+    }
+
+    /// Print one JSON document on stdout.
+    pub fn print_json<T: Serialize + ?Sized>(&self, value: &T) -> anyhow::Result<()> {
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, value)?;
+        writeln!(out)?;
+        Ok(())
+    }
+}
+
+/// A client for the server this store is logged in to, with its token.
+pub fn api(store: &Store) -> anyhow::Result<ApiClient> {
+    let account = store.require_account()?;
+    Ok(ApiClient::new(
+        &account.server,
+        Some(account.token.clone()),
+    )?)
+}
+
+/// Whether the account may manage the organisation (not an enumerator's device).
+pub fn is_manager(store: &Store) -> bool {
+    store
+        .account()
+        .is_some_and(|a| a.role != fieldsync_protocol::api::Role::Enumerator)
+}
+
+/// A progress bar on stderr, drawn only on a terminal.
+pub fn progress_bar(len: Option<u64>) -> indicatif::ProgressBar {
+    let bar = match len {
+        Some(n) => indicatif::ProgressBar::new(n),
+        None => indicatif::ProgressBar::no_length(),
+    };
+    if std::io::stderr().is_terminal() {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    } else {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar
+}
+
+/// Run the command line and turn the outcome into an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = Settings::from_cli(&cli);
+    match run(cli.command, &settings) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let _ = std::io::stdout().flush();
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit::code_for(e.as_ref()))
+        }
+    }
+}
+
+fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
+    match command {
+        Command::Enroll(a) => enroll::run(a, s),
+        Command::Login(a) => login::run(a, s),
+        Command::Logout(a) => logout::run(a, s),
+        Command::Whoami(a) => whoami::run(a, s),
+        Command::Member(c) => member::run(c, s),
+        Command::Enumerator(c) => enumerator::run(c, s),
+        Command::Survey(c) => survey::run(c, s),
+        Command::Collect(a) => collect::run(a, s),
+        Command::Response(c) => response::run(c, s),
+        Command::Sync(a) => sync::run(a, s),
+        Command::Status(a) => status::run(a, s),
+        Command::Import(a) => import::run(a, s),
+        Command::Export(a) => export::run(a, s),
+    }
+}
+
+/// Format milliseconds since the epoch as an RFC 3339 UTC time.
+pub fn format_ms(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}

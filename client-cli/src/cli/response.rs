@@ -1,0 +1,390 @@
+//! `fieldsync response`: list, show, correct, submit, review and settle conflicts of the
+//! responses held on this device.
+
+use fieldsync_client::exit::Failure;
+use fieldsync_client::input::{edits_from_args, parse_assignment};
+use fieldsync_client::store::{LocalResponse, ResponseFilter, Store, today};
+use fieldsync_protocol::api::Role;
+use fieldsync_protocol::document::Status;
+use fieldsync_protocol::survey::ValidationContext;
+
+use super::{Settings, format_ms};
+
+/// List, show, edit, submit, review responses and settle their conflicts.
+///
+/// A RESPONSE may be the full id or a unique prefix of at least 4 characters.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// List the responses on this device, newest first.
+    List {
+        /// Only this survey (id or form id).
+        #[arg(long)]
+        survey: Option<String>,
+        /// Only responses with this status.
+        #[arg(long, value_enum)]
+        status: Option<StatusArg>,
+        /// Only responses with conflicting answers.
+        #[arg(long)]
+        conflicted: bool,
+    },
+    /// Show one response: answers in form order, status, problems, conflicts, sync state.
+    Show {
+        /// The response id or a unique prefix.
+        id: String,
+    },
+    /// Change answers of a response (each value is checked like an interview answer).
+    Edit {
+        /// The response id or a unique prefix.
+        id: String,
+        /// Set an answer; repeat for several.
+        #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_assignment)]
+        set: Vec<(String, String)>,
+        /// Remove an answer; repeat for several.
+        #[arg(long = "unset", value_name = "NAME")]
+        unset: Vec<String>,
+    },
+    /// Hand in a draft (it must be complete and valid).
+    Submit {
+        /// The response id or a unique prefix.
+        id: String,
+    },
+    /// Mark a response reviewed (coordinators and admins).
+    Review {
+        /// The response id or a unique prefix.
+        id: String,
+    },
+    /// Show conflicting answers (of one response, or of every conflicted response) and who
+    /// set each value.
+    Conflicts {
+        /// The response id or a unique prefix.
+        id: Option<String>,
+    },
+    /// Settle a conflicting answer on one value.
+    Resolve {
+        /// The response id or a unique prefix.
+        id: String,
+        /// The question whose answer is in conflict.
+        name: String,
+        /// The value to keep (may be one of the conflicting values or a new one).
+        #[arg(long)]
+        value: String,
+    },
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum StatusArg {
+    Draft,
+    Submitted,
+    Reviewed,
+}
+
+impl From<StatusArg> for Status {
+    fn from(s: StatusArg) -> Status {
+        match s {
+            StatusArg::Draft => Status::Draft,
+            StatusArg::Submitted => Status::Submitted,
+            StatusArg::Reviewed => Status::Reviewed,
+        }
+    }
+}
+
+pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
+    if let Command::Edit { set, unset, .. } = &command
+        && set.is_empty()
+        && unset.is_empty()
+    {
+        return Err(Failure::Invalid(
+            "nothing to change; give --set NAME=VALUE or --unset NAME".into(),
+        )
+        .into());
+    }
+    let mut store = s.open_store()?;
+    match command {
+        Command::List {
+            survey,
+            status,
+            conflicted,
+        } => list(&store, survey, status, conflicted, s),
+        Command::Show { id } => {
+            let id = store.find_response(&id)?;
+            let r = store.response(&id)?;
+            show(&store, &r, s)
+        }
+        Command::Edit { id, set, unset } => {
+            let id = store.find_response(&id)?;
+            let r = store.response(&id)?;
+            let survey = store.survey_version(&r.meta.survey_id, r.meta.survey_version)?;
+            let ctx = ValidationContext::new(today());
+            let edits = edits_from_args(&survey, &r.answers, &set, &unset, &ctx)
+                .map_err(|errors| Failure::Invalid(errors.join("\n")))?;
+            if r.meta.status != Status::Draft {
+                // A handed-in response must stay valid.
+                let mut after = r.answers.clone();
+                for (name, value) in &edits {
+                    match value {
+                        Some(v) => after.insert(name.clone(), v.clone()),
+                        None => after.remove(name),
+                    };
+                }
+                let problems = survey.validate(&after, &ctx);
+                if !problems.is_empty() {
+                    let list: Vec<String> = problems.iter().map(|e| e.to_string()).collect();
+                    return Err(Failure::Invalid(format!(
+                        "response {id} is {} and this change would leave it with problems; nothing was changed:\n{}",
+                        r.meta.status,
+                        list.join("\n")
+                    ))
+                    .into());
+                }
+            }
+            store.edit_response(&id, &edits, None)?;
+            done(&mut store, &id, "changed", s)
+        }
+        Command::Submit { id } => {
+            let id = store.find_response(&id)?;
+            store.edit_response(&id, &[], Some(Status::Submitted))?;
+            done(&mut store, &id, "submitted", s)
+        }
+        Command::Review { id } => {
+            let role = store.require_account()?.role;
+            if !matches!(role, Role::Coordinator | Role::Admin) {
+                return Err(Failure::Auth(format!(
+                    "only coordinators and admins review responses; this client is signed in as {role}"
+                ))
+                .into());
+            }
+            let id = store.find_response(&id)?;
+            store.edit_response(&id, &[], Some(Status::Reviewed))?;
+            done(&mut store, &id, "reviewed", s)
+        }
+        Command::Conflicts { id } => conflicts(&mut store, id, s),
+        Command::Resolve { id, name, value } => {
+            let id = store.find_response(&id)?;
+            let r = store.response(&id)?;
+            let survey = store.survey_version(&r.meta.survey_id, r.meta.survey_version)?;
+            let answer = survey
+                .parse_input(&name, &value)
+                .map_err(|e| Failure::Invalid(e.to_string()))?;
+            survey
+                .check_answer(&name, &answer, &r.answers, &ValidationContext::new(today()))
+                .map_err(|e| Failure::Invalid(e.to_string()))?;
+            store.resolve(&id, &name, &answer)?;
+            done(&mut store, &id, "resolved", s)
+        }
+    }
+}
+
+fn list(
+    store: &Store,
+    survey: Option<String>,
+    status: Option<StatusArg>,
+    conflicted: bool,
+    s: &Settings,
+) -> anyhow::Result<u8> {
+    let survey_id = match survey {
+        Some(key) => Some(store.find_survey(&key)?.id),
+        None => None,
+    };
+    let rows = store.list_responses(&ResponseFilter {
+        survey_id,
+        status: status.map(Status::from),
+        conflicted_only: conflicted,
+    })?;
+    if s.json {
+        s.print_json(&rows)?;
+        return Ok(0);
+    }
+    if rows.is_empty() {
+        println!("no responses");
+        return Ok(0);
+    }
+    let forms: std::collections::HashMap<_, _> = store
+        .surveys()?
+        .into_iter()
+        .map(|v| (v.id, v.form_id))
+        .collect();
+    println!(
+        "{:<36}  {:<20}  {:>3}  {:<9}  {:>6}  {:>9}  {:<7}  UPDATED",
+        "ID", "SURVEY", "V", "STATUS", "ERRORS", "CONFLICTS", "SYNC"
+    );
+    for r in &rows {
+        let sync = if r.rejected.is_some() {
+            "refused"
+        } else if r.pending {
+            "pending"
+        } else {
+            "synced"
+        };
+        let form = forms
+            .get(&r.survey_id)
+            .cloned()
+            .unwrap_or_else(|| r.survey_id.to_string());
+        println!(
+            "{:<36}  {:<20}  {:>3}  {:<9}  {:>6}  {:>9}  {:<7}  {}",
+            r.id,
+            form,
+            r.survey_version,
+            r.status,
+            r.errors,
+            r.conflicts,
+            sync,
+            format_ms(r.updated_at)
+        );
+    }
+    Ok(0)
+}
+
+fn to_json(store: &Store, r: &LocalResponse) -> anyhow::Result<serde_json::Value> {
+    let survey = store.survey_version(&r.meta.survey_id, r.meta.survey_version)?;
+    let answers: Vec<serde_json::Value> = survey
+        .questions()
+        .iter()
+        .filter_map(|q| {
+            r.answers
+                .get(&q.name)
+                .map(|a| serde_json::json!({"name": q.name, "label": q.label.trim(), "value": a}))
+        })
+        .collect();
+    let conflicts: Vec<serde_json::Value> = r
+        .conflicts
+        .iter()
+        .map(|c| {
+            let values: Vec<serde_json::Value> = c
+                .values
+                .iter()
+                .map(
+                    |v| serde_json::json!({"value": v.value, "actor": v.actor, "author": v.author}),
+                )
+                .collect();
+            serde_json::json!({"question": c.question, "values": values})
+        })
+        .collect();
+    Ok(serde_json::json!({
+        "id": r.meta.response_id,
+        "survey_id": r.meta.survey_id,
+        "survey_version": r.meta.survey_version,
+        "status": r.meta.status.as_str(),
+        "author_device": r.meta.author_device,
+        "created_at": r.meta.created_at,
+        "updated_at": r.meta.updated_at,
+        "answers": answers,
+        "errors": r.errors,
+        "conflicts": conflicts,
+        "pending": r.pending,
+        "rejected": r.rejected,
+    }))
+}
+
+fn show(store: &Store, r: &LocalResponse, s: &Settings) -> anyhow::Result<u8> {
+    if s.json {
+        s.print_json(&to_json(store, r)?)?;
+        return Ok(0);
+    }
+    let survey = store.survey_version(&r.meta.survey_id, r.meta.survey_version)?;
+    println!("response {}", r.meta.response_id);
+    println!(
+        "survey {} ({}) version {}",
+        survey.form_id(),
+        r.meta.survey_id,
+        r.meta.survey_version
+    );
+    println!("status {}", r.meta.status);
+    println!(
+        "created {}, updated {}",
+        format_ms(r.meta.created_at),
+        format_ms(r.meta.updated_at)
+    );
+    let sync = match (&r.rejected, r.pending) {
+        (Some(why), _) => format!("refused by the server: {why}; edit it to send it again"),
+        (None, true) => "changes waiting to be synced".to_owned(),
+        (None, false) => "synced".to_owned(),
+    };
+    println!("sync: {sync}");
+    println!("answers:");
+    for q in survey.questions() {
+        if let Some(a) = r.answers.get(&q.name) {
+            println!("  {} ({}): {a}", q.label.trim(), q.name);
+        }
+    }
+    for e in &r.errors {
+        println!("problem: {e}");
+    }
+    for c in &r.conflicts {
+        print_conflict(&c.question, c);
+    }
+    Ok(0)
+}
+
+fn print_conflict(question: &str, c: &fieldsync_protocol::document::Conflict) {
+    println!("conflict on {question}:");
+    for v in &c.values {
+        let who = v.author.as_deref().unwrap_or(&v.actor);
+        println!("  {} (set by {who})", v.value);
+    }
+}
+
+fn conflicts(store: &mut Store, id: Option<String>, s: &Settings) -> anyhow::Result<u8> {
+    let ids = match id {
+        Some(key) => vec![store.find_response(&key)?],
+        None => store
+            .list_responses(&ResponseFilter {
+                conflicted_only: true,
+                ..ResponseFilter::default()
+            })?
+            .into_iter()
+            .map(|r| r.id)
+            .collect(),
+    };
+    let mut all = Vec::new();
+    for id in ids {
+        all.push(store.response(&id)?);
+    }
+    if s.json {
+        let docs: Vec<serde_json::Value> = all
+            .iter()
+            .map(|r| {
+                to_json(store, r).map(|mut v| {
+                    serde_json::json!({"id": r.meta.response_id, "conflicts": v["conflicts"].take()})
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        s.print_json(&docs)?;
+        return Ok(0);
+    }
+    let mut any = false;
+    for r in &all {
+        if r.conflicts.is_empty() {
+            continue;
+        }
+        any = true;
+        println!("response {}", r.meta.response_id);
+        for c in &r.conflicts {
+            print_conflict(&c.question, c);
+        }
+        println!(
+            "  settle with: fieldsync response resolve {} NAME --value VALUE",
+            r.meta.response_id
+        );
+    }
+    if !any {
+        println!("no conflicts");
+    }
+    Ok(0)
+}
+
+fn done(store: &mut Store, id: &uuid::Uuid, what: &str, s: &Settings) -> anyhow::Result<u8> {
+    let r = store.response(id)?;
+    if s.json {
+        s.print_json(&to_json(store, &r)?)?;
+    } else {
+        println!(
+            "{what} response {id} (now {}, {} problem(s)); `fieldsync sync` sends the change",
+            r.meta.status,
+            r.errors.len()
+        );
+        for e in &r.errors {
+            println!("problem: {e}");
+        }
+    }
+    Ok(0)
+}

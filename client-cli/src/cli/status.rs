@@ -1,0 +1,34 @@
+//! `fieldsync status`: what waits to be synced and what needs attention, from the local store
+//! alone (works offline).
+
+use super::{Settings, format_ms};
+
+/// Show pending changes, the last sync, and responses that are invalid, conflicted or refused.
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args, s: &Settings) -> anyhow::Result<u8> {
+    let store = s.open_store()?;
+    let r = store.status_report()?;
+    if s.json {
+        s.print_json(&r)?;
+        return Ok(0);
+    }
+    match (&r.account, &r.server) {
+        (Some(a), Some(server)) => println!("signed in as {a} on {server}"),
+        _ => println!("not signed in; run `fieldsync enroll` or `fieldsync login`"),
+    }
+    println!(
+        "last sync: {}",
+        r.last_sync_at.map_or_else(|| "never".to_owned(), format_ms)
+    );
+    println!(
+        "waiting to sync: {} response(s) ({} change(s))",
+        r.pending_responses, r.pending_changes
+    );
+    println!("responses on this device: {}", r.responses);
+    println!("  invalid (handed in with problems): {}", r.invalid);
+    println!("  with conflicts: {}", r.conflicted);
+    println!("  refused by the server: {}", r.rejected);
+    Ok(0)
+}

@@ -1,0 +1,305 @@
+//! `fieldsync survey`: publish definitions, list and show surveys, assign them to enumerators
+//! and open or close them.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use fieldsync_client::client::ClientError;
+use fieldsync_client::exit::Failure;
+use fieldsync_client::interview::type_hint;
+use fieldsync_client::store::{LocalSurvey, Store, StoreError};
+use fieldsync_protocol::api::SurveyInfo;
+use fieldsync_protocol::survey::{Survey, SurveyDefinition};
+use fieldsync_protocol::wire::SurveyStatus;
+use uuid::Uuid;
+
+use super::Settings;
+
+/// Publish, list, show, assign and open or close surveys.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Publish a survey definition (JSON) as the next version of its form.
+    Publish {
+        /// The definition file.
+        file: PathBuf,
+    },
+    /// List surveys (from the server for coordinators, from this device for enumerators).
+    List,
+    /// Show a survey's questions: types, labels, skip logic and constraints.
+    Show {
+        /// The survey id or form id.
+        survey: String,
+        /// A published version (default: the latest).
+        #[arg(long)]
+        version: Option<u32>,
+    },
+    /// Assign a survey to an enumerator, so it reaches their device at its next sync.
+    Assign {
+        /// The survey id or form id.
+        survey: String,
+        /// The enumerator's id (from `fieldsync enumerator add` or `fieldsync member list`).
+        enumerator_id: Uuid,
+    },
+    /// Open, start closing (no new downloads) or close (no new responses) a survey.
+    Status {
+        /// The survey id or form id.
+        survey: String,
+        /// The new status.
+        #[arg(value_enum)]
+        status: NewStatus,
+    },
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum NewStatus {
+    Open,
+    Closing,
+    Closed,
+}
+
+impl From<NewStatus> for SurveyStatus {
+    fn from(s: NewStatus) -> SurveyStatus {
+        match s {
+            NewStatus::Open => SurveyStatus::Open,
+            NewStatus::Closing => SurveyStatus::Closing,
+            NewStatus::Closed => SurveyStatus::Closed,
+        }
+    }
+}
+
+pub fn status_name(s: SurveyStatus) -> &'static str {
+    match s {
+        SurveyStatus::Open => "open",
+        SurveyStatus::Closing => "closing",
+        SurveyStatus::Closed => "closed",
+    }
+}
+
+pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
+    match command {
+        Command::Publish { file } => publish(&file, s),
+        Command::List => list(s),
+        Command::Show { survey, version } => show(&survey, version, s),
+        Command::Assign {
+            survey,
+            enumerator_id,
+        } => {
+            let store = s.open_store()?;
+            let client = super::api(&store)?;
+            let info = client.find_survey(&survey)?;
+            client.assign(&info.id, enumerator_id)?;
+            if s.json {
+                s.print_json(&serde_json::json!({
+                    "survey_id": info.id, "form_id": info.form_id, "enumerator_id": enumerator_id,
+                }))?;
+            } else {
+                println!(
+                    "assigned {} to {enumerator_id}; it reaches their device at its next sync",
+                    info.form_id
+                );
+            }
+            Ok(0)
+        }
+        Command::Status { survey, status } => {
+            let store = s.open_store()?;
+            let client = super::api(&store)?;
+            let info = client.find_survey(&survey)?;
+            let status = SurveyStatus::from(status);
+            client.set_survey_status(&info.id, status)?;
+            if s.json {
+                s.print_json(&serde_json::json!({
+                    "survey_id": info.id, "form_id": info.form_id, "status": status,
+                }))?;
+            } else {
+                println!("{} is now {}", info.form_id, status_name(status));
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn publish(file: &std::path::Path, s: &Settings) -> anyhow::Result<u8> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        Failure::Invalid(format!(
+            "cannot read the survey definition {}: {e}; check the path",
+            file.display()
+        ))
+    })?;
+    let store = s.open_store()?;
+    let published = super::api(&store)?.publish_survey(text)?;
+    if s.json {
+        s.print_json(&published)?;
+    } else {
+        println!(
+            "published {} version {} (survey id {})",
+            published.form_id, published.version, published.survey_id
+        );
+    }
+    Ok(0)
+}
+
+fn list(s: &Settings) -> anyhow::Result<u8> {
+    let store = s.open_store()?;
+    let surveys: Vec<SurveyInfo> = if super::is_manager(&store) {
+        match super::api(&store)?.surveys() {
+            Ok(list) => list,
+            Err(e @ ClientError::Offline { .. }) => {
+                eprintln!("warning: {e}; showing the surveys on this device");
+                local_list(&store)?
+            }
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        local_list(&store)?
+    };
+    if s.json {
+        s.print_json(&surveys)?;
+    } else if surveys.is_empty() {
+        println!("no surveys yet; publish one, or run `fieldsync sync` to fetch assigned surveys");
+    } else {
+        println!(
+            "{:<36}  {:<24}  {:<7}  {:>7}  TITLE",
+            "ID", "FORM ID", "STATUS", "VERSION"
+        );
+        for v in &surveys {
+            println!(
+                "{:<36}  {:<24}  {:<7}  {:>7}  {}",
+                v.id,
+                v.form_id,
+                status_name(v.status),
+                v.latest_version,
+                v.title
+            );
+        }
+    }
+    Ok(0)
+}
+
+fn local_list(store: &Store) -> anyhow::Result<Vec<SurveyInfo>> {
+    Ok(store.surveys()?.into_iter().map(info_of).collect())
+}
+
+fn info_of(l: LocalSurvey) -> SurveyInfo {
+    SurveyInfo {
+        id: l.id,
+        form_id: l.form_id,
+        title: l.title,
+        status: l.status,
+        latest_version: l.latest_version,
+        versions: l.versions,
+    }
+}
+
+/// A survey version from this device, or (for a manager) from the server.
+pub fn load_version(
+    store: &Store,
+    key: &str,
+    version: Option<u32>,
+) -> anyhow::Result<(SurveyInfo, u32, Arc<Survey>)> {
+    match store.find_survey(key) {
+        Ok(local) => {
+            let v = version.unwrap_or(local.latest_version);
+            let survey = store.survey_version(&local.id, v)?;
+            return Ok((info_of(local), v, survey));
+        }
+        Err(StoreError::NotFound(_)) if super::is_manager(store) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let client = super::api(store)?;
+    let info = client.find_survey(key)?;
+    let v = version.unwrap_or(info.latest_version);
+    let published = client.survey_version(&info.id, v)?;
+    let def: SurveyDefinition = serde_json::from_value(published.definition)
+        .context("the server sent a survey definition this client cannot read")?;
+    let survey = Survey::from_definition(def)
+        .context("the server sent a survey definition this client cannot read")?;
+    Ok((info, v, Arc::new(survey)))
+}
+
+fn show(key: &str, version: Option<u32>, s: &Settings) -> anyhow::Result<u8> {
+    let store = s.open_store()?;
+    let (info, v, survey) = load_version(&store, key, version)?;
+    let questions: Vec<serde_json::Value> = survey
+        .questions()
+        .iter()
+        .map(|q| {
+            let choices: Vec<serde_json::Value> = q
+                .qtype
+                .list()
+                .and_then(|l| survey.choices(l))
+                .unwrap_or(&[])
+                .iter()
+                .map(|c| serde_json::json!({"name": c.name, "label": c.label}))
+                .collect();
+            serde_json::json!({
+                "name": q.name,
+                "type": q.qtype.to_string(),
+                "label": q.label,
+                "hint": q.hint,
+                "required": q.required,
+                "group": q.group,
+                "relevant": q.relevant.as_ref().map(|e| e.source()),
+                "constraint": q.constraint.as_ref().map(|e| e.source()),
+                "constraint_message": q.constraint_message,
+                "default": q.default,
+                "choices": choices,
+            })
+        })
+        .collect();
+    if s.json {
+        return s
+            .print_json(&serde_json::json!({
+                "survey_id": info.id,
+                "form_id": info.form_id,
+                "title": survey.title(),
+                "status": info.status,
+                "version": v,
+                "versions": info.versions,
+                "questions": questions,
+            }))
+            .map(|()| 0);
+    }
+    println!(
+        "{} ({}) version {v} of {:?}, {}",
+        survey.title(),
+        info.form_id,
+        info.versions,
+        status_name(info.status)
+    );
+    println!("survey id {}", info.id);
+    for (i, q) in survey.questions().iter().enumerate() {
+        let required = if q.required { ", required" } else { "" };
+        let group = if q.group.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", q.group.join("/"))
+        };
+        println!("\n{:>3}. {} ({}{required}){group}", i + 1, q.name, q.qtype);
+        println!("     {}", q.label.trim());
+        if let Some(h) = &q.hint {
+            println!("     hint: {h}");
+        }
+        if q.qtype != fieldsync_protocol::survey::QuestionType::Note {
+            println!("     answer: {}", type_hint(&q.qtype));
+        }
+        if let Some(list) = q.qtype.list().and_then(|l| survey.choices(l)) {
+            for (n, c) in list.iter().enumerate() {
+                println!("       {}) {} = {}", n + 1, c.name, c.label);
+            }
+        }
+        if let Some(e) = &q.relevant {
+            println!("     asked when: {}", e.source());
+        }
+        if let Some(e) = &q.constraint {
+            println!("     constraint: {}", e.source());
+            if let Some(m) = &q.constraint_message {
+                println!("       ({m})");
+            }
+        }
+        if let Some(d) = &q.default {
+            println!("     default: {d}");
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,55 @@
+//! `fieldsync sync`: push what waits on this device, pull what is new, and say what happened.
+
+use fieldsync_client::engine::{self, Progress};
+
+use super::Settings;
+
+/// Send local changes to the server and fetch new surveys and changes.
+///
+/// Safe to interrupt and run again: it resumes where it stopped and nothing is lost.
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args, s: &Settings) -> anyhow::Result<u8> {
+    let mut store = s.open_store()?;
+    let client = super::api(&store)?;
+    let bar = super::progress_bar(None);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    let result = engine::sync(&mut store, &client, &mut |p| match p {
+        Progress::Pushing { done, total } => {
+            bar.set_message(format!("pushing {done}/{total} responses"));
+            bar.tick();
+        }
+        Progress::Pulling { docs, cursor } => {
+            bar.set_message(format!("pulling: {docs} responses (cursor {cursor})"));
+            bar.tick();
+        }
+    });
+    bar.finish_and_clear();
+    let report = result?;
+    if s.json {
+        s.print_json(&report)?;
+    } else {
+        println!(
+            "pushed {} response(s) ({} new change(s), {} already there)",
+            report.pushed_docs, report.pushed_changes, report.duplicate_changes
+        );
+        println!(
+            "pulled {} response(s), {} survey update(s)",
+            report.pulled_docs, report.surveys_updated
+        );
+        if !report.rejected.is_empty() {
+            println!(
+                "{} response(s) refused by the server (kept on this device):",
+                report.rejected.len()
+            );
+            for (id, why) in &report.rejected {
+                println!("  {id}: {why}");
+            }
+        }
+    }
+    Ok(0)
+}
