@@ -78,14 +78,17 @@ pub async fn drain_once(state: &AppState) -> Result<usize, StoreError> {
                     Outcome::Gone(doc_id) => {
                         tx.execute("DELETE FROM materialize_queue WHERE doc_id = ?1", [doc_id])?;
                     }
-                    Outcome::Done(item, material, summary) => responses::save_summary(
-                        tx,
-                        &keys,
-                        &item.org_id,
-                        &item.doc_id,
-                        material,
-                        summary,
-                    )?,
+                    Outcome::Done(done) => {
+                        let (item, material, summary) = &**done;
+                        responses::save_summary(
+                            tx,
+                            &keys,
+                            &item.org_id,
+                            &item.doc_id,
+                            material,
+                            summary,
+                        )?
+                    }
                 }
             }
             Ok::<_, StoreError>(())
@@ -98,7 +101,8 @@ pub async fn drain_once(state: &AppState) -> Result<usize, StoreError> {
 enum Outcome {
     /// The document no longer exists (erased): drop it from the queue.
     Gone(String),
-    Done(Queued, responses::DocMaterial, Summary),
+    // Boxed: the material holds every change of the document.
+    Done(Box<(Queued, responses::DocMaterial, Summary)>),
 }
 
 /// Materialise one document; `None` leaves it queued for a later round.
@@ -150,5 +154,5 @@ async fn one(state: &AppState, item: Queued) -> Result<Option<Outcome>, StoreErr
             return Ok(None);
         }
     };
-    Ok(Some(Outcome::Done(item, material, summary)))
+    Ok(Some(Outcome::Done(Box::new((item, material, summary)))))
 }

@@ -25,3 +25,6 @@ mod durability;
 
 #[path = "server/limits.rs"]
 mod limits;
+
+#[path = "server/at_rest.rs"]
+mod at_rest;

@@ -63,12 +63,12 @@ pub async fn list(
 ) -> Result<axum::Json<ResponsePage>, ApiError> {
     let id = parse_id(&id, "survey")?;
     visible_survey(&state, &caller, &id).await?;
-    if let Some(s) = &q.status {
-        if !["draft", "submitted", "reviewed"].contains(&s.as_str()) {
-            return Err(ApiError::Invalid(format!(
-                "unknown status {s:?}; use draft, submitted or reviewed"
-            )));
-        }
+    if let Some(s) = &q.status
+        && !["draft", "submitted", "reviewed"].contains(&s.as_str())
+    {
+        return Err(ApiError::Invalid(format!(
+            "unknown status {s:?}; use draft, submitted or reviewed"
+        )));
     }
     let filter = ListFilter {
         status: q.status,

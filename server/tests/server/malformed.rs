@@ -254,3 +254,107 @@ async fn an_oversized_body_gets_a_413_and_the_server_keeps_answering() {
     assert!(h.pull_all(&org.admin).await.is_empty());
     good_push_still_works(&h, &org, survey).await;
 }
+
+/// A barrage of bad requests against the real server: each is a 4xx, the server answers a good
+/// push right after, and its resident memory stays bounded.
+#[test]
+fn the_real_server_survives_a_barrage_of_bad_input_with_bounded_memory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let (_, admin_once) = create_org_cli(&data, "Acme");
+    let server = Server::start(&data, &[]);
+    let client = Server::client();
+    let admin = login_http(&server, &client, &admin_once);
+    let survey = publish_http(
+        &server,
+        &client,
+        &admin,
+        &fixture("surveys/household-v1.json"),
+    )
+    .survey_id;
+    let good = |name: &str| {
+        let doc = response(survey, 1, &[&[("head_name", text(name))]]);
+        server.send(
+            &client,
+            Req::post("/v1/sync/push")
+                .token(&admin)
+                .cbor(&push_request(vec![doc])),
+        )
+    };
+    assert_eq!(good("warm up").status, StatusCode::OK);
+    let before = server.rss_kib();
+
+    let max_body = 32 * 1024 * 1024;
+    let push = |body: Vec<u8>| {
+        Req::post("/v1/sync/push")
+            .token(&admin)
+            .raw("application/cbor", body)
+    };
+    let mut bad: Vec<(&str, Req, u16)> = Vec::new();
+    for _ in 0..3 {
+        bad.push(("garbage CBOR", push(vec![0xff; max_body - 1024]), 400));
+        bad.push(("deep nesting", push(deep_cbor(1024 * 1024)), 400));
+        let huge_change = push_with_change(
+            survey,
+            [&[0x85, 0x6f, 0x4a, 0x83][..], &vec![0x7f; 20 * 1024 * 1024]].concat(),
+        );
+        bad.push((
+            "20 MiB of garbage Automerge",
+            Req::post("/v1/sync/push")
+                .token(&admin)
+                .cbor(&push_request(vec![huge_change])),
+            422,
+        ));
+        let many: Vec<DocChanges> = (0..2000)
+            .map(|_| push_with_change(survey, vec![0x85; 4096]))
+            .collect();
+        bad.push((
+            "2000 garbage documents",
+            Req::post("/v1/sync/push")
+                .token(&admin)
+                .cbor(&push_request(many)),
+            422,
+        ));
+        let body = fieldsync_protocol::wire::Message::to_cbor(&push_request(vec![response(
+            survey,
+            1,
+            &[],
+        )]))
+        .expect("encodes");
+        bad.push(("truncated", push(body[..body.len() - 3].to_vec()), 400));
+    }
+    // One byte over the limit: the server reads up to the limit, then refuses with 413. Far
+    // over it, a client still sending may see the connection close instead; either way the
+    // server goes on answering.
+    for _ in 0..3 {
+        let r = server.send(&client, push(vec![0x41; max_body + 1]));
+        assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text());
+        assert_eq!(
+            r.error().code,
+            fieldsync_protocol::wire::ErrorCode::TooLarge
+        );
+        if let Ok(r) = server.try_send(&client, push(vec![0x41; max_body + 8 * 1024 * 1024])) {
+            assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text());
+        }
+        assert_eq!(
+            good("oversized").status,
+            StatusCode::OK,
+            "a good push right after an oversized one"
+        );
+    }
+    for (name, req, want) in bad {
+        let r = server.send(&client, req);
+        assert_eq!(r.status.as_u16(), want, "{name}: {}", r.text());
+        assert_eq!(
+            good(name).status,
+            StatusCode::OK,
+            "a good push right after {name}"
+        );
+    }
+    let after = server.rss_kib();
+    eprintln!("server RSS: {before} KiB before, {after} KiB after the bad requests");
+    assert!(
+        after < 256 * 1024,
+        "server RSS grew from {before} KiB to {after} KiB"
+    );
+}
