@@ -115,7 +115,8 @@ CREATE TABLE response_index (
     summary         BLOB NOT NULL,
     updated_at      INTEGER NOT NULL
 ) STRICT;
-CREATE INDEX response_index_survey ON response_index(org_id, survey_id, status);
+-- Listing and exporting walk a survey's responses in id order, page by page.
+CREATE INDEX response_index_survey ON response_index(org_id, survey_id, doc_id);
 
 -- Documents whose changes arrived after their last materialisation.
 CREATE TABLE materialize_queue (

@@ -2,7 +2,9 @@
 //! answers requests from stdin on stdout until stdin closes. It is the only place in the
 //! server where client-supplied Automerge bytes are parsed.
 
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
+use std::sync::Arc;
 
 use fieldsync_protocol::api::{ConflictValueView, ConflictView, ResponseView};
 use fieldsync_protocol::document::{ChangeInfo, ResponseDoc};
@@ -20,6 +22,7 @@ pub fn run(memory_bytes: u64) -> anyhow::Result<()> {
     let stdout = io::stdout();
     let mut input = stdin.lock();
     let mut output = stdout.lock();
+    let mut cache = SurveyCache::default();
     loop {
         let mut len = [0u8; 4];
         match input.read_exact(&mut len) {
@@ -34,7 +37,7 @@ pub fn run(memory_bytes: u64) -> anyhow::Result<()> {
         let mut body = vec![0u8; len];
         input.read_exact(&mut body)?;
         let reply = match protocol::decode_request(&body) {
-            Ok(req) => handle(req),
+            Ok(req) => handle(req, &mut cache),
             Err(why) => Reply::Failed(why),
         };
         drop(body);
@@ -44,10 +47,37 @@ pub fn run(memory_bytes: u64) -> anyhow::Result<()> {
     }
 }
 
-fn handle(req: Request) -> Reply {
+/// Parsed survey versions, by definition text: parsing compiles every constraint's regex,
+/// which costs far more than loading a response, and a worker sees the same few versions
+/// over and over.
+#[derive(Default)]
+struct SurveyCache {
+    surveys: HashMap<String, Arc<Survey>>,
+}
+
+impl SurveyCache {
+    const LIMIT: usize = 64;
+
+    fn get(&mut self, json: &str) -> Result<Arc<Survey>, String> {
+        if let Some(s) = self.surveys.get(json) {
+            return Ok(s.clone());
+        }
+        let survey = Arc::new(
+            Survey::parse_json(json)
+                .map_err(|e| format!("the survey version cannot be parsed: {e}"))?,
+        );
+        if self.surveys.len() >= Self::LIMIT {
+            self.surveys.clear();
+        }
+        self.surveys.insert(json.to_owned(), survey.clone());
+        Ok(survey)
+    }
+}
+
+fn handle(req: Request, cache: &mut SurveyCache) -> Reply {
     match req {
         Request::Verify { docs } => Reply::Verified(docs.iter().map(|d| verify(d)).collect()),
-        Request::Materialize(job) => Reply::Materialized(guard(|| materialize(job))),
+        Request::Materialize(job) => Reply::Materialized(guard(|| materialize(job, cache))),
     }
 }
 
@@ -79,7 +109,7 @@ fn verify(changes: &[ByteBuf]) -> Verdict {
     }
 }
 
-fn materialize(job: MaterializeJob) -> Result<ResponseView, String> {
+fn materialize(job: MaterializeJob, cache: &mut SurveyCache) -> Result<ResponseView, String> {
     let doc = ResponseDoc::from_changes(job.changes.iter().map(|c| c.as_slice()))
         .map_err(|e| format!("the response cannot be loaded: {e}"))?;
     let meta = doc
@@ -107,8 +137,7 @@ fn materialize(job: MaterializeJob) -> Result<ResponseView, String> {
         .collect();
     let errors = match &job.definition {
         Some(json) => {
-            let survey = Survey::parse_json(json)
-                .map_err(|e| format!("the survey version cannot be parsed: {e}"))?;
+            let survey = cache.get(json)?;
             let today = time::Date::parse(
                 &job.today,
                 &time::macros::format_description!("[year]-[month]-[day]"),
