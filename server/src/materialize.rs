@@ -15,7 +15,9 @@ use crate::store::responses::{self, Queued, Summary};
 use crate::worker::MaterializeJob;
 
 /// Documents taken from the queue per round.
-const BATCH: u32 = 256;
+const BATCH: u32 = 512;
+/// Most documents in one worker request.
+const CHUNK: usize = 128;
 
 /// Run until `stop` is notified.
 pub async fn run(state: AppState, stop: Arc<Notify>) {
@@ -41,31 +43,56 @@ pub async fn run(state: AppState, stop: Arc<Notify>) {
 }
 
 /// Materialise one batch from the queue; returns how many documents were settled (a document
-/// left queued because no worker was available does not count).
-/// Summaries of the whole batch are written in one transaction (one durable commit).
+/// left queued because no worker was available does not count). The batch is read in one
+/// go, sent to the workers in chunks (one chunk per worker at a time), and its summaries are
+/// written in one transaction (one durable commit).
 pub async fn drain_once(state: &AppState) -> Result<usize, StoreError> {
-    let batch = state.store.read(|c| responses::queued(c, BATCH)).await?;
-    let n = batch.len();
-    if n == 0 {
+    let keys = state.keys.clone();
+    let loaded = state
+        .store
+        .read(move |c| {
+            let queued = responses::queued(c, BATCH)?;
+            let mut out = Vec::with_capacity(queued.len());
+            for item in queued {
+                let material = responses::material(c, &keys, &item.org_id, &item.doc_id)?;
+                out.push((item, material));
+            }
+            Ok::<_, StoreError>(out)
+        })
+        .await?;
+    if loaded.is_empty() {
         return Ok(0);
     }
-    // As many documents in flight as there are workers.
-    let concurrency = state.workers.size();
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut done = Vec::with_capacity(n);
-    for item in batch {
-        while tasks.len() >= concurrency {
-            if let Some(r) = tasks.join_next().await {
-                done.extend(r.map_err(|_| StoreError::TaskFailed)??);
-            }
+    let today = time::OffsetDateTime::now_utc().date();
+    let today = format!(
+        "{:04}-{:02}-{:02}",
+        today.year(),
+        u8::from(today.month()),
+        today.day()
+    );
+    let mut outcomes = Vec::with_capacity(loaded.len());
+    let mut work = Vec::new();
+    for (item, material) in loaded {
+        match material {
+            None => outcomes.push(Outcome::Gone(item.doc_id)),
+            Some(m) => work.push((item, m)),
         }
+    }
+    // One chunk per worker in flight; each chunk is one request to one worker process.
+    let chunk = work.len().div_ceil(state.workers.size()).clamp(1, CHUNK);
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut rest = work;
+    while !rest.is_empty() {
+        let tail = rest.split_off(chunk.min(rest.len()));
+        let part = std::mem::replace(&mut rest, tail);
         let st = state.clone();
-        tasks.spawn(async move { one(&st, item).await });
+        let today = today.clone();
+        tasks.spawn(async move { materialize_chunk(&st, part, &today).await });
     }
     while let Some(r) = tasks.join_next().await {
-        done.extend(r.map_err(|_| StoreError::TaskFailed)??);
+        outcomes.extend(r.map_err(|_| StoreError::TaskFailed)?);
     }
-    let processed = done.len();
+    let processed = outcomes.len();
     if processed == 0 {
         return Ok(0);
     }
@@ -73,7 +100,7 @@ pub async fn drain_once(state: &AppState) -> Result<usize, StoreError> {
     state
         .store
         .write(move |tx| {
-            for outcome in &done {
+            for outcome in &outcomes {
                 match outcome {
                     Outcome::Gone(doc_id) => {
                         tx.execute("DELETE FROM materialize_queue WHERE doc_id = ?1", [doc_id])?;
@@ -105,54 +132,56 @@ enum Outcome {
     Done(Box<(Queued, responses::DocMaterial, Summary)>),
 }
 
-/// Materialise one document; `None` leaves it queued for a later round.
-async fn one(state: &AppState, item: Queued) -> Result<Option<Outcome>, StoreError> {
-    let keys = state.keys.clone();
-    let (org_id, doc_id) = (item.org_id.clone(), item.doc_id.clone());
-    let material = state
-        .store
-        .read(move |c| responses::material(c, &keys, &org_id, &doc_id))
-        .await?;
-    let Some(material) = material else {
-        return Ok(Some(Outcome::Gone(item.doc_id)));
-    };
-    let today = time::OffsetDateTime::now_utc().date();
-    let job = MaterializeJob {
-        changes: material.changes.clone(),
-        definition: material.definition.clone(),
-        today: format!(
-            "{:04}-{:02}-{:02}",
-            today.year(),
-            u8::from(today.month()),
-            today.day()
-        ),
-    };
-    let summary = match state.workers.materialize(job).await {
-        Ok(Ok(view)) => {
-            let mismatch = view.id.to_string() != item.doc_id
-                || view.survey_id.to_string() != material.survey_id
-                || view.survey_version != material.survey_version;
-            let broken = mismatch.then(|| {
-                "the document's own id, survey or version differs from what its device declared when pushing it"
-                    .to_owned()
-            });
-            Summary {
-                view: Some(view),
-                broken,
-            }
-        }
-        Ok(Err(reason)) => {
-            tracing::warn!(doc = %item.doc_id, %reason, "response could not be materialised");
-            Summary {
-                view: None,
-                broken: Some(reason),
-            }
-        }
+/// Materialise a chunk of documents in one worker request. When the pool is unavailable the
+/// chunk yields no outcomes and stays queued for a later round.
+async fn materialize_chunk(
+    state: &AppState,
+    mut work: Vec<(Queued, responses::DocMaterial)>,
+    today: &str,
+) -> Vec<Outcome> {
+    // The changes move into the jobs; the summary needs only the material's ids and sequence.
+    let jobs: Vec<MaterializeJob> = work
+        .iter_mut()
+        .map(|(_, m)| MaterializeJob {
+            changes: std::mem::take(&mut m.changes),
+            definition: m.definition.clone(),
+            today: today.to_owned(),
+        })
+        .collect();
+    let results = match state.workers.materialize(&jobs).await {
+        Ok(r) => r,
         Err(e) => {
-            // The pool itself is unavailable: leave the document queued for the next round.
-            tracing::warn!(doc = %item.doc_id, error = %e, "materialiser could not reach a worker");
-            return Ok(None);
+            tracing::warn!(error = %e, docs = work.len(), "materialiser could not reach a worker");
+            return Vec::new();
         }
     };
-    Ok(Some(Outcome::Done(Box::new((item, material, summary)))))
+    drop(jobs);
+    work.into_iter()
+        .zip(results)
+        .map(|((item, material), result)| {
+            let summary = match result {
+                Ok(view) => {
+                    let mismatch = view.id.to_string() != item.doc_id
+                        || view.survey_id.to_string() != material.survey_id
+                        || view.survey_version != material.survey_version;
+                    let broken = mismatch.then(|| {
+                        "the document's own id, survey or version differs from what its device declared when pushing it"
+                            .to_owned()
+                    });
+                    Summary {
+                        view: Some(view),
+                        broken,
+                    }
+                }
+                Err(reason) => {
+                    tracing::warn!(doc = %item.doc_id, %reason, "response could not be materialised");
+                    Summary {
+                        view: None,
+                        broken: Some(reason),
+                    }
+                }
+            };
+            Outcome::Done(Box::new((item, material, summary)))
+        })
+        .collect()
 }

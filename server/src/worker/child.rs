@@ -77,7 +77,11 @@ impl SurveyCache {
 fn handle(req: Request, cache: &mut SurveyCache) -> Reply {
     match req {
         Request::Verify { docs } => Reply::Verified(docs.iter().map(|d| verify(d)).collect()),
-        Request::Materialize(job) => Reply::Materialized(guard(|| materialize(job, cache))),
+        Request::Materialize(jobs) => Reply::Materialized(
+            jobs.into_iter()
+                .map(|job| guard(|| materialize(job, cache)))
+                .collect(),
+        ),
     }
 }
 

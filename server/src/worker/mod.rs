@@ -152,23 +152,42 @@ impl WorkerPool {
         Ok(out)
     }
 
-    /// Load a response from its changes in the sandbox, validate it against its survey
-    /// version, and return what a coordinator sees. `Ok(Err(reason))` means the document
-    /// itself is unreadable.
+    /// Load responses from their changes in the sandbox, validate each against its survey
+    /// version, and return what a coordinator sees, one result per job in order. An inner
+    /// `Err(reason)` means that document itself is unreadable; a document that kills its
+    /// worker is found by splitting the batch, like [`WorkerPool::verify`].
     pub async fn materialize(
         &self,
-        job: MaterializeJob,
-    ) -> Result<Result<ResponseView, String>, PoolError> {
-        match self.call(RequestRef::Materialize(&job)).await {
-            Ok(Reply::Materialized(r)) => Ok(r),
-            Ok(_) => Err(PoolError::Protocol(
-                "worker answered a materialize with the wrong reply".into(),
-            )),
-            Err(CallError::Pool(e)) => Err(e),
-            Err(CallError::Died(why)) => Ok(Err(format!(
-                "reading the document crashed the document checker: {why}"
-            ))),
+        jobs: &[MaterializeJob],
+    ) -> Result<Vec<Result<ResponseView, String>>, PoolError> {
+        let mut out = Vec::with_capacity(jobs.len());
+        let mut pending = vec![(0, jobs.len())];
+        while let Some((start, end)) = pending.pop() {
+            let batch = &jobs[start..end];
+            let n = batch.len();
+            if n == 0 {
+                continue;
+            }
+            match self.call(RequestRef::Materialize(batch)).await {
+                Ok(Reply::Materialized(results)) if results.len() == n => out.extend(results),
+                Ok(_) => {
+                    return Err(PoolError::Protocol(
+                        "worker answered a materialize with the wrong reply".into(),
+                    ));
+                }
+                Err(CallError::Pool(e)) => return Err(e),
+                Err(CallError::Died(why)) if n == 1 => out.push(Err(format!(
+                    "reading the document crashed the document checker: {why}"
+                ))),
+                Err(CallError::Died(why)) => {
+                    tracing::warn!(%why, docs = n, "a materialise batch killed its checker; retrying in halves");
+                    let mid = start + n / 2;
+                    pending.push((mid, end));
+                    pending.push((start, mid));
+                }
+            }
         }
+        Ok(out)
     }
 
     async fn call(&self, req: RequestRef<'_>) -> Result<Reply, CallError> {

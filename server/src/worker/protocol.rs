@@ -21,15 +21,15 @@ const FRAME_LIMITS: Limits = Limits {
 pub enum Request {
     /// Parse every change of each document (one inner list per document).
     Verify { docs: Vec<Vec<ByteBuf>> },
-    /// Load a response from all its changes and validate it.
-    Materialize(MaterializeJob),
+    /// Load each response from all its changes and validate it.
+    Materialize(Vec<MaterializeJob>),
 }
 
 /// The borrowed twin of [`Request`], so the server can send a batch without copying it.
 #[derive(Debug, Serialize)]
 pub enum RequestRef<'a> {
     Verify { docs: &'a [Vec<ByteBuf>] },
-    Materialize(&'a MaterializeJob),
+    Materialize(&'a [MaterializeJob]),
 }
 
 /// One response to load and validate.
@@ -56,7 +56,8 @@ pub enum Verdict {
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Reply {
     Verified(Vec<Verdict>),
-    Materialized(Result<ResponseView, String>),
+    /// One result per job, in order.
+    Materialized(Vec<Result<ResponseView, String>>),
     /// The request itself could not be read.
     Failed(String),
 }
