@@ -25,7 +25,7 @@ pub enum ClientError {
     )]
     Offline { server: String, reason: String },
     #[error(
-        "the server refused this client's credentials ({message}); the token was revoked or has expired: log in (`fieldsync login`) or enroll (`fieldsync enroll`) again"
+        "the server refused this client's token: it was revoked or has expired; run `fieldsync login` (members) or `fieldsync enroll` (devices) again (server said: {message})"
     )]
     Unauthenticated { message: String },
     #[error("{message}")]

@@ -423,7 +423,7 @@ pub fn type_hint(qtype: &QuestionType) -> &'static str {
         }
         QuestionType::Date => "date, YYYY-MM-DD",
         QuestionType::DateTime => "date and time, e.g. 2024-06-14T09:12:00+03:00",
-        QuestionType::GeoPoint => "location: latitude longitude [altitude [accuracy]]",
+        QuestionType::GeoPoint => "latitude longitude [altitude [accuracy]]",
         QuestionType::Note => "note",
     }
 }

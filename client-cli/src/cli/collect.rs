@@ -219,6 +219,8 @@ fn drive(iv: &mut Interview, s: &Settings) -> anyhow::Result<Option<Outcome>> {
         Box::new(std::io::stdout())
     };
     let stdin = std::io::stdin();
+    // Piped answers are not echoed by a terminal: echo them so the transcript reads well.
+    let echo = !std::io::IsTerminal::is_terminal(&stdin);
     let mut lines = stdin.lock().lines();
     loop {
         if let Some(outcome) = show(iv.screen(), &mut out)? {
@@ -236,6 +238,9 @@ fn drive(iv: &mut Interview, s: &Settings) -> anyhow::Result<Option<Outcome>> {
             return Ok(Some(Outcome::Draft));
         };
         let line = line?;
+        if echo {
+            writeln!(out, "{line}")?;
+        }
         if let Reply::Problem(message) = iv.input(&line) {
             writeln!(out, "  ! {message}")?;
         }

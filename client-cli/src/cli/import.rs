@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use fieldsync_client::exit::{self, Failure};
 use fieldsync_client::input::{self, CsvColumns};
-use fieldsync_client::store::{CreateBatch, Store};
+use fieldsync_client::store::{CreateBatch, Prepared, Store};
 use fieldsync_protocol::Answers;
 use fieldsync_protocol::document::Status;
 use fieldsync_protocol::survey::Survey;
@@ -62,35 +62,71 @@ fn format_of(path: &Path, given: Option<Format>) -> Result<Format, Failure> {
     }
 }
 
-/// The rows' destination: a batch committed every [`BATCH`] rows.
+/// The rows' destination: rows are buffered, built into responses on every core, and
+/// committed [`BATCH`] at a time.
 struct Sink<'a> {
     store: &'a mut Store,
+    survey: &'a Survey,
     batch: CreateBatch,
     status: Status,
+    rows: Vec<(usize, Result<Answers, Vec<String>>)>,
     stored: u64,
     invalid: Vec<Invalid>,
     bar: indicatif::ProgressBar,
+    workers: usize,
 }
 
 impl Sink<'_> {
     fn row(&mut self, line: usize, answers: Result<Answers, Vec<String>>) -> anyhow::Result<()> {
-        match answers {
-            Ok(a) => match self.batch.add(self.store, &a, self.status)? {
-                Ok(_) => {}
-                Err(errors) => self.invalid.push(Invalid {
-                    line,
-                    errors: errors.iter().map(|e| e.to_string()).collect(),
-                }),
-            },
-            Err(errors) => self.invalid.push(Invalid { line, errors }),
-        }
-        if self.batch.len() >= BATCH {
-            self.commit()?;
+        self.rows.push((line, answers));
+        if self.rows.len() >= BATCH {
+            self.flush()?;
         }
         Ok(())
     }
 
-    fn commit(&mut self) -> anyhow::Result<()> {
+    /// Build the buffered rows in parallel, then write them in one transaction.
+    fn flush(&mut self) -> anyhow::Result<()> {
+        let rows = std::mem::take(&mut self.rows);
+        let chunk = rows.len().div_ceil(self.workers).max(1);
+        let (batch, survey, status) = (&self.batch, self.survey, self.status);
+        let built: Vec<Vec<(usize, Result<Prepared, Vec<String>>)>> =
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = rows
+                    .chunks(chunk)
+                    .map(|part| {
+                        scope.spawn(move || {
+                            part.iter()
+                                .map(|(line, answers)| {
+                                    let result = match answers {
+                                        Err(errors) => Ok(Err(errors.clone())),
+                                        Ok(a) => batch.prepare(survey, a, status).map(|r| {
+                                            r.map_err(|errors| {
+                                                errors.iter().map(|e| e.to_string()).collect()
+                                            })
+                                        }),
+                                    };
+                                    result.map(|r| (*line, r))
+                                })
+                                .collect::<Result<Vec<_>, _>>()
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join()
+                            .map_err(|_| anyhow::anyhow!("a worker building responses failed"))?
+                            .map_err(anyhow::Error::from)
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()
+            })?;
+        for (line, result) in built.into_iter().flatten() {
+            match result {
+                Ok(p) => self.batch.push(p),
+                Err(errors) => self.invalid.push(Invalid { line, errors }),
+            }
+        }
         self.stored += self.batch.commit(self.store)? as u64;
         Ok(())
     }
@@ -117,9 +153,13 @@ pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
     let survey = store.survey_version(&batch.survey_id(), batch.version())?;
     let bar = super::progress_bar(size);
     let started = std::time::Instant::now();
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut sink = Sink {
         store: &mut store,
+        survey: &survey,
         batch,
+        rows: Vec::with_capacity(BATCH),
+        workers,
         status: if args.draft {
             Status::Draft
         } else {
@@ -133,10 +173,11 @@ pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
         Format::Csv => import_csv(reader, &survey, &mut sink)?,
         Format::Jsonl => import_jsonl(reader, &survey, &mut sink)?,
     }
-    sink.commit()?;
+    sink.flush()?;
     sink.bar.finish_and_clear();
     let elapsed = started.elapsed().as_secs_f64();
-    let (stored, invalid) = (sink.stored, sink.invalid);
+    let (stored, mut invalid) = (sink.stored, sink.invalid);
+    invalid.sort_by_key(|i| i.line);
     report_invalid(&invalid);
     if s.json {
         s.print_json(&serde_json::json!({ "stored": stored, "invalid": invalid }))?;

@@ -84,7 +84,13 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
                 println!("{:<36}  {:<11}  {:<7}  NAME", "ID", "ROLE", "STATE");
                 for m in &members {
                     let state = if m.revoked { "revoked" } else { "active" };
-                    println!("{:<36}  {:<11}  {:<7}  {}", m.id, m.role, state, m.name);
+                    println!(
+                        "{:<36}  {:<11}  {:<7}  {}",
+                        m.id,
+                        m.role.as_str(),
+                        state,
+                        m.name
+                    );
                 }
             }
         }

@@ -14,7 +14,7 @@ mod responses;
 mod surveys;
 mod sync;
 
-pub use responses::{CreateBatch, LocalResponse, ResponseFilter, ResponseRow};
+pub use responses::{CreateBatch, LocalResponse, Prepared, ResponseFilter, ResponseRow};
 pub use surveys::LocalSurvey;
 pub use sync::{OutboxDoc, StatusReport};
 
@@ -342,6 +342,9 @@ pub(crate) mod zeroizing {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {

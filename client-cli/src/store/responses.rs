@@ -4,7 +4,7 @@
 
 use fieldsync_protocol::crypto::Purpose;
 use fieldsync_protocol::document::{Conflict, NewResponse, ResponseDoc, ResponseMeta, Status};
-use fieldsync_protocol::survey::{ValidationContext, ValidationError};
+use fieldsync_protocol::survey::{Survey, ValidationContext, ValidationError, ValidationErrorKind};
 use fieldsync_protocol::wire::SurveyStatus;
 use fieldsync_protocol::{Answer, Answers};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -104,6 +104,9 @@ impl Store {
             survey_id: survey.id,
             version,
             device: account.principal_id.to_string(),
+            actor: self.actor().to_vec(),
+            label: self.author_label(),
+            today: today(),
             pending: Vec::new(),
             last_errors: Vec::new(),
         })
@@ -356,20 +359,67 @@ impl Store {
         id: &Uuid,
         changes: &[Vec<u8>],
     ) -> Result<(), StoreError> {
+        let hashed = hash_changes(id, changes.to_vec())?;
+        self.add_hashed_outbox(conn, id, &hashed)
+    }
+
+    /// Like [`Store::add_outbox`] for changes whose hashes are already known.
+    fn add_hashed_outbox(
+        &self,
+        conn: &Connection,
+        id: &Uuid,
+        changes: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<(), StoreError> {
         let key = id.to_string();
-        for change in changes {
-            let info = fieldsync_protocol::document::ChangeInfo::decode(change)
-                .map_err(|e| StoreError::Corrupt(format!("a new change of {id}: {e}")))?;
-            let hash = info.hash.0;
-            let what = outbox_binding(&key, &hash);
+        let mut stmt = conn.prepare_cached(
+            "INSERT OR IGNORE INTO outbox (doc_id, hash, change) VALUES (?1, ?2, ?3)",
+        )?;
+        for (hash, change) in changes {
+            let what = outbox_binding(&key, hash);
             let sealed = self.seal(Purpose::Change, &what, 0, change)?;
-            conn.prepare_cached(
-                "INSERT OR IGNORE INTO outbox (doc_id, hash, change) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![key, &hash[..], sealed])?;
+            stmt.execute(params![key, &hash[..], sealed])?;
         }
         Ok(())
     }
+
+    /// Write a response built by [`CreateBatch::prepare`] as revision 1.
+    fn insert_prepared(
+        &self,
+        conn: &Connection,
+        p: &Prepared,
+        survey_id: &Uuid,
+        version: u32,
+    ) -> Result<(), StoreError> {
+        let key = p.id.to_string();
+        let sealed = self.seal(Purpose::Snapshot, &key, 1, &p.snapshot)?;
+        conn.prepare_cached(
+            "INSERT INTO docs (id, survey_id, survey_version, status, error_count, conflict_count,
+                               updated_at, rejected, rev, snapshot)
+             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, NULL, 1, ?7)",
+        )?
+        .execute(params![
+            key,
+            survey_id.to_string(),
+            version,
+            p.status.as_str(),
+            p.errors.len() as i64,
+            p.updated_at,
+            sealed
+        ])?;
+        self.add_hashed_outbox(conn, &p.id, &p.changes)
+    }
+}
+
+/// Each change with its hash.
+fn hash_changes(id: &Uuid, changes: Vec<Vec<u8>>) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    changes
+        .into_iter()
+        .map(|change| {
+            let info = fieldsync_protocol::document::ChangeInfo::decode(&change)
+                .map_err(|e| StoreError::Corrupt(format!("a new change of {id}: {e}")))?;
+            Ok((info.hash.0.to_vec(), change))
+        })
+        .collect()
 }
 
 /// What an outbox change is bound to: its document and its hash, so a sealed change cannot be
@@ -393,14 +443,37 @@ pub(crate) fn join_errors(errors: &[ValidationError]) -> String {
 }
 
 /// Responses of one survey version created in one transaction: the import path, and the
-/// single-response path too.
+/// single-response path too. Building a response ([`CreateBatch::prepare`]) needs no store,
+/// so an import can build on several threads and write on one.
 #[derive(Debug)]
 pub struct CreateBatch {
     survey_id: Uuid,
     version: u32,
     device: String,
-    pending: Vec<(Uuid, ResponseDoc, usize)>,
+    actor: Vec<u8>,
+    label: String,
+    today: time::Date,
+    pending: Vec<Prepared>,
     last_errors: Vec<ValidationError>,
+}
+
+/// One response validated and built, ready to be written.
+#[derive(Debug)]
+pub struct Prepared {
+    id: Uuid,
+    snapshot: Vec<u8>,
+    /// (hash, change bytes)
+    changes: Vec<(Vec<u8>, Vec<u8>)>,
+    errors: Vec<ValidationError>,
+    status: Status,
+    updated_at: i64,
+}
+
+impl Prepared {
+    /// The new response's id.
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
 }
 
 impl CreateBatch {
@@ -423,11 +496,35 @@ impl CreateBatch {
         status: Status,
     ) -> Result<Result<Uuid, Vec<ValidationError>>, StoreError> {
         let survey = store.survey_version(&self.survey_id, self.version)?;
-        let errors = survey.validate(answers, &ValidationContext::new(today()));
+        Ok(self.prepare(&survey, answers, status)?.map(|p| {
+            let id = p.id;
+            self.push(p);
+            id
+        }))
+    }
+
+    /// Validate and build one response of this batch's survey version (`survey` must be it)
+    /// without touching the store. A draft may lack required answers or break constraints,
+    /// but its answers must fit their questions.
+    pub fn prepare(
+        &self,
+        survey: &Survey,
+        answers: &Answers,
+        status: Status,
+    ) -> Result<Result<Prepared, Vec<ValidationError>>, StoreError> {
+        let errors = survey.validate(answers, &ValidationContext::new(self.today));
         let blocking: Vec<ValidationError> = match status {
             Status::Draft => errors
                 .iter()
-                .filter(|e| e.kind != fieldsync_protocol::survey::ValidationErrorKind::Required)
+                .filter(|e| {
+                    matches!(
+                        e.kind,
+                        ValidationErrorKind::WrongType
+                            | ValidationErrorKind::NotInList
+                            | ValidationErrorKind::UnknownQuestion
+                            | ValidationErrorKind::NotAnswerable
+                    )
+                })
                 .cloned()
                 .collect(),
             _ => errors.clone(),
@@ -444,8 +541,8 @@ impl CreateBatch {
                 survey_version: self.version,
                 author_device: self.device.clone(),
             },
-            store.actor().to_vec(),
-            &store.author_label(),
+            self.actor.clone(),
+            &self.label,
             now,
         )
         .map_err(|e| StoreError::Invalid(e.to_string()))?;
@@ -457,9 +554,27 @@ impl CreateBatch {
             doc.set_status(status, now)
                 .map_err(|e| StoreError::Invalid(e.to_string()))?;
         }
-        self.last_errors = errors.clone();
-        self.pending.push((id, doc, errors.len()));
-        Ok(Ok(id))
+        let changes = hash_changes(&id, doc.all_changes())?;
+        // Automerge loads a run of change chunks as well as a saved document, and compacting
+        // a fresh document costs more than building it; the next edit saves it compactly.
+        let snapshot = changes
+            .iter()
+            .flat_map(|(_, c)| c.iter().copied())
+            .collect();
+        Ok(Ok(Prepared {
+            id,
+            snapshot,
+            changes,
+            errors,
+            status,
+            updated_at: now,
+        }))
+    }
+
+    /// Stage a response built by [`CreateBatch::prepare`].
+    pub fn push(&mut self, p: Prepared) {
+        self.last_errors = p.errors.clone();
+        self.pending.push(p);
     }
 
     /// How many responses are staged.
@@ -476,10 +591,8 @@ impl CreateBatch {
         let staged = std::mem::take(&mut self.pending);
         let n = staged.len();
         let tx = store.conn.unchecked_transaction()?;
-        for (id, mut doc, errors) in staged {
-            let changes = doc.all_changes();
-            store.save_doc(&tx, &id, &mut doc, 1, errors, true)?;
-            store.add_outbox(&tx, &id, &changes)?;
+        for p in &staged {
+            store.insert_prepared(&tx, p, &self.survey_id, self.version)?;
         }
         tx.commit()?;
         Ok(n)
