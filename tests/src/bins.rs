@@ -65,9 +65,14 @@ fn build() -> Binaries {
     if !cfg!(debug_assertions) {
         cmd.arg("--release");
     }
+    let started = std::time::Instant::now();
     let out = cmd
         .output()
         .expect("cannot run cargo to build the binaries");
+    eprintln!(
+        "[e2e] cargo build of the binaries took {:.1?}",
+        started.elapsed()
+    );
     assert!(
         out.status.success(),
         "building fieldsync-server and fieldsync failed:\n{}",

@@ -71,7 +71,17 @@ impl Client {
 
     /// Run `fieldsync ARGS` with `stdin` (or none) to completion.
     pub fn run_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        process::spawn(self.command(args), stdin, self.describe(args)).wait(COMMAND_TIMEOUT)
+        let started = std::time::Instant::now();
+        let out =
+            process::spawn(self.command(args), stdin, self.describe(args)).wait(COMMAND_TIMEOUT);
+        // Shown by the test runner when a test fails: what ran, how it ended, how long it took.
+        eprintln!(
+            "[e2e] {} -> {:?} in {:.1?}",
+            self.describe(args),
+            out.code,
+            started.elapsed()
+        );
+        out
     }
 
     /// Run `fieldsync ARGS` to completion.

@@ -331,3 +331,30 @@ pub fn by_answer(rows: &[Value], key_question: &str) -> HashMap<String, (String,
     }
     map
 }
+
+/// The answers of a `response show --json` object as a map by question name. The CLI lists
+/// them in form order as `[{"name", "label", "value"}]`; a plain map is accepted too.
+pub fn answers_of(shown: &Value) -> Answers {
+    match &shown["answers"] {
+        Value::Object(map) => map.clone(),
+        Value::Array(items) => items
+            .iter()
+            .map(|item| {
+                let name = item["name"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("answer without a name: {item}"));
+                (name.to_owned(), item["value"].clone())
+            })
+            .collect(),
+        other => panic!("no answers in {shown}: {other}"),
+    }
+}
+
+/// A metadata field (`survey_version`, `status`, ...) of a `response show --json` object,
+/// whether the CLI nests it under `meta` or puts it at the top level.
+pub fn meta(shown: &Value, key: &str) -> Value {
+    match shown.get("meta").and_then(|m| m.get(key)) {
+        Some(v) => v.clone(),
+        None => shown.get(key).cloned().unwrap_or(Value::Null),
+    }
+}

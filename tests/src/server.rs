@@ -122,11 +122,19 @@ impl Server {
 
     fn launch(&mut self) {
         assert!(self.child.is_none(), "the server is already running");
+        let started = Instant::now();
         // The port of a killed server can take a moment to become free again.
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             match self.try_launch() {
-                Ok(()) => return,
+                Ok(()) => {
+                    eprintln!(
+                        "[e2e] fieldsync-server listening on {} after {:.1?}",
+                        self.addr,
+                        started.elapsed()
+                    );
+                    return;
+                }
                 Err(message) if self.addr.port() != 0 && Instant::now() < deadline => {
                     let _ = message;
                     std::thread::sleep(Duration::from_millis(200));

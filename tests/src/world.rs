@@ -40,6 +40,13 @@ impl World {
         }
     }
 
+    /// The last `n` lines the server logged.
+    pub fn log_tail(&self, n: usize) -> String {
+        let logs = self.server.logs();
+        let lines: Vec<&str> = logs.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
     /// The temp directory of this test.
     pub fn root(&self) -> &Path {
         self.root.path()
@@ -101,5 +108,17 @@ impl World {
             home,
         ]);
         (device, str_field(&added, "id"))
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "[e2e] last server log lines ({}):\n{}",
+                self.server.log_path().display(),
+                self.log_tail(40)
+            );
+        }
     }
 }

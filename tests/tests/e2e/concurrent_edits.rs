@@ -98,28 +98,29 @@ fn concurrent_edits_merge_and_a_real_conflict_is_shown_until_resolved() {
 
     let on_device = device.json(&["response", "show", &id]);
     let on_coordinator = coordinator.json(&["response", "show", &id]);
+    let merged = data::answers_of(&on_device);
     assert_eq!(
-        on_device["answers"], on_coordinator["answers"],
+        merged,
+        data::answers_of(&on_coordinator),
         "both sides hold the same merged answers"
     );
-    let merged = &on_device["answers"];
-    assert_eq!(merged["head_name"], "Joseph Mwangi Kariuki", "{merged}");
+    assert_eq!(merged["head_name"], "Joseph Mwangi Kariuki", "{merged:?}");
     assert_eq!(
         merged["comments"], "Corrected the name on a second visit",
-        "{merged}"
+        "{merged:?}"
     );
     assert!(
         data::same_value(&merged["monthly_income"], &json!(20000)),
-        "{merged}"
+        "{merged:?}"
     );
     assert!(
         data::same_value(&merged["water_minutes"], &json!(40)),
-        "{merged}"
+        "{merged:?}"
     );
     let rooms = &merged["rooms"];
     assert!(
         data::same_value(rooms, &json!(3)) || data::same_value(rooms, &json!(4)),
-        "rooms is one of the two edits: {merged}"
+        "rooms is one of the two edits: {merged:?}"
     );
 
     // The shared answer is a conflict on both sides, with both values visible.
@@ -157,7 +158,7 @@ fn concurrent_edits_merge_and_a_real_conflict_is_shown_until_resolved() {
     for (who, client) in [("device", &device), ("coordinator", &coordinator)] {
         let shown = client.json(&["response", "show", &id]);
         assert!(
-            data::same_value(&shown["answers"]["rooms"], &json!(5)),
+            data::same_value(&data::answers_of(&shown)["rooms"], &json!(5)),
             "{who}: {shown}"
         );
         let found = conflicts(client, &id);
@@ -173,7 +174,10 @@ fn concurrent_edits_merge_and_a_real_conflict_is_shown_until_resolved() {
     }
     let on_device = device.json(&["response", "show", &id]);
     let on_coordinator = coordinator.json(&["response", "show", &id]);
-    assert_eq!(on_device["answers"], on_coordinator["answers"]);
+    assert_eq!(
+        data::answers_of(&on_device),
+        data::answers_of(&on_coordinator)
+    );
 
     // The server agrees: the export shows the resolved value and no conflict.
     let out = w.out_path("export.jsonl");

@@ -106,12 +106,12 @@ fn new_version_reaches_the_device_and_v1_drafts_stay_on_v1() {
     let v2_complete = data::case("household-v2.json", "valid_complete_in_person");
     let on_v2 = collect_one(&w, &device, "v2.jsonl", &v2_complete, &[]);
     let shown = device.json(&["response", "show", &on_v2]);
-    assert_eq!(shown["meta"]["survey_version"], 2, "{shown}");
+    assert_eq!(data::meta(&shown, "survey_version"), 2, "{shown}");
 
     // The v1 draft still opens, on v1, and is valid there.
     let shown = device.json(&["response", "show", &draft]);
-    assert_eq!(shown["meta"]["survey_version"], 1, "{shown}");
-    assert_eq!(shown["meta"]["status"], "draft", "{shown}");
+    assert_eq!(data::meta(&shown, "survey_version"), 1, "{shown}");
+    assert_eq!(data::meta(&shown, "status"), "draft", "{shown}");
     assert_eq!(
         shown["errors"],
         json!([]),
@@ -123,13 +123,14 @@ fn new_version_reaches_the_device_and_v1_drafts_stay_on_v1() {
     );
     let shown = device.json(&["response", "show", &draft]);
     assert_eq!(
-        shown["meta"]["survey_version"], 1,
+        data::meta(&shown, "survey_version"),
+        1,
         "resuming keeps v1: {shown}"
     );
     device.ok(&["response", "submit", &draft]);
     let shown = device.json(&["response", "show", &draft]);
-    assert_eq!(shown["meta"]["status"], "submitted", "{shown}");
-    assert_eq!(shown["answers"]["head_age"], 16, "{shown}");
+    assert_eq!(data::meta(&shown, "status"), "submitted", "{shown}");
+    assert_eq!(data::answers_of(&shown)["head_age"], 16, "{shown}");
     device.sync();
 
     // The export holds both versions' columns, each row on its own version.
