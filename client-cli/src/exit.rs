@@ -27,17 +27,6 @@ pub const INVALID: u8 = 6;
 /// Not found: an unknown survey, response or member.
 pub const NOT_FOUND: u8 = 7;
 
-/// The help text listing every exit code.
-pub const HELP: &str = "exit codes:
-  0  ok
-  1  other failure
-  2  usage error
-  3  server unreachable (nothing is lost; sync again later)
-  4  authentication or permission refused (log in or enroll again)
-  5  wrong or missing passphrase (set FIELDSYNC_PASSPHRASE)
-  6  invalid input (bad file, invalid responses or rows, bad survey, closed survey)
-  7  not found (unknown survey, response or member)";
-
 /// A failure found by the interface itself (not by the store or the server), already
 /// classified.
 #[derive(Debug, thiserror::Error)]

@@ -16,6 +16,9 @@ use fieldsync_protocol::survey::Survey;
 use super::Settings;
 use super::collect::{Invalid, ensure_local_survey, report_invalid};
 
+/// A row's line and the response built from it, or its problems.
+type Built = (usize, Result<Prepared, Vec<String>>);
+
 /// Responses per transaction.
 pub const BATCH: usize = 1000;
 
@@ -90,37 +93,36 @@ impl Sink<'_> {
         let rows = std::mem::take(&mut self.rows);
         let chunk = rows.len().div_ceil(self.workers).max(1);
         let (batch, survey, status) = (&self.batch, self.survey, self.status);
-        let built: Vec<Vec<(usize, Result<Prepared, Vec<String>>)>> =
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = rows
-                    .chunks(chunk)
-                    .map(|part| {
-                        scope.spawn(move || {
-                            part.iter()
-                                .map(|(line, answers)| {
-                                    let result = match answers {
-                                        Err(errors) => Ok(Err(errors.clone())),
-                                        Ok(a) => batch.prepare(survey, a, status).map(|r| {
-                                            r.map_err(|errors| {
-                                                errors.iter().map(|e| e.to_string()).collect()
-                                            })
-                                        }),
-                                    };
-                                    result.map(|r| (*line, r))
-                                })
-                                .collect::<Result<Vec<_>, _>>()
-                        })
+        let built: Vec<Vec<Built>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = rows
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|(line, answers)| {
+                                let result = match answers {
+                                    Err(errors) => Ok(Err(errors.clone())),
+                                    Ok(a) => batch.prepare(survey, a, status).map(|r| {
+                                        r.map_err(|errors| {
+                                            errors.iter().map(|e| e.to_string()).collect()
+                                        })
+                                    }),
+                                };
+                                result.map(|r| (*line, r))
+                            })
+                            .collect::<Result<Vec<_>, _>>()
                     })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join()
-                            .map_err(|_| anyhow::anyhow!("a worker building responses failed"))?
-                            .map_err(anyhow::Error::from)
-                    })
-                    .collect::<anyhow::Result<Vec<_>>>()
-            })?;
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .map_err(|_| anyhow::anyhow!("a worker building responses failed"))?
+                        .map_err(anyhow::Error::from)
+                })
+                .collect::<anyhow::Result<Vec<_>>>()
+        })?;
         for (line, result) in built.into_iter().flatten() {
             match result {
                 Ok(p) => self.batch.push(p),

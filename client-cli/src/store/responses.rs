@@ -368,7 +368,7 @@ impl Store {
         &self,
         conn: &Connection,
         id: &Uuid,
-        changes: &[(Vec<u8>, Vec<u8>)],
+        changes: &[HashedChange],
     ) -> Result<(), StoreError> {
         let key = id.to_string();
         let mut stmt = conn.prepare_cached(
@@ -410,8 +410,11 @@ impl Store {
     }
 }
 
+/// A change's hash and its bytes.
+type HashedChange = (Vec<u8>, Vec<u8>);
+
 /// Each change with its hash.
-fn hash_changes(id: &Uuid, changes: Vec<Vec<u8>>) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+fn hash_changes(id: &Uuid, changes: Vec<Vec<u8>>) -> Result<Vec<HashedChange>, StoreError> {
     changes
         .into_iter()
         .map(|change| {
@@ -463,7 +466,7 @@ pub struct Prepared {
     id: Uuid,
     snapshot: Vec<u8>,
     /// (hash, change bytes)
-    changes: Vec<(Vec<u8>, Vec<u8>)>,
+    changes: Vec<HashedChange>,
     errors: Vec<ValidationError>,
     status: Status,
     updated_at: i64,
