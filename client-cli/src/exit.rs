@@ -96,7 +96,7 @@ fn classify_client(e: &ClientError) -> Option<u8> {
             | ErrorCode::SurveyClosed
             | ErrorCode::InvalidSurvey
             | ErrorCode::Invalid => INVALID,
-            ErrorCode::Unavailable => UNREACHABLE,
+            ErrorCode::Unavailable | ErrorCode::Timeout => UNREACHABLE,
             _ => FAILURE,
         },
         ClientError::Protocol(_) => FAILURE,

@@ -48,6 +48,8 @@ pub enum ApiError {
     UnsupportedProtocol(String),
     #[error("{0}")]
     Unavailable(String),
+    #[error("{0}")]
+    Timeout(String),
     /// Logged in full; the client sees only that something went wrong.
     #[error("internal error: {0}")]
     Internal(String),
@@ -69,6 +71,7 @@ impl ApiError {
             ApiError::Invalid(_) => ErrorCode::Invalid,
             ApiError::UnsupportedProtocol(_) => ErrorCode::UnsupportedProtocol,
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
+            ApiError::Timeout(_) => ErrorCode::Timeout,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -86,6 +89,7 @@ impl ApiError {
             | ApiError::InvalidSurvey { .. }
             | ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -184,6 +184,8 @@ pub enum ErrorCode {
     Invalid,
     /// The server is overloaded or shutting down; retry later.
     Unavailable,
+    /// The request took longer than the server allows; retry, or send less at once.
+    Timeout,
     /// Something went wrong on the server; it has been logged.
     Internal,
 }

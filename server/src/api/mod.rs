@@ -20,7 +20,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use fieldsync_protocol::cbor::Limits;
 use fieldsync_protocol::wire::{CONTENT_TYPE, Message, WireError};
-use tower_http::timeout::TimeoutLayer;
 
 use crate::AppState;
 use crate::error::{ApiError, CborError};
@@ -54,10 +53,6 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             limit_concurrency,
         ))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            state.settings.request_timeout,
-        ))
         .layer(DefaultBodyLimit::max(state.settings.max_body))
         .with_state(state);
     Router::new().route("/healthz", get(health)).merge(api)
@@ -71,9 +66,11 @@ async fn not_found() -> ApiError {
     ApiError::NotFound("no such endpoint; see the README for the API".into())
 }
 
-/// Admit at most `max_concurrency` requests at once across the whole server. A request that
-/// cannot get a slot within the queue wait is answered 503, so overload sheds load instead of
-/// piling up memory.
+/// Admit at most `max_concurrency` requests at once across the whole server, and bound how
+/// long each may take to produce its response. A request that cannot get a slot within the
+/// queue wait is answered 503, so overload sheds load instead of piling up memory; one that
+/// runs past the request timeout is answered 408 with the usual error body. (A streamed
+/// export's body is not bounded: only the time to its first byte.)
 async fn limit_concurrency(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let semaphore = Arc::clone(&state.concurrency);
     let permit = match semaphore.try_acquire_owned() {
@@ -93,7 +90,15 @@ async fn limit_concurrency(State(state): State<AppState>, req: Request, next: Ne
             }
         },
     };
-    let response = next.run(req).await;
+    let timeout = state.settings.request_timeout;
+    let response = match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::Timeout(format!(
+            "the request took longer than {} seconds; retry, or send smaller batches",
+            timeout.as_secs()
+        ))
+        .into_response(),
+    };
     drop(permit);
     response
 }

@@ -22,8 +22,9 @@ use crate::store::surveys;
 
 /// Rows per export page.
 const EXPORT_PAGE: u32 = 500;
-/// How long an export waits for just-pushed responses to be materialised.
-const EXPORT_SETTLE: Duration = Duration::from_secs(60);
+/// How long an export waits at most for just-pushed responses to be materialised (and never
+/// more than half the request timeout, so the caller gets this clear answer, not a timeout).
+const EXPORT_SETTLE: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
@@ -229,6 +230,7 @@ pub async fn export(
 /// export right after a sync contains it.
 async fn settle(state: &AppState, org: &str, survey: &str) -> Result<(), ApiError> {
     let start = Instant::now();
+    let limit = EXPORT_SETTLE.min(state.settings.request_timeout / 2);
     loop {
         let (o, s) = (org.to_owned(), survey.to_owned());
         let pending = state
@@ -238,7 +240,7 @@ async fn settle(state: &AppState, org: &str, survey: &str) -> Result<(), ApiErro
         if pending == 0 {
             return Ok(());
         }
-        if start.elapsed() > EXPORT_SETTLE {
+        if start.elapsed() > limit {
             return Err(ApiError::Unavailable(format!(
                 "{pending} responses are still being processed; try the export again shortly"
             )));

@@ -97,9 +97,11 @@ pub fn material(
     let mut upto_seq = 0;
     {
         let mut stmt = tx.prepare_cached(
-            "SELECT seq, payload FROM changes WHERE doc_id = ?1 AND org_id = ?2 ORDER BY seq",
+            // By document only (its organisation was checked above), so the planner walks
+            // changes_doc_seq instead of the whole organisation's sequence.
+            "SELECT seq, payload FROM changes WHERE doc_id = ?1 ORDER BY seq",
         )?;
-        let mut rows = stmt.query([doc_id, org_id])?;
+        let mut rows = stmt.query([doc_id])?;
         while let Some(r) = rows.next()? {
             let seq: i64 = r.get(0)?;
             let sealed = Sealed::from_bytes(&r.get::<_, Vec<u8>>(1)?)

@@ -98,6 +98,8 @@ CREATE TABLE changes (
     UNIQUE (doc_id, hash)
 ) STRICT;
 CREATE INDEX changes_org_seq ON changes(org_id, seq);
+-- Loading one document's changes in order (materialisation) must not walk the organisation.
+CREATE INDEX changes_doc_seq ON changes(doc_id, seq);
 
 -- What the background materialiser learnt about each response: plaintext columns hold only
 -- what filters need; answers, errors and conflicts are in the encrypted summary.
