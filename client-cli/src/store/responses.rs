@@ -537,7 +537,8 @@ impl CreateBatch {
         }
         let id = Uuid::new_v4();
         let now = now_ms();
-        let mut doc = ResponseDoc::new(
+        // One change holds the whole new response: metadata, answers and status.
+        let mut doc = ResponseDoc::create(
             NewResponse {
                 response_id: id,
                 survey_id: self.survey_id,
@@ -546,17 +547,11 @@ impl CreateBatch {
             },
             self.actor.clone(),
             &self.label,
+            answers,
+            status,
             now,
         )
         .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        if !answers.is_empty() {
-            doc.set_answers(answers.iter(), now)
-                .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        }
-        if status != Status::Draft {
-            doc.set_status(status, now)
-                .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        }
         let changes = hash_changes(&id, doc.all_changes())?;
         // Automerge loads a run of change chunks as well as a saved document, and compacting
         // a fresh document costs more than building it; the next edit saves it compactly.
