@@ -158,3 +158,58 @@ fn bad_input_fails_clearly_and_loses_nothing() {
     coordinator.fails(&["sync"], 4);
     coordinator.fails(&["member", "list"], 4);
 }
+
+#[test]
+fn a_closed_survey_refuses_new_responses_and_keeps_the_old_ones() {
+    let w = World::start();
+    w.publish("household-v1.json");
+    let (device, _) = w.enumerator("tablet-1", "Amina Odhiambo", &["household_survey"]);
+    let first = w.file("first.jsonl", &jsonl(&data::household_v1(0, 2)));
+    device.ok(&[
+        "collect",
+        "household_survey",
+        "--answers",
+        first.to_str().expect("utf-8"),
+    ]);
+    device.sync();
+    let stored = device.response_ids(&[]);
+
+    w.admin
+        .ok(&["survey", "status", "household_survey", "closed"]);
+    device.sync();
+    let more = w.file("more.jsonl", &jsonl(&data::household_v1(10, 1)));
+    let err = device.fails(
+        &[
+            "collect",
+            "household_survey",
+            "--answers",
+            more.to_str().expect("utf-8"),
+        ],
+        6,
+    );
+    assert!(
+        err.contains("closed"),
+        "the message says the survey is closed:\n{err}"
+    );
+    assert_eq!(
+        device.response_ids(&[]),
+        stored,
+        "the collected responses stay"
+    );
+
+    // The coordinator still exports what was collected before the survey closed.
+    let out = w.out_path("export.csv");
+    w.admin.ok(&[
+        "export",
+        "household_survey",
+        "--format",
+        "csv",
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
+    let csv = data::parse_csv(&std::fs::read_to_string(&out).expect("export written"));
+    let mut exported: Vec<String> = csv.rows.iter().map(|r| r["response_id"].clone()).collect();
+    exported.sort();
+    assert_eq!(exported, stored);
+    assert!(!w.server.logs().contains("panicked"), "{}", w.log_tail(40));
+}

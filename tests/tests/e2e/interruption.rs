@@ -106,4 +106,6 @@ fn a_sync_cut_by_a_server_crash_resumes_and_stores_everything_once() {
         let (id, got) = &by_enumerator[&key];
         data::assert_answers(want, got, id);
     }
+    let logs = w.server.logs();
+    assert!(!logs.contains("panicked"), "the server panicked:\n{logs}");
 }
