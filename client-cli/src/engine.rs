@@ -120,13 +120,18 @@ fn push_all(
     progress: &mut dyn FnMut(Progress),
     report: &mut SyncReport,
 ) -> Result<(), SyncError> {
-    let total = store.status_report()?.pending_responses;
+    // Count what waits only when something does: a sync with nothing to push stays cheap.
+    let mut total = None;
     let mut done = 0u64;
     loop {
         let batch = store.outbox_batch(PUSH_DOCS, PUSH_BYTES)?;
         if batch.is_empty() {
             return Ok(());
         }
+        let total = match total {
+            Some(t) => t,
+            None => *total.insert(store.status_report()?.pending_responses),
+        };
         progress(Progress::Pushing { done, total });
         let request = plan_push(&batch);
         match transport.push(&request) {

@@ -272,8 +272,12 @@ pub fn pull(
     let tx = conn.transaction()?;
     let org = org_cipher(&tx, keys, org_id)?;
     let high: i64 = tx
-        .prepare_cached("SELECT coalesce(max(seq), 0) FROM changes WHERE org_id = ?1")?
-        .query_row([org_id], |r| r.get(0))?;
+        // Written as ORDER BY … LIMIT 1 so SQLite reads one entry at the end of the
+        // organisation's index range instead of walking the range (max() with a WHERE does).
+        .prepare_cached("SELECT seq FROM changes WHERE org_id = ?1 ORDER BY seq DESC LIMIT 1")?
+        .query_row([org_id], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0);
     let cursor = i64::try_from(cursor).unwrap_or(i64::MAX);
     let owner = (caller.role == Role::Enumerator).then_some(caller.principal_id.as_str());
     let mut docs: Vec<DocChanges> = Vec::new();
