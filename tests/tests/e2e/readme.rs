@@ -7,7 +7,7 @@
 //!   itself, waits for the server to listen, and stops it at the end;
 //! - the server address is `127.0.0.1:8470` (replaced here by a free port);
 //! - paths are relative to the repository root (`fixtures/` is available);
-//! - the last command prints a CSV export of the collected responses on stdout.
+//! - the last command prints a CSV export of the collected (submitted) responses on stdout.
 
 use std::net::TcpListener;
 use std::process::Command;
@@ -140,5 +140,11 @@ fn readme_walkthrough_runs_as_written() {
         !csv.rows.is_empty(),
         "the export has no responses:\n{export}"
     );
-    assert!(csv.rows.iter().all(|r| !r["response_id"].is_empty()));
+    for row in &csv.rows {
+        assert!(!row["response_id"].is_empty(), "{row:?}");
+        assert_eq!(
+            row["status"], "submitted",
+            "the walkthrough hands in what it collects: {row:?}"
+        );
+    }
 }
