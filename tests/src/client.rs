@@ -17,7 +17,8 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(240);
 #[derive(Clone, Debug)]
 pub struct Client {
     home: PathBuf,
-    passphrase: String,
+    /// `None` runs the CLI without `FIELDSYNC_PASSPHRASE` (and with no terminal to ask on).
+    passphrase: Option<String>,
 }
 
 impl Client {
@@ -25,7 +26,7 @@ impl Client {
     pub fn new(home: &Path) -> Client {
         Client {
             home: home.to_path_buf(),
-            passphrase: format!("pass-{}", uuid::Uuid::new_v4().simple()),
+            passphrase: Some(format!("pass-{}", uuid::Uuid::new_v4().simple())),
         }
     }
 
@@ -33,7 +34,15 @@ impl Client {
     pub fn with_passphrase(&self, passphrase: &str) -> Client {
         Client {
             home: self.home.clone(),
-            passphrase: passphrase.to_owned(),
+            passphrase: Some(passphrase.to_owned()),
+        }
+    }
+
+    /// The same home, with no passphrase given.
+    pub fn without_passphrase(&self) -> Client {
+        Client {
+            home: self.home.clone(),
+            passphrase: None,
         }
     }
 
@@ -41,15 +50,17 @@ impl Client {
         &self.home
     }
 
-    pub fn passphrase(&self) -> &str {
-        &self.passphrase
+    pub fn passphrase(&self) -> Option<&str> {
+        self.passphrase.as_deref()
     }
 
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&binaries().client);
         process::clean_env(&mut cmd);
-        cmd.env("FIELDSYNC_PASSPHRASE", &self.passphrase)
-            .env("NO_COLOR", "1")
+        if let Some(passphrase) = &self.passphrase {
+            cmd.env("FIELDSYNC_PASSPHRASE", passphrase);
+        }
+        cmd.env("NO_COLOR", "1")
             .arg("--home")
             .arg(&self.home)
             .args(args);

@@ -113,6 +113,11 @@ fn bad_input_fails_clearly_and_loses_nothing() {
     let err = thief.fails(&["response", "list"], 5);
     assert!(err.to_lowercase().contains("passphrase"), "{err}");
     thief.fails(&["sync"], 5);
+    let err = device.without_passphrase().fails(&["status"], 5);
+    assert!(
+        err.contains("FIELDSYNC_PASSPHRASE"),
+        "the message says how to give it:\n{err}"
+    );
     assert_eq!(device.response_ids(&[]), stored);
 
     // The server is unreachable: exit 3, and status still shows what waits to be sent.
