@@ -18,7 +18,7 @@ pub const ORG_KEY_ID: KeyId = KeyId(1);
 /// Generation of document data keys.
 pub const DOC_KEY_ID: KeyId = KeyId(1);
 /// How many document ciphers to keep ready; past this the cache starts over.
-const DOC_CACHE_LIMIT: usize = 200_000;
+const DOC_CACHE_LIMIT: usize = 20_000;
 
 /// Errors loading or using keys.
 #[derive(Debug, thiserror::Error)]

@@ -216,7 +216,7 @@ fn open_connection(path: &Path, writer: bool) -> Result<Connection, StoreError> 
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // Read pages through a memory map and keep a generous page cache: reads would otherwise
     // copy every page from the OS cache through pread on each query.
-    conn.pragma_update(None, "mmap_size", 1024i64 * 1024 * 1024)?;
+    conn.pragma_update(None, "mmap_size", 256i64 * 1024 * 1024)?;
     conn.pragma_update(None, "cache_size", -64 * 1024)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
