@@ -54,6 +54,9 @@ struct CreateOrgArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Print only the one-time admin token, for scripts: `TOKEN=$(fieldsync-server admin create-org --name X --quiet)`.
+    #[arg(long, conflicts_with = "json")]
+    quiet: bool,
 }
 
 #[derive(Args, Debug)]
@@ -168,7 +171,9 @@ fn create_org(args: CreateOrgArgs) -> anyhow::Result<()> {
     }
     let (store, keys) = open_offline(&args.data)?;
     let created = fieldsync_server::store::orgs::create(&store, &keys, &name, &region)?;
-    if args.json {
+    if args.quiet {
+        println!("{}", created.admin_token);
+    } else if args.json {
         println!(
             "{}",
             serde_json::json!({

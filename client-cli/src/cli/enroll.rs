@@ -94,11 +94,12 @@ pub fn start_session(
 /// "log in again" advice of an expired session.
 pub fn refused(e: ClientError, what: &str, next: &str) -> anyhow::Error {
     match e {
-        ClientError::Unauthenticated { message } | ClientError::Forbidden { message } => {
-            Failure::Auth(format!(
-                "the server refused this {what} ({message}); {next}"
-            ))
-            .into()
+        ClientError::Unauthenticated { .. } => Failure::Auth(format!(
+            "the server refused this {what}: it is unknown, already used or expired; {next}"
+        ))
+        .into(),
+        ClientError::Forbidden { message } => {
+            Failure::Auth(format!("the server refused this {what}: {message}")).into()
         }
         other => other.into(),
     }

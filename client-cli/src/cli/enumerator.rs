@@ -17,11 +17,18 @@ pub enum Command {
         /// A survey to assign (id or form id); repeat for several.
         #[arg(long = "survey", value_name = "ID_OR_FORM_ID")]
         surveys: Vec<String>,
+        /// Print only the enrollment code, for scripts: `CODE=$(fieldsync enumerator add NAME --quiet)`.
+        #[arg(long)]
+        quiet: bool,
     },
 }
 
 pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
-    let Command::Add { name, surveys } = command;
+    let Command::Add {
+        name,
+        surveys,
+        quiet,
+    } = command;
     let store = s.open_store()?;
     let client = super::api(&store)?;
     let mut ids = Vec::with_capacity(surveys.len());
@@ -29,7 +36,9 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
         ids.push(client.find_survey(key)?.id);
     }
     let created = client.create_enumerator(&NewEnumerator { name, surveys: ids })?;
-    if s.json {
+    if quiet {
+        println!("{}", created.one_time_secret);
+    } else if s.json {
         s.print_json(&serde_json::json!({
             "id": created.id,
             "name": created.name,

@@ -18,6 +18,9 @@ pub enum Command {
         /// What the member may do.
         #[arg(long, value_enum)]
         role: MemberRole,
+        /// Print only the login token, for scripts: `TOKEN=$(fieldsync member add NAME --role ops --quiet)`.
+        #[arg(long)]
+        quiet: bool,
     },
     /// List the organisation's members and enumerators.
     List,
@@ -49,12 +52,14 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
     let store = s.open_store()?;
     let client = super::api(&store)?;
     match command {
-        Command::Add { name, role } => {
+        Command::Add { name, role, quiet } => {
             let created = client.create_member(&NewMember {
                 name,
                 role: role.into(),
             })?;
-            if s.json {
+            if quiet {
+                println!("{}", created.one_time_secret);
+            } else if s.json {
                 s.print_json(&serde_json::json!({
                     "id": created.id,
                     "name": created.name,

@@ -104,7 +104,11 @@ impl Settings {
                 .clone()
                 .unwrap_or_else(fieldsync_client::default_home),
             json: cli.json,
-            passphrase: std::env::var("FIELDSYNC_PASSPHRASE").ok().map(Passphrase),
+            // An empty variable counts as not set: it is a forgotten value, not a passphrase.
+            passphrase: std::env::var("FIELDSYNC_PASSPHRASE")
+                .ok()
+                .filter(|p| !p.is_empty())
+                .map(Passphrase),
         }
     }
 
