@@ -149,7 +149,14 @@ impl ResponseDoc {
         author_label: &str,
         now: i64,
     ) -> Result<Self, DocError> {
-        Self::create(meta, actor, author_label, &Answers::new(), Status::Draft, now)
+        Self::create(
+            meta,
+            actor,
+            author_label,
+            &Answers::new(),
+            Status::Draft,
+            now,
+        )
     }
 
     /// Creates a response with its first answers and status in ONE change: the path for an
