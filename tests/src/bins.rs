@@ -1,7 +1,7 @@
 //! Build the binaries under test once per test process and find them.
 //!
-//! The e2e crate does not own `fieldsync-server` or `fieldsync`, so cargo does not build them
-//! for `cargo nextest run -p fieldsync-e2e`. We run `cargo build --bins` for the two packages
+//! The e2e crate does not own `fieldsync-server`, `fieldsync` or `fieldsync-bench`, so cargo does
+//! not build them for `cargo nextest run -p fieldsync-e2e`. We run `cargo build --bins` for those packages
 //! with the profile this test was built with, and take the executables' paths from cargo's
 //! own JSON messages, so a custom target directory or profile needs no guessing.
 
@@ -9,11 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-/// Paths of the two binaries under test.
+/// Paths of the binaries under test.
 #[derive(Debug)]
 pub struct Binaries {
     pub server: PathBuf,
     pub client: PathBuf,
+    /// The benchmark harness, run in its short mode so it cannot rot.
+    pub bench: PathBuf,
 }
 
 impl Binaries {
@@ -57,6 +59,8 @@ fn build() -> Binaries {
             "fieldsync-server",
             "-p",
             "fieldsync-client",
+            "-p",
+            "fieldsync-bench",
             "--message-format=json-render-diagnostics",
         ])
         .stdin(Stdio::null())
@@ -80,6 +84,7 @@ fn build() -> Binaries {
     );
     let mut server = None;
     let mut client = None;
+    let mut bench = None;
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
@@ -93,13 +98,15 @@ fn build() -> Binaries {
         match msg["target"]["name"].as_str() {
             Some("fieldsync-server") => server = Some(PathBuf::from(exe)),
             Some("fieldsync") => client = Some(PathBuf::from(exe)),
+            Some("fieldsync-bench") => bench = Some(PathBuf::from(exe)),
             _ => {}
         }
     }
     let bins = Binaries {
         server: server.expect("cargo built no fieldsync-server binary"),
         client: client.expect("cargo built no fieldsync binary"),
+        bench: bench.expect("cargo built no fieldsync-bench binary"),
     };
-    assert!(bins.server.exists() && bins.client.exists());
+    assert!(bins.server.exists() && bins.client.exists() && bins.bench.exists());
     bins
 }

@@ -3,6 +3,8 @@
 
 #[path = "e2e/bad_input.rs"]
 mod bad_input;
+#[path = "e2e/bench.rs"]
+mod bench;
 #[path = "e2e/concurrent_edits.rs"]
 mod concurrent_edits;
 #[path = "e2e/import_export.rs"]
