@@ -15,6 +15,7 @@ pub mod worker;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use axum::Router;
 use tokio::net::TcpListener;
@@ -38,6 +39,9 @@ pub struct AppState {
     pub concurrency: Arc<Semaphore>,
     /// Wakes the background materialiser when changes arrive.
     pub materialize: Arc<Notify>,
+    /// Pushes being handled right now; the materialiser gives way to them (see
+    /// [`materialize::run`]).
+    pub pushes_in_flight: Arc<AtomicUsize>,
 }
 
 /// How to build an [`AppState`].
@@ -71,6 +75,7 @@ impl AppState {
             concurrency: Arc::new(Semaphore::new(settings.max_concurrency)),
             settings: Arc::new(settings),
             materialize: Arc::new(Notify::new()),
+            pushes_in_flight: Arc::new(AtomicUsize::new(0)),
         })
     }
 }

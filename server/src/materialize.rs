@@ -5,7 +5,8 @@
 //! a durable insert, while "validated on arrival" still holds moments later.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
@@ -14,14 +15,32 @@ use crate::store::StoreError;
 use crate::store::responses::{self, Queued, Summary};
 use crate::worker::MaterializeJob;
 
+/// Longest the materialiser keeps giving way to pushes before it takes a round anyway.
+const MAX_DEFER: Duration = Duration::from_secs(5);
 /// Documents taken from the queue per round.
 const BATCH: u32 = 512;
 /// Most documents in one worker request.
 const CHUNK: usize = 128;
 
 /// Run until `stop` is notified.
+///
+/// Acknowledging pushes comes first: while pushes are being handled the materialiser waits
+/// (briefly, and never longer than [`MAX_DEFER`] in a row), so on a small machine a burst of
+/// pushes is not slowed by validating what it just stored; it catches up right after.
 pub async fn run(state: AppState, stop: Arc<Notify>) {
+    let mut deferred_since: Option<Instant> = None;
     loop {
+        if state.pushes_in_flight.load(Ordering::Relaxed) > 0 {
+            let since = *deferred_since.get_or_insert_with(Instant::now);
+            if since.elapsed() < MAX_DEFER {
+                tokio::select! {
+                    _ = stop.notified() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                }
+                continue;
+            }
+        }
+        deferred_since = None;
         let worked = match drain_once(&state).await {
             Ok(n) => n > 0,
             Err(e) => {

@@ -160,7 +160,7 @@ impl Store {
         }
         let changes = doc.changes_since(&heads);
         let tx = self.conn.unchecked_transaction()?;
-        self.save_doc(&tx, id, &mut doc, rev + 1, errors.len(), true)?;
+        self.save_doc(&tx, id, &mut doc, rev + 1, errors.len(), true, None)?;
         self.add_outbox(&tx, id, &changes)?;
         tx.commit()?;
         Ok(errors)
@@ -184,7 +184,7 @@ impl Store {
         let errors = survey.validate(&answers, &ValidationContext::new(today()));
         let changes = doc.changes_since(&heads);
         let tx = self.conn.unchecked_transaction()?;
-        self.save_doc(&tx, id, &mut doc, rev + 1, errors.len(), true)?;
+        self.save_doc(&tx, id, &mut doc, rev + 1, errors.len(), true, None)?;
         self.add_outbox(&tx, id, &changes)?;
         tx.commit()?;
         Ok(())
@@ -315,6 +315,10 @@ impl Store {
     }
 
     /// Write a document's new state. `local` clears a previous rejection (the user changed it).
+    ///
+    /// `snapshot` is what to store for the document when the caller already has it in a form
+    /// Automerge loads (a run of change chunks); otherwise the document is saved compactly.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn save_doc(
         &self,
         conn: &Connection,
@@ -323,11 +327,13 @@ impl Store {
         rev: i64,
         error_count: usize,
         local: bool,
+        snapshot: Option<Vec<u8>>,
     ) -> Result<(), StoreError> {
         let meta = doc.meta().map_err(doc_err(id))?;
         let conflicts = doc.conflicts().map_err(doc_err(id))?.len();
         let key = id.to_string();
-        let sealed = self.seal(Purpose::Snapshot, &key, rev as u64, &doc.save())?;
+        let snapshot = snapshot.unwrap_or_else(|| doc.save());
+        let sealed = self.seal(Purpose::Snapshot, &key, rev as u64, &snapshot)?;
         conn.prepare_cached(
             "INSERT INTO docs (id, survey_id, survey_version, status, error_count, conflict_count,
                                updated_at, rejected, rev, snapshot)

@@ -170,7 +170,7 @@ impl Store {
                 .prepare_cached("SELECT rev, snapshot FROM docs WHERE id = ?1")?
                 .query_row([&key], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
-            let (mut rd, rev) = match existing {
+            let (mut rd, rev, snapshot) = match existing {
                 Some((rev, sealed)) => {
                     let plain = self.open_sealed(Purpose::Snapshot, &key, rev as u64, &sealed)?;
                     let mut rd = ResponseDoc::load(&plain)
@@ -181,7 +181,7 @@ impl Store {
                                 "the server sent bad changes for {id}: {e}"
                             ))
                         })?;
-                    (rd, rev + 1)
+                    (rd, rev + 1, None)
                 }
                 None => {
                     let rd = ResponseDoc::from_changes(doc.changes.iter().map(|c| c.as_slice()))
@@ -190,7 +190,11 @@ impl Store {
                                 "the server sent an incomplete response {id}: {e}"
                             ))
                         })?;
-                    (rd, 1)
+                    // Automerge loads a run of change chunks as it loads a saved document, and
+                    // compacting costs more than the pull itself; the next local edit saves it
+                    // compactly.
+                    let run = doc.changes.iter().flat_map(|c| c.iter().copied()).collect();
+                    (rd, 1, Some(run))
                 }
             };
             let meta = rd
@@ -207,7 +211,7 @@ impl Store {
                 Err(StoreError::NotFound(_)) => 0,
                 Err(e) => return Err(e),
             };
-            self.save_doc(&tx, &id, &mut rd, rev, errors, false)?;
+            self.save_doc(&tx, &id, &mut rd, rev, errors, false, snapshot)?;
             changed += 1;
         }
         tx.execute(

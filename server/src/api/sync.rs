@@ -30,6 +30,7 @@ pub async fn push(
     Cbor(req): Cbor<PushRequest>,
 ) -> Result<Cbor<PushResponse>, CborError> {
     caller.require(WRITERS, "push changes")?;
+    let _in_flight = InFlight::enter(&state);
     if req.docs.len() > MAX_PUSH_DOCS {
         return Err(ApiError::BadRequest(format!(
             "a push holds at most {MAX_PUSH_DOCS} documents; this one has {}",
@@ -104,6 +105,24 @@ pub async fn push(
         protocol: PROTOCOL_VERSION,
         results,
     }))
+}
+
+/// Counts a push as in flight for as long as it lives (the materialiser gives way to it).
+struct InFlight(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl InFlight {
+    fn enter(state: &AppState) -> InFlight {
+        state
+            .pushes_in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        InFlight(state.pushes_in_flight.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// `POST /v1/sync/pull`: one page of changes after the cursor, plus survey updates.
