@@ -204,7 +204,14 @@ fn answers(i: usize) -> Answers {
     a.insert("head_name".into(), text(format!("Respondent number {i}")));
     a.insert(
         "head_sex".into(),
-        text(if i.is_multiple_of(2) { "male" } else { "female" }.into()),
+        text(
+            if i.is_multiple_of(2) {
+                "male"
+            } else {
+                "female"
+            }
+            .into(),
+        ),
     );
     a.insert("head_dob".into(), text("1975-03-02".into()));
     a.insert("head_age".into(), Answer::Integer(49));

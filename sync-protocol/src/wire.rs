@@ -120,6 +120,28 @@ pub enum SurveyStatus {
     Closed,
 }
 
+impl SurveyStatus {
+    /// The status as stored and shown: `open`, `closing` or `closed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SurveyStatus::Open => "open",
+            SurveyStatus::Closing => "closing",
+            SurveyStatus::Closed => "closed",
+        }
+    }
+
+    /// The status named `s`, if any.
+    pub fn parse(s: &str) -> Option<SurveyStatus> {
+        [
+            SurveyStatus::Open,
+            SurveyStatus::Closing,
+            SurveyStatus::Closed,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+}
+
 /// A survey document the client lacks or holds an old version of.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SurveyUpdate {

@@ -24,23 +24,9 @@ pub struct LocalSurvey {
     pub versions: Vec<u32>,
 }
 
-pub(crate) fn status_str(s: SurveyStatus) -> &'static str {
-    match s {
-        SurveyStatus::Open => "open",
-        SurveyStatus::Closing => "closing",
-        SurveyStatus::Closed => "closed",
-    }
-}
-
 fn parse_status(s: &str) -> Result<SurveyStatus, StoreError> {
-    match s {
-        "open" => Ok(SurveyStatus::Open),
-        "closing" => Ok(SurveyStatus::Closing),
-        "closed" => Ok(SurveyStatus::Closed),
-        other => Err(StoreError::Corrupt(format!(
-            "unknown survey status {other:?}"
-        ))),
-    }
+    SurveyStatus::parse(s)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown survey status {s:?}")))
 }
 
 impl Store {
@@ -188,7 +174,7 @@ impl Store {
         )?
         .execute(params![
             id,
-            status_str(update.status),
+            update.status.as_str(),
             update.latest_version,
             rev,
             sealed
@@ -203,10 +189,7 @@ impl Store {
         state: &SurveyState,
     ) -> Result<(), StoreError> {
         conn.prepare_cached("UPDATE surveys SET status = ?2 WHERE id = ?1")?
-            .execute(params![
-                state.survey_id.to_string(),
-                status_str(state.status)
-            ])?;
+            .execute(params![state.survey_id.to_string(), state.status.as_str()])?;
         Ok(())
     }
 }

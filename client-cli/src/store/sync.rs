@@ -235,7 +235,7 @@ impl Store {
             let current: Option<String> = stmt
                 .query_row([state.survey_id.to_string()], |r| r.get(0))
                 .optional()?;
-            if current.as_deref() != Some(super::surveys::status_str(state.status)) {
+            if current.as_deref() != Some(state.status.as_str()) {
                 return Ok(false);
             }
         }

@@ -163,7 +163,7 @@ pub async fn set_status(
                 caller.role.as_str(),
                 "survey_status",
                 Some(&id),
-                Some(surveys::status_str(req.status)),
+                Some(req.status.as_str()),
             )?;
             Ok(())
         })

@@ -12,25 +12,14 @@ use uuid::Uuid;
 
 use super::{StoreError, now_ms};
 
-pub fn status_str(s: SurveyStatus) -> &'static str {
-    match s {
-        SurveyStatus::Open => "open",
-        SurveyStatus::Closing => "closing",
-        SurveyStatus::Closed => "closed",
-    }
-}
-
 pub fn parse_status(s: &str) -> rusqlite::Result<SurveyStatus> {
-    match s {
-        "open" => Ok(SurveyStatus::Open),
-        "closing" => Ok(SurveyStatus::Closing),
-        "closed" => Ok(SurveyStatus::Closed),
-        other => Err(rusqlite::Error::FromSqlConversionFailure(
+    SurveyStatus::parse(s).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
             0,
             rusqlite::types::Type::Text,
-            format!("unknown survey status {other:?}").into(),
-        )),
-    }
+            format!("unknown survey status {s:?}").into(),
+        )
+    })
 }
 
 fn doc_error(e: impl std::fmt::Display) -> StoreError {
@@ -200,7 +189,7 @@ pub fn set_status(
 ) -> Result<bool, StoreError> {
     let n = conn.execute(
         "UPDATE surveys SET status = ?3 WHERE org_id = ?1 AND id = ?2",
-        params![org_id, survey_id, status_str(status)],
+        params![org_id, survey_id, status.as_str()],
     )?;
     Ok(n > 0)
 }
