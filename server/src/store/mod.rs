@@ -21,10 +21,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
+use tokio::sync::Semaphore;
 
 const SCHEMA_VERSION: &str = "1";
 const SCHEMA: &str = include_str!("schema.sql");
 const MAX_IDLE_READERS: usize = 8;
+/// Async reads running at once (see `Inner::read_slots`).
+const MAX_READERS: usize = 8;
 
 /// Errors from the store. Callers map them onto API errors.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +69,13 @@ struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// Async reads in progress at once: each holds a blocking thread and a connection with its
+    /// own page cache, so two hundred devices syncing at once must not mean two hundred of
+    /// each.
+    read_slots: Arc<Semaphore>,
+    /// Async writes waiting or running: one runs, the others wait here, not in blocking
+    /// threads parked on the writer's lock.
+    write_slots: Arc<Semaphore>,
 }
 
 impl Store {
@@ -78,6 +88,8 @@ impl Store {
                 path: path.to_owned(),
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
+                read_slots: Arc::new(Semaphore::new(MAX_READERS)),
+                write_slots: Arc::new(Semaphore::new(1)),
             }),
         })
     }
@@ -124,9 +136,17 @@ impl Store {
         F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
     {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || inner.write_blocking(f))
+        let slot = Arc::clone(&inner.write_slots)
+            .acquire_owned()
             .await
-            .map_err(|_| E::from(StoreError::TaskFailed))?
+            .map_err(|_| E::from(StoreError::TaskFailed))?;
+        tokio::task::spawn_blocking(move || {
+            let out = inner.write_blocking(f);
+            drop(slot);
+            out
+        })
+        .await
+        .map_err(|_| E::from(StoreError::TaskFailed))?
     }
 
     /// Run `f` on a reader connection on the blocking pool. `f` sees one consistent snapshot
@@ -138,9 +158,17 @@ impl Store {
         F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
     {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || inner.read_blocking(f))
+        let slot = Arc::clone(&inner.read_slots)
+            .acquire_owned()
             .await
-            .map_err(|_| E::from(StoreError::TaskFailed))?
+            .map_err(|_| E::from(StoreError::TaskFailed))?;
+        tokio::task::spawn_blocking(move || {
+            let out = inner.read_blocking(f);
+            drop(slot);
+            out
+        })
+        .await
+        .map_err(|_| E::from(StoreError::TaskFailed))?
     }
 
     /// Synchronous write, for command-line tools and the blocking side of streams.
@@ -216,8 +244,13 @@ fn open_connection(path: &Path, writer: bool) -> Result<Connection, StoreError> 
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // Read pages through a memory map and keep a generous page cache: reads would otherwise
     // copy every page from the OS cache through pread on each query.
-    conn.pragma_update(None, "mmap_size", 256i64 * 1024 * 1024)?;
-    conn.pragma_update(None, "cache_size", -64 * 1024)?;
+    conn.pragma_update(None, "mmap_size", 128i64 * 1024 * 1024)?;
+    // KiB of page cache: the writer keeps hot index pages; each reader needs less.
+    conn.pragma_update(
+        None,
+        "cache_size",
+        if writer { -32 * 1024 } else { -8 * 1024 },
+    )?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
