@@ -242,10 +242,9 @@ fn open_connection(path: &Path, writer: bool) -> Result<Connection, StoreError> 
     // FULL: a commit is on disk before we acknowledge it, in WAL mode too.
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    // Read pages through a memory map and keep a generous page cache: reads would otherwise
-    // copy every page from the OS cache through pread on each query.
-    conn.pragma_update(None, "mmap_size", 128i64 * 1024 * 1024)?;
-    // KiB of page cache: the writer keeps hot index pages; each reader needs less.
+    // KiB of page cache, beyond SQLite's 2 MiB default: the writer keeps hot index pages;
+    // each reader needs less. (No memory map: its pages would count as the server's own
+    // memory once per connection.)
     conn.pragma_update(
         None,
         "cache_size",
