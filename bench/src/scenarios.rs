@@ -477,7 +477,8 @@ fn sqlite_baseline(dir: &Path, rows: usize, payload: usize) -> anyhow::Result<f6
                 "INSERT INTO changes (doc_id, hash, payload) VALUES (?1, ?2, ?3)",
             )?;
             for _ in 0..1000.min(rows - i) {
-                let id = Uuid::new_v4();
+                // Time-ordered ids, as the client generates them.
+                let id = Uuid::now_v7();
                 stmt.execute(rusqlite::params![id.to_string(), &id.as_bytes()[..], &blob])?;
                 i += 1;
             }
