@@ -567,6 +567,9 @@ impl Server {
 
     pub fn client() -> reqwest::blocking::Client {
         reqwest::blocking::Client::builder()
+            // No connection reuse: after refusing an oversized body the server closes the
+            // connection, and a pooled client could send the next request into it.
+            .pool_max_idle_per_host(0)
             .timeout(Duration::from_secs(120))
             .build()
             .expect("http client")
