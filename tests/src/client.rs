@@ -75,6 +75,17 @@ impl Client {
         )
     }
 
+    /// Start `fieldsync ARGS` with a stdin pipe the test keeps open (to type into it, then
+    /// perhaps kill the process mid-way); stdout and stderr are discarded.
+    pub fn spawn_typing(&self, args: &[&str]) -> std::process::Child {
+        let mut cmd = self.command(args);
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        cmd.spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.describe(args)))
+    }
+
     /// Start `fieldsync ARGS` without waiting for it.
     pub fn spawn(&self, args: &[&str]) -> Running {
         process::spawn(self.command(args), None, self.describe(args))

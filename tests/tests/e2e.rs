@@ -11,6 +11,8 @@ mod concurrent_edits;
 mod import_export;
 #[path = "e2e/interruption.rs"]
 mod interruption;
+#[path = "e2e/killed_interview.rs"]
+mod killed_interview;
 #[path = "e2e/offline.rs"]
 mod offline;
 #[path = "e2e/readme.rs"]

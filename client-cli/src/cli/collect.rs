@@ -94,35 +94,13 @@ pub fn ensure_local_survey(store: &mut Store, key: &str) -> anyhow::Result<Local
 fn interview(store: &mut Store, key: &str, s: &Settings) -> anyhow::Result<u8> {
     ensure_local_survey(store, key)?;
     // Refuses a closed survey and a missing account before a single question is asked.
-    let mut batch = store.create_batch(key, None)?;
+    let batch = store.create_batch(key, None)?;
     let survey = store.survey_version(&batch.survey_id(), batch.version())?;
     let ctx = ValidationContext::new(today());
     let mut iv = Interview::new(survey, ctx);
-    let Some(outcome) = drive(&mut iv, s)? else {
-        return Ok(0);
-    };
-    let answers = iv.answers_to_save();
-    let status = match outcome {
-        Outcome::Submit => Status::Submitted,
-        Outcome::Draft => Status::Draft,
-        Outcome::Discard => return discarded(s),
-    };
-    let id = match batch.add(store, &answers, status)? {
-        Ok(id) => id,
-        Err(errors) => {
-            return Err(Failure::Invalid(format!(
-                "the response cannot be saved: {}",
-                errors
-                    .iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ))
-            .into());
-        }
-    };
-    batch.commit(store)?;
-    saved(store, key, &id, s)
+    let mut draft = Autosave::new(key, batch.version(), None, Answers::new());
+    let outcome = drive(&mut iv, s, &mut |answers| draft.save(store, answers))?;
+    finish(store, key, s, draft, outcome, iv.answers_to_save())
 }
 
 fn resume(store: &mut Store, key: &str, response: &str, s: &Settings) -> anyhow::Result<u8> {
@@ -151,19 +129,105 @@ fn resume(store: &mut Store, key: &str, response: &str, s: &Settings) -> anyhow:
     }
     let survey = store.survey_version(&local.meta.survey_id, local.meta.survey_version)?;
     let ctx = ValidationContext::new(today());
-    let before = local.answers.clone();
+    let mut draft = Autosave::new(
+        key,
+        local.meta.survey_version,
+        Some(id),
+        local.answers.clone(),
+    );
     let mut iv = Interview::resume(survey, ctx, local.answers);
-    let Some(outcome) = drive(&mut iv, s)? else {
+    let outcome = drive(&mut iv, s, &mut |answers| draft.save(store, answers))?;
+    finish(store, key, s, draft, outcome, iv.answers_to_save())
+}
+
+/// Keeps the interview on disk as a draft after every answer, so a flat battery or a killed
+/// terminal loses nothing typed.
+struct Autosave {
+    key: String,
+    version: u32,
+    id: Option<Uuid>,
+    /// The answers as last written.
+    saved: Answers,
+    /// Whether this interview created the draft (and may remove it if the user discards).
+    created: bool,
+}
+
+impl Autosave {
+    fn new(key: &str, version: u32, id: Option<Uuid>, saved: Answers) -> Autosave {
+        Autosave {
+            key: key.to_owned(),
+            version,
+            id,
+            saved,
+            created: false,
+        }
+    }
+
+    /// Write what changed since the last save.
+    fn save(&mut self, store: &mut Store, answers: &Answers) -> anyhow::Result<()> {
+        if *answers == self.saved {
+            return Ok(());
+        }
+        match self.id {
+            None => {
+                let (id, _) =
+                    store.create_response(&self.key, Some(self.version), answers, Status::Draft)?;
+                self.id = Some(id);
+                self.created = true;
+            }
+            Some(id) => {
+                store.edit_response(&id, &diff(&self.saved, answers), None)?;
+            }
+        }
+        self.saved = answers.clone();
+        Ok(())
+    }
+}
+
+/// Settle the interview: submit, keep the draft, or discard it.
+fn finish(
+    store: &mut Store,
+    key: &str,
+    s: &Settings,
+    mut draft: Autosave,
+    outcome: Option<Outcome>,
+    answers: Answers,
+) -> anyhow::Result<u8> {
+    let Some(outcome) = outcome else {
         return Ok(0);
     };
-    let status = match outcome {
-        Outcome::Submit => Some(Status::Submitted),
-        Outcome::Draft => None,
-        Outcome::Discard => return discarded(s),
-    };
-    let edits = diff(&before, &iv.answers_to_save());
-    store.edit_response(&id, &edits, status)?;
-    saved(store, key, &id, s)
+    match outcome {
+        Outcome::Discard => {
+            if let (Some(id), true) = (draft.id, draft.created) {
+                store.discard_draft(&id)?;
+            }
+            discarded(s)
+        }
+        Outcome::Draft | Outcome::Submit => {
+            draft.save(store, &answers)?;
+            let id = match draft.id {
+                Some(id) => id,
+                // Nothing was answered: an empty draft is still what the user asked for.
+                None => {
+                    store
+                        .create_response(key, Some(draft.version), &answers, Status::Draft)?
+                        .0
+                }
+            };
+            if outcome == Outcome::Submit {
+                store
+                    .edit_response(&id, &[], Some(Status::Submitted))
+                    .map_err(|e| match e {
+                        StoreError::Invalid(m) => Failure::Invalid(format!(
+                            "{m}; the answers are kept as draft {id}, continue with `fieldsync collect {key} --resume {id}`"
+                        ))
+                        .into(),
+                        other => anyhow::Error::from(other),
+                    })?;
+            }
+            saved(store, key, &id, s)
+        }
+    }
 }
 
 /// The edits that turn `before` into `after`.
@@ -212,7 +276,11 @@ fn saved(store: &mut Store, key: &str, id: &Uuid, s: &Settings) -> anyhow::Resul
 
 /// Show screens and feed lines until the interview ends. `None` when input ended before any
 /// answer (nothing to keep).
-fn drive(iv: &mut Interview, s: &Settings) -> anyhow::Result<Option<Outcome>> {
+fn drive(
+    iv: &mut Interview,
+    s: &Settings,
+    autosave: &mut dyn FnMut(&Answers) -> anyhow::Result<()>,
+) -> anyhow::Result<Option<Outcome>> {
     let mut out: Box<dyn Write> = if s.json {
         Box::new(std::io::stderr())
     } else {
@@ -244,6 +312,7 @@ fn drive(iv: &mut Interview, s: &Settings) -> anyhow::Result<Option<Outcome>> {
         if let Reply::Problem(message) = iv.input(&line) {
             writeln!(out, "  ! {message}")?;
         }
+        autosave(&iv.answers_to_save())?;
     }
 }
 

@@ -190,6 +190,34 @@ impl Store {
         Ok(())
     }
 
+    /// Remove a draft this device created and never sent (an interview the user quit): its
+    /// document and its outbox changes. Refused once any of its changes reached the server,
+    /// since the server would hand it back at the next sync.
+    pub fn discard_draft(&mut self, id: &Uuid) -> Result<(), StoreError> {
+        let (mut doc, _) = self.load_doc(id)?;
+        let status = doc.status().map_err(doc_err(id))?;
+        if status != Status::Draft {
+            return Err(StoreError::Invalid(format!(
+                "response {id} is {status}, not a draft; it cannot be discarded"
+            )));
+        }
+        let key = id.to_string();
+        let pending: i64 = self
+            .conn
+            .prepare_cached("SELECT count(*) FROM outbox WHERE doc_id = ?1")?
+            .query_row([&key], |r| r.get(0))?;
+        if pending as usize != doc.all_changes().len() {
+            return Err(StoreError::Invalid(format!(
+                "draft {id} was already sent to the server, so it stays; edit it with `fieldsync collect --resume`"
+            )));
+        }
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute("DELETE FROM outbox WHERE doc_id = ?1", [&key])?;
+        tx.execute("DELETE FROM docs WHERE id = ?1", [&key])?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// One response, decoded.
     pub fn response(&mut self, id: &Uuid) -> Result<LocalResponse, StoreError> {
         let (doc, _) = self.load_doc(id)?;
