@@ -1,10 +1,10 @@
 //! The embedded SQLite store: one database file in the data directory, opened in WAL mode with
 //! `synchronous=FULL` so that a committed transaction survives a crash or power loss.
 //!
-//! rusqlite is synchronous, so nothing here runs on the async executor: [`Store::write`] and
-//! [`Store::read`] move the closure onto tokio's blocking pool. There is one writer connection
-//! (SQLite serialises writers anyway; one connection avoids `SQLITE_BUSY` storms) and a small
-//! pool of reader connections that WAL lets run beside it.
+//! rusqlite is synchronous, so nothing here runs on the async executor. Writes go to one writer
+//! thread that owns the only write connection and commits waiting writes in groups
+//! ([`writer`]); reads run on tokio's blocking pool on a small pool of reader connections that
+//! WAL lets run beside the writer.
 //!
 //! Query functions live in the submodules, grouped by what they are about; each takes the
 //! organisation id and filters on it.
@@ -15,6 +15,7 @@ pub mod principals;
 pub mod responses;
 pub mod surveys;
 pub mod sync;
+mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -56,6 +57,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the database task stopped unexpectedly")]
     TaskFailed,
+    #[error("the database could not commit: {0}")]
+    CommitFailed(String),
 }
 
 /// A handle to the database; cheap to clone.
@@ -64,18 +67,23 @@ pub struct Store {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
 struct Inner {
     path: PathBuf,
-    writer: Mutex<Connection>,
+    /// Jobs for the writer thread (see [`writer`]).
+    jobs: std::sync::mpsc::Sender<writer::Job>,
     readers: Mutex<Vec<Connection>>,
     /// Async reads in progress at once: each holds a blocking thread and a connection with its
     /// own page cache, so two hundred devices syncing at once must not mean two hundred of
     /// each.
     read_slots: Arc<Semaphore>,
-    /// Async writes waiting or running: one runs, the others wait here, not in blocking
-    /// threads parked on the writer's lock.
-    write_slots: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Store {
@@ -83,13 +91,15 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let mut writer = open_connection(path, true)?;
         migrate(&mut writer, path)?;
+        let jobs = writer::spawn(writer).map_err(|e| {
+            StoreError::CommitFailed(format!("cannot start the database writer: {e}"))
+        })?;
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
-                writer: Mutex::new(writer),
+                jobs,
                 readers: Mutex::new(Vec::new()),
                 read_slots: Arc::new(Semaphore::new(MAX_READERS)),
-                write_slots: Arc::new(Semaphore::new(1)),
             }),
         })
     }
@@ -98,7 +108,8 @@ impl Store {
     /// organisation's data, keys and backups stay in the region it was created in.
     pub fn pin_region(&self, region: &str) -> Result<(), StoreError> {
         let path = self.inner.path.clone();
-        self.write_blocking(|tx| {
+        let region = region.to_owned();
+        self.write_blocking(move |tx| {
             let found: Option<String> = tx
                 .query_row("SELECT value FROM meta WHERE key = 'region'", [], |r| {
                     r.get(0)
@@ -108,7 +119,7 @@ impl Store {
                 None => {
                     tx.execute(
                         "INSERT INTO meta (key, value) VALUES ('region', ?1)",
-                        [region],
+                        [&region],
                     )?;
                     Ok(())
                 }
@@ -127,26 +138,24 @@ impl Store {
         &self.inner.path
     }
 
-    /// Run `f` in one write transaction on the blocking pool; the transaction commits (durably)
-    /// only if `f` returns `Ok`.
+    /// Run `f` as one atomic write on the writer thread; the answer comes only after the
+    /// transaction holding it has committed durably, and `f`'s writes are kept only if it
+    /// returns `Ok`.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
     {
-        let inner = self.inner.clone();
-        let slot = Arc::clone(&inner.write_slots)
-            .acquire_owned()
-            .await
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = writer::job(f, move |r| {
+            let _ = reply.send(r);
+        });
+        self.inner
+            .jobs
+            .send(job)
             .map_err(|_| E::from(StoreError::TaskFailed))?;
-        tokio::task::spawn_blocking(move || {
-            let out = inner.write_blocking(f);
-            drop(slot);
-            out
-        })
-        .await
-        .map_err(|_| E::from(StoreError::TaskFailed))?
+        answer.await.map_err(|_| E::from(StoreError::TaskFailed))?
     }
 
     /// Run `f` on a reader connection on the blocking pool. `f` sees one consistent snapshot
@@ -171,13 +180,22 @@ impl Store {
         .map_err(|_| E::from(StoreError::TaskFailed))?
     }
 
-    /// Synchronous write, for command-line tools and the blocking side of streams.
+    /// Synchronous write, for command-line tools; the same guarantees as [`Store::write`].
     pub fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        E: From<StoreError>,
-        F: FnOnce(&Transaction<'_>) -> Result<T, E>,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
     {
-        self.inner.write_blocking(f)
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        let job = writer::job(f, move |r| {
+            let _ = reply.send(r);
+        });
+        self.inner
+            .jobs
+            .send(job)
+            .map_err(|_| E::from(StoreError::TaskFailed))?;
+        answer.recv().map_err(|_| E::from(StoreError::TaskFailed))?
     }
 
     /// Synchronous read, for the blocking side of streams.
@@ -191,22 +209,6 @@ impl Store {
 }
 
 impl Inner {
-    fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
-    where
-        E: From<StoreError>,
-        F: FnOnce(&Transaction<'_>) -> Result<T, E>,
-    {
-        // A poisoned lock means a closure panicked mid-transaction; the transaction was rolled
-        // back when it was dropped, so the connection itself is still sound.
-        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(StoreError::from)?;
-        let out = f(&tx)?;
-        tx.commit().map_err(StoreError::from)?;
-        Ok(out)
-    }
-
     fn read_blocking<T, E, F>(&self, f: F) -> Result<T, E>
     where
         E: From<StoreError>,
@@ -311,6 +313,54 @@ mod tests {
         }
         // Reopening an existing database keeps it and does not re-run the schema.
         Store::open(&path).expect("reopen");
+    }
+
+    /// Writes committed together in one group stay independent: a failing write is rolled
+    /// back alone, and every successful one is kept.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn grouped_writes_fail_and_succeed_independently() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("db.sqlite")).expect("open");
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..200u32 {
+            let store = store.clone();
+            tasks.spawn(async move {
+                store
+                    .write(move |tx| {
+                        tx.execute(
+                            "INSERT INTO meta (key, value) VALUES (?1, 'v')",
+                            [format!("k{i}")],
+                        )?;
+                        if i % 3 == 0 {
+                            return Err(StoreError::Invalid(format!("write {i} fails")));
+                        }
+                        Ok(i)
+                    })
+                    .await
+            });
+        }
+        let mut ok = 0;
+        while let Some(r) = tasks.join_next().await {
+            match r.expect("task") {
+                Ok(i) => {
+                    assert_ne!(i % 3, 0);
+                    ok += 1;
+                }
+                Err(StoreError::Invalid(_)) => {}
+                Err(e) => panic!("unexpected error {e}"),
+            }
+        }
+        let n: i64 = store
+            .read(|c| {
+                c.query_row("SELECT count(*) FROM meta WHERE key LIKE 'k%'", [], |r| {
+                    r.get(0)
+                })
+                .map_err(StoreError::from)
+            })
+            .await
+            .expect("read");
+        assert_eq!(ok, 133);
+        assert_eq!(n, 133, "exactly the successful writes are stored");
     }
 
     #[tokio::test]

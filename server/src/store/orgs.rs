@@ -39,7 +39,8 @@ pub fn create(
     let wrapped = keys
         .new_org_key(&org_id)
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    store.write_blocking(|tx| {
+    let (name, region) = (name.to_owned(), region.to_owned());
+    store.write_blocking(move |tx| {
         tx.execute(
             "INSERT INTO orgs (id, name, region, support_access, wrapped_key, key_id, created_at)
              VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6)",
@@ -54,7 +55,7 @@ pub fn create(
             "operator",
             "org_created",
             Some(&org_id),
-            Some(name),
+            Some(&name),
         )?;
         Ok(CreatedOrg {
             org_id: org_id.clone(),

@@ -254,8 +254,9 @@ pub fn revoke_token(conn: &Connection, token: &str) -> Result<(), StoreError> {
 
 /// Create a support agent (no organisation) with a one-time login token.
 pub fn create_support(store: &Store, name: &str) -> Result<(String, String), StoreError> {
-    store.write_blocking(|tx| {
-        let id = create(tx, None, Role::Support, name, None)?;
+    let name = name.to_owned();
+    store.write_blocking(move |tx| {
+        let id = create(tx, None, Role::Support, &name, None)?;
         let token = issue(tx, &id, CredentialKind::Login)?;
         Ok((id, token))
     })
