@@ -1,8 +1,9 @@
 //! The scenarios: each measures one path and returns a result row (figures as rates, ratios and
 //! bytes) plus correctness checks that must hold at any size.
 
-use std::cell::{Cell, RefCell};
 use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
@@ -66,20 +67,20 @@ fn round(x: f64) -> f64 {
 /// A transport that counts bytes on the wire and times each request.
 struct Counting<'a> {
     client: &'a ApiClient,
-    up: Cell<u64>,
-    down: Cell<u64>,
-    requests: Cell<u64>,
-    latencies: RefCell<Vec<Duration>>,
+    up: AtomicU64,
+    down: AtomicU64,
+    requests: AtomicU64,
+    latencies: Mutex<Vec<Duration>>,
 }
 
 impl<'a> Counting<'a> {
     fn new(client: &'a ApiClient) -> Self {
         Counting {
             client,
-            up: Cell::new(0),
-            down: Cell::new(0),
-            requests: Cell::new(0),
-            latencies: RefCell::new(Vec::new()),
+            up: AtomicU64::new(0),
+            down: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            latencies: Mutex::new(Vec::new()),
         }
     }
 
@@ -89,14 +90,16 @@ impl<'a> Counting<'a> {
         call: impl FnOnce() -> Result<Resp, ClientError>,
     ) -> Result<Resp, ClientError> {
         // Encoding is deterministic, so re-encoding gives exactly the bytes that were sent.
-        self.up
-            .set(self.up.get() + req.to_cbor().map(|b| b.len() as u64).unwrap_or(0));
+        let up = req.to_cbor().map(|b| b.len() as u64).unwrap_or(0);
+        self.up.fetch_add(up, Ordering::Relaxed);
         let start = Instant::now();
         let resp = call()?;
-        self.latencies.borrow_mut().push(start.elapsed());
-        self.requests.set(self.requests.get() + 1);
-        self.down
-            .set(self.down.get() + resp.to_cbor().map(|b| b.len() as u64).unwrap_or(0));
+        if let Ok(mut l) = self.latencies.lock() {
+            l.push(start.elapsed());
+        }
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let down = resp.to_cbor().map(|b| b.len() as u64).unwrap_or(0);
+        self.down.fetch_add(down, Ordering::Relaxed);
         Ok(resp)
     }
 }
@@ -340,11 +343,11 @@ pub fn run(args: &Args) -> anyhow::Result<bool> {
         "the outbox is empty after push",
     );
     let push_rate = per_sec(total, push_time);
-    let push_bytes_per_response = counting.up.get() as f64 / total as f64;
+    let push_bytes_per_response = counting.up.load(Ordering::Relaxed) as f64 / total as f64;
     let mut row = Row::new("push", total);
     row.set("responses_per_sec", push_rate)
         .set("seconds", round(push_time.as_secs_f64()))
-        .set("requests", counting.requests.get())
+        .set("requests", counting.requests.load(Ordering::Relaxed))
         .set("bytes_up_per_response", round(push_bytes_per_response))
         .set("client_peak_rss_mib", round(client_peak as f64 / 1048576.0))
         .set("server_peak_rss_mib", round(server_peak as f64 / 1048576.0))
@@ -385,7 +388,7 @@ pub fn run(args: &Args) -> anyhow::Result<bool> {
     .set("pages", report.pages)
     .set(
         "bytes_down_per_response",
-        round(counting.down.get() as f64 / total as f64),
+        round(counting.down.load(Ordering::Relaxed) as f64 / total as f64),
     )
     .set("client_peak_rss_mib", round(client_peak as f64 / 1048576.0));
     rows.push(row);
@@ -402,8 +405,11 @@ pub fn run(args: &Args) -> anyhow::Result<bool> {
     );
     let mut row = Row::new("noop_sync", total);
     row.set("ms", round(noop.as_secs_f64() * 1000.0))
-        .set("round_trips", counting.requests.get())
-        .set("bytes", counting.up.get() + counting.down.get());
+        .set("round_trips", counting.requests.load(Ordering::Relaxed))
+        .set(
+            "bytes",
+            counting.up.load(Ordering::Relaxed) + counting.down.load(Ordering::Relaxed),
+        );
     rows.push(row);
 
     // at rest: bytes per response on both sides versus the plain JSON of the answers.
@@ -540,7 +546,11 @@ fn many_devices(
                     if !report.rejected.is_empty() {
                         bail!("rejected: {:?}", report.rejected);
                     }
-                    let lat = counting.latencies.borrow().clone();
+                    let lat = counting
+                        .latencies
+                        .lock()
+                        .map(|l| l.clone())
+                        .unwrap_or_default();
                     Ok((report.pushed_docs, lat))
                 })
             })

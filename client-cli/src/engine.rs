@@ -92,7 +92,7 @@ pub fn plan_push(batch: &[OutboxDoc]) -> PushRequest {
 /// Push everything waiting, then pull everything new.
 pub fn sync(
     store: &mut Store,
-    transport: &dyn Transport,
+    transport: &(dyn Transport + Sync),
     progress: &mut dyn FnMut(Progress),
 ) -> Result<SyncReport, SyncError> {
     let mut report = SyncReport::default();
@@ -116,64 +116,102 @@ pub fn pull(
 
 fn push_all(
     store: &mut Store,
-    transport: &dyn Transport,
+    transport: &(dyn Transport + Sync),
     progress: &mut dyn FnMut(Progress),
     report: &mut SyncReport,
 ) -> Result<(), SyncError> {
     // Count what waits only when something does: a sync with nothing to push stays cheap.
     let mut total = None;
     let mut done = 0u64;
-    loop {
-        let batch = store.outbox_batch(PUSH_DOCS, PUSH_BYTES)?;
-        if batch.is_empty() {
-            return Ok(());
+    // The outbox position handed out so far: the next batch starts after it.
+    let mut after = 0i64;
+    // One batch on the wire while the next is read and decrypted: client and server work at
+    // the same time instead of taking turns.
+    std::thread::scope(|scope| {
+        let mut in_flight: Option<(Vec<OutboxDoc>, std::thread::ScopedJoinHandle<'_, _>)> = None;
+        loop {
+            let next = store.outbox_batch_after(after, PUSH_DOCS, PUSH_BYTES)?;
+            if let Some((batch, handle)) = in_flight.take() {
+                let result = handle.join().unwrap_or_else(|_| {
+                    Err(ClientError::Protocol("the push thread stopped".into()))
+                });
+                let rescan = settle(store, &batch, result, report, &mut done)?;
+                progress(Progress::Pushing {
+                    done,
+                    total: total.unwrap_or(done),
+                });
+                if rescan {
+                    // The server refused the whole batch for one document: the others are
+                    // still waiting, so look again from the start.
+                    after = 0;
+                    continue;
+                }
+            }
+            let Some(last) = next.last() else {
+                return Ok(());
+            };
+            after = last.position;
+            let total = match total {
+                Some(t) => t,
+                None => *total.insert(store.status_report()?.pending_responses),
+            };
+            progress(Progress::Pushing { done, total });
+            let request = plan_push(&next);
+            let handle = scope.spawn(move || transport.push(&request));
+            in_flight = Some((next, handle));
         }
-        let total = match total {
-            Some(t) => t,
-            None => *total.insert(store.status_report()?.pending_responses),
-        };
-        progress(Progress::Pushing { done, total });
-        let request = plan_push(&batch);
-        match transport.push(&request) {
-            Ok(response) => {
-                for r in &response.results {
-                    match &r.outcome {
-                        PushOutcome::Stored { new, duplicate } => {
-                            report.pushed_changes += u64::from(*new);
-                            report.duplicate_changes += u64::from(*duplicate);
-                        }
-                        PushOutcome::Rejected { message, .. } => {
-                            report.rejected.push((r.doc_id, message.clone()));
-                        }
+    })
+}
+
+/// Record the answer to one pushed batch. Returns whether the outbox must be scanned again
+/// from the start (the batch was refused whole because of one malformed document).
+fn settle(
+    store: &mut Store,
+    batch: &[OutboxDoc],
+    result: Result<PushResponse, ClientError>,
+    report: &mut SyncReport,
+    done: &mut u64,
+) -> Result<bool, SyncError> {
+    match result {
+        Ok(response) => {
+            for r in &response.results {
+                match &r.outcome {
+                    PushOutcome::Stored { new, duplicate } => {
+                        report.pushed_changes += u64::from(*new);
+                        report.duplicate_changes += u64::from(*duplicate);
+                    }
+                    PushOutcome::Rejected { message, .. } => {
+                        report.rejected.push((r.doc_id, message.clone()));
                     }
                 }
-                let (stored, rejected) = store.acknowledge(&batch, &response.results)?;
-                report.pushed_docs += stored;
-                done += stored + rejected;
-                if stored + rejected == 0 {
-                    // The server answered for none of the documents sent: stop rather than
-                    // send the same batch forever.
-                    return Err(ClientError::Protocol(
-                        "the server acknowledged none of the pushed documents".into(),
-                    )
-                    .into());
-                }
             }
-            Err(ClientError::Rejected {
-                code: ErrorCode::MalformedDocument,
-                doc_id: Some(doc_id),
-                message,
-                ..
-            }) => {
-                // The server stored nothing of this batch; set the named document aside
-                // (it stays on the device) and push the rest again.
-                store.reject(&doc_id, &message)?;
-                report.rejected.push((doc_id, message));
-                done += 1;
+            let (stored, rejected) = store.acknowledge(batch, &response.results)?;
+            report.pushed_docs += stored;
+            *done += stored + rejected;
+            if stored + rejected == 0 {
+                // The server answered for none of the documents sent: stop rather than send
+                // the same batch forever.
+                return Err(ClientError::Protocol(
+                    "the server acknowledged none of the pushed documents".into(),
+                )
+                .into());
             }
-            Err(e) => return Err(e.into()),
+            Ok(false)
         }
-        progress(Progress::Pushing { done, total });
+        Err(ClientError::Rejected {
+            code: ErrorCode::MalformedDocument,
+            doc_id: Some(doc_id),
+            message,
+            ..
+        }) => {
+            // The server stored nothing of this batch; set the named document aside (it stays
+            // on the device) and push the rest again.
+            store.reject(&doc_id, &message)?;
+            report.rejected.push((doc_id, message));
+            *done += 1;
+            Ok(true)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

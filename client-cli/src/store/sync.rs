@@ -23,6 +23,9 @@ pub struct OutboxDoc {
     pub changes: Vec<ByteBuf>,
     /// The outbox hashes of `changes`, to delete on acknowledgement.
     pub hashes: Vec<Vec<u8>>,
+    /// Where the document stands in the outbox (its oldest waiting change), so the next batch
+    /// can start after it while this one is still on the wire.
+    pub position: i64,
 }
 
 /// What `fieldsync status` shows.
@@ -47,21 +50,35 @@ impl Store {
         max_docs: usize,
         max_bytes: usize,
     ) -> Result<Vec<OutboxDoc>, StoreError> {
-        let ids: Vec<(String, String, u32)> = self
+        self.outbox_batch_after(0, max_docs, max_bytes)
+    }
+
+    /// Like [`Store::outbox_batch`], for documents whose position is after `after` (the last
+    /// position of a batch still in flight).
+    pub fn outbox_batch_after(
+        &self,
+        after: i64,
+        max_docs: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<OutboxDoc>, StoreError> {
+        let ids: Vec<(String, String, u32, i64)> = self
             .conn
             .prepare_cached(
-                "SELECT o.doc_id, d.survey_id, d.survey_version FROM outbox o JOIN docs d ON d.id = o.doc_id
+                "SELECT o.doc_id, d.survey_id, d.survey_version, min(o.id) AS position
+                 FROM outbox o JOIN docs d ON d.id = o.doc_id
                  WHERE d.rejected IS NULL
-                 GROUP BY o.doc_id ORDER BY min(o.id) LIMIT ?1",
+                 GROUP BY o.doc_id HAVING position > ?2 ORDER BY position LIMIT ?1",
             )?
-            .query_map([max_docs as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .query_map(params![max_docs as i64, after], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?
             .collect::<Result<_, _>>()?;
         let mut out = Vec::with_capacity(ids.len());
         let mut bytes = 0usize;
         let mut stmt = self
             .conn
             .prepare_cached("SELECT hash, change FROM outbox WHERE doc_id = ?1 ORDER BY id")?;
-        for (doc_id, survey_id, version) in ids {
+        for (doc_id, survey_id, version, position) in ids {
             if bytes >= max_bytes && !out.is_empty() {
                 break;
             }
@@ -85,6 +102,7 @@ impl Store {
                 survey_version: version,
                 changes,
                 hashes,
+                position,
             });
         }
         Ok(out)
