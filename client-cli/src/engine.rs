@@ -67,6 +67,9 @@ pub struct SyncReport {
     /// Documents the server refused, with its reason; they stay on the device.
     pub rejected: Vec<(Uuid, String)>,
     pub pulled_docs: u64,
+    /// Pulled documents whose changes could not be read, with the reason; they were set aside
+    /// and the rest of the sync went on.
+    pub unreadable: Vec<(Uuid, String)>,
     pub surveys_updated: u64,
     pub pages: u64,
     pub cursor: u64,
@@ -120,6 +123,8 @@ fn push_all(
     progress: &mut dyn FnMut(Progress),
     report: &mut SyncReport,
 ) -> Result<(), SyncError> {
+    // Refusals that may have lifted (a survey reopened or assigned) are tried again.
+    store.retry_refused()?;
     // Count what waits only when something does: a sync with nothing to push stays cheap.
     let mut total = None;
     let mut done = 0u64;
@@ -229,7 +234,8 @@ fn pull_all(
             known_surveys: store.known_surveys()?,
         };
         let page = transport.pull(&request)?;
-        let changed = store.apply_pull(&page)?;
+        let (changed, unreadable) = store.apply_pull(&page)?;
+        report.unreadable.extend(unreadable);
         report.pages += 1;
         report.pulled_docs += changed as u64;
         report.surveys_updated += page.surveys.len() as u64;

@@ -50,6 +50,24 @@ pub fn run(_args: Args, s: &Settings) -> anyhow::Result<u8> {
                 println!("  {id}: {why}");
             }
         }
+        if !report.unreadable.is_empty() {
+            println!(
+                "{} response(s) from the server could not be read and were set aside:",
+                report.unreadable.len()
+            );
+            for (id, why) in &report.unreadable {
+                println!("  {id}: {why}");
+            }
+        }
     }
-    Ok(0)
+    // Everything was exchanged, but some responses were refused: say so to scripts too.
+    if report.rejected.is_empty() {
+        Ok(0)
+    } else {
+        eprintln!(
+            "{} response(s) were refused by the server; `fieldsync status` lists them",
+            report.rejected.len()
+        );
+        Ok(fieldsync_client::exit::INVALID)
+    }
 }

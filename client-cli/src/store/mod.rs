@@ -16,7 +16,7 @@ mod sync;
 
 pub use responses::{CreateBatch, LocalResponse, Prepared, ResponseFilter, ResponseRow};
 pub use surveys::LocalSurvey;
-pub use sync::{OutboxDoc, StatusReport};
+pub use sync::{OutboxDoc, PullApplied, StatusReport};
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -292,6 +292,16 @@ impl Store {
         let binding = Binding::new(purpose, &self.store_id, what, version, STORE_KEY_ID);
         let sealed = Sealed::from_bytes(sealed)?;
         Ok(zeroizing::Plain(self.cipher.open_owned(&binding, sealed)?))
+    }
+
+    /// Begin a write transaction that takes the database's write lock at once, so whatever it
+    /// reads stays current until it commits: another process (a sync beside an interview)
+    /// waits instead of writing in between and having its work overwritten.
+    pub(crate) fn immediate(&self) -> Result<rusqlite::Transaction<'_>, StoreError> {
+        Ok(rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )?)
     }
 
     pub(crate) fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {

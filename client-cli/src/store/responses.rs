@@ -120,6 +120,9 @@ impl Store {
         edits: &[(String, Option<Answer>)],
         status: Option<Status>,
     ) -> Result<Vec<ValidationError>, StoreError> {
+        // The read of the current state and the write of the new one are one immediate
+        // transaction: a sync in another process cannot slip in between and be overwritten.
+        let tx = self.immediate()?;
         let (mut doc, rev) = self.load_doc(id)?;
         let meta = doc.meta().map_err(doc_err(id))?;
         let survey = self.survey_version(&meta.survey_id, meta.survey_version)?;
@@ -159,7 +162,6 @@ impl Store {
                 .map_err(|e| StoreError::Invalid(e.to_string()))?;
         }
         let changes = doc.changes_since(&heads);
-        let tx = self.conn.unchecked_transaction()?;
         self.save_doc(&tx, id, &mut doc, rev + 1, errors.len(), true, None)?;
         self.add_outbox(&tx, id, &changes)?;
         tx.commit()?;
@@ -168,6 +170,7 @@ impl Store {
 
     /// Settle a conflicted answer on `value`, superseding every concurrent value.
     pub fn resolve(&mut self, id: &Uuid, question: &str, value: &Answer) -> Result<(), StoreError> {
+        let tx = self.immediate()?;
         let (mut doc, rev) = self.load_doc(id)?;
         let conflicts = doc.conflicts().map_err(doc_err(id))?;
         if !conflicts.iter().any(|c| c.question == question) {
@@ -183,7 +186,6 @@ impl Store {
         let answers = doc.answers().map_err(doc_err(id))?;
         let errors = survey.validate(&answers, &ValidationContext::new(today()));
         let changes = doc.changes_since(&heads);
-        let tx = self.conn.unchecked_transaction()?;
         self.save_doc(&tx, id, &mut doc, rev + 1, errors.len(), true, None)?;
         self.add_outbox(&tx, id, &changes)?;
         tx.commit()?;
@@ -194,6 +196,7 @@ impl Store {
     /// document and its outbox changes. Refused once any of its changes reached the server,
     /// since the server would hand it back at the next sync.
     pub fn discard_draft(&mut self, id: &Uuid) -> Result<(), StoreError> {
+        let tx = self.immediate()?;
         let (mut doc, _) = self.load_doc(id)?;
         let status = doc.status().map_err(doc_err(id))?;
         if status != Status::Draft {
@@ -211,7 +214,6 @@ impl Store {
                 "draft {id} was already sent to the server, so it stays; edit it with `fieldsync collect --resume`"
             )));
         }
-        let tx = self.conn.unchecked_transaction()?;
         tx.execute("DELETE FROM outbox WHERE doc_id = ?1", [&key])?;
         tx.execute("DELETE FROM docs WHERE id = ?1", [&key])?;
         tx.commit()?;
@@ -370,6 +372,7 @@ impl Store {
                  error_count = excluded.error_count, conflict_count = excluded.conflict_count,
                  updated_at = excluded.updated_at,
                  rejected = CASE WHEN ?10 THEN NULL ELSE docs.rejected END,
+                 rejected_final = CASE WHEN ?10 THEN 0 ELSE docs.rejected_final END,
                  rev = excluded.rev, snapshot = excluded.snapshot",
         )?
         .execute(params![
@@ -624,7 +627,7 @@ impl CreateBatch {
     pub fn commit(&mut self, store: &mut Store) -> Result<usize, StoreError> {
         let staged = std::mem::take(&mut self.pending);
         let n = staged.len();
-        let tx = store.conn.unchecked_transaction()?;
+        let tx = store.immediate()?;
         for p in &staged {
             store.insert_prepared(&tx, p, &self.survey_id, self.version)?;
         }

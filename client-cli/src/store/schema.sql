@@ -24,8 +24,10 @@ CREATE TABLE docs (
     error_count    INTEGER NOT NULL,
     conflict_count INTEGER NOT NULL,
     updated_at     INTEGER NOT NULL,
-    -- why the server refused this response, until it is edited again
+    -- why the server refused this response; retried at the next sync unless final
     rejected       TEXT,
+    -- 1 when the refusal is final (malformed data): only an edit sends it again
+    rejected_final INTEGER NOT NULL DEFAULT 0,
     rev            INTEGER NOT NULL,
     snapshot       BLOB NOT NULL
 ) STRICT;

@@ -28,6 +28,44 @@ pub struct OutboxDoc {
     pub position: i64,
 }
 
+/// How many pulled documents changed, and those set aside as unreadable (with the reason).
+pub type PullApplied = (usize, Vec<(Uuid, String)>);
+
+/// A document merged with pulled changes, ready to store: the document, its next revision,
+/// the snapshot to store when it is not a compacted save, its metadata and answers.
+type Merged = (
+    ResponseDoc,
+    i64,
+    Option<Vec<u8>>,
+    fieldsync_protocol::document::ResponseMeta,
+    fieldsync_protocol::Answers,
+);
+
+/// Merge pulled `changes` into the stored document (`existing`: its revision and plaintext
+/// snapshot), or build it from them. Any failure is the document's own: a reason comes back.
+fn merge_pulled(existing: Option<(i64, &[u8])>, changes: &[ByteBuf]) -> Result<Merged, String> {
+    let (rd, rev, snapshot) = match existing {
+        Some((rev, plain)) => {
+            let mut rd = ResponseDoc::load(plain).map_err(|e| format!("stored copy: {e}"))?;
+            rd.apply_changes(changes.iter().map(|c| c.as_slice()))
+                .map_err(|e| format!("its new changes: {e}"))?;
+            (rd, rev + 1, None)
+        }
+        None => {
+            let rd = ResponseDoc::from_changes(changes.iter().map(|c| c.as_slice()))
+                .map_err(|e| format!("its changes: {e}"))?;
+            // Automerge loads a run of change chunks as it loads a saved document, and
+            // compacting costs more than the pull itself; the next local edit saves it
+            // compactly.
+            let run = changes.iter().flat_map(|c| c.iter().copied()).collect();
+            (rd, 1, Some(run))
+        }
+    };
+    let meta = rd.meta().map_err(|e| e.to_string())?;
+    let answers = rd.answers().map_err(|e| e.to_string())?;
+    Ok((rd, rev, snapshot, meta, answers))
+}
+
 /// What `fieldsync status` shows.
 #[derive(Clone, Debug, Serialize)]
 pub struct StatusReport {
@@ -115,7 +153,7 @@ impl Store {
         sent: &[OutboxDoc],
         results: &[DocPushResult],
     ) -> Result<(u64, u64), StoreError> {
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.immediate()?;
         let (mut stored, mut rejected) = (0, 0);
         for result in results {
             let Some(doc) = sent.iter().find(|d| d.doc_id == result.doc_id) else {
@@ -132,7 +170,7 @@ impl Store {
                     stored += 1;
                 }
                 PushOutcome::Rejected { message, .. } => {
-                    self.mark_rejected(&tx, &doc.doc_id, message)?;
+                    self.mark_rejected(&tx, &doc.doc_id, message, false)?;
                     rejected += 1;
                 }
             }
@@ -141,21 +179,33 @@ impl Store {
         Ok((stored, rejected))
     }
 
-    /// Keep a document's changes but stop pushing it until it is edited again.
+    /// Keep a document's changes but stop pushing it for the rest of this sync; a refusal that
+    /// is not `final` is tried again at the next sync (the survey may have been reopened or
+    /// assigned meanwhile), a final one only after the document is edited.
     pub fn mark_rejected(
         &self,
         conn: &rusqlite::Connection,
         id: &Uuid,
         reason: &str,
+        last: bool,
     ) -> Result<(), StoreError> {
-        conn.prepare_cached("UPDATE docs SET rejected = ?2 WHERE id = ?1")?
-            .execute(params![id.to_string(), reason])?;
+        conn.prepare_cached("UPDATE docs SET rejected = ?2, rejected_final = ?3 WHERE id = ?1")?
+            .execute(params![id.to_string(), reason, last as i64])?;
         Ok(())
     }
 
-    /// Mark one document refused outside a push acknowledgement (a 422 naming it).
+    /// Mark one document refused as malformed (a 422 naming it): final until it is edited.
     pub fn reject(&mut self, id: &Uuid, reason: &str) -> Result<(), StoreError> {
-        self.mark_rejected(&self.conn, id, reason)
+        self.mark_rejected(&self.conn, id, reason, true)
+    }
+
+    /// Make every refusal that is not final eligible for pushing again.
+    pub fn retry_refused(&mut self) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE docs SET rejected = NULL WHERE rejected IS NOT NULL AND rejected_final = 0",
+            [],
+        )?;
+        Ok(())
     }
 
     /// The pull cursor: the last server sequence number applied.
@@ -168,12 +218,12 @@ impl Store {
 
     /// Merge one pulled page and move the cursor, in one transaction. Returns how many
     /// response documents changed.
-    pub fn apply_pull(&mut self, page: &PullResponse) -> Result<usize, StoreError> {
+    pub fn apply_pull(&mut self, page: &PullResponse) -> Result<PullApplied, StoreError> {
         if page.docs.is_empty() && page.surveys.is_empty() && self.page_changes_nothing(page)? {
             // A no-op sync writes nothing (and so waits for no disk flush).
-            return Ok(0);
+            return Ok((0, Vec::new()));
         }
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.immediate()?;
         for update in &page.surveys {
             self.put_survey(&tx, update)?;
         }
@@ -181,6 +231,7 @@ impl Store {
             self.set_survey_state(&tx, state)?;
         }
         let mut changed = 0;
+        let mut unreadable = Vec::new();
         for doc in &page.docs {
             let id = doc.doc_id;
             let key = id.to_string();
@@ -188,39 +239,27 @@ impl Store {
                 .prepare_cached("SELECT rev, snapshot FROM docs WHERE id = ?1")?
                 .query_row([&key], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
-            let (mut rd, rev, snapshot) = match existing {
-                Some((rev, sealed)) => {
-                    let plain = self.open_sealed(Purpose::Snapshot, &key, rev as u64, &sealed)?;
-                    let mut rd = ResponseDoc::load(&plain)
-                        .map_err(|e| StoreError::Corrupt(format!("response {id}: {e}")))?;
-                    rd.apply_changes(doc.changes.iter().map(|c| c.as_slice()))
-                        .map_err(|e| {
-                            StoreError::Invalid(format!(
-                                "the server sent bad changes for {id}: {e}"
-                            ))
-                        })?;
-                    (rd, rev + 1, None)
-                }
-                None => {
-                    let rd = ResponseDoc::from_changes(doc.changes.iter().map(|c| c.as_slice()))
-                        .map_err(|e| {
-                            StoreError::Invalid(format!(
-                                "the server sent an incomplete response {id}: {e}"
-                            ))
-                        })?;
-                    // Automerge loads a run of change chunks as it loads a saved document, and
-                    // compacting costs more than the pull itself; the next local edit saves it
-                    // compactly.
-                    let run = doc.changes.iter().flat_map(|c| c.iter().copied()).collect();
-                    (rd, 1, Some(run))
+            let existing = match existing {
+                Some((rev, sealed)) => Some((
+                    rev,
+                    self.open_sealed(Purpose::Snapshot, &key, rev as u64, &sealed)?,
+                )),
+                None => None,
+            };
+            // Changes that another device wrote can be unreadable (a bug or a hostile peer):
+            // set that one document aside, keep the rest of the page, and move on, rather
+            // than stop every later sync at this page.
+            let merged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                merge_pulled(existing.as_ref().map(|(r, p)| (*r, &p[..])), &doc.changes)
+            }))
+            .unwrap_or_else(|_| Err("reading its changes failed".to_owned()));
+            let (mut rd, rev, snapshot, meta, answers) = match merged {
+                Ok(m) => m,
+                Err(reason) => {
+                    unreadable.push((id, reason));
+                    continue;
                 }
             };
-            let meta = rd
-                .meta()
-                .map_err(|e| StoreError::Corrupt(format!("response {id}: {e}")))?;
-            let answers = rd
-                .answers()
-                .map_err(|e| StoreError::Corrupt(format!("response {id}: {e}")))?;
             let errors = match self.survey_version(&meta.survey_id, meta.survey_version) {
                 Ok(survey) => survey
                     .validate(&answers, &ValidationContext::new(today()))
@@ -238,7 +277,7 @@ impl Store {
             [page.cursor.to_string().into_bytes()],
         )?;
         tx.commit()?;
-        Ok(changed)
+        Ok((changed, unreadable))
     }
 
     /// Whether a page without documents leaves the cursor and every survey status as they are.

@@ -192,7 +192,8 @@ fn concurrent_edits_conflict_until_resolved() {
     assert_eq!(
         store
             .apply_pull(&page(vec![pulled], vec![], 5))
-            .expect("pull"),
+            .expect("pull")
+            .0,
         1
     );
     assert_eq!(store.cursor().expect("cursor"), 5);
@@ -221,4 +222,52 @@ fn concurrent_edits_conflict_until_resolved() {
     let r = store.response(&id).expect("read");
     assert!(r.conflicts.is_empty());
     assert_eq!(r.answers.get("comments"), Some(&Answer::from("settled")));
+}
+
+/// A pulled document whose changes cannot be read is set aside; the rest of the page is
+/// applied and the cursor moves on, so one bad peer cannot stall every later sync.
+#[test]
+fn unreadable_pulled_document_is_set_aside_and_the_page_still_applies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut store, survey_id) = setup(dir.path());
+    let good_id = Uuid::now_v7();
+    let good = ResponseDoc::create(
+        fieldsync_protocol::document::NewResponse {
+            response_id: good_id,
+            survey_id,
+            survey_version: 1,
+            author_device: "other-device".into(),
+        },
+        vec![5u8; 16],
+        "enumerator:Other",
+        &refused_consent(),
+        Status::Submitted,
+        1,
+    )
+    .expect("good doc")
+    .all_changes();
+    let bad_id = Uuid::now_v7();
+    let docs = vec![
+        DocChanges {
+            doc_id: bad_id,
+            kind: DocKind::Response,
+            survey_id,
+            survey_version: 1,
+            changes: vec![ByteBuf::from(vec![0x85, 0x6f, 0x4a, 0x83, 1, 2, 3])],
+        },
+        DocChanges {
+            doc_id: good_id,
+            kind: DocKind::Response,
+            survey_id,
+            survey_version: 1,
+            changes: good.into_iter().map(ByteBuf::from).collect(),
+        },
+    ];
+    let (changed, unreadable) = store.apply_pull(&page(docs, vec![], 9)).expect("pull");
+    assert_eq!(changed, 1);
+    assert_eq!(unreadable.len(), 1);
+    assert_eq!(unreadable[0].0, bad_id);
+    assert_eq!(store.cursor().expect("cursor"), 9);
+    assert!(store.response(&good_id).is_ok());
+    assert!(store.response(&bad_id).is_err());
 }
