@@ -42,6 +42,17 @@ enum AdminCommand {
     CreateOrg(CreateOrgArgs),
     /// Create a support staff member (belongs to no organisation) and print a one-time token.
     CreateSupport(CreateSupportArgs),
+    /// Revoke a support agent and every token it holds.
+    RevokeSupport(RevokeSupportArgs),
+}
+
+#[derive(Args, Debug)]
+struct RevokeSupportArgs {
+    /// The support agent's id (printed by create-support).
+    #[arg(long)]
+    id: uuid::Uuid,
+    #[command(flatten)]
+    data: DataArgs,
 }
 
 #[derive(Args, Debug)]
@@ -78,6 +89,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Admin(AdminCommand::CreateOrg(args)) => create_org(args),
         Command::Admin(AdminCommand::CreateSupport(args)) => create_support(args),
+        Command::Admin(AdminCommand::RevokeSupport(args)) => revoke_support(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -215,6 +227,21 @@ fn create_support(args: CreateSupportArgs) -> anyhow::Result<()> {
         println!("login token:   {token}");
     }
     Ok(())
+}
+
+fn revoke_support(args: RevokeSupportArgs) -> anyhow::Result<()> {
+    args.data.validate().map_err(UsageError)?;
+    let (store, _keys) = open_offline(&args.data)?;
+    if fieldsync_server::store::principals::revoke_support(&store, &args.id.to_string())? {
+        println!("revoked support agent {} and all its tokens", args.id);
+        Ok(())
+    } else {
+        Err(UsageError(format!(
+            "no support agent {}; check the id printed by create-support",
+            args.id
+        ))
+        .into())
+    }
 }
 
 fn open_offline(

@@ -261,3 +261,34 @@ pub fn create_support(store: &Store, name: &str) -> Result<(String, String), Sto
         Ok((id, token))
     })
 }
+
+/// Revoke a support agent and every credential it holds. Returns false if there is no such
+/// support agent.
+pub fn revoke_support(store: &Store, support_id: &str) -> Result<bool, StoreError> {
+    let id = support_id.to_owned();
+    store.write_blocking(move |tx| {
+        let now = now_ms();
+        let n = tx.execute(
+            "UPDATE principals SET revoked_at = coalesce(revoked_at, ?2)
+             WHERE id = ?1 AND role = 'support' AND org_id IS NULL",
+            params![id, now],
+        )?;
+        if n == 0 {
+            return Ok(false);
+        }
+        tx.execute(
+            "UPDATE credentials SET revoked_at = coalesce(revoked_at, ?2) WHERE principal_id = ?1",
+            params![id, now],
+        )?;
+        super::audit::record(
+            tx,
+            None,
+            "cli",
+            "operator",
+            "support_revoked",
+            Some(&id),
+            None,
+        )?;
+        Ok(true)
+    })
+}

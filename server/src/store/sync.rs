@@ -290,6 +290,9 @@ pub fn pull(
              FROM changes c JOIN docs d ON d.id = c.doc_id
              WHERE c.org_id = ?1 AND c.seq > ?2 AND c.seq <= ?3 AND c.origin != ?4
                AND (?5 IS NULL OR d.owner_id = ?5)
+               -- a document the sandbox could not read is not relayed to other clients
+               AND NOT EXISTS (SELECT 1 FROM response_index i
+                               WHERE i.doc_id = c.doc_id AND i.broken = 1)
              ORDER BY c.seq LIMIT ?6",
         )?;
         let mut rows = stmt.query(params![org_id, cursor, high, origin, owner, limit])?;

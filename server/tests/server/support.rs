@@ -145,3 +145,37 @@ async fn support_must_name_an_existing_organisation() {
     // Neither reached the organisation's log (neither named it).
     assert!(support_entries(&h, &org.admin).await.is_empty());
 }
+
+/// Support credentials are revocable like every other token: once the operator revokes the
+/// agent, its session is refused even by an organisation that allows support access.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_support_agent_is_refused_everywhere() {
+    let h = Harness::new();
+    let org = h.org("Acme").await;
+    switch(&h, &org.admin, true).await;
+    let (support_id, support) = h.support("Sam Support").await;
+    let read = || Req::get("/v1/members").token(&support).org(Some(&org.id));
+    assert_eq!(h.send(read()).await.status, StatusCode::OK);
+    let store = h.state.store.clone();
+    let id = support_id.clone();
+    let revoked = tokio::task::spawn_blocking(move || {
+        fieldsync_server::store::principals::revoke_support(&store, &id)
+    })
+    .await
+    .expect("join")
+    .expect("revoke");
+    assert!(revoked);
+    assert_eq!(h.send(read()).await.status, StatusCode::UNAUTHORIZED);
+    // An unknown id is reported, not silently accepted.
+    let store = h.state.store.clone();
+    let unknown = tokio::task::spawn_blocking(move || {
+        fieldsync_server::store::principals::revoke_support(
+            &store,
+            &uuid::Uuid::new_v4().to_string(),
+        )
+    })
+    .await
+    .expect("join")
+    .expect("revoke");
+    assert!(!unknown);
+}
