@@ -52,12 +52,21 @@ fn details_suffix(details: &[String]) -> String {
     }
 }
 
-/// A connection to one server, optionally with a bearer token.
-#[derive(Debug, Clone)]
+/// A connection to one server, optionally with a bearer token (left out of `Debug`).
+#[derive(Clone)]
 pub struct ApiClient {
     base: String,
     token: Option<String>,
     http: Client,
+}
+
+impl std::fmt::Debug for ApiClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiClient")
+            .field("base", &self.base)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .finish_non_exhaustive()
+    }
 }
 
 impl ApiClient {

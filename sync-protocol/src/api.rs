@@ -51,7 +51,7 @@ impl std::fmt::Display for Role {
 }
 
 /// `POST /v1/login`: exchange a one-time login token for a session token.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct LoginRequest {
     pub token: String,
     /// A name for this client, recorded with the session (e.g. a host name).
@@ -60,7 +60,7 @@ pub struct LoginRequest {
 }
 
 /// `POST /v1/enroll`: an enumerator's device exchanges its enrollment code for a device token.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct EnrollRequest {
     pub code: String,
     #[serde(default)]
@@ -68,7 +68,7 @@ pub struct EnrollRequest {
 }
 
 /// The answer to login and enroll: the bearer token to use from now on.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct SessionGrant {
     pub token: String,
     pub org_id: Uuid,
@@ -107,7 +107,7 @@ pub struct NewEnumerator {
 
 /// A new member or enumerator and its one-time secret (a login token or an enrollment code),
 /// shown once and never again.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct CreatedMember {
     pub id: Uuid,
     pub name: String,
@@ -227,4 +227,46 @@ pub struct ResponsePage {
     pub next: Option<String>,
     /// Responses received but not yet materialised (they appear shortly).
     pub pending: u64,
+}
+
+// Secrets never reach a log through `{:?}`: these bodies print everything but the secret.
+
+impl std::fmt::Debug for LoginRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginRequest")
+            .field("token", &"***")
+            .field("client_name", &self.client_name)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for EnrollRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnrollRequest")
+            .field("code", &"***")
+            .field("device_name", &self.device_name)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for SessionGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionGrant")
+            .field("token", &"***")
+            .field("org_id", &self.org_id)
+            .field("principal_id", &self.principal_id)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for CreatedMember {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedMember")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("one_time_secret", &"***")
+            .finish()
+    }
 }

@@ -2,6 +2,7 @@
 //! never holding the export in memory, and never leaving a half-written file behind.
 
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -49,7 +50,13 @@ pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
             let mut partial = path.as_os_str().to_owned();
             partial.push(".partial");
             let partial = PathBuf::from(partial);
-            let mut file = std::fs::File::create(&partial)
+            // Plaintext answers: readable by the owner only.
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&partial)
                 .with_context(|| format!("cannot create {}", partial.display()))?;
             let copied = std::io::copy(&mut body, &mut file)
                 .context("the export was interrupted; run it again")

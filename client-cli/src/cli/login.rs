@@ -22,6 +22,7 @@ pub struct Args {
 
 pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
     let mut store = s.open_or_create_store()?;
+    store.may_bind_to(&args.server)?;
     let client = ApiClient::new(&args.server, None)?;
     let client_name = std::env::var("HOSTNAME").ok();
     let grant = client

@@ -68,8 +68,9 @@ pub enum StoreError {
     NewerSchema(String),
 }
 
-/// Who this client is on which server. Sealed in the store, since it holds the bearer token.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// Who this client is on which server. Sealed in the store, since it holds the bearer token;
+/// `Debug` leaves the token out.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Account {
     pub server: String,
     pub token: String,
@@ -78,6 +79,26 @@ pub struct Account {
     pub principal_id: Uuid,
     pub name: String,
     pub role: Role,
+}
+
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account")
+            .field("server", &self.server)
+            .field("token", &"***")
+            .field("org_id", &self.org_id)
+            .field("principal_id", &self.principal_id)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which server, organisation and member a home is bound to (kept across logouts).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct HomeBinding {
+    server: String,
+    org_id: Uuid,
+    principal_id: Uuid,
 }
 
 /// An open, unlocked store.
@@ -230,15 +251,82 @@ impl Store {
         self.account.as_ref().ok_or(StoreError::NotLoggedIn)
     }
 
+    /// Check before spending a one-time secret that a home holding data is not about to be
+    /// pointed at another server (the organisation is only known after the login).
+    pub fn may_bind_to(&self, server: &str) -> Result<(), StoreError> {
+        let Some(sealed) = self.meta("binding")? else {
+            return Ok(());
+        };
+        let plain = self.open_sealed(Purpose::Snapshot, "binding", 0, &sealed)?;
+        let prev: HomeBinding = serde_json::from_slice(&plain)
+            .map_err(|e| StoreError::Corrupt(format!("binding: {e}")))?;
+        let held: i64 = self.conn.query_row(
+            "SELECT (SELECT count(*) FROM docs) + (SELECT count(*) FROM surveys)",
+            [],
+            |r| r.get(0),
+        )?;
+        if prev.server != server.trim_end_matches('/') && held > 0 {
+            return Err(StoreError::Invalid(format!(
+                "this client home holds data from {}; use another --home for {server}",
+                prev.server
+            )));
+        }
+        Ok(())
+    }
+
     /// Remember the account (after enroll or login).
+    ///
+    /// A home belongs to one organisation on one server for its whole life: the pull cursor and
+    /// every stored response are that organisation's. Logging in elsewhere is refused while
+    /// the home holds data; a different member of the same organisation starts pulling from
+    /// the beginning, since what it may see differs.
     pub fn set_account(&mut self, account: Account) -> Result<(), StoreError> {
+        let binding = HomeBinding {
+            server: account.server.clone(),
+            org_id: account.org_id,
+            principal_id: account.principal_id,
+        };
+        let previous: Option<HomeBinding> = match self.meta("binding")? {
+            Some(sealed) => {
+                let plain = self.open_sealed(Purpose::Snapshot, "binding", 0, &sealed)?;
+                Some(
+                    serde_json::from_slice(&plain)
+                        .map_err(|e| StoreError::Corrupt(format!("binding: {e}")))?,
+                )
+            }
+            None => None,
+        };
+        let tx = self.immediate()?;
+        if let Some(prev) = &previous {
+            if prev.server != binding.server || prev.org_id != binding.org_id {
+                let held: i64 = tx.query_row(
+                    "SELECT (SELECT count(*) FROM docs) + (SELECT count(*) FROM surveys)",
+                    [],
+                    |r| r.get(0),
+                )?;
+                if held > 0 {
+                    return Err(StoreError::Invalid(format!(
+                        "this client home holds data of another organisation or server ({}); use another --home for {} on {}",
+                        prev.server, account.org_name, account.server
+                    )));
+                }
+            }
+            if prev != &binding {
+                tx.execute("UPDATE meta SET value = '0' WHERE key = 'cursor'", [])?;
+            }
+        }
+        let plain = serde_json::to_vec(&binding).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let sealed_binding = self.seal(Purpose::Snapshot, "binding", 0, &plain)?;
         let plain = serde_json::to_vec(&account).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let sealed = self.seal(Purpose::Snapshot, "account", 0, &plain)?;
-        self.conn.execute(
-            "INSERT INTO meta (key, value) VALUES ('account', ?1)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [sealed],
-        )?;
+        for (key, value) in [("account", sealed), ("binding", sealed_binding)] {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                rusqlite::params![key, value],
+            )?;
+        }
+        tx.commit()?;
         self.account = Some(account);
         Ok(())
     }
