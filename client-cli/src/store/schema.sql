@@ -32,6 +32,8 @@ CREATE TABLE docs (
     snapshot       BLOB NOT NULL
 ) STRICT;
 CREATE INDEX docs_survey ON docs(survey_id, status);
+-- The few refused responses, found without reading every response at each sync.
+CREATE INDEX docs_rejected ON docs(rejected_final) WHERE rejected IS NOT NULL;
 
 -- Local changes the server has not acknowledged yet (sealed raw Automerge changes).
 CREATE TABLE outbox (
