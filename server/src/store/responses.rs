@@ -201,6 +201,27 @@ fn open_summary(
     cbor::decode(plain.as_bytes(), &limits).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// Decrypt one index row selected as `doc_id, upto_seq, summary`.
+fn summary_row(
+    keys: &KeyRing,
+    org: &Cipher,
+    conn: &Connection,
+    org_id: &str,
+    r: &rusqlite::Row<'_>,
+) -> Result<(String, Summary), StoreError> {
+    let doc_id: String = r.get(0)?;
+    let summary = open_summary(
+        keys,
+        org,
+        conn,
+        org_id,
+        &doc_id,
+        r.get(1)?,
+        &r.get::<_, Vec<u8>>(2)?,
+    )?;
+    Ok((doc_id, summary))
+}
+
 /// Filters for listing a survey's responses.
 #[derive(Clone, Debug, Default)]
 pub struct ListFilter {
@@ -245,16 +266,7 @@ pub fn list(
             limit
         ])?;
         while let Some(r) = rows.next()? {
-            let doc_id: String = r.get(0)?;
-            let summary = open_summary(
-                keys,
-                &org,
-                &tx,
-                org_id,
-                &doc_id,
-                r.get(1)?,
-                &r.get::<_, Vec<u8>>(2)?,
-            )?;
+            let (doc_id, summary) = summary_row(keys, &org, &tx, org_id, r)?;
             items.push(list_item(&doc_id, summary)?);
         }
     }
@@ -360,16 +372,7 @@ pub fn export_page(
         )?;
         let mut rows = stmt.query(params![org_id, survey_id, after, limit])?;
         while let Some(r) = rows.next()? {
-            let doc_id: String = r.get(0)?;
-            let summary = open_summary(
-                keys,
-                &org,
-                &tx,
-                org_id,
-                &doc_id,
-                r.get(1)?,
-                &r.get::<_, Vec<u8>>(2)?,
-            )?;
+            let (_, summary) = summary_row(keys, &org, &tx, org_id, r)?;
             if let Some(view) = summary.view {
                 out.push(view);
             }
