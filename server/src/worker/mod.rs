@@ -120,11 +120,22 @@ impl WorkerPool {
         // An explicit stack of index ranges still to check, instead of recursion; the first
         // half of a split is pushed last so verdicts come out in request order.
         let mut pending = vec![(0, docs.len())];
+        let started = std::time::Instant::now();
         while let Some((start, end)) = pending.pop() {
             let batch = &docs[start..end];
             let n = batch.len();
             if n == 0 {
                 continue;
+            }
+            // A batch that keeps killing or hanging workers must not hold the pool for minutes
+            // while it is split: past the budget the push is answered "busy, retry later" (503),
+            // which marks nothing, rather than occupying the checkers any longer.
+            if started.elapsed() > self.limits.timeout.saturating_mul(2) {
+                tracing::warn!(
+                    docs = docs.len(),
+                    "checking a push took too long; refused as busy"
+                );
+                return Err(PoolError::Busy);
             }
             match self.call(RequestRef::Verify { docs: batch }).await {
                 Ok(Reply::Verified(verdicts)) if verdicts.len() == n => out.extend(verdicts),
@@ -168,6 +179,7 @@ impl WorkerPool {
             if n == 0 {
                 continue;
             }
+
             match self.call(RequestRef::Materialize(batch)).await {
                 Ok(Reply::Materialized(results)) if results.len() == n => out.extend(results),
                 Ok(_) => {
