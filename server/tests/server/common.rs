@@ -169,6 +169,17 @@ pub struct Harness {
 }
 
 impl Harness {
+    /// A harness with organisation "Acme" that has published the household survey v1.
+    pub async fn with_household() -> (Harness, Org, Uuid) {
+        let h = Harness::new();
+        let org = h.org("Acme").await;
+        let survey = h
+            .publish(&org.admin, &fixture("surveys/household-v1.json"))
+            .await
+            .survey_id;
+        (h, org, survey)
+    }
+
     pub fn new() -> Harness {
         Harness::with_settings(Settings::for_region(REGION))
     }

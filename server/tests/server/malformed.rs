@@ -61,12 +61,7 @@ async fn good_push_still_works(h: &Harness, org: &Org, survey: Uuid) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_cbor_gets_a_400_and_the_server_keeps_answering() {
-    let h = Harness::new();
-    let org = h.org("Acme").await;
-    let survey = h
-        .publish(&org.admin, &fixture("surveys/household-v1.json"))
-        .await
-        .survey_id;
+    let (h, org, survey) = Harness::with_household().await;
     let good = push_request(vec![response(survey, 1, &[&[("head_name", text("a"))]])]);
     let bytes = fieldsync_protocol::wire::Message::to_cbor(&good).expect("encodes");
     let mut wrong_version = good.clone();
@@ -168,12 +163,7 @@ async fn bad_cbor_gets_a_400_and_the_server_keeps_answering() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_automerge_in_a_valid_push_is_a_422_naming_the_document_and_nothing_is_stored() {
-    let h = Harness::new();
-    let org = h.org("Acme").await;
-    let survey = h
-        .publish(&org.admin, &fixture("surveys/household-v1.json"))
-        .await
-        .survey_id;
+    let (h, org, survey) = Harness::with_household().await;
     for (i, bad) in fake_changes().into_iter().enumerate() {
         let good = response(survey, 1, &[&[("head_name", text("good"))]]);
         let bad = push_with_change(survey, bad);

@@ -173,12 +173,7 @@ impl PushAs for Org {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_interrupted_after_some_documents_resumes_without_duplicates() {
-    let h = Harness::new();
-    let org = h.org("Acme").await;
-    let survey = h
-        .publish(&org.admin, &fixture("surveys/household-v1.json"))
-        .await
-        .survey_id;
+    let (h, org, survey) = Harness::with_household().await;
     let docs = fresh(survey, 6);
     // A first attempt got only half the documents (and only their first change) through.
     let partial: Vec<DocChanges> = docs[..3]
@@ -216,12 +211,7 @@ async fn a_push_interrupted_after_some_documents_resumes_without_duplicates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pull_pages_through_every_change_once_and_skips_the_pushing_session() {
-    let h = Harness::new();
-    let org = h.org("Acme").await;
-    let survey = h
-        .publish(&org.admin, &fixture("surveys/household-v1.json"))
-        .await
-        .survey_id;
+    let (h, org, survey) = Harness::with_household().await;
     let docs = fresh(survey, 24);
     h.push_ok(&org.coordinator, docs.clone()).await;
 
@@ -276,12 +266,7 @@ async fn pull_pages_through_every_change_once_and_skips_the_pushing_session() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_pulls_only_its_own_responses_and_a_coordinator_pulls_all() {
-    let h = Harness::new();
-    let org = h.org("Acme").await;
-    let survey = h
-        .publish(&org.admin, &fixture("surveys/household-v1.json"))
-        .await
-        .survey_id;
+    let (h, org, survey) = Harness::with_household().await;
     let (_, other_device) = h.enumerator(&org, "Other", &[survey]).await;
     h.assign(&org.admin, survey, &org.enumerator_id).await;
     let mine = fresh(survey, 6);
@@ -314,12 +299,7 @@ async fn a_device_pulls_only_its_own_responses_and_a_coordinator_pulls_all() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_cannot_write_another_devices_response() {
-    let h = Harness::new();
-    let org = h.org("Acme").await;
-    let survey = h
-        .publish(&org.admin, &fixture("surveys/household-v1.json"))
-        .await
-        .survey_id;
+    let (h, org, survey) = Harness::with_household().await;
     let (_, other) = h.enumerator(&org, "Other", &[survey]).await;
     h.assign(&org.admin, survey, &org.enumerator_id).await;
     let doc = response(survey, 1, &[&[("head_name", text("Original"))]]);
