@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use fieldsync_protocol::cbor::Limits;
 use fieldsync_protocol::wire::{
-    CONTENT_TYPE, ErrorBody, ErrorCode, Message, PullRequest, PullResponse, PushRequest,
-    PushResponse,
+    CONTENT_TYPE, DocFault, ErrorBody, ErrorCode, Message, ProtocolRange, PullRequest,
+    PullResponse, PushRequest, PushResponse,
 };
 use reqwest::StatusCode;
 use reqwest::blocking::{Client, RequestBuilder, Response};
@@ -39,6 +39,10 @@ pub enum ClientError {
         message: String,
         doc_id: Option<Uuid>,
         details: Vec<String>,
+        /// Every document at fault (servers before protocol 2 name only `doc_id`).
+        docs: Vec<DocFault>,
+        /// The versions the server speaks, when it refused ours.
+        protocols: Option<ProtocolRange>,
     },
     #[error("the server answered something unexpected: {0}")]
     Protocol(String),
@@ -183,7 +187,33 @@ impl ApiClient {
         self.send(rb)
     }
 
-    fn cbor<Req: Message, Resp: Message>(
+    /// Send a sync message; when the server does not speak its protocol version but names a
+    /// range this build shares, send it once more in the newest shared version.
+    fn cbor<Req: Message + Clone, Resp: Message>(
+        &self,
+        path: &str,
+        msg: &Req,
+    ) -> Result<Resp, ClientError> {
+        match self.cbor_once(path, msg) {
+            Err(ClientError::Rejected {
+                code: ErrorCode::UnsupportedProtocol,
+                protocols: Some(theirs),
+                ..
+            }) if ProtocolRange::OURS
+                .common(theirs)
+                .is_some_and(|v| v != msg.protocol()) =>
+            {
+                let mut older = msg.clone();
+                if let Some(v) = ProtocolRange::OURS.common(theirs) {
+                    older.set_protocol(v);
+                }
+                self.cbor_once(path, &older)
+            }
+            other => other,
+        }
+    }
+
+    fn cbor_once<Req: Message, Resp: Message>(
         &self,
         path: &str,
         msg: &Req,
@@ -251,6 +281,8 @@ fn error_from(resp: Response) -> ClientError {
             message: body.message,
             doc_id: body.doc_id,
             details: body.details,
+            docs: body.docs,
+            protocols: body.protocols,
         },
     }
 }

@@ -188,6 +188,8 @@ fn settle(
                     PushOutcome::Rejected { message, .. } => {
                         report.rejected.push((r.doc_id, message.clone()));
                     }
+                    // A newer server's outcome: not acknowledged, so pushed again next time.
+                    PushOutcome::Unknown => {}
                 }
             }
             let (stored, rejected) = store.acknowledge(batch, &response.results)?;
@@ -205,15 +207,37 @@ fn settle(
         }
         Err(ClientError::Rejected {
             code: ErrorCode::MalformedDocument,
-            doc_id: Some(doc_id),
+            doc_id,
             message,
+            docs,
             ..
         }) => {
-            // The server stored nothing of this batch; set the named document aside (it stays
-            // on the device) and push the rest again.
-            store.reject(&doc_id, &message)?;
-            report.rejected.push((doc_id, message));
-            *done += 1;
+            // The server stored nothing of this batch; set the named documents aside (they
+            // stay on the device) and push the rest again. Every named document is set aside
+            // at once; a refusal naming no document of this batch cannot be acted on, so the
+            // sync stops with it instead of sending the same batch forever.
+            let mut named: Vec<(Uuid, String)> =
+                docs.into_iter().map(|f| (f.doc_id, f.message)).collect();
+            if let Some(id) = doc_id
+                && !named.iter().any(|(d, _)| *d == id)
+            {
+                named.insert(0, (id, message.clone()));
+            }
+            let in_batch: Vec<(Uuid, String)> = named
+                .into_iter()
+                .filter(|(id, _)| batch.iter().any(|d| d.doc_id == *id))
+                .collect();
+            if in_batch.is_empty() {
+                return Err(ClientError::Protocol(format!(
+                    "the server refused a push as malformed without naming any document in it ({message}); nothing was set aside, sync again later or report this to the operator"
+                ))
+                .into());
+            }
+            for (id, why) in in_batch {
+                store.reject(&id, &why)?;
+                report.rejected.push((id, why));
+                *done += 1;
+            }
             Ok(true)
         }
         Err(e) => Err(e.into()),
@@ -234,10 +258,11 @@ fn pull_all(
             known_surveys: store.known_surveys()?,
         };
         let page = transport.pull(&request)?;
-        let (changed, unreadable) = store.apply_pull(&page)?;
-        report.unreadable.extend(unreadable);
+        let applied = store.apply_pull(&page)?;
+        report.unreadable.extend(applied.unreadable);
+        report.rejected.extend(applied.refused);
         report.pages += 1;
-        report.pulled_docs += changed as u64;
+        report.pulled_docs += applied.changed as u64;
         report.surveys_updated += page.surveys.len() as u64;
         report.cursor = page.cursor;
         progress(Progress::Pulling {

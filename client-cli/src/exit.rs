@@ -166,6 +166,8 @@ mod tests {
             (ErrorCode::SurveyClosed, INVALID),
             (ErrorCode::Unavailable, UNREACHABLE),
             (ErrorCode::Internal, FAILURE),
+            // A code added by a newer server is an ordinary failure, not a crash or a hang.
+            (ErrorCode::Unknown, FAILURE),
         ] {
             check(
                 ClientError::Rejected {
@@ -174,6 +176,8 @@ mod tests {
                     message: "m".into(),
                     doc_id: None,
                     details: vec![],
+                    docs: vec![],
+                    protocols: None,
                 },
                 expected,
             );

@@ -32,8 +32,8 @@ pub enum ApiError {
     MalformedDocument {
         doc_id: Uuid,
         message: String,
-        /// Every malformed document of the request, one line each.
-        details: Vec<String>,
+        /// Every malformed document of the request, with what is wrong with it.
+        docs: Vec<(Uuid, String)>,
     },
     #[error("{0}")]
     SurveyClosed(String),
@@ -105,13 +105,21 @@ impl ApiError {
         };
         let mut body = ErrorBody::new(self.code(), message);
         match self {
-            ApiError::MalformedDocument {
-                doc_id, details, ..
-            } => {
+            ApiError::MalformedDocument { doc_id, docs, .. } => {
                 body.doc_id = Some(*doc_id);
-                body.details = details.clone();
+                body.details = docs.iter().map(|(id, w)| format!("{id}: {w}")).collect();
+                body.docs = docs
+                    .iter()
+                    .map(|(id, w)| fieldsync_protocol::wire::DocFault {
+                        doc_id: *id,
+                        message: w.clone(),
+                    })
+                    .collect();
             }
             ApiError::InvalidSurvey { details, .. } => body.details = details.clone(),
+            ApiError::UnsupportedProtocol(_) => {
+                body.protocols = Some(fieldsync_protocol::wire::ProtocolRange::OURS);
+            }
             _ => {}
         }
         body

@@ -42,6 +42,9 @@ pub struct AppState {
     /// Pushes being handled right now; the materialiser gives way to them (see
     /// [`materialize::run`]).
     pub pushes_in_flight: Arc<AtomicUsize>,
+    /// Pulls waiting for just-pushed changes to be checked; while there are any, the
+    /// materialiser does not give way to pushes.
+    pub pulls_waiting: Arc<AtomicUsize>,
 }
 
 /// How to build an [`AppState`].
@@ -76,6 +79,7 @@ impl AppState {
             settings: Arc::new(settings),
             materialize: Arc::new(Notify::new()),
             pushes_in_flight: Arc::new(AtomicUsize::new(0)),
+            pulls_waiting: Arc::new(AtomicUsize::new(0)),
         })
     }
 }

@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 
 use crate::AppState;
 use crate::store::StoreError;
-use crate::store::responses::{self, Queued, Summary};
+use crate::store::responses::{self, Queued};
 use crate::worker::MaterializeJob;
 
 /// Longest the materialiser keeps giving way to pushes before it takes a round anyway.
@@ -30,7 +30,9 @@ const CHUNK: usize = 128;
 pub async fn run(state: AppState, stop: Arc<Notify>) {
     let mut deferred_since: Option<Instant> = None;
     loop {
-        if state.pushes_in_flight.load(Ordering::Relaxed) > 0 {
+        if state.pushes_in_flight.load(Ordering::Relaxed) > 0
+            && state.pulls_waiting.load(Ordering::Relaxed) == 0
+        {
             let since = *deferred_since.get_or_insert_with(Instant::now);
             if since.elapsed() < MAX_DEFER {
                 tokio::select! {
@@ -125,14 +127,14 @@ pub async fn drain_once(state: &AppState) -> Result<usize, StoreError> {
                         tx.execute("DELETE FROM materialize_queue WHERE doc_id = ?1", [doc_id])?;
                     }
                     Outcome::Done(done) => {
-                        let (item, material, summary) = &**done;
+                        let (item, material, outcome) = &**done;
                         responses::save_summary(
                             tx,
                             &keys,
                             &item.org_id,
                             &item.doc_id,
                             material,
-                            summary,
+                            outcome,
                         )?
                     }
                 }
@@ -148,7 +150,7 @@ enum Outcome {
     /// The document no longer exists (erased): drop it from the queue.
     Gone(String),
     // Boxed: the material holds every change of the document.
-    Done(Box<(Queued, responses::DocMaterial, Summary)>),
+    Done(Box<(Queued, responses::DocMaterial, responses::CheckOutcome)>),
 }
 
 /// Materialise a chunk of documents in one worker request. When the pool is unavailable the
@@ -158,15 +160,45 @@ async fn materialize_chunk(
     mut work: Vec<(Queued, responses::DocMaterial)>,
     today: &str,
 ) -> Vec<Outcome> {
-    // The changes move into the jobs; the summary needs only the material's ids and sequence.
-    let jobs: Vec<MaterializeJob> = work
-        .iter_mut()
-        .map(|(_, m)| MaterializeJob {
-            changes: std::mem::take(&mut m.changes),
+    // The changes move into the jobs; settling needs only the material's ids and sequence.
+    let mut jobs = Vec::with_capacity(work.len());
+    let mut unusable = Vec::new();
+    for (i, (item, m)) in work.iter_mut().enumerate() {
+        let (Ok(doc_id), Ok(survey_id)) = (
+            uuid::Uuid::parse_str(&item.doc_id),
+            uuid::Uuid::parse_str(&m.survey_id),
+        ) else {
+            unusable.push(i);
+            continue;
+        };
+        jobs.push(MaterializeJob {
+            accepted: std::mem::take(&mut m.accepted),
+            pending: m
+                .pending
+                .iter_mut()
+                .map(|p| std::mem::take(&mut p.bytes))
+                .collect(),
+            doc_id,
+            survey_id,
+            survey_version: m.survey_version,
             definition: m.definition.clone(),
             today: today.to_owned(),
-        })
-        .collect();
+        });
+    }
+    if !unusable.is_empty() {
+        // Ids are written by this server as UUIDs; anything else is a corrupt row, left queued
+        // and logged rather than settled wrongly.
+        tracing::error!(
+            docs = unusable.len(),
+            "queued documents with unreadable ids"
+        );
+        let mut i = 0;
+        work.retain(|_| {
+            let keep = !unusable.contains(&i);
+            i += 1;
+            keep
+        });
+    }
     let results = match state.workers.materialize(&jobs).await {
         Ok(r) => r,
         Err(e) => {
@@ -177,30 +209,11 @@ async fn materialize_chunk(
     drop(jobs);
     work.into_iter()
         .zip(results)
-        .map(|((item, material), result)| {
-            let summary = match result {
-                Ok(view) => {
-                    let mismatch = view.id.to_string() != item.doc_id
-                        || view.survey_id.to_string() != material.survey_id
-                        || view.survey_version != material.survey_version;
-                    let broken = mismatch.then(|| {
-                        "the document's own id, survey or version differs from what its device declared when pushing it"
-                            .to_owned()
-                    });
-                    Summary {
-                        view: Some(view),
-                        broken,
-                    }
-                }
-                Err(reason) => {
-                    tracing::warn!(doc = %item.doc_id, %reason, "response could not be materialised");
-                    Summary {
-                        view: None,
-                        broken: Some(reason),
-                    }
-                }
-            };
-            Outcome::Done(Box::new((item, material, summary)))
+        .map(|((item, material), outcome)| {
+            if let Err(reason) = &outcome {
+                tracing::warn!(doc = %item.doc_id, %reason, "response could not be materialised");
+            }
+            Outcome::Done(Box::new((item, material, outcome)))
         })
         .collect()
 }

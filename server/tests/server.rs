@@ -20,6 +20,9 @@ mod support;
 #[path = "server/malformed.rs"]
 mod malformed;
 
+#[path = "server/hostile.rs"]
+mod hostile;
+
 #[path = "server/durability.rs"]
 mod durability;
 

@@ -13,9 +13,26 @@
 //!   survey documents whose versions the client lacks, the next cursor and whether more pages
 //!   follow. A client with nothing to do sends one small pull and gets an empty page back.
 //!
-//! Every message carries [`PROTOCOL_VERSION`]; a peer refuses a version it does not speak with
-//! [`ErrorCode::UnsupportedProtocol`]. Binary fields are CBOR byte strings, never arrays of
-//! integers. Decode with [`crate::cbor::decode`], which bounds untrusted input.
+//! # Versions
+//!
+//! Every message carries the protocol version it is written in. Each side speaks a range,
+//! [`MIN_PROTOCOL_VERSION`]`..=`[`PROTOCOL_VERSION`], and reads any message in its range:
+//!
+//! * a client sends its newest version; a server answers in the request's version (the lower
+//!   of the two), so a client that has been offline across a server upgrade keeps syncing;
+//! * a server refuses a version above its range with [`ErrorCode::UnsupportedProtocol`] and
+//!   names its range in [`ErrorBody::protocols`]; a client that speaks a version in that
+//!   range retries in it (a client newer than the server degrades, it is not stranded);
+//! * within a version, fields are only ever added, optional and defaulted, so an older reader
+//!   ignores what it does not know; an [`ErrorCode`] or [`PushOutcome`] a reader does not know
+//!   reads as `Unknown` (a generic, non-final failure whose message is still shown);
+//! * error bodies are written at version 1, which every reader accepts.
+//!
+//! Version 2 added [`PullResponse::refused`] (changes the server stored but refused after
+//! checking them) and [`ErrorBody::docs`] (every document at fault in a refused request).
+//!
+//! Binary fields are CBOR byte strings, never arrays of integers. Decode with
+//! [`crate::cbor::decode`], which bounds untrusted input.
 
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -23,8 +40,13 @@ use uuid::Uuid;
 
 use crate::cbor::{self, DecodeError, EncodeError, Limits};
 
-/// The version of this wire format. Bumped only by a deliberate, incompatible change.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// The newest version of this wire format, the one this build writes by default.
+pub const PROTOCOL_VERSION: u16 = 2;
+/// The oldest version this build still reads and answers in.
+pub const MIN_PROTOCOL_VERSION: u16 = 1;
+/// The version error bodies are written in: their layout has not changed since version 1, and
+/// every reader accepts it.
+pub const ERROR_BODY_VERSION: u16 = 1;
 
 /// The media type of every CBOR body.
 pub const CONTENT_TYPE: &str = "application/cbor";
@@ -63,13 +85,46 @@ pub struct PushRequest {
 
 /// What became of one pushed document.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
+#[serde(tag = "outcome", rename_all = "snake_case", from = "RawOutcome")]
 pub enum PushOutcome {
     /// Every change is durably stored: `new` were stored by this request, `duplicate` were
     /// already there.
     Stored { new: u32, duplicate: u32 },
     /// Nothing of this document was stored; the reason says what to do.
     Rejected { code: ErrorCode, message: String },
+    /// An outcome added by a newer server: treated as "not acknowledged", so the changes stay
+    /// in the outbox and are sent again at the next sync.
+    Unknown,
+}
+
+/// What a [`PushOutcome`] is read from: every field any outcome has, so that an outcome of a
+/// newer server (with fields of its own) reads as [`PushOutcome::Unknown`] instead of failing
+/// the whole answer.
+#[derive(Deserialize)]
+struct RawOutcome {
+    outcome: String,
+    #[serde(default)]
+    new: u32,
+    #[serde(default)]
+    duplicate: u32,
+    code: Option<ErrorCode>,
+    message: Option<String>,
+}
+
+impl From<RawOutcome> for PushOutcome {
+    fn from(raw: RawOutcome) -> Self {
+        match raw.outcome.as_str() {
+            "stored" => PushOutcome::Stored {
+                new: raw.new,
+                duplicate: raw.duplicate,
+            },
+            "rejected" => PushOutcome::Rejected {
+                code: raw.code.unwrap_or(ErrorCode::Unknown),
+                message: raw.message.unwrap_or_default(),
+            },
+            _ => PushOutcome::Unknown,
+        }
+    }
 }
 
 /// The result for one document of a push.
@@ -173,10 +228,57 @@ pub struct PullResponse {
     pub cursor: u64,
     /// Whether another page is waiting.
     pub more: bool,
+    /// Changes this client pushed that the server stored, then refused when it checked them
+    /// (they would have made their document unreadable). The document stays as it was before
+    /// them on the server; the client sets its copy aside. Since version 2.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<RefusedChange>,
+}
+
+/// A pushed change the server's checks refused after storing it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedChange {
+    pub doc_id: Uuid,
+    /// The change's hash.
+    pub hash: ByteBuf,
+    /// What was wrong with it, for a person.
+    pub reason: String,
+}
+
+/// One document at fault in a refused request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocFault {
+    pub doc_id: Uuid,
+    pub message: String,
+}
+
+/// The protocol versions a peer speaks, both ends included.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProtocolRange {
+    pub min: u16,
+    pub max: u16,
+}
+
+impl ProtocolRange {
+    /// The range this build speaks.
+    pub const OURS: ProtocolRange = ProtocolRange {
+        min: MIN_PROTOCOL_VERSION,
+        max: PROTOCOL_VERSION,
+    };
+
+    pub fn contains(self, version: u16) -> bool {
+        (self.min..=self.max).contains(&version)
+    }
+
+    /// The newest version both this build and a peer speaking `other` understand.
+    pub fn common(self, other: ProtocolRange) -> Option<u16> {
+        let top = self.max.min(other.max);
+        (top >= self.min.max(other.min)).then_some(top)
+    }
 }
 
 /// Stable machine-readable error codes. New codes may be added; existing ones never change
-/// meaning.
+/// meaning, and a code this build does not know reads as [`ErrorCode::Unknown`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -210,6 +312,10 @@ pub enum ErrorCode {
     Timeout,
     /// Something went wrong on the server; it has been logged.
     Internal,
+    /// A code added by a newer peer. Readers treat it as a failure that may pass (retry later)
+    /// and show the message, which still says what to do.
+    #[serde(other)]
+    Unknown,
 }
 
 /// The body of every failed request, CBOR on sync routes and JSON elsewhere.
@@ -225,16 +331,29 @@ pub struct ErrorBody {
     /// Every individual problem, when there are several (for example survey definition errors).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub details: Vec<String>,
+    /// Every document at fault, when the request was refused because of documents (the first
+    /// is also `doc_id`). Since version 2.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub docs: Vec<DocFault>,
+    /// The versions the server speaks, on [`ErrorCode::UnsupportedProtocol`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocols: Option<ProtocolRange>,
+    /// The server's id for the request, to quote when reporting a problem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 impl ErrorBody {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ErrorBody {
-            protocol: PROTOCOL_VERSION,
+            protocol: ERROR_BODY_VERSION,
             code,
             message: message.into(),
             doc_id: None,
             details: Vec::new(),
+            docs: Vec::new(),
+            protocols: None,
+            request_id: None,
         }
     }
 }
@@ -245,7 +364,7 @@ pub enum WireError {
     #[error(transparent)]
     Decode(#[from] DecodeError),
     #[error(
-        "peer speaks protocol version {got}, this build speaks {PROTOCOL_VERSION}; upgrade the older side"
+        "peer speaks protocol version {got}, this build speaks {MIN_PROTOCOL_VERSION} to {PROTOCOL_VERSION}; upgrade the older side"
     )]
     UnsupportedProtocol { got: u16 },
 }
@@ -254,15 +373,19 @@ pub enum WireError {
 pub trait Message: Serialize + serde::de::DeserializeOwned {
     fn protocol(&self) -> u16;
 
+    /// Write this message in another protocol version (see the module docs on versions).
+    fn set_protocol(&mut self, version: u16);
+
     /// Encode as CBOR.
     fn to_cbor(&self) -> Result<Vec<u8>, EncodeError> {
         cbor::encode(self)
     }
 
-    /// Decode untrusted bytes within `limits` and check the protocol version.
+    /// Decode untrusted bytes within `limits` and check that the protocol version is one this
+    /// build speaks.
     fn from_cbor(bytes: &[u8], limits: &Limits) -> Result<Self, WireError> {
         let msg: Self = cbor::decode(bytes, limits)?;
-        if msg.protocol() != PROTOCOL_VERSION {
+        if !ProtocolRange::OURS.contains(msg.protocol()) {
             return Err(WireError::UnsupportedProtocol {
                 got: msg.protocol(),
             });
@@ -276,6 +399,10 @@ macro_rules! message {
         impl Message for $t {
             fn protocol(&self) -> u16 {
                 self.protocol
+            }
+
+            fn set_protocol(&mut self, version: u16) {
+                self.protocol = version;
             }
         }
     )*};
@@ -296,10 +423,11 @@ mod tests {
         format!("{}/../fixtures/golden/{name}", env!("CARGO_MANIFEST_DIR"))
     }
 
-    /// The message frozen in `fixtures/golden/push-request-v1.cbor`.
+    /// The message frozen in `fixtures/golden/push-request-v1.cbor` (version 1, which this
+    /// build still reads: the push request has not changed since).
     fn golden_push() -> PushRequest {
         PushRequest {
-            protocol: PROTOCOL_VERSION,
+            protocol: 1,
             docs: vec![DocChanges {
                 doc_id: Uuid::from_u128(0x0192_3c4a_5b6c_7d8e_9fa0_b1c2_d3e4_f506),
                 kind: DocKind::Response,
@@ -356,6 +484,11 @@ mod tests {
             }],
             cursor: 1234,
             more: true,
+            refused: vec![RefusedChange {
+                doc_id: Uuid::from_u128(9),
+                hash: ByteBuf::from(vec![7; 32]),
+                reason: "it would break its document".into(),
+            }],
         };
         let back = PullResponse::from_cbor(&pull.to_cbor().expect("encodes"), &Limits::SYNC);
         assert_eq!(back, Ok(pull));
@@ -386,6 +519,61 @@ mod tests {
         err.doc_id = Some(Uuid::from_u128(3));
         let back = ErrorBody::from_cbor(&err.to_cbor().expect("encodes"), &Limits::SYNC);
         assert_eq!(back, Ok(err));
+    }
+
+    #[test]
+    fn versions_in_range_are_read_and_unknown_codes_and_outcomes_are_not_errors() {
+        let mut msg = golden_push();
+        for v in MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION {
+            msg.set_protocol(v);
+            let back = PushRequest::from_cbor(&msg.to_cbor().expect("encodes"), &Limits::SYNC);
+            assert_eq!(back.map(|m| m.protocol), Ok(v));
+        }
+        // A newer server's error code and push outcome, as CBOR a future build would write.
+        let future_error = cbor::encode(&serde_json::json!({
+            "protocol": 1, "code": "quota_exceeded", "message": "wait until tomorrow"
+        }))
+        .expect("encodes");
+        let body = ErrorBody::from_cbor(&future_error, &Limits::SYNC).expect("reads");
+        assert_eq!(body.code, ErrorCode::Unknown);
+        assert_eq!(body.message, "wait until tomorrow");
+        #[derive(Serialize)]
+        struct FutureOutcome {
+            outcome: &'static str,
+            until: u32,
+        }
+        #[derive(Serialize)]
+        struct FutureResult {
+            doc_id: Uuid,
+            outcome: FutureOutcome,
+        }
+        #[derive(Serialize)]
+        struct FuturePush {
+            protocol: u16,
+            results: Vec<FutureResult>,
+        }
+        let future_push = cbor::encode(&FuturePush {
+            protocol: 2,
+            results: vec![FutureResult {
+                doc_id: Uuid::from_u128(1),
+                outcome: FutureOutcome {
+                    outcome: "deferred",
+                    until: 5,
+                },
+            }],
+        })
+        .expect("encodes");
+        let resp = PushResponse::from_cbor(&future_push, &Limits::SYNC).expect("reads");
+        assert_eq!(resp.results[0].outcome, PushOutcome::Unknown);
+    }
+
+    #[test]
+    fn protocol_ranges_meet_at_the_newest_shared_version() {
+        let ours = ProtocolRange { min: 1, max: 2 };
+        assert_eq!(ours.common(ProtocolRange { min: 1, max: 1 }), Some(1));
+        assert_eq!(ours.common(ProtocolRange { min: 2, max: 5 }), Some(2));
+        assert_eq!(ours.common(ProtocolRange { min: 3, max: 5 }), None);
+        assert!(!ours.contains(3) && ours.contains(1));
     }
 
     #[test]

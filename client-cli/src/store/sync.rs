@@ -28,8 +28,17 @@ pub struct OutboxDoc {
     pub position: i64,
 }
 
-/// How many pulled documents changed, and those set aside as unreadable (with the reason).
-pub type PullApplied = (usize, Vec<(Uuid, String)>);
+/// What applying one pulled page did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PullApplied {
+    /// Pulled documents that changed here.
+    pub changed: usize,
+    /// Pulled documents set aside as unreadable, with the reason.
+    pub unreadable: Vec<(Uuid, String)>,
+    /// Documents of this device whose pushed changes the server refused after checking them
+    /// (set aside here until someone looks), with the reason.
+    pub refused: Vec<(Uuid, String)>,
+}
 
 /// A document merged with pulled changes, ready to store: the document, its next revision,
 /// the snapshot to store when it is not a compacted save, its metadata and answers.
@@ -173,6 +182,8 @@ impl Store {
                     self.mark_rejected(&tx, &doc.doc_id, message, false)?;
                     rejected += 1;
                 }
+                // An outcome this build does not know: the changes stay in the outbox.
+                PushOutcome::Unknown => {}
             }
         }
         tx.commit()?;
@@ -219,9 +230,13 @@ impl Store {
     /// Merge one pulled page and move the cursor, in one transaction. Returns how many
     /// response documents changed.
     pub fn apply_pull(&mut self, page: &PullResponse) -> Result<PullApplied, StoreError> {
-        if page.docs.is_empty() && page.surveys.is_empty() && self.page_changes_nothing(page)? {
+        if page.docs.is_empty()
+            && page.surveys.is_empty()
+            && page.refused.is_empty()
+            && self.page_changes_nothing(page)?
+        {
             // A no-op sync writes nothing (and so waits for no disk flush).
-            return Ok((0, Vec::new()));
+            return Ok(PullApplied::default());
         }
         let tx = self.immediate()?;
         for update in &page.surveys {
@@ -271,13 +286,33 @@ impl Store {
             self.save_doc(&tx, &id, &mut rd, rev, errors, false, snapshot)?;
             changed += 1;
         }
+        // The server refused some of this device's changes after acknowledging them: its copy
+        // of the document holds changes the server's does not, so it is set aside (it stays
+        // here, listed by `status`) instead of being edited further on a diverged base. Recorded
+        // in the same transaction as the cursor, so the notice cannot be lost.
+        let mut refused: Vec<(Uuid, String)> = Vec::new();
+        for notice in &page.refused {
+            if refused.iter().any(|(id, _)| *id == notice.doc_id) {
+                continue;
+            }
+            let reason = format!(
+                "the server refused a change to it after checking it ({}); the response stays on this device, tell your coordinator",
+                notice.reason
+            );
+            self.mark_rejected(&tx, &notice.doc_id, &reason, true)?;
+            refused.push((notice.doc_id, reason));
+        }
         tx.execute(
             "INSERT INTO meta (key, value) VALUES ('cursor', ?1)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             [page.cursor.to_string().into_bytes()],
         )?;
         tx.commit()?;
-        Ok((changed, unreadable))
+        Ok(PullApplied {
+            changed,
+            unreadable,
+            refused,
+        })
     }
 
     /// Whether a page without documents leaves the cursor and every survey status as they are.

@@ -23,6 +23,7 @@ fn page(docs: Vec<DocChanges>, surveys: Vec<SurveyUpdate>, cursor: u64) -> PullR
         survey_states: vec![],
         cursor,
         more: false,
+        refused: vec![],
     }
 }
 
@@ -193,7 +194,7 @@ fn concurrent_edits_conflict_until_resolved() {
         store
             .apply_pull(&page(vec![pulled], vec![], 5))
             .expect("pull")
-            .0,
+            .changed,
         1
     );
     assert_eq!(store.cursor().expect("cursor"), 5);
@@ -263,7 +264,8 @@ fn unreadable_pulled_document_is_set_aside_and_the_page_still_applies() {
             changes: good.into_iter().map(ByteBuf::from).collect(),
         },
     ];
-    let (changed, unreadable) = store.apply_pull(&page(docs, vec![], 9)).expect("pull");
+    let applied = store.apply_pull(&page(docs, vec![], 9)).expect("pull");
+    let (changed, unreadable) = (applied.changed, applied.unreadable);
     assert_eq!(changed, 1);
     assert_eq!(unreadable.len(), 1);
     assert_eq!(unreadable[0].0, bad_id);

@@ -1,6 +1,7 @@
 //! The sync routes: batched push and paged pull of Automerge changes, CBOR both ways.
 
 use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use fieldsync_protocol::api::Role;
@@ -56,6 +57,7 @@ pub async fn push(
         }
     }
     // Parse in the sandbox: the server process never touches client Automerge bytes.
+    let req_protocol = req.protocol;
     let mut docs = req.docs;
     // Lend the change bytes to the verifier without copying them, then put them back.
     let changes: Vec<_> = docs
@@ -79,16 +81,12 @@ pub async fn push(
         // Nothing of the batch is stored: the client drops or repairs the named documents
         // and pushes the rest again.
         tracing::info!(doc = %doc_id, count = malformed.len(), "push refused: malformed document data");
-        let details = malformed
-            .iter()
-            .map(|(id, w)| format!("{id}: {w}"))
-            .collect();
         return Err(ApiError::MalformedDocument {
             doc_id: *doc_id,
             message: format!(
                 "{why}; nothing in this push was stored, push the other documents again without it"
             ),
-            details,
+            docs: malformed.clone(),
         }
         .into());
     }
@@ -102,7 +100,7 @@ pub async fn push(
         state.materialize.notify_one();
     }
     Ok(Cbor(PushResponse {
-        protocol: PROTOCOL_VERSION,
+        protocol: req_protocol.min(PROTOCOL_VERSION),
         results,
     }))
 }
@@ -125,7 +123,11 @@ impl Drop for InFlight {
     }
 }
 
-/// `POST /v1/sync/pull`: one page of changes after the cursor, plus survey updates.
+/// Longest a pull waits for changes others pushed to be checked before it answers without
+/// them (they come with a later pull).
+const PULL_SETTLE: Duration = Duration::from_secs(3);
+
+/// `POST /v1/sync/pull`: one page of checked changes after the cursor, plus survey updates.
 pub async fn pull(
     State(state): State<AppState>,
     caller: Caller,
@@ -138,9 +140,11 @@ pub async fn pull(
         .into());
     }
     let limit = req.limit.clamp(1, MAX_PULL_LIMIT);
-    let keys = state.keys.clone();
     let origin = caller.session.clone();
-    let response = state
+    wait_for_checks(&state, &caller, &origin).await?;
+    let keys = state.keys.clone();
+    let protocol = req.protocol.min(PROTOCOL_VERSION);
+    let mut response = state
         .store
         .read(move |c| {
             let mut page = sync::pull(c, &keys, &caller, &origin, req.cursor, limit)?;
@@ -153,5 +157,47 @@ pub async fn pull(
             Ok::<_, ApiError>(page)
         })
         .await?;
+    // Answer in the version the client spoke; fields it does not know it ignores.
+    response.protocol = protocol;
     Ok(Cbor(response))
+}
+
+/// Changes are relayed only once the sandbox has checked them (see `store::sync::state`).
+/// A pull that could receive changes still being checked waits a moment for the materialiser,
+/// which stops giving way to pushes while anyone waits, so that a pull right after another
+/// client's push sees it.
+async fn wait_for_checks(state: &AppState, caller: &Caller, origin: &str) -> Result<(), ApiError> {
+    let started = Instant::now();
+    let mut waiting: Option<Waiting> = None;
+    loop {
+        let (c, o) = (caller.clone(), origin.to_owned());
+        let unchecked = state
+            .store
+            .read(move |conn| sync::unchecked_for(conn, &c, &o).map_err(ApiError::from))
+            .await?;
+        if !unchecked || started.elapsed() >= PULL_SETTLE {
+            return Ok(());
+        }
+        waiting.get_or_insert_with(|| Waiting::enter(state));
+        state.materialize.notify_one();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Counts a pull as waiting for checks for as long as it lives.
+struct Waiting(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Waiting {
+    fn enter(state: &AppState) -> Waiting {
+        state
+            .pulls_waiting
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Waiting(state.pulls_waiting.clone())
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }

@@ -24,8 +24,15 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
 use tokio::sync::Semaphore;
 
-const SCHEMA_VERSION: &str = "1";
-const SCHEMA: &str = include_str!("schema.sql");
+/// The schema as first released (version 1); every database starts from it and then runs the
+/// migration chain, so a new database and an upgraded one go through the same steps.
+const SCHEMA_V1: &str = include_str!("schema.sql");
+/// Upgrades, in order: entry `i` takes a database from version `i + 1` to `i + 2`. Each runs
+/// in the same transaction as the version bump, so an interrupted upgrade leaves the old
+/// version intact. Never edit a released entry; add a new one.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0002_checked_relay.sql")];
+/// The version this build writes.
+pub const SCHEMA_VERSION: u32 = 1 + MIGRATIONS.len() as u32;
 const MAX_IDLE_READERS: usize = 8;
 /// Async reads running at once (see `Inner::read_slots`).
 const MAX_READERS: usize = 8;
@@ -263,24 +270,36 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
         [],
         |r| r.get::<_, i64>(0).map(|n| n > 0),
     )?;
-    if !has_meta {
-        tx.execute_batch(SCHEMA)?;
-        tx.execute(
-            "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
-            [SCHEMA_VERSION],
-        )?;
-    } else {
+    let mut version: u32 = if has_meta {
         let found: String = tx.query_row(
             "SELECT value FROM meta WHERE key = 'schema_version'",
             [],
             |r| r.get(0),
         )?;
-        if found != SCHEMA_VERSION {
-            return Err(StoreError::NewerSchema {
-                path: path.to_owned(),
-                found,
-            });
+        match found.parse::<u32>() {
+            Ok(v) if (1..=SCHEMA_VERSION).contains(&v) => v,
+            _ => {
+                return Err(StoreError::NewerSchema {
+                    path: path.to_owned(),
+                    found,
+                });
+            }
         }
+    } else {
+        tx.execute_batch(SCHEMA_V1)?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', '1')",
+            [],
+        )?;
+        1
+    };
+    while version < SCHEMA_VERSION {
+        tx.execute_batch(MIGRATIONS[version as usize - 1])?;
+        version += 1;
+        tx.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+            [version.to_string()],
+        )?;
     }
     tx.commit()?;
     Ok(())
@@ -312,6 +331,73 @@ mod tests {
             assert_eq!(mode, "wal");
         }
         // Reopening an existing database keeps it and does not re-run the schema.
+        Store::open(&path).expect("reopen");
+    }
+
+    /// A database written by the first release (schema 1) opens and is upgraded in place:
+    /// what it relayed keeps its cursor positions, and documents it had found unreadable are
+    /// queued to be checked again change by change.
+    #[tokio::test]
+    async fn a_schema_1_database_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db.sqlite");
+        {
+            let conn = Connection::open(&path).expect("open");
+            conn.execute_batch(SCHEMA_V1).expect("schema 1");
+            conn.execute_batch(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', '1');
+                 INSERT INTO orgs VALUES ('o', 'Org', 'eu-central', 0, x'00', 1, 0);
+                 INSERT INTO principals VALUES ('p', 'o', 'admin', 'A', 0, NULL, NULL);
+                 INSERT INTO surveys VALUES ('s', 'o', 'f', 'T', 'open', 1, x'00', 0);
+                 INSERT INTO docs VALUES ('good', 'o', 's', 1, 'p', x'00', 0);
+                 INSERT INTO docs VALUES ('bad', 'o', 's', 1, 'p', x'00', 0);
+                 INSERT INTO changes VALUES (1, 'o', 'good', x'01', 'sess', x'00');
+                 INSERT INTO changes VALUES (2, 'o', 'bad', x'02', 'sess', x'00');
+                 INSERT INTO changes VALUES (3, 'o', 'good', x'03', 'sess', x'00');
+                 INSERT INTO response_index VALUES
+                    ('bad', 'o', 's', 1, 'unknown', 0, 0, 1, 2, x'00', 0);",
+            )
+            .expect("schema 1 rows");
+        }
+        let store = Store::open(&path).expect("open and upgrade");
+        let (version, rows, relay, queued): (
+            String,
+            Vec<(i64, i64, Option<i64>)>,
+            i64,
+            Vec<String>,
+        ) = store
+            .read(|c| {
+                let version = c.query_row(
+                    "SELECT value FROM meta WHERE key = 'schema_version'",
+                    [],
+                    |r| r.get(0),
+                )?;
+                let rows = c
+                    .prepare("SELECT seq, state, relay FROM changes ORDER BY seq")?
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<Result<_, _>>()?;
+                let relay =
+                    c.query_row("SELECT value FROM counters WHERE name = 'relay'", [], |r| {
+                        r.get(0)
+                    })?;
+                let queued = c
+                    .prepare("SELECT doc_id FROM materialize_queue")?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                Ok::<_, StoreError>((version, rows, relay, queued))
+            })
+            .await
+            .expect("read");
+        assert_eq!(version, SCHEMA_VERSION.to_string());
+        assert_eq!(
+            rows,
+            vec![(1, 1, Some(1)), (2, 0, None), (3, 1, Some(3))],
+            "relayed changes keep their positions; the unreadable document is checked again"
+        );
+        assert_eq!(relay, 3, "new relay numbers start above every old cursor");
+        assert_eq!(queued, vec!["bad".to_owned()]);
+        drop(store);
+        // Opening again changes nothing.
         Store::open(&path).expect("reopen");
     }
 

@@ -11,9 +11,10 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use uuid::Uuid;
 
-use super::sync::org_cipher;
+use super::sync::{org_cipher, state};
 use super::{StoreError, now_ms};
 use crate::keys::{KeyRing, change_binding, summary_binding};
+use crate::worker::{ChangeVerdict, Checked};
 
 /// What the index stores (encrypted) about one response.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -46,14 +47,26 @@ pub fn queued(conn: &Connection, limit: u32) -> Result<Vec<Queued>, StoreError> 
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Everything the sandbox needs to materialise one document.
+/// Everything the sandbox needs to check and materialise one document.
 #[derive(Debug)]
 pub struct DocMaterial {
-    pub changes: Vec<ByteBuf>,
+    /// Changes already accepted, in storage order (they load).
+    pub accepted: Vec<ByteBuf>,
+    /// Changes not checked yet, or waiting for a dependency, in storage order.
+    pub pending: Vec<PendingChange>,
     pub survey_id: String,
     pub survey_version: u32,
     pub definition: Option<String>,
     pub upto_seq: i64,
+}
+
+/// One change the checker has yet to settle.
+#[derive(Debug)]
+pub struct PendingChange {
+    pub seq: i64,
+    pub hash: Vec<u8>,
+    pub origin: String,
+    pub bytes: ByteBuf,
 }
 
 fn doc_cipher(
@@ -80,7 +93,8 @@ fn doc_cipher(
     }
 }
 
-/// Decrypt every change of a document, with its survey definition.
+/// Decrypt every change of a document that is accepted or still to be checked, with its
+/// survey definition.
 pub fn material(
     conn: &mut Connection,
     keys: &KeyRing,
@@ -93,13 +107,15 @@ pub fn material(
     else {
         return Ok(None);
     };
-    let mut changes = Vec::new();
+    let mut accepted = Vec::new();
+    let mut pending = Vec::new();
     let mut upto_seq = 0;
     {
         let mut stmt = tx.prepare_cached(
             // By document only (its organisation was checked above), so the planner walks
             // changes_doc_seq instead of the whole organisation's sequence.
-            "SELECT seq, payload FROM changes WHERE doc_id = ?1 ORDER BY seq",
+            "SELECT seq, payload, state, hash, origin FROM changes
+             WHERE doc_id = ?1 AND state != 2 ORDER BY seq",
         )?;
         let mut rows = stmt.query([doc_id])?;
         while let Some(r) = rows.next()? {
@@ -109,7 +125,17 @@ pub fn material(
             let plain = cipher
                 .open_owned(&change_binding(org_id, doc_id, seq), sealed)
                 .map_err(|e| StoreError::Corrupt(format!("change {seq}: {e}")))?;
-            changes.push(ByteBuf::from(plain.as_bytes().to_vec()));
+            let bytes = ByteBuf::from(plain.as_bytes().to_vec());
+            if r.get::<_, i64>(2)? == state::ACCEPTED {
+                accepted.push(bytes);
+            } else {
+                pending.push(PendingChange {
+                    seq,
+                    hash: r.get(3)?,
+                    origin: r.get(4)?,
+                    bytes,
+                });
+            }
             upto_seq = seq;
         }
     }
@@ -121,7 +147,8 @@ pub fn material(
         .optional()?;
     tx.finish()?;
     Ok(Some(DocMaterial {
-        changes,
+        accepted,
+        pending,
         survey_id,
         survey_version,
         definition,
@@ -129,21 +156,28 @@ pub fn material(
     }))
 }
 
-/// Record what materialisation found, and take the document off the queue unless newer
-/// changes arrived meanwhile.
+/// What checking one document found: a verdict per pending change and the response as its
+/// accepted changes make it, or why its accepted changes no longer load.
+pub type CheckOutcome = Result<Checked, String>;
+
+/// Record what checking and materialisation found: settle each pending change (accepted and
+/// refused changes get the next relay numbers, so pulls see them in the order they settled),
+/// write the summary, and take the document off the queue unless newer changes arrived
+/// meanwhile.
 pub fn save_summary(
     conn: &Connection,
     keys: &KeyRing,
     org_id: &str,
     doc_id: &str,
     material: &DocMaterial,
-    summary: &Summary,
+    outcome: &CheckOutcome,
 ) -> Result<(), StoreError> {
     let org = org_cipher(conn, keys, org_id)?;
     let Some((cipher, _, _)) = doc_cipher(conn, keys, &org, org_id, doc_id)? else {
         return Ok(());
     };
-    let plain = cbor::encode(summary).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let summary = settle_changes(conn, org_id, doc_id, material, outcome)?;
+    let plain = cbor::encode(&summary).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let sealed = cipher
         .seal(&summary_binding(org_id, doc_id, material.upto_seq), &plain)
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -176,6 +210,103 @@ pub fn save_summary(
     conn.prepare_cached("DELETE FROM materialize_queue WHERE doc_id = ?1 AND seq <= ?2")?
         .execute(params![doc_id, material.upto_seq])?;
     Ok(())
+}
+
+/// Apply the checker's verdicts to the stored changes and say what the index should hold.
+fn settle_changes(
+    conn: &Connection,
+    org_id: &str,
+    doc_id: &str,
+    material: &DocMaterial,
+    outcome: &CheckOutcome,
+) -> Result<Summary, StoreError> {
+    let checked = match outcome {
+        Ok(c) => c,
+        Err(reason) => {
+            // Nothing can be checked on top of accepted changes that no longer load: what
+            // waits, waits (and blocks no pull); the response shows as unreadable.
+            conn.prepare_cached("UPDATE changes SET state = 3 WHERE doc_id = ?1 AND state = 0")?
+                .execute([doc_id])?;
+            return Ok(Summary {
+                view: None,
+                broken: Some(reason.clone()),
+            });
+        }
+    };
+    if checked.verdicts.len() != material.pending.len() {
+        return Err(StoreError::Corrupt(format!(
+            "the checker gave {} verdicts for {} changes of {doc_id}",
+            checked.verdicts.len(),
+            material.pending.len()
+        )));
+    }
+    let mut relay: i64 = conn
+        .prepare_cached("SELECT value FROM counters WHERE name = 'relay'")?
+        .query_row([], |r| r.get(0))?;
+    let start = relay;
+    let now = now_ms();
+    let mut first_refusal = None;
+    for (change, verdict) in material.pending.iter().zip(&checked.verdicts) {
+        match verdict {
+            // Only a change still waiting to be settled is settled (and numbered), so settling
+            // the same material twice changes nothing the second time.
+            ChangeVerdict::Accepted => {
+                let n = conn
+                    .prepare_cached(
+                        "UPDATE changes SET state = 1, relay = ?1 WHERE seq = ?2 AND state IN (0, 3)",
+                    )?
+                    .execute(params![relay + 1, change.seq])?;
+                relay += n as i64;
+            }
+            ChangeVerdict::Refused(reason) => {
+                let n = conn
+                    .prepare_cached(
+                        "UPDATE changes SET state = 2, relay = ?1 WHERE seq = ?2 AND state IN (0, 3)",
+                    )?
+                    .execute(params![relay + 1, change.seq])?;
+                if n == 0 {
+                    continue;
+                }
+                relay += 1;
+                conn.prepare_cached(
+                    "INSERT INTO refusals (doc_id, hash, org_id, origin, reason, at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+                )?
+                .execute(params![
+                    doc_id,
+                    change.hash,
+                    org_id,
+                    change.origin,
+                    reason,
+                    now
+                ])?;
+                tracing::warn!(doc = %doc_id, seq = change.seq, %reason, "a pushed change was refused by its check");
+                first_refusal.get_or_insert(reason.clone());
+            }
+            ChangeVerdict::Waiting => {
+                conn.prepare_cached("UPDATE changes SET state = 3 WHERE seq = ?1 AND state = 0")?
+                    .execute([change.seq])?;
+            }
+        }
+    }
+    if relay != start {
+        conn.prepare_cached("UPDATE counters SET value = ?1 WHERE name = 'relay'")?
+            .execute([relay])?;
+    }
+    let broken = match (&checked.view, first_refusal) {
+        (Some(_), _) => None,
+        (None, Some(reason)) => Some(format!(
+            "nothing readable has been pushed for it; its changes were refused: {reason}"
+        )),
+        (None, None) => Some(
+            "its changes depend on changes the server does not have; the device that made them must sync"
+                .to_owned(),
+        ),
+    };
+    Ok(Summary {
+        view: checked.view.clone(),
+        broken,
+    })
 }
 
 fn open_summary(

@@ -1,4 +1,5 @@
--- fieldsync server schema, version 1. Applied once, in one transaction, by store::migrate.
+-- fieldsync server schema, version 1, as first released. store::migrate applies it to a new
+-- database and then runs migrations/ in order; never edit it, add a migration instead.
 -- Every table that holds customer data carries org_id, and every query filters on it.
 
 CREATE TABLE meta (

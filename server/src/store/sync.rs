@@ -1,8 +1,11 @@
 //! The sync path's storage: storing pushed changes (encrypted, deduplicated by hash, numbered
-//! by the sync sequence) and paging them out again to pulling clients.
+//! by the storage sequence) and paging them out again to pulling clients once the sandbox has
+//! checked them (numbered by the relay sequence, see [`state`]).
 //!
 //! Nothing here parses Automerge: by the time changes reach [`push`] the worker pool has
-//! parsed them in its sandbox and returned their hashes.
+//! parsed them in its sandbox and returned their hashes; the materialiser later checks, in the
+//! sandbox, that each document still loads with its new changes, and only then are they
+//! relayed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,7 +14,7 @@ use fieldsync_protocol::api::Role;
 use fieldsync_protocol::crypto::{Cipher, Sealed};
 use fieldsync_protocol::wire::{
     DocChanges, DocKind, DocPushResult, ErrorCode, PROTOCOL_VERSION, PullResponse, PushOutcome,
-    SurveyStatus,
+    RefusedChange, SurveyStatus,
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde_bytes::ByteBuf;
@@ -257,8 +260,37 @@ fn has_new_change(
     Ok(false)
 }
 
-/// One page of changes after `cursor` that the caller may see, excluding what this same
-/// client session pushed itself.
+/// Where a stored change is in its checking (the `changes.state` column).
+pub mod state {
+    /// Stored, not yet checked by the sandbox: not relayed.
+    pub const UNCHECKED: i64 = 0;
+    /// Its document loads with it: relayed and materialised.
+    pub const ACCEPTED: i64 = 1;
+    /// It would break its document: never relayed; its pusher is told.
+    pub const REFUSED: i64 = 2;
+    /// It depends on a change the server does not have (yet): checked again when its
+    /// document next changes.
+    pub const WAITING: i64 = 3;
+}
+
+/// Whether changes pushed by others that this caller could pull are still being checked. A
+/// pull waits (bounded) for them, so that what one client pushed is in the next pull of the
+/// others, not one materialiser round later.
+pub fn unchecked_for(conn: &Connection, caller: &Caller, origin: &str) -> Result<bool, StoreError> {
+    let owner = (caller.role == Role::Enumerator).then_some(caller.principal_id.as_str());
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM changes c JOIN docs d ON d.id = c.doc_id
+             WHERE c.org_id = ?1 AND c.state = 0 AND c.origin != ?2
+               AND (?3 IS NULL OR d.owner_id = ?3)
+             LIMIT 1",
+        )?
+        .exists(params![caller.org_id, origin, owner])?)
+}
+
+/// One page of checked changes after `cursor` that the caller may see, excluding what this
+/// same client session pushed itself, and the notices of this session's changes that the
+/// checks refused.
 pub fn pull(
     conn: &mut Connection,
     keys: &KeyRing,
@@ -274,36 +306,59 @@ pub fn pull(
     let high: i64 = tx
         // Written as ORDER BY … LIMIT 1 so SQLite reads one entry at the end of the
         // organisation's index range instead of walking the range (max() with a WHERE does).
-        .prepare_cached("SELECT seq FROM changes WHERE org_id = ?1 ORDER BY seq DESC LIMIT 1")?
+        .prepare_cached(
+            "SELECT relay FROM changes WHERE org_id = ?1 AND relay IS NOT NULL
+             ORDER BY relay DESC LIMIT 1",
+        )?
         .query_row([org_id], |r| r.get(0))
         .optional()?
         .unwrap_or(0);
     let cursor = i64::try_from(cursor).unwrap_or(i64::MAX);
     let owner = (caller.role == Role::Enumerator).then_some(caller.principal_id.as_str());
     let mut docs: Vec<DocChanges> = Vec::new();
+    let mut refused = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut last = cursor;
     let mut count = 0u32;
     if high > cursor {
         let mut stmt = tx.prepare_cached(
-            "SELECT c.seq, c.doc_id, c.payload, d.survey_id, d.survey_version, d.wrapped_key
+            "SELECT c.relay, c.seq, c.doc_id, c.state, c.payload, c.hash,
+                    d.survey_id, d.survey_version, d.wrapped_key
              FROM changes c JOIN docs d ON d.id = c.doc_id
-             WHERE c.org_id = ?1 AND c.seq > ?2 AND c.seq <= ?3 AND c.origin != ?4
+             WHERE c.org_id = ?1 AND c.relay > ?2 AND c.relay <= ?3
+               AND ((c.state = 1 AND c.origin != ?4) OR (c.state = 2 AND c.origin = ?4))
                AND (?5 IS NULL OR d.owner_id = ?5)
-               -- a document the sandbox could not read is not relayed to other clients
-               AND NOT EXISTS (SELECT 1 FROM response_index i
-                               WHERE i.doc_id = c.doc_id AND i.broken = 1)
-             ORDER BY c.seq LIMIT ?6",
+             ORDER BY c.relay LIMIT ?6",
         )?;
+        let mut reason_stmt =
+            tx.prepare_cached("SELECT reason FROM refusals WHERE doc_id = ?1 AND hash = ?2")?;
         let mut rows = stmt.query(params![org_id, cursor, high, origin, owner, limit])?;
         while let Some(r) = rows.next()? {
-            let seq: i64 = r.get(0)?;
-            let doc_id: String = r.get(1)?;
-            let payload: Vec<u8> = r.get(2)?;
+            let relay: i64 = r.get(0)?;
+            let seq: i64 = r.get(1)?;
+            let doc_id: String = r.get(2)?;
+            let parsed_id =
+                Uuid::parse_str(&doc_id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            last = relay;
+            count += 1;
+            if r.get::<_, i64>(3)? == state::REFUSED {
+                let hash: Vec<u8> = r.get(5)?;
+                let reason: String = reason_stmt
+                    .query_row(params![doc_id, hash], |r| r.get(0))
+                    .optional()?
+                    .unwrap_or_else(|| "the server's checks refused it".to_owned());
+                refused.push(RefusedChange {
+                    doc_id: parsed_id,
+                    hash: ByteBuf::from(hash),
+                    reason,
+                });
+                continue;
+            }
+            let payload: Vec<u8> = r.get(4)?;
             let sealed =
                 Sealed::from_bytes(&payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let cipher = keys
-                .doc_cipher(&org, org_id, &doc_id, &r.get::<_, Vec<u8>>(5)?)
+                .doc_cipher(&org, org_id, &doc_id, &r.get::<_, Vec<u8>>(8)?)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let plain = cipher
                 .open_owned(&change_binding(org_id, &doc_id, seq), sealed)
@@ -311,14 +366,13 @@ pub fn pull(
             let slot = match index.get(&doc_id) {
                 Some(&i) => i,
                 None => {
-                    let survey_id: String = r.get(3)?;
+                    let survey_id: String = r.get(6)?;
                     docs.push(DocChanges {
-                        doc_id: Uuid::parse_str(&doc_id)
-                            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                        doc_id: parsed_id,
                         kind: DocKind::Response,
                         survey_id: Uuid::parse_str(&survey_id)
                             .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                        survey_version: r.get(4)?,
+                        survey_version: r.get(7)?,
                         changes: Vec::new(),
                     });
                     index.insert(doc_id, docs.len() - 1);
@@ -328,8 +382,6 @@ pub fn pull(
             docs[slot]
                 .changes
                 .push(ByteBuf::from(plain.as_bytes().to_vec()));
-            last = seq;
-            count += 1;
         }
     }
     // A short page means everything up to the high-water mark was examined, including rows the
@@ -344,5 +396,6 @@ pub fn pull(
         survey_states: Vec::new(),
         cursor: next as u64,
         more,
+        refused,
     })
 }

@@ -7,11 +7,13 @@ use std::io::{self, Read, Write};
 use std::sync::Arc;
 
 use fieldsync_protocol::api::{ConflictValueView, ConflictView, ResponseView};
-use fieldsync_protocol::document::{ChangeInfo, ResponseDoc};
+use fieldsync_protocol::document::{ChangeHash, ChangeInfo, ResponseDoc};
 use fieldsync_protocol::survey::{Survey, ValidationContext};
 use serde_bytes::ByteBuf;
 
-use super::protocol::{self, MAX_FRAME, MaterializeJob, Reply, Request, Verdict};
+use super::protocol::{
+    self, ChangeVerdict, Checked, MAX_FRAME, MaterializeJob, Reply, Request, Verdict,
+};
 
 /// Run the worker loop. Returns when the server closes the pipe.
 pub fn run(memory_bytes: u64) -> anyhow::Result<()> {
@@ -113,9 +115,133 @@ fn verify(changes: &[ByteBuf]) -> Verdict {
     }
 }
 
-fn materialize(job: MaterializeJob, cache: &mut SurveyCache) -> Result<ResponseView, String> {
-    let doc = ResponseDoc::from_changes(job.changes.iter().map(|c| c.as_slice()))
-        .map_err(|e| format!("the response cannot be loaded: {e}"))?;
+/// Check a response's pending changes one way or another, then build what a coordinator sees
+/// from the accepted ones. The rule: a change is accepted only if the document, with every
+/// change accepted before it and this one, loads and reads as the response its pusher said it
+/// was; otherwise it is refused and the document stays exactly as it was.
+fn materialize(job: MaterializeJob, cache: &mut SurveyCache) -> Result<Checked, String> {
+    let base = if job.accepted.is_empty() {
+        None
+    } else {
+        // Accepted changes loaded before; if they no longer do (data stored before schema 2),
+        // nothing can be checked on top of them.
+        let doc = guard(|| {
+            ResponseDoc::from_changes(job.accepted.iter().map(|c| c.as_slice()))
+                .map_err(|e| format!("the response cannot be loaded: {e}"))
+        })?;
+        Some(doc)
+    };
+    let hashes: Vec<Option<ChangeHash>> = job
+        .pending
+        .iter()
+        .map(|c| ChangeInfo::decode(c).ok().map(|i| i.hash))
+        .collect();
+    // The common case first: everything new applies at once.
+    let whole = guard(|| {
+        let mut doc = base.clone().unwrap_or_else(ResponseDoc::staging);
+        doc.apply_changes(job.pending.iter().map(|c| c.as_slice()))
+            .map_err(|e| e.to_string())?;
+        check(&doc, &job)?;
+        Ok(doc)
+    });
+    let (doc, verdicts) = match whole {
+        Ok(mut doc) => {
+            let verdicts = hashes
+                .iter()
+                .map(|h| match h {
+                    Some(h) if doc.has_change(h) => ChangeVerdict::Accepted,
+                    _ => ChangeVerdict::Waiting,
+                })
+                .collect();
+            (Some(doc), verdicts)
+        }
+        Err(_) => one_by_one(base, &job, &hashes),
+    };
+    let Some(doc) = doc else {
+        return Ok(Checked {
+            verdicts,
+            view: None,
+        });
+    };
+    let view = guard(|| view_of(&doc, &job, cache))?;
+    Ok(Checked {
+        verdicts,
+        view: Some(view),
+    })
+}
+
+/// Apply pending changes one at a time, keeping each only if the document still reads.
+fn one_by_one(
+    base: Option<ResponseDoc>,
+    job: &MaterializeJob,
+    hashes: &[Option<ChangeHash>],
+) -> (Option<ResponseDoc>, Vec<ChangeVerdict>) {
+    let mut current = base;
+    let mut verdicts = Vec::with_capacity(job.pending.len());
+    for (change, hash) in job.pending.iter().zip(hashes) {
+        let Some(hash) = hash else {
+            verdicts.push(ChangeVerdict::Refused(
+                "it is not a readable Automerge change".into(),
+            ));
+            continue;
+        };
+        let attempt = guard(|| {
+            let mut doc = current.clone().unwrap_or_else(ResponseDoc::staging);
+            doc.apply_changes([change.as_slice()])
+                .map_err(|e| format!("applying it fails: {e}"))?;
+            if !doc.has_change(hash) {
+                return Ok(None);
+            }
+            check(&doc, job)?;
+            Ok(Some(doc))
+        });
+        match attempt {
+            Ok(Some(doc)) => {
+                current = Some(doc);
+                verdicts.push(ChangeVerdict::Accepted);
+            }
+            Ok(None) => verdicts.push(ChangeVerdict::Waiting),
+            Err(why) => verdicts.push(ChangeVerdict::Refused(why)),
+        }
+    }
+    (current, verdicts)
+}
+
+/// The document must read as a response, and as the one its pusher declared; and what every
+/// replica does with it next must work too: list its changes (what the server relays and a
+/// client pushes), save it and load the saved bytes again (what a client stores). Some
+/// crafted changes apply cleanly and only break those.
+fn check(doc: &ResponseDoc, job: &MaterializeJob) -> Result<(), String> {
+    let meta = doc
+        .check_readable()
+        .map_err(|e| format!("the response would not be readable with it: {e}"))?;
+    let mut copy = doc.clone();
+    copy.all_changes();
+    let saved = copy.save();
+    ResponseDoc::load(&saved)
+        .map_err(|e| format!("the response would not load again once saved: {e}"))?;
+    if meta.response_id != job.doc_id
+        || meta.survey_id != job.survey_id
+        || meta.survey_version != job.survey_version
+    {
+        return Err(format!(
+            "with it the document says it is response {} of survey {} version {}, but it was pushed as {} of {} version {}",
+            meta.response_id,
+            meta.survey_id,
+            meta.survey_version,
+            job.doc_id,
+            job.survey_id,
+            job.survey_version
+        ));
+    }
+    Ok(())
+}
+
+fn view_of(
+    doc: &ResponseDoc,
+    job: &MaterializeJob,
+    cache: &mut SurveyCache,
+) -> Result<ResponseView, String> {
     let meta = doc
         .meta()
         .map_err(|e| format!("the response is incomplete: {e}"))?;

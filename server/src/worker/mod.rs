@@ -25,10 +25,8 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::Semaphore;
 
 pub use child::run as run_worker;
+pub use protocol::{ChangeVerdict, Checked, MaterializeJob, Verdict};
 use protocol::{MAX_FRAME, Reply, RequestRef};
-pub use protocol::{MaterializeJob, Verdict};
-
-use fieldsync_protocol::api::ResponseView;
 
 /// Bounds on each worker.
 #[derive(Clone, Debug)]
@@ -163,14 +161,16 @@ impl WorkerPool {
         Ok(out)
     }
 
-    /// Load responses from their changes in the sandbox, validate each against its survey
-    /// version, and return what a coordinator sees, one result per job in order. An inner
-    /// `Err(reason)` means that document itself is unreadable; a document that kills its
-    /// worker is found by splitting the batch, like [`WorkerPool::verify`].
+    /// Check responses' pending changes in the sandbox, load and validate each, and return
+    /// what a coordinator sees, one result per job in order. An inner `Err(reason)` means the
+    /// document's accepted changes no longer load. A job that kills its worker is found by
+    /// splitting the batch, like [`WorkerPool::verify`]; within that one job, its pending
+    /// changes are then tried one at a time, so the change that kills the checker is refused
+    /// and the others are still accepted.
     pub async fn materialize(
         &self,
         jobs: &[MaterializeJob],
-    ) -> Result<Vec<Result<ResponseView, String>>, PoolError> {
+    ) -> Result<Vec<Result<Checked, String>>, PoolError> {
         let mut out = Vec::with_capacity(jobs.len());
         let mut pending = vec![(0, jobs.len())];
         while let Some((start, end)) = pending.pop() {
@@ -188,9 +188,10 @@ impl WorkerPool {
                     ));
                 }
                 Err(CallError::Pool(e)) => return Err(e),
-                Err(CallError::Died(why)) if n == 1 => out.push(Err(format!(
-                    "reading the document crashed the document checker: {why}"
-                ))),
+                Err(CallError::Died(why)) if n == 1 => {
+                    tracing::warn!(%why, "a response's changes killed its checker; checking them one by one");
+                    out.push(self.materialize_each(&batch[0]).await?);
+                }
                 Err(CallError::Died(why)) => {
                     tracing::warn!(%why, docs = n, "a materialise batch killed its checker; retrying in halves");
                     let mid = start + n / 2;
@@ -200,6 +201,82 @@ impl WorkerPool {
             }
         }
         Ok(out)
+    }
+
+    /// One job whose pending changes killed a checker: try them one at a time on top of what
+    /// is accepted so far; the ones that kill it again are refused.
+    async fn materialize_each(
+        &self,
+        job: &MaterializeJob,
+    ) -> Result<Result<Checked, String>, PoolError> {
+        let mut accepted = job.accepted.clone();
+        let mut verdicts = Vec::with_capacity(job.pending.len());
+        let mut view = None;
+        for change in &job.pending {
+            let single = MaterializeJob {
+                accepted: accepted.clone(),
+                pending: vec![change.clone()],
+                ..job.clone()
+            };
+            match self
+                .call(RequestRef::Materialize(std::slice::from_ref(&single)))
+                .await
+            {
+                Ok(Reply::Materialized(mut results)) if results.len() == 1 => match results.pop() {
+                    Some(Ok(checked)) => {
+                        let verdict = checked
+                            .verdicts
+                            .into_iter()
+                            .next()
+                            .unwrap_or(ChangeVerdict::Waiting);
+                        if verdict == ChangeVerdict::Accepted {
+                            accepted.push(change.clone());
+                        }
+                        if checked.view.is_some() {
+                            view = checked.view;
+                        }
+                        verdicts.push(verdict);
+                    }
+                    Some(Err(why)) => return Ok(Err(why)),
+                    None => unreachable_reply()?,
+                },
+                Ok(_) => unreachable_reply()?,
+                Err(CallError::Pool(e)) => return Err(e),
+                Err(CallError::Died(why)) => {
+                    tracing::warn!(%why, "a change killed its checker; refused");
+                    verdicts.push(ChangeVerdict::Refused(
+                        "checking it crashed the document checker (malformed Automerge data)"
+                            .into(),
+                    ));
+                }
+            }
+        }
+        if view.is_none() && !accepted.is_empty() {
+            // Nothing new was kept: the view is the document as it already was.
+            let unchanged = MaterializeJob {
+                accepted,
+                pending: Vec::new(),
+                ..job.clone()
+            };
+            match self
+                .call(RequestRef::Materialize(std::slice::from_ref(&unchanged)))
+                .await
+            {
+                Ok(Reply::Materialized(mut results)) if results.len() == 1 => match results.pop() {
+                    Some(Ok(checked)) => view = checked.view,
+                    Some(Err(why)) => return Ok(Err(why)),
+                    None => unreachable_reply()?,
+                },
+                Ok(_) => unreachable_reply()?,
+                Err(CallError::Pool(e)) => return Err(e),
+                Err(CallError::Died(why)) => {
+                    return Ok(Err(format!(
+                        "reading the document crashed the document checker: {why}"
+                    )));
+                }
+            }
+        }
+        Ok(Ok(Checked { verdicts, view }))
     }
 
     async fn call(&self, req: RequestRef<'_>) -> Result<Reply, CallError> {
@@ -260,6 +337,12 @@ impl WorkerPool {
             _ => Err(PoolError::Protocol("worker started without pipes".into())),
         }
     }
+}
+
+fn unreachable_reply() -> Result<(), PoolError> {
+    Err(PoolError::Protocol(
+        "worker answered a materialize with the wrong reply".into(),
+    ))
 }
 
 async fn exchange(worker: &mut Worker, frame: &[u8]) -> Result<Reply, String> {

@@ -21,7 +21,7 @@ const FRAME_LIMITS: Limits = Limits {
 pub enum Request {
     /// Parse every change of each document (one inner list per document).
     Verify { docs: Vec<Vec<ByteBuf>> },
-    /// Load each response from all its changes and validate it.
+    /// Check each response's new changes against its accepted ones, then validate it.
     Materialize(Vec<MaterializeJob>),
 }
 
@@ -32,11 +32,17 @@ pub enum RequestRef<'a> {
     Materialize(&'a [MaterializeJob]),
 }
 
-/// One response to load and validate.
+/// One response to check, load and validate.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MaterializeJob {
-    /// Every change of the document, in the order they were stored.
-    pub changes: Vec<ByteBuf>,
+    /// The document's changes already accepted, in the order they were stored: they load.
+    pub accepted: Vec<ByteBuf>,
+    /// Changes not yet checked (or waiting for a dependency), in the order they were stored.
+    pub pending: Vec<ByteBuf>,
+    /// What the pushing client declared: the document must say the same about itself.
+    pub doc_id: uuid::Uuid,
+    pub survey_id: uuid::Uuid,
+    pub survey_version: u32,
     /// The definition JSON of the survey version the response declares, if the server has it.
     pub definition: Option<String>,
     /// Today's date (`YYYY-MM-DD`, UTC) for `today()` in constraints.
@@ -52,12 +58,33 @@ pub enum Verdict {
     Malformed(String),
 }
 
+/// What the check decided about one pending change.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ChangeVerdict {
+    /// The document loads and reads with it.
+    Accepted,
+    /// It would make the document unreadable (or say it is another document); why.
+    Refused(String),
+    /// It depends on a change the document does not have.
+    Waiting,
+}
+
+/// The outcome of one materialise job.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Checked {
+    /// One verdict per pending change, in order.
+    pub verdicts: Vec<ChangeVerdict>,
+    /// The response as it is with its accepted changes; `None` when none is accepted yet.
+    pub view: Option<ResponseView>,
+}
+
 /// What a worker answers.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Reply {
     Verified(Vec<Verdict>),
-    /// One result per job, in order.
-    Materialized(Vec<Result<ResponseView, String>>),
+    /// One result per job, in order; an `Err` means the accepted changes themselves no longer
+    /// load (which only data stored before schema 2 can do).
+    Materialized(Vec<Result<Checked, String>>),
     /// The request itself could not be read.
     Failed(String),
 }

@@ -226,6 +226,7 @@ fn outcome(reply: &Reply) -> String {
                             .expect("str")
                     )
                 }
+                PushOutcome::Unknown => format!("{status}/unknown"),
             },
             other => panic!("a push of one document answered {} results", other.len()),
         },

@@ -166,6 +166,18 @@ impl Req {
 pub struct Harness {
     pub dir: tempfile::TempDir,
     pub state: AppState,
+    /// Stops the background materialiser when the harness goes.
+    _materialiser: StopOnDrop,
+}
+
+/// Notifies the background materialiser to stop when dropped.
+#[derive(Debug)]
+struct StopOnDrop(std::sync::Arc<tokio::sync::Notify>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.notify_one();
+    }
 }
 
 impl Harness {
@@ -197,7 +209,20 @@ impl Harness {
             settings,
         })
         .expect("open state");
-        Harness { dir, state }
+        // As in the real server, the materialiser runs beside the router: pulls relay only
+        // what it has checked.
+        let stop = std::sync::Arc::new(tokio::sync::Notify::new());
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(fieldsync_server::materialize::run(
+                state.clone(),
+                stop.clone(),
+            ));
+        }
+        Harness {
+            dir,
+            state,
+            _materialiser: StopOnDrop(stop),
+        }
     }
 
     pub async fn send(&self, req: Req) -> Reply {

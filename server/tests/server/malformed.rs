@@ -124,8 +124,10 @@ async fn bad_cbor_gets_a_400_and_the_server_keeps_answering() {
             assert_eq!(err.code, code, "{name} to {path}: {}", err.message);
         }
     }
+    // A version newer than the server's is refused, and the refusal names the server's range
+    // so the client can step down to a version both speak.
     let mut pull = pull_request(0, 10);
-    pull.protocol = 2;
+    pull.protocol = fieldsync_protocol::wire::PROTOCOL_VERSION + 1;
     let r = h
         .send(
             Req::post("/v1/sync/pull")
@@ -133,9 +135,28 @@ async fn bad_cbor_gets_a_400_and_the_server_keeps_answering() {
                 .cbor(&pull),
         )
         .await;
+    let err = r.error();
     assert_eq!(
-        (r.status, r.error().code),
+        (r.status, err.code),
         (StatusCode::BAD_REQUEST, ErrorCode::UnsupportedProtocol)
+    );
+    assert_eq!(
+        err.protocols,
+        Some(fieldsync_protocol::wire::ProtocolRange::OURS)
+    );
+    // A client still on the oldest version is answered in that version.
+    pull.protocol = fieldsync_protocol::wire::MIN_PROTOCOL_VERSION;
+    let r = h
+        .send(
+            Req::post("/v1/sync/pull")
+                .token(&org.coordinator)
+                .cbor(&pull),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.cbor::<fieldsync_protocol::wire::PullResponse>().protocol,
+        fieldsync_protocol::wire::MIN_PROTOCOL_VERSION
     );
 
     // Nothing was stored by any of them, and a good push goes through.
@@ -203,7 +224,10 @@ async fn garbage_automerge_in_a_valid_push_is_a_422_naming_the_document_and_noth
         let _ = h.pull_all(&org.admin).await;
         // Start the next case from an empty server view.
         h.db(|c| {
-            c.execute_batch("DELETE FROM materialize_queue; DELETE FROM changes; DELETE FROM docs;")
+            c.execute_batch(
+                "DELETE FROM materialize_queue; DELETE FROM response_index; DELETE FROM refusals;
+                 DELETE FROM changes; DELETE FROM docs;",
+            )
         });
     }
 }

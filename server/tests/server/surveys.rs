@@ -16,7 +16,7 @@ use super::common::*;
 fn rejected_code(outcome: &PushOutcome) -> Option<ErrorCode> {
     match outcome {
         PushOutcome::Rejected { code, .. } => Some(code.clone()),
-        PushOutcome::Stored { .. } => None,
+        PushOutcome::Stored { .. } | PushOutcome::Unknown => None,
     }
 }
 

@@ -529,6 +529,32 @@ impl ResponseDoc {
         self.doc.get_missing_deps(&[])
     }
 
+    /// An empty document, to apply a response's first changes to when checking them (it is
+    /// not a response until those changes make it one; see [`ResponseDoc::check_readable`]).
+    pub fn staging() -> Self {
+        Self {
+            doc: AutoCommit::new(),
+            writer: None,
+        }
+    }
+
+    /// Whether the change with this hash is part of the document (applied, not waiting for a
+    /// dependency).
+    pub fn has_change(&mut self, hash: &ChangeHash) -> bool {
+        self.doc.get_change_by_hash(hash).is_some()
+    }
+
+    /// Reads everything a reader of a response reads (header, metadata, answers, conflicts,
+    /// authors), so that a document that passes can be listed, shown, exported and synced.
+    pub fn check_readable(&self) -> Result<ResponseMeta, DocError> {
+        check_header(&self.doc, KIND)?;
+        let meta = self.meta()?;
+        self.answers()?;
+        self.conflicts()?;
+        self.authors()?;
+        Ok(meta)
+    }
+
     /// Applies every change of `other` that this document lacks.
     pub fn merge(&mut self, other: &mut ResponseDoc) -> Result<(), DocError> {
         self.doc.merge(&mut other.doc)?;
