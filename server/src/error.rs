@@ -47,6 +47,8 @@ pub enum ApiError {
     #[error("{0}")]
     UnsupportedProtocol(String),
     #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
     Timeout(String),
@@ -70,6 +72,7 @@ impl ApiError {
             ApiError::InvalidSurvey { .. } => ErrorCode::InvalidSurvey,
             ApiError::Invalid(_) => ErrorCode::Invalid,
             ApiError::UnsupportedProtocol(_) => ErrorCode::UnsupportedProtocol,
+            ApiError::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
             ApiError::Timeout(_) => ErrorCode::Timeout,
             ApiError::Internal(_) => ErrorCode::Internal,
@@ -88,6 +91,7 @@ impl ApiError {
             ApiError::MalformedDocument { .. }
             | ApiError::InvalidSurvey { .. }
             | ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -142,11 +146,18 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         self.log();
-        (self.status(), axum::Json(self.body())).into_response()
+        let status = self.status();
+        let body = self.body();
+        // JSON here; the router's outermost layer renders it again in the route's format
+        // (CBOR on the sync routes), from the body attached below.
+        let mut resp = render(status, &body, false);
+        resp.extensions_mut().insert(body);
+        resp
     }
 }
 
-/// An [`ApiError`] answered with a CBOR body.
+/// An [`ApiError`] on a CBOR route. The router renders every error in its route's format, so
+/// this is the same error; the type says which format a handler answers in.
 #[derive(Debug)]
 pub struct CborError(pub ApiError);
 
@@ -158,15 +169,69 @@ impl From<ApiError> for CborError {
 
 impl IntoResponse for CborError {
     fn into_response(self) -> Response {
-        self.0.log();
-        match self.0.body().to_cbor() {
-            Ok(bytes) => {
-                let mut resp = (self.0.status(), bytes).into_response();
-                resp.headers_mut()
-                    .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
-                resp
+        let mut resp = self.0.into_response();
+        if let Some(body) = resp.extensions().get::<ErrorBody>().cloned() {
+            let status = resp.status();
+            let mut cbor = render(status, &body, true);
+            cbor.extensions_mut().insert(body);
+            resp = cbor;
+        }
+        resp
+    }
+}
+
+/// An error body as a response: CBOR or JSON.
+pub fn render(status: StatusCode, body: &ErrorBody, cbor: bool) -> Response {
+    if cbor && let Ok(bytes) = body.to_cbor() {
+        let mut resp = (status, bytes).into_response();
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+        return resp;
+    }
+    (status, axum::Json(body)).into_response()
+}
+
+impl ApiError {
+    /// The error for a response some layer below the handlers produced without an error body
+    /// (an extractor's rejection, the router's method check): its status, and its text, which
+    /// names what was wrong.
+    pub fn from_status(
+        status: StatusCode,
+        method: &axum::http::Method,
+        text: &str,
+        allow: Option<String>,
+    ) -> ApiError {
+        let text = text.trim();
+        let said = |fallback: &str| {
+            if text.is_empty() {
+                fallback.to_owned()
+            } else {
+                format!("{fallback}: {text}")
             }
-            Err(_) => self.0.into_response(),
+        };
+        match status {
+            StatusCode::NOT_FOUND => {
+                ApiError::NotFound("no such endpoint; see the README for the API".into())
+            }
+            StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed(match allow {
+                Some(allow) => format!("{method} is not allowed on this route; it accepts {allow}"),
+                None => {
+                    format!("{method} is not allowed on this route; see the README for the API")
+                }
+            }),
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(
+                "the request body is larger than this server accepts; send smaller batches".into(),
+            ),
+            StatusCode::REQUEST_TIMEOUT => ApiError::Timeout(said("the request took too long")),
+            StatusCode::UNPROCESSABLE_ENTITY => ApiError::Invalid(said("the request is not valid")),
+            StatusCode::TOO_MANY_REQUESTS => ApiError::RateLimited(said("too many requests")),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                ApiError::Unavailable(said("the server is busy; retry shortly"))
+            }
+            s if s.is_server_error() => ApiError::Internal(said("unexpected server error")),
+            _ => ApiError::BadRequest(said(
+                "the request is not valid (check the path, the query and the body against the README)",
+            )),
         }
     }
 }
@@ -199,6 +264,7 @@ impl From<PoolError> for ApiError {
             PoolError::Busy => {
                 ApiError::Unavailable("document checkers are busy; retry shortly".into())
             }
+            e @ PoolError::Penalized { .. } => ApiError::RateLimited(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }

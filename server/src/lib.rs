@@ -6,13 +6,13 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod http;
 pub mod keys;
 pub mod materialize;
 pub mod settings;
 pub mod store;
 pub mod worker;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
@@ -35,8 +35,16 @@ pub struct AppState {
     pub workers: Arc<WorkerPool>,
     pub settings: Arc<Settings>,
     pub limiter: Arc<AttemptLimiter>,
-    /// The server-wide concurrency limit: one semaphore shared by every route.
+    /// The server-wide concurrency limit: one semaphore shared by every route with a token.
     pub concurrency: Arc<Semaphore>,
+    /// Slots of the sign-in routes (login, enroll), apart from everyone else's.
+    pub public_slots: Arc<Semaphore>,
+    /// Requests in progress per caller.
+    pub callers: Arc<api::CallerSlots>,
+    /// KiB of request bodies that may be in memory at once.
+    pub inflight: Arc<Semaphore>,
+    /// Exports streaming at once.
+    pub exports: Arc<Semaphore>,
     /// Wakes the background materialiser when changes arrive.
     pub materialize: Arc<Notify>,
     /// Pushes being handled right now; the materialiser gives way to them (see
@@ -76,6 +84,10 @@ impl AppState {
                 settings.login_window,
             )),
             concurrency: Arc::new(Semaphore::new(settings.max_concurrency)),
+            public_slots: Arc::new(Semaphore::new(settings.max_public_concurrency)),
+            callers: Arc::new(api::CallerSlots::new(settings.max_per_caller)),
+            inflight: Arc::new(Semaphore::new(settings.max_inflight.div_ceil(1024))),
+            exports: Arc::new(Semaphore::new(settings.max_exports)),
             settings: Arc::new(settings),
             materialize: Arc::new(Notify::new()),
             pushes_in_flight: Arc::new(AtomicUsize::new(0)),
@@ -98,10 +110,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let stop = Arc::new(Notify::new());
     let materializer = tokio::spawn(materialize::run(state.clone(), stop.clone()));
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let settings = state.settings.clone();
+    let result = http::serve(listener, router(state), settings, shutdown).await;
     stop.notify_one();
     let _ = materializer.await;
     result

@@ -33,6 +33,8 @@ enum Command {
     Worker {
         #[arg(long, default_value_t = 1024 * 1024 * 1024)]
         memory_bytes: u64,
+        #[arg(long, default_value_t = 256 * 1024 * 1024)]
+        check_memory_bytes: u64,
     },
 }
 
@@ -85,7 +87,10 @@ struct CreateSupportArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Worker { memory_bytes } => fieldsync_server::worker::run_worker(memory_bytes),
+        Command::Worker {
+            memory_bytes,
+            check_memory_bytes,
+        } => fieldsync_server::worker::run_worker(memory_bytes, check_memory_bytes),
         Command::Serve(args) => serve(args),
         Command::Admin(AdminCommand::CreateOrg(args)) => create_org(args),
         Command::Admin(AdminCommand::CreateSupport(args)) => create_support(args),
@@ -121,6 +126,10 @@ fn init_tracing() {
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::from_args(&args).map_err(UsageError)?;
     init_tracing();
+    // Connections are capped by --max-connections, not by the default 1,024 descriptors.
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::warn!(error = %e, "cannot raise the open-file limit");
+    }
     let state = open_state(&args.data, settings, &args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -148,6 +157,7 @@ fn open_state(data: &DataArgs, settings: Settings, args: &ServeArgs) -> anyhow::
         worker_limits: WorkerLimits {
             size: args.workers,
             memory_bytes: args.worker_memory_mb * 1024 * 1024,
+            check_memory_bytes: args.check_memory_mb * 1024 * 1024,
             timeout: std::time::Duration::from_secs(args.worker_timeout_secs.max(1)),
             ..WorkerLimits::default()
         },

@@ -86,6 +86,51 @@ pub struct ServeArgs {
     #[arg(long, env = "FIELDSYNC_REQUEST_TIMEOUT", default_value_t = 60)]
     pub request_timeout_secs: u64,
 
+    /// Requests from one caller (one device or member token) handled at once; more are
+    /// answered 429, so one caller cannot take the capacity every other caller needs.
+    #[arg(long, env = "FIELDSYNC_MAX_PER_CALLER", default_value_t = 16)]
+    pub max_per_caller: usize,
+
+    /// Sign-in requests (login, enroll: the only routes without a token) handled at once.
+    /// They have their own slots, so unauthenticated traffic cannot take sync's.
+    #[arg(long, env = "FIELDSYNC_MAX_PUBLIC_CONCURRENCY", default_value_t = 32)]
+    pub max_public_concurrency: usize,
+
+    /// Request bodies held in memory at once across the whole server, in MiB (each request
+    /// reserves its declared length before its body is read; more wait, then get 503). With
+    /// the SQLite caches and the workers this sets the server's memory ceiling (README).
+    #[arg(long, env = "FIELDSYNC_MAX_INFLIGHT_MB", default_value_t = 128)]
+    pub max_inflight_mb: usize,
+
+    /// Longest time a client may take to send a request's headers, in seconds.
+    #[arg(long, env = "FIELDSYNC_HEADER_TIMEOUT", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+
+    /// Longest time a client may take to send a request's body, in seconds.
+    #[arg(long, env = "FIELDSYNC_BODY_TIMEOUT", default_value_t = 30)]
+    pub body_timeout_secs: u64,
+
+    /// Longest time a response may wait for the client to read it, in seconds (a client
+    /// that stops reading an export is disconnected after this).
+    #[arg(long, env = "FIELDSYNC_SEND_TIMEOUT", default_value_t = 60)]
+    pub send_timeout_secs: u64,
+
+    /// Exports streaming at once; more wait up to --queue-wait-ms, then get 503.
+    #[arg(long, env = "FIELDSYNC_MAX_EXPORTS", default_value_t = 8)]
+    pub max_exports: usize,
+
+    /// Open connections at once across the server, and from one client address.
+    #[arg(long, env = "FIELDSYNC_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
+    /// Open connections at once from one client address.
+    #[arg(
+        long,
+        env = "FIELDSYNC_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 512
+    )]
+    pub max_connections_per_address: usize,
+
     /// Failed login or enrollment attempts allowed per client address per minute.
     #[arg(long, env = "FIELDSYNC_LOGIN_ATTEMPTS", default_value_t = 10)]
     pub login_attempts: u32,
@@ -94,9 +139,14 @@ pub struct ServeArgs {
     #[arg(long, env = "FIELDSYNC_WORKERS", default_value_t = 2)]
     pub workers: usize,
 
-    /// Address-space limit of each worker process, in MiB.
+    /// Address-space limit of each worker process while it materialises, in MiB.
     #[arg(long, env = "FIELDSYNC_WORKER_MEMORY_MB", default_value_t = 1024)]
     pub worker_memory_mb: u64,
+
+    /// Address-space limit of a worker while it parses a push, in MiB: smaller than the
+    /// materialising limit, so a crafted input that allocates without bound dies sooner.
+    #[arg(long, env = "FIELDSYNC_CHECK_MEMORY_MB", default_value_t = 256)]
+    pub check_memory_mb: u64,
 
     /// Longest time a worker may spend on one request before it is killed, in seconds.
     #[arg(long, env = "FIELDSYNC_WORKER_TIMEOUT", default_value_t = 20)]
@@ -113,6 +163,16 @@ pub struct Settings {
     pub request_timeout: Duration,
     pub login_attempts: u32,
     pub login_window: Duration,
+    pub max_per_caller: usize,
+    pub max_public_concurrency: usize,
+    /// Bytes of request bodies in memory at once.
+    pub max_inflight: usize,
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub send_timeout: Duration,
+    pub max_exports: usize,
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
 }
 
 impl Settings {
@@ -124,8 +184,28 @@ impl Settings {
         if args.workers == 0 {
             return Err("--workers must be at least 1".into());
         }
-        if args.worker_memory_mb < 64 {
-            return Err("--worker-memory-mb must be at least 64".into());
+        if args.worker_memory_mb < 64 || args.check_memory_mb < 64 {
+            return Err("--worker-memory-mb and --check-memory-mb must be at least 64".into());
+        }
+        for (value, flag) in [
+            (args.max_per_caller, "--max-per-caller"),
+            (args.max_public_concurrency, "--max-public-concurrency"),
+            (args.max_exports, "--max-exports"),
+            (args.max_connections, "--max-connections"),
+            (
+                args.max_connections_per_address,
+                "--max-connections-per-address",
+            ),
+        ] {
+            if value == 0 {
+                return Err(format!("{flag} must be at least 1"));
+            }
+        }
+        if args.max_inflight_mb * 1024 * 1024 < args.max_body {
+            return Err(format!(
+                "--max-inflight-mb ({} MiB) must hold at least one body of --max-body ({} bytes)",
+                args.max_inflight_mb, args.max_body
+            ));
         }
         Ok(Settings {
             region: args.data.region.clone(),
@@ -135,6 +215,15 @@ impl Settings {
             request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
             login_attempts: args.login_attempts.max(1),
             login_window: Duration::from_secs(60),
+            max_per_caller: args.max_per_caller,
+            max_public_concurrency: args.max_public_concurrency,
+            max_inflight: args.max_inflight_mb * 1024 * 1024,
+            header_timeout: Duration::from_secs(args.header_timeout_secs.max(1)),
+            body_timeout: Duration::from_secs(args.body_timeout_secs.max(1)),
+            send_timeout: Duration::from_secs(args.send_timeout_secs.max(1)),
+            max_exports: args.max_exports,
+            max_connections: args.max_connections,
+            max_connections_per_address: args.max_connections_per_address,
         })
     }
 
@@ -148,6 +237,15 @@ impl Settings {
             request_timeout: Duration::from_secs(60),
             login_attempts: 10,
             login_window: Duration::from_secs(60),
+            max_per_caller: 16,
+            max_public_concurrency: 32,
+            max_inflight: 128 * 1024 * 1024,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            send_timeout: Duration::from_secs(60),
+            max_exports: 8,
+            max_connections: 4096,
+            max_connections_per_address: 512,
         }
     }
 }

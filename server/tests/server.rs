@@ -29,5 +29,8 @@ mod durability;
 #[path = "server/limits.rs"]
 mod limits;
 
+#[path = "server/overload.rs"]
+mod overload;
+
 #[path = "server/at_rest.rs"]
 mod at_rest;

@@ -32,6 +32,18 @@ impl Limits {
     };
 }
 
+impl Limits {
+    /// The limits for a push: as [`Limits::SYNC`], but with far fewer items, because each
+    /// decoded change costs memory beyond its bytes (4 million one-byte changes in 8 MiB
+    /// would take hundreds of MiB): 256 Ki items hold a push of 5,000 documents with tens of
+    /// changes each.
+    pub const PUSH: Limits = Limits {
+        max_bytes: 32 * 1024 * 1024,
+        max_depth: 16,
+        max_items: 256 * 1024,
+    };
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits::SYNC

@@ -306,6 +306,8 @@ pub enum ErrorCode {
     InvalidSurvey,
     /// Invalid input other than the above; the message says what was wrong.
     Invalid,
+    /// The route exists but not with this method.
+    MethodNotAllowed,
     /// The server is overloaded or shutting down; retry later.
     Unavailable,
     /// The request took longer than the server allows; retry, or send less at once.
@@ -371,6 +373,10 @@ pub enum WireError {
 
 /// Messages that carry a protocol version, so decoding can check it.
 pub trait Message: Serialize + serde::de::DeserializeOwned {
+    /// The decoding limits a receiver applies to this message (the byte limit may be lowered
+    /// further by the receiver's settings).
+    const LIMITS: Limits = Limits::SYNC;
+
     fn protocol(&self) -> u16;
 
     /// Write this message in another protocol version (see the module docs on versions).
@@ -407,13 +413,19 @@ macro_rules! message {
         }
     )*};
 }
-message!(
-    PushRequest,
-    PushResponse,
-    PullRequest,
-    PullResponse,
-    ErrorBody
-);
+impl Message for PushRequest {
+    const LIMITS: Limits = Limits::PUSH;
+
+    fn protocol(&self) -> u16 {
+        self.protocol
+    }
+
+    fn set_protocol(&mut self, version: u16) {
+        self.protocol = version;
+    }
+}
+
+message!(PushResponse, PullRequest, PullResponse, ErrorBody);
 
 #[cfg(test)]
 mod tests {

@@ -28,6 +28,9 @@ pub struct OutboxDoc {
     pub position: i64,
 }
 
+/// Most changes in one push batch (the server accepts at most 100,000).
+pub const PUSH_CHANGES: usize = 50_000;
+
 /// What applying one pulled page did.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PullApplied {
@@ -122,11 +125,12 @@ impl Store {
             .collect::<Result<_, _>>()?;
         let mut out = Vec::with_capacity(ids.len());
         let mut bytes = 0usize;
+        let mut count = 0usize;
         let mut stmt = self
             .conn
             .prepare_cached("SELECT hash, change FROM outbox WHERE doc_id = ?1 ORDER BY id")?;
         for (doc_id, survey_id, version, position) in ids {
-            if bytes >= max_bytes && !out.is_empty() {
+            if (bytes >= max_bytes || count >= PUSH_CHANGES) && !out.is_empty() {
                 break;
             }
             let rows: Vec<(Vec<u8>, Vec<u8>)> = stmt
@@ -138,6 +142,7 @@ impl Store {
                 let plain =
                     self.open_sealed(Purpose::Change, &outbox_binding(&doc_id, &hash), 0, &sealed)?;
                 bytes += plain.len();
+                count += 1;
                 changes.push(ByteBuf::from(plain.to_vec()));
                 hashes.push(hash);
             }

@@ -8,27 +8,45 @@ mod session;
 mod surveys;
 mod sync;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use fieldsync_protocol::cbor::Limits;
-use fieldsync_protocol::wire::{CONTENT_TYPE, Message, WireError};
+use fieldsync_protocol::wire::{CONTENT_TYPE, ErrorBody, Message, WireError};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::AppState;
+use crate::auth::Caller;
 use crate::error::{ApiError, CborError};
 
+/// Largest body of a sign-in request (login, enroll): a token or code and a device name.
+const PUBLIC_BODY: usize = 16 * 1024;
+
 /// Build the router with every route and the server-wide limits.
+///
+/// Admission, outermost first: every error becomes the documented body in its route's format
+/// ([`render_errors`]); sign-in routes, the only ones without a token, have their own small
+/// pool of slots and a small body limit ([`admit_public`]); every other route authenticates
+/// from the headers before anything else, then takes a per-caller slot, a server-wide slot
+/// and its body's size from the in-flight byte budget ([`admit_caller`]), so neither
+/// unauthenticated clients nor one busy caller can take the capacity sync needs. Bodies are
+/// read within the body timeout; headers within the header timeout (see `http`).
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
+    let public = Router::new()
         .route("/v1/login", post(session::login))
         .route("/v1/enroll", post(session::enroll))
+        .layer(middleware::from_fn_with_state(state.clone(), admit_public))
+        .layer(DefaultBodyLimit::max(PUBLIC_BODY));
+    let authenticated = Router::new()
         .route("/v1/logout", post(session::logout))
         .route("/v1/me", get(session::me))
         .route("/v1/members", get(members::list).post(members::create))
@@ -46,16 +64,17 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/responses/{id}", get(responses::show))
         .route("/v1/sync/push", post(sync::push))
         .route("/v1/sync/pull", post(sync::pull))
+        // Layers wrap every route above as one service: the semaphores live in the state
+        // and are shared, so the limits are server-wide, not per route.
+        .layer(middleware::from_fn_with_state(state.clone(), admit_caller))
+        .layer(DefaultBodyLimit::max(state.settings.max_body));
+    Router::new()
+        .route("/healthz", get(health))
+        .merge(public)
+        .merge(authenticated)
         .fallback(not_found)
-        // Layers wrap every route above as one service: the concurrency semaphore lives in
-        // the state and is shared, so the limit is server-wide, not per route.
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            limit_concurrency,
-        ))
-        .layer(DefaultBodyLimit::max(state.settings.max_body))
-        .with_state(state);
-    Router::new().route("/healthz", get(health)).merge(api)
+        .layer(middleware::from_fn(render_errors))
+        .with_state(state)
 }
 
 async fn health() -> &'static str {
@@ -66,41 +85,223 @@ async fn not_found() -> ApiError {
     ApiError::NotFound("no such endpoint; see the README for the API".into())
 }
 
-/// Admit at most `max_concurrency` requests at once across the whole server, and bound how
-/// long each may take to produce its response. A request that cannot get a slot within the
-/// queue wait is answered 503, so overload sheds load instead of piling up memory; one that
-/// runs past the request timeout is answered 408 with the usual error body. (A streamed
-/// export's body is not bounded: only the time to its first byte.)
-async fn limit_concurrency(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let semaphore = Arc::clone(&state.concurrency);
-    let permit = match semaphore.try_acquire_owned() {
-        Ok(p) => p,
-        Err(_) => match tokio::time::timeout(
+/// The id of one request, in its error body and its `x-request-id` header, so a user's report
+/// can be matched with the server's log.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+impl RequestId {
+    fn next() -> RequestId {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+        // A random prefix per process, so ids from two runs of the server do not collide.
+        let prefix = PREFIX.get_or_init(|| uuid::Uuid::new_v4().as_u128() as u32);
+        RequestId(format!(
+            "{prefix:08x}-{}",
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ))
+    }
+}
+
+/// Every error response leaves as the documented body, in the format of its route (CBOR on
+/// `/v1/sync/`, JSON elsewhere), whoever produced it: a handler, an extractor's rejection
+/// (a bad number in a path, a bad query value), the router's 405, a limit. A response without
+/// an [`ErrorBody`] attached is given one from its status and text.
+async fn render_errors(mut req: Request, next: Next) -> Response {
+    let cbor = req.uri().path().starts_with("/v1/sync/");
+    let method = req.method().clone();
+    let id = RequestId::next();
+    req.extensions_mut().insert(id.clone());
+    let response = next.run(req).await;
+    let status = response.status();
+    let mut response = if status.is_client_error() || status.is_server_error() {
+        let (mut parts, body) = response.into_parts();
+        let mut error = match parts.extensions.remove::<ErrorBody>() {
+            Some(e) => e,
+            None => {
+                let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+                let allow = parts
+                    .headers
+                    .get(header::ALLOW)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                ApiError::from_status(status, &method, &String::from_utf8_lossy(&text), allow)
+                    .body()
+            }
+        };
+        error.request_id = Some(id.0.clone());
+        let mut rendered = crate::error::render(status, &error, cbor);
+        for name in [header::ALLOW, header::RETRY_AFTER] {
+            if let Some(v) = parts.headers.remove(&name) {
+                rendered.headers_mut().insert(name, v);
+            }
+        }
+        rendered
+    } else {
+        response
+    };
+    if let Ok(v) = HeaderValue::from_str(&id.0) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
+}
+
+/// Wait for one permit of `semaphore`, at most the queue wait; `None` when the server is full.
+async fn slot(
+    state: &AppState,
+    semaphore: &Arc<Semaphore>,
+    n: u32,
+) -> Option<OwnedSemaphorePermit> {
+    match Arc::clone(semaphore).try_acquire_many_owned(n) {
+        Ok(p) => Some(p),
+        Err(_) => tokio::time::timeout(
             state.settings.queue_wait,
-            Arc::clone(&state.concurrency).acquire_owned(),
+            Arc::clone(semaphore).acquire_many_owned(n),
         )
         .await
-        {
-            Ok(Ok(p)) => p,
-            _ => {
+        .ok()
+        .and_then(Result::ok),
+    }
+}
+
+/// Sign-in routes: their own slots, the request timeout.
+async fn admit_public(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(_slot) = slot(&state, &state.public_slots, 1).await else {
+        return ApiError::Unavailable("too many sign-ins at once; retry in a few seconds".into())
+            .into_response();
+    };
+    within_timeout(&state, next.run(req)).await
+}
+
+/// Every route with a token: authenticate first (a bad token costs one index read and holds
+/// nothing), then a per-caller slot, a server-wide slot and the body's bytes.
+async fn admit_caller(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let caller = match Caller::from_request_parts(&mut parts, &state).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let Some(_mine) = state.callers.enter(&caller.principal_id) else {
+        return ApiError::RateLimited(format!(
+            "this caller already has {} requests in progress; wait for them before sending more",
+            state.settings.max_per_caller
+        ))
+        .into_response();
+    };
+    let Some(_slot) = slot(&state, &state.concurrency, 1).await else {
+        return ApiError::Unavailable(
+            "the server is at its concurrency limit; retry in a few seconds".into(),
+        )
+        .into_response();
+    };
+    // The body's declared size (or the most it may be) is reserved before it is read, so the
+    // bodies held in memory at once stay under the in-flight budget.
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let has_body = !matches!(
+        parts.method,
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    let bytes = match (has_body, declared) {
+        (false, _) => 0,
+        (true, Some(n)) => n.min(state.settings.max_body),
+        (true, None) => state.settings.max_body,
+    };
+    let kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX);
+    let _bytes = if kib == 0 {
+        None
+    } else {
+        match slot(&state, &state.inflight, kib).await {
+            Some(p) => Some(p),
+            None => {
                 return ApiError::Unavailable(
-                    "the server is at its concurrency limit; retry in a few seconds".into(),
+                    "the server is holding as many request bodies as it may; retry in a few seconds"
+                        .into(),
                 )
                 .into_response();
             }
-        },
+        }
     };
+    parts.extensions.insert(caller);
+    within_timeout(&state, next.run(Request::from_parts(parts, body))).await
+}
+
+/// Bound how long a request may take to produce its response; one that runs past the request
+/// timeout is answered 408. (A streamed export's body is bounded by the send timeout.)
+async fn within_timeout(
+    state: &AppState,
+    response: impl std::future::Future<Output = Response>,
+) -> Response {
     let timeout = state.settings.request_timeout;
-    let response = match tokio::time::timeout(timeout, next.run(req)).await {
+    match tokio::time::timeout(timeout, response).await {
         Ok(r) => r,
         Err(_) => ApiError::Timeout(format!(
             "the request took longer than {} seconds; retry, or send smaller batches",
             timeout.as_secs()
         ))
         .into_response(),
-    };
-    drop(permit);
-    response
+    }
+}
+
+/// Requests in progress per caller.
+#[derive(Debug)]
+pub struct CallerSlots {
+    max: usize,
+    busy: Mutex<HashMap<String, usize>>,
+}
+
+impl CallerSlots {
+    pub fn new(max: usize) -> CallerSlots {
+        CallerSlots {
+            max,
+            busy: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn enter(self: &Arc<Self>, principal: &str) -> Option<CallerSlot> {
+        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        let n = busy.entry(principal.to_owned()).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(CallerSlot {
+            slots: Arc::clone(self),
+            principal: principal.to_owned(),
+        })
+    }
+}
+
+/// One request of a caller in progress.
+struct CallerSlot {
+    slots: Arc<CallerSlots>,
+    principal: String,
+}
+
+impl Drop for CallerSlot {
+    fn drop(&mut self) {
+        let mut busy = self.slots.busy.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = busy.get_mut(&self.principal) {
+            *n -= 1;
+            if *n == 0 {
+                busy.remove(&self.principal);
+            }
+        }
+    }
+}
+
+/// Read a request body within the body timeout and the body limit.
+async fn read_body(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
+    match tokio::time::timeout(state.settings.body_timeout, Bytes::from_request(req, state)).await {
+        Ok(r) => r.map_err(body_error),
+        Err(_) => Err(ApiError::Timeout(format!(
+            "the request body did not arrive within {} seconds; check the connection and retry",
+            state.settings.body_timeout.as_secs()
+        ))),
+    }
 }
 
 /// A CBOR request body, decoded within the sync limits.
@@ -111,12 +312,10 @@ impl<T: Message + Send> FromRequest<AppState> for Cbor<T> {
     type Rejection = CborError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, CborError> {
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|e| CborError(body_error(e)))?;
+        let bytes = read_body(req, state).await.map_err(CborError)?;
         let limits = Limits {
             max_bytes: state.settings.max_body,
-            ..Limits::SYNC
+            ..T::LIMITS
         };
         T::from_cbor(&bytes, &limits).map(Cbor).map_err(|e| {
             CborError(match e {
@@ -164,7 +363,7 @@ impl<T: serde::de::DeserializeOwned + Send> FromRequest<AppState> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state).await.map_err(body_error)?;
+        let bytes = read_body(req, state).await?;
         serde_json::from_slice(&bytes).map(Json).map_err(|e| {
             ApiError::BadRequest(format!("the request body is not the expected JSON: {e}"))
         })

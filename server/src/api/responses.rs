@@ -160,33 +160,59 @@ pub async fn export(
     let columns = question_columns(&state, &caller.org_id, &id).await?;
     settle(&state, &caller.org_id, &id).await?;
 
-    // A bounded channel: the producer pages through the index on the blocking pool and waits
-    // whenever the client reads slower than we produce, so memory stays at a few pages.
-    let (tx, rx) = mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    // Exports have their own permits: once its headers are sent an export leaves the request
+    // limits, so without these a crowd of exports that are never read would hold a page of
+    // memory each, without bound. The permit lives in the body stream.
+    let Some(permit) = export_permit(&state).await else {
+        return Err(ApiError::Unavailable(format!(
+            "{} exports are already running; retry in a minute",
+            state.settings.max_exports
+        )));
+    };
+    // A bounded channel: the producer reads one page at a time and waits whenever the client
+    // reads slower than we produce, so memory stays at a few pages; a client that stops
+    // reading for the send timeout ends the export (and the connection's write timeout
+    // closes its socket).
+    let (tx, rx) = mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
     let store = state.store.clone();
     let keys = state.keys.clone();
     let org = caller.org_id.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut header = Vec::new();
+    let send_timeout = state.settings.send_timeout;
+    tokio::spawn(async move {
+        let send = |item| {
+            let tx = tx.clone();
+            async move {
+                match tokio::time::timeout(send_timeout, tx.send(item)).await {
+                    Ok(Ok(())) => true,
+                    Ok(Err(_)) => false, // the client went away
+                    Err(_) => {
+                        tracing::info!("export stopped: the client stopped reading");
+                        false
+                    }
+                }
+            }
+        };
         if format == Format::Csv {
+            let mut header = Vec::new();
             if let Err(e) = write_csv_header(&mut header, &columns) {
-                let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+                send(Err(std::io::Error::other(e.to_string()))).await;
                 return;
             }
-            if tx.blocking_send(Ok(header)).is_err() {
+            if !send(Ok(header)).await {
                 return;
             }
         }
         let mut after = String::new();
         loop {
-            let page = store.read_blocking(|c| {
-                responses::export_page(c, &keys, &org, &id, &after, EXPORT_PAGE)
-            });
+            let (k, o, i, a) = (keys.clone(), org.clone(), id.clone(), after.clone());
+            let page = store
+                .read(move |c| responses::export_page(c, &k, &o, &i, &a, EXPORT_PAGE))
+                .await;
             let page = match page {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::error!(error = %e, "export failed");
-                    let _ = tx.blocking_send(Err(std::io::Error::other("export failed")));
+                    send(Err(std::io::Error::other("export failed"))).await;
                     return;
                 }
             };
@@ -197,24 +223,21 @@ pub async fn export(
                 Format::Csv => csv_rows(&page, &columns),
                 Format::Jsonl => jsonl_rows(&page),
             };
-            match chunk {
-                Ok(bytes) => {
-                    if tx.blocking_send(Ok(bytes)).is_err() {
-                        return; // the client went away
-                    }
-                }
+            drop(page);
+            let sent = match chunk {
+                Ok(bytes) => send(Ok(bytes)).await,
                 Err(e) => {
-                    let _ = tx.blocking_send(Err(std::io::Error::other(e)));
+                    send(Err(std::io::Error::other(e))).await;
                     return;
                 }
-            }
-            if !full {
+            };
+            if !sent || !full {
                 return;
             }
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
+    let stream = futures_util::stream::unfold((rx, permit), |(mut rx, permit)| async move {
+        rx.recv().await.map(|item| (item, (rx, permit)))
     });
     let mut resp = Body::from_stream(stream).into_response();
     let content_type = match format {
@@ -224,6 +247,17 @@ pub async fn export(
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     Ok(resp)
+}
+
+async fn export_permit(state: &AppState) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    let sem = state.exports.clone();
+    match sem.clone().try_acquire_owned() {
+        Ok(p) => Some(p),
+        Err(_) => tokio::time::timeout(state.settings.queue_wait, sem.acquire_owned())
+            .await
+            .ok()
+            .and_then(Result::ok),
+    }
 }
 
 /// Wait (bounded) until every response of the survey pushed so far is materialised, so an

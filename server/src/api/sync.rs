@@ -19,6 +19,10 @@ use crate::worker::Verdict;
 
 /// Most documents in one push.
 pub const MAX_PUSH_DOCS: usize = 5_000;
+/// Most changes in one push, and of one document in one push: with the item limit of the
+/// push decoder, what bounds the memory a push takes beyond its bytes.
+pub const MAX_PUSH_CHANGES: usize = 100_000;
+pub const MAX_DOC_CHANGES: usize = 10_000;
 /// Most changes in one pull page.
 pub const MAX_PULL_LIMIT: u32 = 5_000;
 
@@ -39,8 +43,23 @@ pub async fn push(
         ))
         .into());
     }
+    let total: usize = req.docs.iter().map(|d| d.changes.len()).sum();
+    if total > MAX_PUSH_CHANGES {
+        return Err(ApiError::BadRequest(format!(
+            "a push holds at most {MAX_PUSH_CHANGES} changes; this one has {total}; send smaller batches"
+        ))
+        .into());
+    }
     let mut seen = HashSet::with_capacity(req.docs.len());
     for d in &req.docs {
+        if d.changes.len() > MAX_DOC_CHANGES {
+            return Err(ApiError::BadRequest(format!(
+                "document {} has {} changes in one push; at most {MAX_DOC_CHANGES} are accepted per document and push",
+                d.doc_id,
+                d.changes.len()
+            ))
+            .into());
+        }
         if !seen.insert(d.doc_id) {
             return Err(ApiError::BadRequest(format!(
                 "document {} appears twice in one push; send each document once per batch",
@@ -64,7 +83,7 @@ pub async fn push(
         .iter_mut()
         .map(|d| std::mem::take(&mut d.changes))
         .collect();
-    let verdicts = state.workers.verify(&changes).await;
+    let verdicts = state.workers.verify(&caller.principal_id, &changes).await;
     for (doc, c) in docs.iter_mut().zip(changes) {
         doc.changes = c;
     }

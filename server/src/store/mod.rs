@@ -360,12 +360,8 @@ mod tests {
             .expect("schema 1 rows");
         }
         let store = Store::open(&path).expect("open and upgrade");
-        let (version, rows, relay, queued): (
-            String,
-            Vec<(i64, i64, Option<i64>)>,
-            i64,
-            Vec<String>,
-        ) = store
+        type Upgraded = (String, Vec<(i64, i64, Option<i64>)>, i64, Vec<String>);
+        let (version, rows, relay, queued): Upgraded = store
             .read(|c| {
                 let version = c.query_row(
                     "SELECT value FROM meta WHERE key = 'schema_version'",

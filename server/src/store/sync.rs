@@ -260,6 +260,9 @@ fn has_new_change(
     Ok(false)
 }
 
+/// Most change bytes in one pull page.
+const MAX_PAGE_BYTES: usize = 16 * 1024 * 1024;
+
 /// Where a stored change is in its checking (the `changes.state` column).
 pub mod state {
     /// Stored, not yet checked by the sandbox: not relayed.
@@ -320,6 +323,7 @@ pub fn pull(
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut last = cursor;
     let mut count = 0u32;
+    let mut bytes = 0usize;
     if high > cursor {
         let mut stmt = tx.prepare_cached(
             "SELECT c.relay, c.seq, c.doc_id, c.state, c.payload, c.hash,
@@ -379,14 +383,19 @@ pub fn pull(
                     docs.len() - 1
                 }
             };
+            bytes += plain.as_bytes().len();
             docs[slot]
                 .changes
                 .push(ByteBuf::from(plain.as_bytes().to_vec()));
+            if bytes >= MAX_PAGE_BYTES {
+                // Pages are bounded in bytes too, whatever the change count asked for.
+                break;
+            }
         }
     }
     // A short page means everything up to the high-water mark was examined, including rows the
     // caller may not see, so the next pull starts after all of them.
-    let more = count >= limit && last < high;
+    let more = (count >= limit || bytes >= MAX_PAGE_BYTES) && last < high;
     let next = if more { last } else { high.max(cursor) };
     tx.finish()?;
     Ok(PullResponse {

@@ -16,10 +16,21 @@ use super::protocol::{
 };
 
 /// Run the worker loop. Returns when the server closes the pipe.
-pub fn run(memory_bytes: u64) -> anyhow::Result<()> {
+pub fn run(memory_bytes: u64, check_memory_bytes: u64) -> anyhow::Result<()> {
     // The limit is what turns "allocate gigabytes and take the machine down" into "this one
-    // process dies and the pool starts another".
-    rlimit::setrlimit(rlimit::Resource::AS, memory_bytes, memory_bytes)?;
+    // process dies and the pool starts another". The hard limit is the larger of the two;
+    // each request lowers or raises the soft limit to its own (an unprivileged process may
+    // move its soft limit anywhere below its hard one).
+    let hard = memory_bytes.max(check_memory_bytes);
+    rlimit::setrlimit(rlimit::Resource::AS, hard, hard)?;
+    // A worker that dies on hostile input must not leave the answers it held in a core file.
+    rlimit::setrlimit(rlimit::Resource::CORE, 0, 0)?;
+    quiet_panics();
+    let limits = Limits {
+        hard,
+        check: check_memory_bytes.min(hard),
+        materialize: memory_bytes.min(hard),
+    };
     let stdin = io::stdin();
     let stdout = io::stdout();
     let mut input = stdin.lock();
@@ -39,7 +50,14 @@ pub fn run(memory_bytes: u64) -> anyhow::Result<()> {
         let mut body = vec![0u8; len];
         input.read_exact(&mut body)?;
         let reply = match protocol::decode_request(&body) {
-            Ok(req) => handle(req, &mut cache),
+            Ok(req) => {
+                let soft = match req {
+                    Request::Verify { .. } => limits.check,
+                    Request::Materialize(_) => limits.materialize,
+                };
+                rlimit::setrlimit(rlimit::Resource::AS, soft, limits.hard)?;
+                handle(req, &mut cache)
+            }
             Err(why) => Reply::Failed(why),
         };
         drop(body);
@@ -47,6 +65,37 @@ pub fn run(memory_bytes: u64) -> anyhow::Result<()> {
         output.write_all(&frame)?;
         output.flush()?;
     }
+}
+
+/// The worker's address-space limits, in bytes.
+struct Limits {
+    hard: u64,
+    check: u64,
+    materialize: u64,
+}
+
+/// Panics on hostile input are expected and caught; each is logged as one short line (never
+/// a backtrace, whatever `RUST_BACKTRACE` says, and never more than a few per worker), so a
+/// flood of crafted pushes cannot flood the server's log.
+fn quiet_panics() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static LOGGED: AtomicU32 = AtomicU32::new(0);
+    std::panic::set_hook(Box::new(|info| {
+        if LOGGED.fetch_add(1, Ordering::Relaxed) < 5 {
+            let what = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            let what: String = what.chars().take(160).collect();
+            let at = info
+                .location()
+                .map(|l| format!("{}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            eprintln!("fieldsync-server worker: input made the parser panic at {at}: {what}");
+        }
+    }));
 }
 
 /// Parsed survey versions, by definition text: parsing compiles every constraint's regex,

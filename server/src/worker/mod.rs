@@ -14,10 +14,11 @@
 mod child;
 pub mod protocol;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_bytes::ByteBuf;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
@@ -33,8 +34,10 @@ use protocol::{MAX_FRAME, Reply, RequestRef};
 pub struct WorkerLimits {
     /// How many workers run at most.
     pub size: usize,
-    /// Address-space limit of each worker, bytes.
+    /// Address-space limit of each worker while it materialises, bytes.
     pub memory_bytes: u64,
+    /// Address-space limit while it parses a push, bytes.
+    pub check_memory_bytes: u64,
     /// Longest time one request may take before its worker is killed.
     pub timeout: Duration,
     /// Longest time a request waits for a free worker before the server answers 503.
@@ -46,6 +49,7 @@ impl Default for WorkerLimits {
         WorkerLimits {
             size: 2,
             memory_bytes: 1024 * 1024 * 1024,
+            check_memory_bytes: 256 * 1024 * 1024,
             timeout: Duration::from_secs(20),
             queue_timeout: Duration::from_secs(30),
         }
@@ -57,6 +61,10 @@ impl Default for WorkerLimits {
 pub enum PoolError {
     #[error("all document checkers are busy")]
     Busy,
+    #[error(
+        "pushes from this caller crashed the document checker {crashes} times in the last minute; wait {wait_secs} seconds, and check what this device sends"
+    )]
+    Penalized { crashes: u32, wait_secs: u64 },
     #[error("could not start a document checker ({exe}): {source}")]
     Spawn { exe: String, source: std::io::Error },
     #[error("document checker protocol error: {0}")]
@@ -77,12 +85,24 @@ struct Worker {
     stdout: BufReader<ChildStdout>,
 }
 
+/// Inputs of one caller that may kill a checker within [`CRASH_WINDOW`] before that caller's
+/// pushes are refused until the window has passed.
+const CRASH_LIMIT: u32 = 3;
+const CRASH_WINDOW: Duration = Duration::from_secs(60);
+
 /// A pool of sandboxed worker processes.
+///
+/// Fair to callers: a push's parsing is keyed by its caller, and one caller holds at most one
+/// worker at a time, so a device flooding the pool with inputs that take a worker down waits
+/// its turn behind everyone else instead of starving them; a caller whose inputs keep killing
+/// workers is refused for a while, so the flood costs it, not the pool.
 pub struct WorkerPool {
     exe: PathBuf,
     limits: WorkerLimits,
     idle: Mutex<Vec<Worker>>,
     permits: Semaphore,
+    per_caller: Mutex<HashMap<String, Arc<Semaphore>>>,
+    crashes: Mutex<HashMap<String, (Instant, u32)>>,
 }
 
 impl std::fmt::Debug for WorkerPool {
@@ -103,6 +123,8 @@ impl WorkerPool {
             limits,
             idle: Mutex::new(Vec::new()),
             permits,
+            per_caller: Mutex::new(HashMap::new()),
+            crashes: Mutex::new(HashMap::new()),
         }
     }
 
@@ -111,9 +133,16 @@ impl WorkerPool {
         self.limits.size.max(1)
     }
 
-    /// Parse every change of every document in the sandbox. The outer result fails only if
-    /// the pool cannot work at all; each document gets its own verdict, in order.
-    pub async fn verify(&self, docs: &[Vec<ByteBuf>]) -> Result<Vec<Verdict>, PoolError> {
+    /// Parse every change of every document in the sandbox, for `caller`. The outer result
+    /// fails only if the pool cannot work at all (or refuses this caller for now); each
+    /// document gets its own verdict, in order.
+    pub async fn verify(
+        &self,
+        caller: &str,
+        docs: &[Vec<ByteBuf>],
+    ) -> Result<Vec<Verdict>, PoolError> {
+        self.check_penalty(caller)?;
+        let _turn = self.caller_turn(caller).await?;
         let mut out = Vec::with_capacity(docs.len());
         // An explicit stack of index ranges still to check, instead of recursion; the first
         // half of a split is pushed last so verdicts come out in request order.
@@ -145,6 +174,7 @@ impl WorkerPool {
                 Err(CallError::Pool(e)) => return Err(e),
                 Err(CallError::Died(why)) if n == 1 => {
                     tracing::warn!(%why, "a document killed its checker");
+                    self.record_crash(caller);
                     out.push(Verdict::Malformed(
                         "its changes crashed the document checker (malformed Automerge data)"
                             .into(),
@@ -152,6 +182,8 @@ impl WorkerPool {
                 }
                 Err(CallError::Died(why)) => {
                     tracing::warn!(%why, docs = n, "a batch killed its checker; retrying in halves");
+                    self.record_crash(caller);
+                    self.check_penalty(caller)?;
                     let mid = start + n / 2;
                     pending.push((mid, end));
                     pending.push((start, mid));
@@ -279,6 +311,52 @@ impl WorkerPool {
         Ok(Ok(Checked { verdicts, view }))
     }
 
+    /// Wait for this caller's turn: one worker at a time per caller.
+    async fn caller_turn(
+        &self,
+        caller: &str,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, PoolError> {
+        let sem = {
+            let mut map = self.per_caller.lock().unwrap_or_else(|p| p.into_inner());
+            if map.len() > 10_000 {
+                // Forget callers with no request in flight, so the map stays small.
+                map.retain(|_, s| Arc::strong_count(s) > 1);
+            }
+            map.entry(caller.to_owned())
+                .or_insert_with(|| Arc::new(Semaphore::new(1)))
+                .clone()
+        };
+        tokio::time::timeout(self.limits.queue_timeout, sem.acquire_owned())
+            .await
+            .map_err(|_| PoolError::Busy)?
+            .map_err(|_| PoolError::Busy)
+    }
+
+    fn record_crash(&self, caller: &str) {
+        let mut map = self.crashes.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() > 10_000 {
+            map.retain(|_, (since, _)| since.elapsed() < CRASH_WINDOW);
+        }
+        let entry = map.entry(caller.to_owned()).or_insert((Instant::now(), 0));
+        if entry.0.elapsed() >= CRASH_WINDOW {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 += 1;
+    }
+
+    fn check_penalty(&self, caller: &str) -> Result<(), PoolError> {
+        let map = self.crashes.lock().unwrap_or_else(|p| p.into_inner());
+        match map.get(caller) {
+            Some((since, crashes)) if *crashes >= CRASH_LIMIT && since.elapsed() < CRASH_WINDOW => {
+                Err(PoolError::Penalized {
+                    crashes: *crashes,
+                    wait_secs: (CRASH_WINDOW - since.elapsed()).as_secs().max(1),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
     async fn call(&self, req: RequestRef<'_>) -> Result<Reply, CallError> {
         let _permit = tokio::time::timeout(self.limits.queue_timeout, self.permits.acquire())
             .await
@@ -317,6 +395,11 @@ impl WorkerPool {
             .arg("worker")
             .arg("--memory-bytes")
             .arg(self.limits.memory_bytes.to_string())
+            .arg("--check-memory-bytes")
+            .arg(self.limits.check_memory_bytes.to_string())
+            // A panic on hostile input prints one line, never a backtrace.
+            .env("RUST_BACKTRACE", "0")
+            .env("RUST_LIB_BACKTRACE", "0")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

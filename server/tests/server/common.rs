@@ -57,6 +57,8 @@ pub fn now_ms() -> i64 {
 pub struct Reply {
     pub status: StatusCode,
     pub body: Vec<u8>,
+    /// The Content-Type header, if any.
+    pub content_type: Option<String>,
 }
 
 impl Reply {
@@ -242,6 +244,11 @@ impl Harness {
             .await
             .expect("router is infallible");
         let status = response.status();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let body = response
             .into_body()
             .collect()
@@ -249,7 +256,11 @@ impl Harness {
             .expect("body")
             .to_bytes()
             .to_vec();
-        Reply { status, body }
+        Reply {
+            status,
+            body,
+            content_type,
+        }
     }
 
     /// Create an organisation with a caller of every role (and a support agent).
@@ -633,8 +644,17 @@ impl Server {
         }
         let resp = b.body(req.body).send()?;
         let status = StatusCode::from_u16(resp.status().as_u16()).expect("status");
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let body = resp.bytes()?.to_vec();
-        Ok(Reply { status, body })
+        Ok(Reply {
+            status,
+            body,
+            content_type,
+        })
     }
 }
 

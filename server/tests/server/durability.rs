@@ -72,6 +72,7 @@ fn push_until_killed(
         let resp: PushResponse = Reply {
             status: StatusCode::OK,
             body: bytes.to_vec(),
+            content_type: None,
         }
         .cbor();
         for (result, doc) in resp.results.iter().zip(&docs) {

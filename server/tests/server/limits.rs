@@ -1,6 +1,6 @@
 //! Limits of the real server that must actually limit: the server-wide concurrency limit
-//! (requests held open occupy it, the next one is shed with 503, and it recovers) and the
-//! login/enrollment attempt limiter.
+//! (authenticated requests held open occupy it, the next one is shed with 503, and it
+//! recovers), the per-caller limit, and the login/enrollment attempt limiter.
 
 use std::io::Write;
 use std::net::TcpStream;
@@ -11,14 +11,14 @@ use fieldsync_protocol::wire::ErrorCode;
 
 use super::common::*;
 
-/// Open a connection and send a POST whose body never finishes: the request holds its
-/// concurrency slot while the server waits for the rest.
-fn hold_open(server: &Server) -> TcpStream {
+/// Open a connection and send an authenticated POST whose body never finishes: the request
+/// holds its concurrency slot while the server waits for the rest.
+pub fn hold_open(server: &Server, token: &str) -> TcpStream {
     let addr = server.url.trim_start_matches("http://");
     let mut s = TcpStream::connect(addr).expect("connect");
     write!(
         s,
-        "POST /v1/login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"token\": \"fsl_"
+        "POST /v1/sync/push HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/cbor\r\nContent-Length: 1000\r\n\r\n\u{a2}"
     )
     .expect("send partial request");
     s.flush().expect("flush");
@@ -34,7 +34,7 @@ fn the_global_concurrency_limit_sheds_the_third_request_and_recovers() {
     let client = Server::client();
     let admin = login_http(&server, &client, &admin_once);
 
-    let held = [hold_open(&server), hold_open(&server)];
+    let held = [hold_open(&server, &admin), hold_open(&server, &admin)];
     // Once both held requests occupy their slots, any other request, on any route, is shed.
     let shed = wait_for(Duration::from_secs(30), || {
         let r = server.send(&client, Req::get("/v1/me").token(&admin));

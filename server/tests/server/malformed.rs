@@ -4,7 +4,7 @@
 //! also checks the real server's memory stays bounded after a barrage of bad requests.
 
 use axum::http::StatusCode;
-use fieldsync_protocol::wire::{DocChanges, ErrorCode, PushOutcome};
+use fieldsync_protocol::wire::{DocChanges, ErrorBody, ErrorCode, PushOutcome};
 use fieldsync_server::settings::Settings;
 use serde_bytes::ByteBuf;
 use uuid::Uuid;
@@ -371,4 +371,94 @@ fn the_real_server_survives_a_barrage_of_bad_input_with_bounded_memory() {
         after < 256 * 1024,
         "server RSS grew from {before} KiB to {after} KiB"
     );
+}
+
+/// Every error, whoever produces it (a handler, an extractor's rejection, the router's method
+/// check, a missing token), is the documented body in its route's format, with a request id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_is_the_documented_body_in_its_routes_format() {
+    let (h, org, survey) = Harness::with_household().await;
+    let cases: Vec<(&str, Req, StatusCode, ErrorCode, bool)> = vec![
+        (
+            "a bad number in a path",
+            Req::get(format!("/v1/surveys/{survey}/versions/abc")).token(&org.admin),
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadRequest,
+            false,
+        ),
+        (
+            "a bad query value",
+            Req::get(format!("/v1/surveys/{survey}/responses?limit=abc")).token(&org.admin),
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadRequest,
+            false,
+        ),
+        (
+            "a wrong method",
+            Req::new("DELETE", "/v1/surveys").token(&org.admin),
+            StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::MethodNotAllowed,
+            false,
+        ),
+        (
+            "a wrong method on a sync route",
+            Req::get("/v1/sync/push").token(&org.admin),
+            StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::MethodNotAllowed,
+            true,
+        ),
+        (
+            "no token on a sync route",
+            Req::post("/v1/sync/pull").cbor(&pull_request(0, 10)),
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthenticated,
+            true,
+        ),
+        (
+            "no token on a JSON route",
+            Req::get("/v1/surveys"),
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthenticated,
+            false,
+        ),
+        (
+            "no such route",
+            Req::get("/v1/nothing-here"),
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            false,
+        ),
+        (
+            "a login body over the sign-in limit",
+            Req::post("/v1/login").raw("application/json", vec![b' '; 64 * 1024]),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::TooLarge,
+            false,
+        ),
+    ];
+    for (name, req, status, code, cbor) in cases {
+        let r = h.send(req).await;
+        assert_eq!(r.status, status, "{name}: {}", r.text());
+        let body = if cbor {
+            assert_eq!(
+                r.content_type.as_deref(),
+                Some("application/cbor"),
+                "{name}"
+            );
+            r.cbor::<ErrorBody>()
+        } else {
+            assert_eq!(
+                r.content_type.as_deref(),
+                Some("application/json"),
+                "{name}"
+            );
+            r.json::<ErrorBody>()
+        };
+        assert_eq!(body.code, code, "{name}: {}", body.message);
+        assert!(!body.message.is_empty(), "{name}");
+        assert!(
+            body.request_id.is_some(),
+            "{name}: errors carry the request id"
+        );
+    }
 }

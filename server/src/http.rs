@@ -1,0 +1,126 @@
+//! The accept loop: HTTP/1.1 connections with the limits a server on an open network needs and
+//! `axum::serve` does not offer. Every connection has a deadline for its request headers, a
+//! write timeout (a client that stops reading, say in the middle of an export, is
+//! disconnected instead of holding the response's memory), and counts against a server-wide
+//! and a per-address cap, so slow or idle clients cannot exhaust sockets or memory.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Request};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio_io_timeout::TimeoutStream;
+use tower::ServiceExt;
+
+use crate::settings::Settings;
+
+/// How long a graceful shutdown waits for requests in flight.
+const DRAIN: Duration = Duration::from_secs(30);
+
+/// Open connections, by client address.
+#[derive(Debug, Default)]
+struct Connections {
+    total: usize,
+    by_address: HashMap<IpAddr, usize>,
+}
+
+/// One admitted connection; leaving gives its place back.
+struct Admitted {
+    table: Arc<Mutex<Connections>>,
+    ip: IpAddr,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut t = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        t.total = t.total.saturating_sub(1);
+        if let Some(n) = t.by_address.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                t.by_address.remove(&self.ip);
+            }
+        }
+    }
+}
+
+fn admit(table: &Arc<Mutex<Connections>>, ip: IpAddr, settings: &Settings) -> Option<Admitted> {
+    let mut t = table.lock().unwrap_or_else(|p| p.into_inner());
+    let mine = t.by_address.get(&ip).copied().unwrap_or(0);
+    if t.total >= settings.max_connections || mine >= settings.max_connections_per_address {
+        return None;
+    }
+    t.total += 1;
+    *t.by_address.entry(ip).or_insert(0) += 1;
+    Some(Admitted {
+        table: table.clone(),
+        ip,
+    })
+}
+
+/// Serve `app` on `listener` until `shutdown` resolves; then stop accepting and give requests
+/// in flight up to [`DRAIN`] to finish.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    settings: Arc<Settings>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let table = Arc::new(Mutex::new(Connections::default()));
+    let graceful = GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_timeout)
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, addr) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors or similar: wait a moment rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let Some(place) = admit(&table, addr.ip(), &settings) else {
+            tracing::debug!(%addr, "connection refused: at the connection limit");
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let mut io = TimeoutStream::new(stream);
+        io.set_write_timeout(Some(settings.send_timeout));
+        let io = TokioIo::new(Box::pin(io));
+        let service = app.clone().map_request(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo::<SocketAddr>(addr));
+            req
+        });
+        let conn = builder.serve_connection(io, TowerToHyperService::new(service));
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%addr, error = %e, "connection ended with an error");
+            }
+            drop(place);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still in flight after the drain period; stopping anyway");
+    }
+    Ok(())
+}
