@@ -273,3 +273,167 @@ fn unreadable_pulled_document_is_set_aside_and_the_page_still_applies() {
     assert!(store.response(&good_id).is_ok());
     assert!(store.response(&bad_id).is_err());
 }
+
+/// A server scripted per request, for the sync engine: the first push answers `first_push`,
+/// later pushes store everything; pulls answer `pull`. It records what each push sent.
+struct Scripted {
+    first_push: std::sync::Mutex<Option<crate::client::ClientError>>,
+    pushes: std::sync::Mutex<Vec<Vec<Uuid>>>,
+    pull: PullResponse,
+}
+
+impl crate::engine::Transport for Scripted {
+    fn push(
+        &self,
+        req: &fieldsync_protocol::wire::PushRequest,
+    ) -> Result<fieldsync_protocol::wire::PushResponse, crate::client::ClientError> {
+        let ids: Vec<Uuid> = req.docs.iter().map(|d| d.doc_id).collect();
+        let calls = {
+            let mut pushes = self.pushes.lock().expect("lock");
+            pushes.push(ids.clone());
+            pushes.len()
+        };
+        if calls > 5 {
+            return Err(crate::client::ClientError::Protocol(
+                "pushed in a loop".into(),
+            ));
+        }
+        if let Some(e) = self.first_push.lock().expect("lock").take() {
+            return Err(e);
+        }
+        Ok(fieldsync_protocol::wire::PushResponse {
+            protocol: PROTOCOL_VERSION,
+            results: ids
+                .into_iter()
+                .map(|doc_id| DocPushResult {
+                    doc_id,
+                    outcome: PushOutcome::Stored {
+                        new: 1,
+                        duplicate: 0,
+                    },
+                })
+                .collect(),
+        })
+    }
+
+    fn pull(
+        &self,
+        _: &fieldsync_protocol::wire::PullRequest,
+    ) -> Result<PullResponse, crate::client::ClientError> {
+        Ok(self.pull.clone())
+    }
+}
+
+fn malformed(doc_id: Option<Uuid>, docs: &[Uuid]) -> crate::client::ClientError {
+    crate::client::ClientError::Rejected {
+        status: 422,
+        code: fieldsync_protocol::wire::ErrorCode::MalformedDocument,
+        message: "bad data".into(),
+        doc_id,
+        details: vec![],
+        docs: docs
+            .iter()
+            .map(|id| fieldsync_protocol::wire::DocFault {
+                doc_id: *id,
+                message: format!("{id} is bad"),
+            })
+            .collect(),
+        protocols: None,
+    }
+}
+
+fn three_submitted(store: &mut Store) -> Vec<Uuid> {
+    (0..3)
+        .map(|_| {
+            store
+                .create_response(
+                    "household_survey",
+                    None,
+                    &refused_consent(),
+                    Status::Submitted,
+                )
+                .expect("create")
+                .0
+        })
+        .collect()
+}
+
+#[test]
+fn a_refused_batch_sets_aside_every_document_it_names_and_pushes_the_rest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut store, _) = setup(dir.path());
+    let ids = three_submitted(&mut store);
+    let server = Scripted {
+        first_push: std::sync::Mutex::new(Some(malformed(Some(ids[0]), &[ids[0], ids[2]]))),
+        pushes: std::sync::Mutex::new(Vec::new()),
+        pull: page(vec![], vec![], 1),
+    };
+    let report = crate::engine::sync(&mut store, &server, &mut |_| {}).expect("sync");
+    let pushes = server.pushes.lock().expect("lock").clone();
+    assert_eq!(pushes.len(), 2, "one refused push, one retry: {pushes:?}");
+    assert_eq!(
+        pushes[1],
+        vec![ids[1]],
+        "both named documents are left out at once"
+    );
+    assert_eq!(report.rejected.len(), 2);
+    assert_eq!(store.status_report().expect("status").rejected, 2);
+}
+
+#[test]
+fn a_refusal_naming_no_document_of_the_batch_stops_the_sync_instead_of_looping() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut store, _) = setup(dir.path());
+    three_submitted(&mut store);
+    let stranger = Uuid::new_v4();
+    let server = Scripted {
+        first_push: std::sync::Mutex::new(Some(malformed(Some(stranger), &[stranger]))),
+        pushes: std::sync::Mutex::new(Vec::new()),
+        pull: page(vec![], vec![], 1),
+    };
+    let err = crate::engine::sync(&mut store, &server, &mut |_| {}).expect_err("sync stops");
+    assert_eq!(
+        server.pushes.lock().expect("lock").len(),
+        1,
+        "no second push of the same batch"
+    );
+    assert!(
+        err.to_string().contains("without naming any document"),
+        "{err}"
+    );
+    assert_eq!(
+        store.status_report().expect("status").pending_responses,
+        3,
+        "nothing lost"
+    );
+}
+
+#[test]
+fn a_change_the_server_refused_after_storing_it_sets_its_document_aside() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut store, _) = setup(dir.path());
+    let ids = three_submitted(&mut store);
+    let mut notice = page(vec![], vec![], 7);
+    notice.refused = vec![fieldsync_protocol::wire::RefusedChange {
+        doc_id: ids[1],
+        hash: ByteBuf::from(vec![1; 32]),
+        reason: "it would make the response unreadable".into(),
+    }];
+    let server = Scripted {
+        first_push: std::sync::Mutex::new(None),
+        pushes: std::sync::Mutex::new(Vec::new()),
+        pull: notice,
+    };
+    let report = crate::engine::sync(&mut store, &server, &mut |_| {}).expect("sync");
+    assert_eq!(report.rejected.len(), 1);
+    assert_eq!(report.rejected[0].0, ids[1]);
+    assert!(report.rejected[0].1.contains("unreadable"));
+    let status = store.status_report().expect("status");
+    assert_eq!(status.rejected, 1, "the document is set aside and listed");
+    assert_eq!(
+        store.cursor().expect("cursor"),
+        7,
+        "with the cursor, in one transaction"
+    );
+    assert!(store.response(&ids[1]).is_ok(), "and kept on the device");
+}

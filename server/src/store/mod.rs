@@ -445,6 +445,68 @@ mod tests {
         assert_eq!(n, 133, "exactly the successful writes are stored");
     }
 
+    /// A failed write leaves nothing behind even when its savepoint cannot be rolled back (here
+    /// a buggy write releases it itself): then the whole group is rolled back and every write
+    /// in it is told it failed, so nothing is acknowledged that was not kept, and nothing that
+    /// failed is kept.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_whose_savepoint_cannot_be_undone_takes_its_group_down_not_the_data() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("db.sqlite")).expect("open");
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..60u32 {
+            let store = store.clone();
+            tasks.spawn(async move {
+                let r = store
+                    .write(move |tx| {
+                        tx.execute(
+                            "INSERT INTO meta (key, value) VALUES (?1, 'v')",
+                            [format!("k{i}")],
+                        )?;
+                        if i % 10 == 0 {
+                            // Closes the writer's savepoint, so ROLLBACK TO it fails.
+                            tx.execute_batch("RELEASE job")?;
+                            return Err(StoreError::Invalid(format!("write {i} fails")));
+                        }
+                        Ok(())
+                    })
+                    .await;
+                (i, r.is_ok())
+            });
+        }
+        let mut outcomes = Vec::new();
+        while let Some(r) = tasks.join_next().await {
+            outcomes.push(r.expect("task"));
+        }
+        let stored: Vec<String> = store
+            .read(|c| {
+                c.prepare("SELECT key FROM meta WHERE key LIKE 'k%'")?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<Result<_, _>>()
+                    .map_err(StoreError::from)
+            })
+            .await
+            .expect("read");
+        for (i, ok) in outcomes {
+            let present = stored.contains(&format!("k{i}"));
+            assert_eq!(
+                ok, present,
+                "write {i}: acknowledged {ok}, stored {present}"
+            );
+            if i % 10 == 0 {
+                assert!(!ok, "write {i} failed");
+            }
+        }
+        // The writer still works.
+        store
+            .write(|tx| {
+                tx.execute("INSERT INTO meta (key, value) VALUES ('after', 'v')", [])?;
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .expect("later write");
+    }
+
     #[tokio::test]
     async fn failed_write_rolls_back() {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -38,29 +38,40 @@ pub(super) fn spawn(conn: Connection) -> std::io::Result<Sender<Job>> {
 }
 
 fn run(mut conn: Connection, rx: Receiver<Job>) {
-    while let Ok(first) = rx.recv() {
-        let mut jobs = vec![first];
+    let mut leftover: Vec<Job> = Vec::new();
+    loop {
+        let mut jobs = std::mem::take(&mut leftover);
+        if jobs.is_empty() {
+            match rx.recv() {
+                Ok(first) => jobs.push(first),
+                Err(_) => return,
+            }
+        }
         while jobs.len() < MAX_GROUP {
             match rx.try_recv() {
                 Ok(job) => jobs.push(job),
                 Err(_) => break,
             }
         }
-        commit_group(&mut conn, jobs);
+        leftover = commit_group(&mut conn, jobs);
     }
 }
 
-fn commit_group(conn: &mut Connection, jobs: Vec<Job>) {
+/// Run `jobs` in one transaction and commit it. Returns the jobs not run, when the group had
+/// to be abandoned (they go into the next group).
+fn commit_group(conn: &mut Connection, jobs: Vec<Job>) -> Vec<Job> {
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
             tracing::error!(error = %e, "cannot begin a write transaction");
             // Dropping the jobs drops their reply channels: each caller sees the write fail.
-            return;
+            return Vec::new();
         }
     };
     let mut deliveries = Vec::with_capacity(jobs.len());
-    for job in jobs {
+    let mut jobs = jobs.into_iter();
+    let mut abandoned = None;
+    for job in jobs.by_ref() {
         if let Err(e) = tx.execute_batch("SAVEPOINT job") {
             tracing::error!(error = %e, "cannot open a savepoint");
             continue;
@@ -73,12 +84,28 @@ fn commit_group(conn: &mut Connection, jobs: Vec<Job>) {
         } else {
             tx.execute_batch("ROLLBACK TO job; RELEASE job")
         };
-        if let Err(e) = end {
-            tracing::error!(error = %e, "cannot close a savepoint");
-        }
         if let Some(s) = settle {
             deliveries.push(s.deliver);
         }
+        if let Err(e) = end {
+            // What this job wrote can no longer be told apart from what the others wrote, so
+            // none of the group may be committed: roll it all back and say so to every caller
+            // (none of them has been answered yet).
+            tracing::error!(error = %e, "cannot close a savepoint; abandoning the whole group");
+            abandoned = Some(format!(
+                "a write in the same group could not be undone ({e}); nothing of it was stored, retry"
+            ));
+            break;
+        }
+    }
+    if let Some(why) = abandoned {
+        if let Err(e) = tx.rollback() {
+            tracing::error!(error = %e, "rolling back an abandoned group failed");
+        }
+        for deliver in deliveries {
+            deliver(Err(why.clone()));
+        }
+        return jobs.collect();
     }
     let outcome = tx.commit().map_err(|e| e.to_string());
     if let Err(e) = &outcome {
@@ -87,6 +114,7 @@ fn commit_group(conn: &mut Connection, jobs: Vec<Job>) {
     for deliver in deliveries {
         deliver(outcome.clone());
     }
+    Vec::new()
 }
 
 /// Wrap a caller's closure as a job whose result reaches `reply` after the commit.
