@@ -164,6 +164,29 @@ async fn slot(
     }
 }
 
+/// Reserve up to `max` bytes of the in-flight budget, as much as is free right now down to
+/// `min`; if not even `min` is free, wait the queue wait for it. Returns the permit and the
+/// bytes it holds.
+pub(crate) async fn reserve_up_to(
+    state: &AppState,
+    max: usize,
+    min: usize,
+) -> Option<(OwnedSemaphorePermit, usize)> {
+    let mut kib = u32::try_from(max.div_ceil(1024)).unwrap_or(u32::MAX);
+    let floor = u32::try_from(min.div_ceil(1024))
+        .unwrap_or(u32::MAX)
+        .min(kib);
+    while kib > floor {
+        if let Ok(p) = Arc::clone(&state.inflight).try_acquire_many_owned(kib) {
+            return Some((p, kib as usize * 1024));
+        }
+        kib /= 2;
+    }
+    slot(state, &state.inflight, floor)
+        .await
+        .map(|p| (p, floor as usize * 1024))
+}
+
 /// Sign-in routes: their own slots, the request timeout.
 async fn admit_public(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let Some(_slot) = slot(&state, &state.public_slots, 1).await else {

@@ -25,6 +25,10 @@ pub const MAX_PUSH_CHANGES: usize = 100_000;
 pub const MAX_DOC_CHANGES: usize = 10_000;
 /// Most changes in one pull page.
 pub const MAX_PULL_LIMIT: u32 = 5_000;
+/// Most change bytes in one pull page, and the least a page may be cut to under memory
+/// pressure (a single larger change still goes out whole).
+const MAX_PAGE_BYTES: usize = 8 * 1024 * 1024;
+const MIN_PAGE_BYTES: usize = 256 * 1024;
 
 const WRITERS: &[Role] = &[Role::Admin, Role::Coordinator, Role::Ops, Role::Enumerator];
 
@@ -161,12 +165,25 @@ pub async fn pull(
     let limit = req.limit.clamp(1, MAX_PULL_LIMIT);
     let origin = caller.session.clone();
     wait_for_checks(&state, &caller, &origin).await?;
+    // A page's memory comes out of the in-flight budget like a request body: a page holds its
+    // plaintext, its sealed rows and its encoding at once, about three times its bytes. Under
+    // pressure pages get smaller instead of being refused.
+    let (_budget, page_bytes) =
+        super::reserve_up_to(&state, MAX_PAGE_BYTES * 3, MIN_PAGE_BYTES * 3)
+            .await
+            .ok_or_else(|| {
+                ApiError::Unavailable(
+                "the server is holding as much data in memory as it may; retry in a few seconds"
+                    .into(),
+            )
+            })?;
+    let page_bytes = page_bytes / 3;
     let keys = state.keys.clone();
     let protocol = req.protocol.min(PROTOCOL_VERSION);
     let mut response = state
         .store
         .read(move |c| {
-            let mut page = sync::pull(c, &keys, &caller, &origin, req.cursor, limit)?;
+            let mut page = sync::pull(c, &keys, &caller, &origin, req.cursor, limit, page_bytes)?;
             let enumerator =
                 (caller.role == Role::Enumerator).then_some(caller.principal_id.as_str());
             let (updates, states) =

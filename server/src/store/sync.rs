@@ -260,9 +260,6 @@ fn has_new_change(
     Ok(false)
 }
 
-/// Most change bytes in one pull page.
-const MAX_PAGE_BYTES: usize = 16 * 1024 * 1024;
-
 /// Where a stored change is in its checking (the `changes.state` column).
 pub mod state {
     /// Stored, not yet checked by the sandbox: not relayed.
@@ -293,7 +290,7 @@ pub fn unchecked_for(conn: &Connection, caller: &Caller, origin: &str) -> Result
 
 /// One page of checked changes after `cursor` that the caller may see, excluding what this
 /// same client session pushed itself, and the notices of this session's changes that the
-/// checks refused.
+/// checks refused. The page ends after `limit` changes or once it holds `max_bytes` of them.
 pub fn pull(
     conn: &mut Connection,
     keys: &KeyRing,
@@ -301,6 +298,7 @@ pub fn pull(
     origin: &str,
     cursor: u64,
     limit: u32,
+    max_bytes: usize,
 ) -> Result<PullResponse, StoreError> {
     let org_id = caller.org_id.as_str();
     // One read transaction: the high-water mark and the page come from the same snapshot.
@@ -387,7 +385,7 @@ pub fn pull(
             docs[slot]
                 .changes
                 .push(ByteBuf::from(plain.as_bytes().to_vec()));
-            if bytes >= MAX_PAGE_BYTES {
+            if bytes >= max_bytes {
                 // Pages are bounded in bytes too, whatever the change count asked for.
                 break;
             }
@@ -395,7 +393,7 @@ pub fn pull(
     }
     // A short page means everything up to the high-water mark was examined, including rows the
     // caller may not see, so the next pull starts after all of them.
-    let more = (count >= limit || bytes >= MAX_PAGE_BYTES) && last < high;
+    let more = (count >= limit || bytes >= max_bytes) && last < high;
     let next = if more { last } else { high.max(cursor) };
     tx.finish()?;
     Ok(PullResponse {
