@@ -1,17 +1,22 @@
 //! Helpers for the end-to-end tests: build and find the real binaries, start
 //! `fieldsync-server` on loopback, drive the `fieldsync` CLI in its own client home, and read
-//! fixtures and exports. Every wait has a timeout, so a broken binary fails a test instead of
+//! fixtures and exports; put a fault-injecting proxy between client and server, and draw
+//! seeded random choices. Every wait has a timeout, so a broken binary fails a test instead of
 //! hanging it.
 
 pub mod bins;
 pub mod client;
 pub mod data;
 pub mod process;
+pub mod proxy;
+pub mod rng;
 pub mod server;
 pub mod world;
 
 pub use bins::{binaries, fixture, workspace_root};
 pub use client::Client;
 pub use process::Output;
+pub use proxy::{Fault, FaultProxy};
+pub use rng::Rng;
 pub use server::{Server, create_org};
 pub use world::World;

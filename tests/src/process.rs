@@ -107,6 +107,17 @@ impl Running {
         self.collect(status.code())
     }
 
+    /// Kill the child with SIGKILL now (a flat battery, a closed laptop) unless it already
+    /// exited, and collect what it printed up to then. `code` is `None` when the kill ended it.
+    pub fn kill(mut self) -> Output {
+        let _ = self.child.kill();
+        let status = self
+            .child
+            .wait()
+            .unwrap_or_else(|e| panic!("cannot wait for {} after killing it: {e}", self.what));
+        self.collect(status.code())
+    }
+
     fn collect(&mut self, code: Option<i32>) -> Output {
         let text = |h: Option<JoinHandle<Vec<u8>>>| {
             h.map(|h| String::from_utf8_lossy(&h.join().unwrap_or_default()).into_owned())

@@ -82,26 +82,43 @@ impl World {
 
     /// The admin adds a member with `role`, who logs in from `ROOT/home`.
     pub fn member(&self, home: &str, name: &str, role: &str) -> (Client, String) {
+        self.member_via(home, name, role, &self.server.url())
+    }
+
+    /// Like [`World::member`], logging in at `url` (a proxy in front of the server), which
+    /// the home then stays bound to.
+    pub fn member_via(&self, home: &str, name: &str, role: &str, url: &str) -> (Client, String) {
         let added = self.admin.json(&["member", "add", name, "--role", role]);
         let client = self.client(home);
-        client.login(&self.server.url(), &str_field(&added, "token"));
+        client.login(url, &str_field(&added, "token"));
         (client, str_field(&added, "id"))
     }
 
     /// The admin adds an enumerator assigned to `surveys`, whose device enrolls from
     /// `ROOT/home`; returns the device and the enumerator's id.
     pub fn enumerator(&self, home: &str, name: &str, surveys: &[&str]) -> (Client, String) {
+        self.enumerator_via(home, name, surveys, &self.server.url())
+    }
+
+    /// Like [`World::enumerator`], enrolling at `url` (a proxy in front of the server), which
+    /// the device then stays bound to.
+    pub fn enumerator_via(
+        &self,
+        home: &str,
+        name: &str,
+        surveys: &[&str],
+        url: &str,
+    ) -> (Client, String) {
         let mut args = vec!["enumerator", "add", name];
         for s in surveys {
             args.extend(["--survey", s]);
         }
         let added = self.admin.json(&args);
         let device = self.client(home);
-        let url = self.server.url();
         device.ok(&[
             "enroll",
             "--server",
-            &url,
+            url,
             "--code",
             &str_field(&added, "code"),
             "--device-name",

@@ -7,6 +7,10 @@ mod bad_input;
 mod bench;
 #[path = "e2e/concurrent_edits.rs"]
 mod concurrent_edits;
+#[path = "e2e/crash_loop.rs"]
+mod crash_loop;
+#[path = "e2e/fault_proxy.rs"]
+mod fault_proxy;
 #[path = "e2e/import_export.rs"]
 mod import_export;
 #[path = "e2e/interruption.rs"]
