@@ -19,8 +19,9 @@ ON CONFLICT (doc_id) DO NOTHING;
 
 DROP INDEX changes_org_seq;
 CREATE INDEX changes_org_relay ON changes(org_id, relay);
--- What the checker has not seen yet, for a pull that waits until its changes are checked.
-CREATE INDEX changes_unchecked ON changes(org_id, seq) WHERE state = 0;
+-- What the checker has not seen yet, by pusher, for a pull that waits until others' changes
+-- are checked (its own are skipped by the index, however many it just pushed).
+CREATE INDEX changes_unchecked ON changes(org_id, origin) WHERE state = 0;
 
 -- Why a refused change was refused, and who pushed it (its session), who is told at the next
 -- pull. The change itself stays stored (sealed) and is never relayed or exported.
