@@ -39,7 +39,7 @@ pub async fn push(
     Cbor(req): Cbor<PushRequest>,
 ) -> Result<Cbor<PushResponse>, CborError> {
     caller.require(WRITERS, "push changes")?;
-    let _in_flight = InFlight::enter(&state);
+    let _in_flight = Counted::enter(&state.pushes_in_flight);
     if req.docs.len() > MAX_PUSH_DOCS {
         return Err(ApiError::BadRequest(format!(
             "a push holds at most {MAX_PUSH_DOCS} documents; this one has {}",
@@ -128,19 +128,18 @@ pub async fn push(
     }))
 }
 
-/// Counts a push as in flight for as long as it lives (the materialiser gives way to it).
-struct InFlight(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+/// Counts one request in a gauge for as long as it lives: pushes in flight (the materialiser
+/// gives way to them) and pulls waiting for checks (the materialiser stops giving way).
+struct Counted(std::sync::Arc<std::sync::atomic::AtomicUsize>);
 
-impl InFlight {
-    fn enter(state: &AppState) -> InFlight {
-        state
-            .pushes_in_flight
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        InFlight(state.pushes_in_flight.clone())
+impl Counted {
+    fn enter(gauge: &std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Counted {
+        gauge.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Counted(gauge.clone())
     }
 }
 
-impl Drop for InFlight {
+impl Drop for Counted {
     fn drop(&mut self) {
         self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
@@ -204,7 +203,7 @@ pub async fn pull(
 /// client's push sees it.
 async fn wait_for_checks(state: &AppState, caller: &Caller, origin: &str) -> Result<(), ApiError> {
     let started = Instant::now();
-    let mut waiting: Option<Waiting> = None;
+    let mut waiting: Option<Counted> = None;
     loop {
         let (c, o) = (caller.clone(), origin.to_owned());
         let unchecked = state
@@ -214,26 +213,8 @@ async fn wait_for_checks(state: &AppState, caller: &Caller, origin: &str) -> Res
         if !unchecked || started.elapsed() >= PULL_SETTLE {
             return Ok(());
         }
-        waiting.get_or_insert_with(|| Waiting::enter(state));
+        waiting.get_or_insert_with(|| Counted::enter(&state.pulls_waiting));
         state.materialize.notify_one();
         tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// Counts a pull as waiting for checks for as long as it lives.
-struct Waiting(std::sync::Arc<std::sync::atomic::AtomicUsize>);
-
-impl Waiting {
-    fn enter(state: &AppState) -> Waiting {
-        state
-            .pulls_waiting
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Waiting(state.pulls_waiting.clone())
-    }
-}
-
-impl Drop for Waiting {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }

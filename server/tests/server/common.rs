@@ -392,8 +392,17 @@ impl Harness {
 
     /// Pull every page from cursor 0.
     pub async fn pull_all(&self, token: &str) -> Vec<DocChanges> {
+        self.pull_pages(token)
+            .await
+            .into_iter()
+            .flat_map(|p| p.docs)
+            .collect()
+    }
+
+    /// Every page from cursor 0, whole (refusal notices included).
+    pub async fn pull_pages(&self, token: &str) -> Vec<PullResponse> {
         let mut cursor = 0;
-        let mut out = Vec::new();
+        let mut pages = Vec::new();
         loop {
             let r = self
                 .send(
@@ -404,10 +413,11 @@ impl Harness {
                 .await;
             assert_eq!(r.status, StatusCode::OK, "pull: {:?}", r.error());
             let page: PullResponse = r.cbor();
-            out.extend(page.docs);
             cursor = page.cursor;
-            if !page.more {
-                return out;
+            let more = page.more;
+            pages.push(page);
+            if !more {
+                return pages;
             }
         }
     }

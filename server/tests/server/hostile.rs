@@ -34,29 +34,6 @@ async fn show(h: &Harness, token: &str, id: Uuid) -> (StatusCode, Option<Respons
     (r.status, view)
 }
 
-/// Every page from cursor 0 for one token, notices included.
-async fn pull_pages(h: &Harness, token: &str) -> Vec<PullResponse> {
-    let mut cursor = 0;
-    let mut pages = Vec::new();
-    loop {
-        let r = h
-            .send(
-                Req::post("/v1/sync/pull")
-                    .token(token)
-                    .cbor(&pull_request(cursor, 1000)),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::OK, "pull: {:?}", r.error());
-        let page: PullResponse = r.cbor();
-        cursor = page.cursor;
-        let more = page.more;
-        pages.push(page);
-        if !more {
-            return pages;
-        }
-    }
-}
-
 fn relayed(pages: &[PullResponse], id: Uuid) -> Vec<Vec<u8>> {
     pages
         .iter()
@@ -109,7 +86,7 @@ async fn a_poison_change_cannot_make_a_readable_response_unreadable() {
     assert!(r.text().contains("Amina"));
 
     // Another client pulls the good changes and never the poison.
-    let pages = pull_pages(&h, &reader).await;
+    let pages = h.pull_pages(&reader).await;
     let got = relayed(&pages, id);
     assert_eq!(got.len(), good.changes.len());
     assert!(
@@ -120,7 +97,7 @@ async fn a_poison_change_cannot_make_a_readable_response_unreadable() {
     assert_eq!(doc.all_changes().len(), good.changes.len());
 
     // The session that pushed it is told, once, naming the document.
-    let pages = pull_pages(&h, &org.coordinator).await;
+    let pages = h.pull_pages(&org.coordinator).await;
     let notices: Vec<_> = pages.iter().flat_map(|p| &p.refused).collect();
     assert_eq!(notices.len(), 1, "{notices:?}");
     assert_eq!(notices[0].doc_id, id);
@@ -171,7 +148,7 @@ async fn a_poison_change_cannot_make_a_readable_response_unreadable() {
         edited.expect("view").answers.get("head_name"),
         Some(&text("Amina Odhiambo"))
     );
-    let got = relayed(&pull_pages(&h, &reader).await, id);
+    let got = relayed(&h.pull_pages(&reader).await, id);
     assert_eq!(got.len(), good.changes.len() + next.len());
 }
 
@@ -204,7 +181,7 @@ async fn a_new_document_made_of_crashing_changes_is_never_relayed_or_exported() 
     h.push_ok(&org.coordinator, vec![fine.clone()]).await;
     h.materialize().await;
 
-    let pages = pull_pages(&h, &reader).await;
+    let pages = h.pull_pages(&reader).await;
     for id in &ids {
         assert!(relayed(&pages, *id).is_empty(), "{id} must not be relayed");
     }
