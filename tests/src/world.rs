@@ -73,6 +73,20 @@ impl World {
         dir.join(name)
     }
 
+    /// The admin's JSON Lines export of `survey`, one value per response.
+    pub fn export_rows(&self, survey: &str) -> Vec<Value> {
+        let export = self.out_path("export.jsonl");
+        self.admin.ok(&[
+            "export",
+            survey,
+            "--format",
+            "jsonl",
+            "--out",
+            export.to_str().expect("utf-8 temp path"),
+        ]);
+        crate::data::parse_jsonl(&std::fs::read_to_string(&export).expect("export written"))
+    }
+
     /// The admin publishes a fixture survey (`surveys/NAME`); returns the `--json` answer.
     pub fn publish(&self, survey_fixture: &str) -> Value {
         let path = fixture(&format!("surveys/{survey_fixture}"));

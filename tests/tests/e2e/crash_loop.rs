@@ -345,16 +345,7 @@ fn integrity_check(path: &Path) -> String {
 /// The server's export holds exactly the device's responses, each once, and each with the
 /// answers of the row it was stored from.
 fn check_server_holds(w: &World, held: &BTreeSet<String>, created: &[Created]) {
-    let export = w.out_path("export.jsonl");
-    w.admin.ok(&[
-        "export",
-        "household_survey",
-        "--format",
-        "jsonl",
-        "--out",
-        export.to_str().expect("utf-8 temp path"),
-    ]);
-    let rows = data::parse_jsonl(&std::fs::read_to_string(&export).expect("export written"));
+    let rows = w.export_rows("household_survey");
     let mut ids: Vec<String> = rows.iter().map(|r| str_field(r, "response_id")).collect();
     ids.sort();
     let unique: BTreeSet<String> = ids.iter().cloned().collect();

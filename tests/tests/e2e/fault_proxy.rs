@@ -347,16 +347,7 @@ fn settle(team: &Team) {
 
 /// The server, the coordinator and every device hold exactly what was saved.
 fn check_everything_arrived(w: &World, team: &Team, expected: &Expected) {
-    let export = w.out_path("export.jsonl");
-    w.admin.ok(&[
-        "export",
-        "household_survey",
-        "--format",
-        "jsonl",
-        "--out",
-        export.to_str().expect("utf-8 temp path"),
-    ]);
-    let rows = data::parse_jsonl(&std::fs::read_to_string(&export).expect("export written"));
+    let rows = w.export_rows("household_survey");
     let mut on_server: BTreeMap<String, &Value> = BTreeMap::new();
     for row in &rows {
         let id = str_field(row, "response_id");
