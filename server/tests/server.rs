@@ -34,3 +34,6 @@ mod overload;
 
 #[path = "server/at_rest.rs"]
 mod at_rest;
+
+#[path = "server/fuzz_replay.rs"]
+mod fuzz_replay;

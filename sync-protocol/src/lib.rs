@@ -8,6 +8,7 @@ pub mod api;
 pub mod cbor;
 pub mod crypto;
 pub mod document;
+pub mod fuzz_targets;
 pub mod survey;
 pub mod wire;
 

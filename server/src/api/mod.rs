@@ -103,6 +103,12 @@ impl RequestId {
     }
 }
 
+/// When a request's headers had arrived. The body must follow within the body timeout of this
+/// moment, however long the request then waited for a slot, so a client that drips its body
+/// holds its connection for at most header timeout + body timeout.
+#[derive(Clone, Copy, Debug)]
+struct Arrived(tokio::time::Instant);
+
 /// Every error response leaves as the documented body, in the format of its route (CBOR on
 /// `/v1/sync/`, JSON elsewhere), whoever produced it: a handler, an extractor's rejection
 /// (a bad number in a path, a bad query value), the router's 405, a limit. A response without
@@ -112,6 +118,7 @@ async fn render_errors(mut req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let id = RequestId::next();
     req.extensions_mut().insert(id.clone());
+    req.extensions_mut().insert(Arrived(tokio::time::Instant::now()));
     let response = next.run(req).await;
     let status = response.status();
     let mut response = if status.is_client_error() || status.is_server_error() {
@@ -316,9 +323,15 @@ impl Drop for CallerSlot {
     }
 }
 
-/// Read a request body within the body timeout and the body limit.
+/// Read a request body within the body timeout (counted from the request's arrival) and the
+/// body limit.
 async fn read_body(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
-    match tokio::time::timeout(state.settings.body_timeout, Bytes::from_request(req, state)).await {
+    let arrived = req
+        .extensions()
+        .get::<Arrived>()
+        .map_or_else(tokio::time::Instant::now, |a| a.0);
+    let deadline = arrived + state.settings.body_timeout;
+    match tokio::time::timeout_at(deadline, Bytes::from_request(req, state)).await {
         Ok(r) => r.map_err(body_error),
         Err(_) => Err(ApiError::Timeout(format!(
             "the request body did not arrive within {} seconds; check the connection and retry",
