@@ -180,7 +180,7 @@ impl Interview {
                 let Some(question) = questions.get(self.pos) else {
                     return Screen::Done(Outcome::Draft);
                 };
-                let answerable = |q: &&Question| q.qtype != QuestionType::Note;
+                let answerable = |q: &&Question| q.qtype.is_asked();
                 Screen::Question {
                     question,
                     number: questions[..self.pos].iter().filter(answerable).count() + 1,
@@ -265,7 +265,7 @@ impl Interview {
                 return Reply::Ok;
             }
             ":skip" => {
-                if q.required {
+                if self.survey.is_required(&q.name, &self.answers, &self.ctx) {
                     return Reply::Problem(format!(
                         "`{}` is required and cannot be skipped; answer it, or type :save to keep a draft",
                         q.name
@@ -296,10 +296,10 @@ impl Interview {
                     Err(e) => Reply::Problem(e.message),
                 };
             }
-            if let Some(default) = &q.default {
+            if let Some(default) = q.static_default() {
                 return self.accept(&q, default);
             }
-            if q.required {
+            if self.survey.is_required(&q.name, &self.answers, &self.ctx) {
                 return Reply::Problem(
                     "an answer is required; type it, or :save to keep a draft".to_string(),
                 );
@@ -355,9 +355,10 @@ impl Interview {
                 if !self.notes.contains(&self.pos) {
                     self.notes.push(self.pos);
                 }
-            } else {
+            } else if q.qtype.is_asked() {
                 return;
             }
+            // Not asked: calculations and device values are filled in, not typed.
             self.pos += 1;
         }
         self.state = State::Review;
@@ -399,7 +400,7 @@ fn resolve_choice<'a>(choices: &'a [Choice], typed: &'a str) -> &'a str {
     }
     choices
         .iter()
-        .find(|c| c.label.eq_ignore_ascii_case(typed))
+        .find(|c| c.label.text().eq_ignore_ascii_case(typed))
         .map_or(typed, |c| c.name.as_str())
 }
 
@@ -425,6 +426,15 @@ pub fn type_hint(qtype: &QuestionType) -> &'static str {
         QuestionType::DateTime => "date and time, e.g. 2024-06-14T09:12:00+03:00",
         QuestionType::GeoPoint => "latitude longitude [altitude [accuracy]]",
         QuestionType::Note => "note",
+        QuestionType::Range => "number in the range",
+        QuestionType::Rank(_) => "every choice in your order: numbers or names",
+        QuestionType::Acknowledge | QuestionType::Trigger => "type OK",
+        QuestionType::Time => "time, HH:MM",
+        QuestionType::GeoTrace => "points `lat lon` separated by ;",
+        QuestionType::GeoShape => "at least 3 points `lat lon` separated by ;",
+        QuestionType::Barcode => "the code",
+        QuestionType::Media(_) => "a file name",
+        QuestionType::Calculate | QuestionType::Hidden | QuestionType::Meta(_) => "filled in",
     }
 }
 

@@ -335,22 +335,22 @@ fn show(screen: Screen<'_>, out: &mut dyn Write) -> anyhow::Result<Option<Outcom
             choices,
         } => {
             for n in notes {
-                writeln!(out, "\n  note: {}", n.label.trim())?;
+                writeln!(out, "\n  note: {}", n.label.text().trim())?;
             }
-            let required = if q.required { " *" } else { "" };
-            writeln!(out, "\n[{number}/{total}] {}{required}", q.label.trim())?;
-            if let Some(h) = &q.hint {
+            let required = if q.required.is_possible() { " *" } else { "" };
+            writeln!(out, "\n[{number}/{total}] {}{required}", q.label.text().trim())?;
+            if let Some(h) = q.hint.get(None) {
                 writeln!(out, "  {}", h.trim())?;
             }
             writeln!(out, "  ({}: {})", q.name, type_hint(&q.qtype))?;
             for (i, c) in choices.iter().enumerate() {
-                writeln!(out, "    {}) {} [{}]", i + 1, c.label.trim(), c.name)?;
+                writeln!(out, "    {}) {} [{}]", i + 1, c.display().trim(), c.name)?;
             }
             if let Some(a) = current {
                 writeln!(out, "  current answer: {a} (Enter keeps it)")?;
-            } else if let Some(d) = &q.default {
+            } else if let Some(d) = q.static_default() {
                 writeln!(out, "  default: {d} (Enter takes it)")?;
-            } else if !q.required {
+            } else if !q.required.is_possible() {
                 writeln!(out, "  optional (Enter or :skip leaves it blank)")?;
             }
         }
@@ -360,11 +360,11 @@ fn show(screen: Screen<'_>, out: &mut dyn Write) -> anyhow::Result<Option<Outcom
             errors,
         } => {
             for n in notes {
-                writeln!(out, "\n  note: {}", n.label.trim())?;
+                writeln!(out, "\n  note: {}", n.label.text().trim())?;
             }
             writeln!(out, "\nsummary:")?;
             for (q, a) in answers {
-                writeln!(out, "  {}: {a}", q.label.trim())?;
+                writeln!(out, "  {}: {a}", q.label.text().trim())?;
             }
             for e in &errors {
                 writeln!(out, "  problem: {e}")?;

@@ -242,7 +242,7 @@ fn to_json(store: &Store, r: &LocalResponse) -> anyhow::Result<serde_json::Value
         .filter_map(|q| {
             r.answers
                 .get(&q.name)
-                .map(|a| serde_json::json!({"name": q.name, "label": q.label.trim(), "value": a}))
+                .map(|a| serde_json::json!({"name": q.name, "label": q.label.text().trim(), "value": a}))
         })
         .collect();
     let conflicts: Vec<serde_json::Value> = r
@@ -303,7 +303,7 @@ fn show(store: &Store, r: &LocalResponse, s: &Settings) -> anyhow::Result<u8> {
     println!("answers:");
     for q in survey.questions() {
         if let Some(a) = r.answers.get(&q.name) {
-            println!("  {} ({}): {a}", q.label.trim(), q.name);
+            println!("  {} ({}): {a}", q.label.text().trim(), q.name);
         }
     }
     for e in &r.errors {

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use fieldsync_client::client::ClientError;
 use fieldsync_client::exit::Failure;
+use fieldsync_client::form_file;
 use fieldsync_client::interview::type_hint;
 use fieldsync_client::store::{LocalSurvey, Store, StoreError};
 use fieldsync_protocol::api::SurveyInfo;
-use fieldsync_protocol::survey::{Survey, SurveyDefinition};
+use fieldsync_protocol::survey::Survey;
 use fieldsync_protocol::wire::SurveyStatus;
 use uuid::Uuid;
 
@@ -19,10 +20,25 @@ use super::Settings;
 /// Publish, list, show, assign and open or close surveys.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Publish a survey definition (JSON) as the next version of its form.
+    /// Publish a form (an XLSForm .xlsx or .xls workbook, or the JSON definition) as the
+    /// next version of its form.
     Publish {
-        /// The definition file.
+        /// The form file.
         file: PathBuf,
+    },
+    /// Check a form offline (no server, no home): every problem with its sheet, row and
+    /// column; exit 0 when it is accepted.
+    Check {
+        /// The form file (.xlsx, .xls or .json).
+        file: PathBuf,
+    },
+    /// Convert a form to fieldsync's JSON definition (after checking it).
+    Convert {
+        /// The form file (.xlsx, .xls or .json).
+        file: PathBuf,
+        /// Where to write the JSON.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// List surveys (from the server for coordinators, from this device for enumerators).
     List,
@@ -79,6 +95,8 @@ pub fn status_name(s: SurveyStatus) -> &'static str {
 pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
     match command {
         Command::Publish { file } => publish(&file, s),
+        Command::Check { file } => check(&file, s),
+        Command::Convert { file, out } => convert(&file, &out, s),
         Command::List => list(s),
         Command::Show { survey, version } => show(&survey, version, s),
         Command::Assign {
@@ -119,13 +137,85 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
     }
 }
 
+/// Reads and checks a form file; an invalid one is a usage failure with every problem.
+fn load_form(file: &std::path::Path) -> anyhow::Result<Survey> {
+    form_file::load(file).map_err(|e| Failure::Invalid(e.to_string()).into())
+}
+
+fn check(file: &std::path::Path, s: &Settings) -> anyhow::Result<u8> {
+    let survey = load_form(file)?;
+    let questions = survey.questions().len();
+    let groups = survey.groups().count();
+    if s.json {
+        s.print_json(&serde_json::json!({
+            "form_id": survey.form_id(),
+            "title": survey.title(),
+            "version": survey.version(),
+            "questions": questions,
+            "groups": groups,
+            "languages": survey.languages(),
+            "warnings": survey.warnings(),
+        }))?;
+    } else {
+        println!(
+            "{}: {} ({}) is a valid form: {questions} questions, {groups} groups and repeats",
+            file.display(),
+            survey.title(),
+            survey.form_id()
+        );
+        for w in survey.warnings() {
+            println!("  warning: {w}");
+        }
+    }
+    Ok(0)
+}
+
+fn convert(file: &std::path::Path, out: &std::path::Path, s: &Settings) -> anyhow::Result<u8> {
+    let survey = load_form(file)?;
+    std::fs::write(out, survey.to_json() + "\n")
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    if s.json {
+        s.print_json(&serde_json::json!({"form_id": survey.form_id(), "out": out}))?;
+    } else {
+        println!("wrote {} ({})", out.display(), survey.form_id());
+    }
+    Ok(0)
+}
+
+/// What a form uses that `collect` cannot run yet: such a form is checked and converted but
+/// not published, so no device collects responses that would silently miss answers.
+fn not_collectable(survey: &Survey) -> Vec<String> {
+    use fieldsync_protocol::survey::QuestionType;
+    let mut out = Vec::new();
+    if let Some(g) = survey.groups().find(|g| g.repeat) {
+        out.push(format!("repeat `{}` (row {})", g.name, g.row));
+    }
+    if let Some(q) = survey.questions().iter().find(|q| {
+        q.calculation.is_some() || matches!(q.default, Some(fieldsync_protocol::survey::DefaultValue::Dynamic(_)))
+    }) {
+        out.push(format!("calculated value `{}` (row {})", q.name, q.row));
+    }
+    if let Some(q) = survey.questions().iter().find(|q| {
+        matches!(q.qtype, QuestionType::Media(_) | QuestionType::Meta(_))
+            || q.qtype.select().is_some_and(|s| !matches!(s.source, fieldsync_protocol::survey::ChoiceSource::List(_)))
+    }) {
+        out.push(format!("`{}` question `{}` (row {})", q.qtype, q.name, q.row));
+    }
+    out
+}
+
 fn publish(file: &std::path::Path, s: &Settings) -> anyhow::Result<u8> {
-    let text = std::fs::read_to_string(file).map_err(|e| {
-        Failure::Invalid(format!(
-            "cannot read the survey definition {}: {e}; check the path",
-            file.display()
+    let survey = load_form(file)?;
+    let gaps = not_collectable(&survey);
+    if !gaps.is_empty() {
+        return Err(Failure::Invalid(format!(
+            "{} is a valid form, but collect cannot run all of it yet: it uses {}; publishing such forms comes with repeat-aware responses, calculations, metadata and attachments",
+            file.display(),
+            gaps.join(", ")
         ))
-    })?;
+        .into());
+    }
+    let text = survey.to_json();
     let store = s.open_store()?;
     let published = super::api(&store)?.publish_survey(text)?;
     if s.json {
@@ -210,9 +300,7 @@ pub fn load_version(
     let info = client.find_survey(key)?;
     let v = version.unwrap_or(info.latest_version);
     let published = client.survey_version(&info.id, v)?;
-    let def: SurveyDefinition = serde_json::from_value(published.definition)
-        .context("the server sent a survey definition this client cannot read")?;
-    let survey = Survey::from_definition(def)
+    let survey = Survey::parse_json(&published.definition.to_string())
         .context("the server sent a survey definition this client cannot read")?;
     Ok((info, v, Arc::new(survey)))
 }
@@ -230,19 +318,19 @@ fn show(key: &str, version: Option<u32>, s: &Settings) -> anyhow::Result<u8> {
                 .and_then(|l| survey.choices(l))
                 .unwrap_or(&[])
                 .iter()
-                .map(|c| serde_json::json!({"name": c.name, "label": c.label}))
+                .map(|c| serde_json::json!({"name": c.name, "label": c.display()}))
                 .collect();
             serde_json::json!({
                 "name": q.name,
                 "type": q.qtype.to_string(),
-                "label": q.label,
-                "hint": q.hint,
-                "required": q.required,
+                "label": q.label.text(),
+                "hint": q.hint.get(None),
+                "required": q.required.is_possible(),
                 "group": q.group,
                 "relevant": q.relevant.as_ref().map(|e| e.source()),
                 "constraint": q.constraint.as_ref().map(|e| e.source()),
-                "constraint_message": q.constraint_message,
-                "default": q.default,
+                "constraint_message": q.constraint_message.get(None),
+                "default": q.static_default(),
                 "choices": choices,
             })
         })
@@ -269,23 +357,23 @@ fn show(key: &str, version: Option<u32>, s: &Settings) -> anyhow::Result<u8> {
     );
     println!("survey id {}", info.id);
     for (i, q) in survey.questions().iter().enumerate() {
-        let required = if q.required { ", required" } else { "" };
+        let required = if q.required.is_possible() { ", required" } else { "" };
         let group = if q.group.is_empty() {
             String::new()
         } else {
             format!(" [{}]", q.group.join("/"))
         };
         println!("\n{:>3}. {} ({}{required}){group}", i + 1, q.name, q.qtype);
-        println!("     {}", q.label.trim());
-        if let Some(h) = &q.hint {
+        println!("     {}", q.label.text().trim());
+        if let Some(h) = q.hint.get(None) {
             println!("     hint: {h}");
         }
-        if q.qtype != fieldsync_protocol::survey::QuestionType::Note {
+        if q.qtype.is_asked() {
             println!("     answer: {}", type_hint(&q.qtype));
         }
         if let Some(list) = q.qtype.list().and_then(|l| survey.choices(l)) {
             for (n, c) in list.iter().enumerate() {
-                println!("       {}) {} = {}", n + 1, c.name, c.label);
+                println!("       {}) {} = {}", n + 1, c.name, c.display());
             }
         }
         if let Some(e) = &q.relevant {
@@ -293,11 +381,11 @@ fn show(key: &str, version: Option<u32>, s: &Settings) -> anyhow::Result<u8> {
         }
         if let Some(e) = &q.constraint {
             println!("     constraint: {}", e.source());
-            if let Some(m) = &q.constraint_message {
+            if let Some(m) = q.constraint_message.get(None) {
                 println!("       ({m})");
             }
         }
-        if let Some(d) = &q.default {
+        if let Some(d) = q.static_default() {
             println!("     default: {d}");
         }
     }

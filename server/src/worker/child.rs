@@ -322,7 +322,7 @@ fn view_of(
                 &time::macros::format_description!("[year]-[month]-[day]"),
             )
             .map_err(|e| format!("bad date from the server: {e}"))?;
-            survey.validate(&answers, &ValidationContext { today })
+            survey.validate(&answers, &ValidationContext::new(today))
         }
         None => Vec::new(),
     };

@@ -1,179 +1,154 @@
-//! Survey definitions: the XLSForm-shaped JSON a coordinator writes (`settings`, `survey` and
-//! `choices` sheets) and the checked [`Survey`] built from it. A definition is checked
-//! completely when loaded and every problem is reported with its sheet, row and field, so that
-//! one round of fixes is enough and nothing broken ever reaches a device.
+//! Survey definitions: XLSForm's sheets (`settings`, `survey`, `choices`, and the optional
+//! `external_choices` and `entities`) as rows of cells, whether read from a workbook or from
+//! the native JSON, and the checked [`Survey`] built from them. A definition is checked
+//! completely when loaded and every problem is reported with its sheet, row and column, so
+//! that one round of fixes is enough and nothing broken ever reaches a device.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::expr::Expr;
+use super::sheet::Row;
+use super::types::QuestionType;
+use super::xpath::XPath;
 
-/// The raw definition, exactly as stored and published; it mirrors XLSForm's three sheets so
-/// that an XLSForm import is a 1:1 mapping.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The raw definition, exactly as stored and published: XLSForm's sheets, each a list of rows
+/// keyed by normalised column (see [`super::sheet`]), so that an XLSForm import is a 1:1
+/// mapping and every column is kept, even those fieldsync does not use yet.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SurveyDefinition {
-    /// The `settings` sheet.
-    pub settings: Settings,
+    /// The one row of the `settings` sheet.
+    #[serde(default)]
+    pub settings: Row,
     /// The `survey` sheet, in form order.
-    pub survey: Vec<SurveyRow>,
+    pub survey: Vec<Row>,
     /// The `choices` sheet.
-    #[serde(default)]
-    pub choices: Vec<ChoiceRow>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<Row>,
+    /// The `external_choices` sheet (`select_one_external`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub external_choices: Vec<Row>,
+    /// The `entities` sheet, kept for forms that declare entities.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entities: Vec<Row>,
 }
 
-/// The `settings` sheet.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Settings {
-    /// Stable identifier shared by every version of the form.
-    #[serde(default)]
-    pub form_id: String,
-    /// Human title; the form id stands in when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub form_title: Option<String>,
-    /// The author's label for this version (free text; ordering is the server's business).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
-    /// The question that identifies the respondent, used to answer data-subject requests.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subject_field: Option<String>,
-}
-
-/// One row of the `survey` sheet.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SurveyRow {
-    /// `text`, `integer`, `select_one LIST`, `begin_group`, …
-    #[serde(rename = "type")]
-    pub row_type: String,
-    /// The question or group name (optional on `end_group`).
-    #[serde(default)]
-    pub name: String,
-    /// Text shown to the enumerator.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub label: Option<String>,
-    /// Extra guidance shown under the label.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hint: Option<String>,
-    /// A bool or XLSForm's `yes`/`no`/`true`/`false`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub required: Option<Required>,
-    /// When the question (or group) is asked.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub relevant: Option<String>,
-    /// A condition on the answer `.`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub constraint: Option<String>,
-    /// Shown when the constraint fails.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub constraint_message: Option<String>,
-    /// Pre-filled answer, written as the user would type it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+/// Text in the form's languages: a label, a hint, a message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Text {
+    /// The unsuffixed column, or the default language's.
     pub default: Option<String>,
+    /// By language, as written in the column suffix (`Français (fr)`).
+    pub translations: BTreeMap<String, String>,
 }
 
-/// The `required` cell: JSON bool or XLSForm text.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Required {
-    /// `true` / `false`.
-    Bool(bool),
-    /// `"yes"`, `"no"`, `"true"`, `"false"` (any case) or empty.
-    Text(String),
+impl Text {
+    /// The text in `language`, falling back to the default language, then to any language.
+    pub fn get(&self, language: Option<&str>) -> Option<&str> {
+        language
+            .and_then(|l| self.translations.get(l))
+            .or(self.default.as_ref())
+            .or_else(|| self.translations.values().next())
+            .map(String::as_str)
+    }
+
+    /// The text in the default language (or any), empty when there is none.
+    pub fn text(&self) -> &str {
+        self.get(None).unwrap_or_default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.default.is_none() && self.translations.is_empty()
+    }
 }
 
-/// One row of the `choices` sheet.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChoiceRow {
-    /// The list this choice belongs to (`select_one LIST`).
-    #[serde(default)]
-    pub list_name: String,
-    /// The value stored in answers.
-    #[serde(default)]
+/// When a question must be answered.
+#[derive(Debug, Clone)]
+pub enum Requirement {
+    Never,
+    Always,
+    /// While this expression is true.
+    When(XPath),
+}
+
+impl Requirement {
+    /// Whether it can ever be required.
+    pub fn is_possible(&self) -> bool {
+        !matches!(self, Requirement::Never)
+    }
+}
+
+/// A `default` cell.
+#[derive(Debug, Clone)]
+pub enum DefaultValue {
+    /// An answer written as the user would type it.
+    Value(String),
+    /// An expression evaluated when the response is created (`today()`, `${last-saved#x}`).
+    Dynamic(XPath),
+}
+
+/// A checked question: everything that holds a value or is shown (notes, calculations and
+/// metadata included), but not groups and repeats.
+#[derive(Debug, Clone)]
+pub struct Question {
     pub name: String,
-    /// Text shown to the enumerator.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub label: Option<String>,
+    pub label: Text,
+    pub hint: Text,
+    pub guidance_hint: Text,
+    /// `media::image`, `media::audio`, … by media kind.
+    pub media: BTreeMap<String, Text>,
+    pub qtype: QuestionType,
+    pub required: Requirement,
+    pub required_message: Text,
+    /// Enclosing groups and repeats, outermost first.
+    pub group: Vec<String>,
+    /// The innermost enclosing repeat.
+    pub repeat: Option<String>,
+    pub default: Option<DefaultValue>,
+    pub constraint_message: Text,
+    pub relevant: Option<XPath>,
+    pub constraint: Option<XPath>,
+    pub calculation: Option<XPath>,
+    pub choice_filter: Option<XPath>,
+    /// `read_only`: never changed by the enumerator.
+    pub read_only: bool,
+    /// Questions whose change recomputes this one (`trigger`).
+    pub trigger: Vec<String>,
+    /// `appearance` words.
+    pub appearance: Vec<String>,
+    /// `parameters` as `key=value` pairs.
+    pub parameters: BTreeMap<String, String>,
+    /// Expressions interpolated into the label and hint (`${name}` piping).
+    pub piped: Vec<String>,
+    /// The row in the `survey` sheet (spreadsheet row, or 1-based JSON index).
+    pub row: usize,
 }
 
-/// What kind of answer a question takes.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum QuestionType {
-    Text,
-    Integer,
-    Decimal,
-    /// One choice from the named list.
-    SelectOne(String),
-    /// Any number of choices from the named list, space-separated.
-    SelectMultiple(String),
-    /// `YYYY-MM-DD`.
-    Date,
-    /// RFC 3339.
-    DateTime,
-    /// `lat lon [alt [accuracy]]`.
-    GeoPoint,
-    /// Text shown to the enumerator; takes no answer.
-    Note,
-}
-
-impl QuestionType {
-    /// The choice list of a select question.
-    pub fn list(&self) -> Option<&str> {
-        match self {
-            QuestionType::SelectOne(l) | QuestionType::SelectMultiple(l) => Some(l),
+impl Question {
+    /// The default written as an answer, if it is not an expression.
+    pub fn static_default(&self) -> Option<&str> {
+        match &self.default {
+            Some(DefaultValue::Value(v)) => Some(v),
             _ => None,
         }
     }
 }
 
-impl fmt::Display for QuestionType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            QuestionType::Text => f.write_str("text"),
-            QuestionType::Integer => f.write_str("integer"),
-            QuestionType::Decimal => f.write_str("decimal"),
-            QuestionType::SelectOne(l) => write!(f, "select_one {l}"),
-            QuestionType::SelectMultiple(l) => write!(f, "select_multiple {l}"),
-            QuestionType::Date => f.write_str("date"),
-            QuestionType::DateTime => f.write_str("datetime"),
-            QuestionType::GeoPoint => f.write_str("geopoint"),
-            QuestionType::Note => f.write_str("note"),
-        }
-    }
-}
-
-/// A checked question (groups are not questions; notes are, though they take no answer).
-#[derive(Debug, Clone)]
-pub struct Question {
-    pub name: String,
-    pub label: String,
-    pub hint: Option<String>,
-    pub qtype: QuestionType,
-    pub required: bool,
-    /// Enclosing group names, outermost first.
-    pub group: Vec<String>,
-    /// Pre-filled answer as typed; valid for the question's type.
-    pub default: Option<String>,
-    pub constraint_message: Option<String>,
-    pub relevant: Option<Expr>,
-    pub constraint: Option<Expr>,
-    /// 1-based row in the `survey` sheet.
-    pub row: usize,
-}
-
-/// A checked `begin_group` … `end_group` block.
+/// A checked `begin_group` … `end_group` or `begin_repeat` … `end_repeat` block.
 #[derive(Debug, Clone)]
 pub struct Group {
     pub name: String,
-    pub label: Option<String>,
-    pub relevant: Option<Expr>,
-    /// Enclosing group names, outermost first.
+    pub label: Text,
+    pub hint: Text,
+    pub relevant: Option<XPath>,
+    /// Enclosing groups and repeats, outermost first.
     pub parents: Vec<String>,
-    /// 1-based row of `begin_group` in the `survey` sheet.
+    /// A repeat: instances are added by the enumerator or counted by `repeat_count`.
+    pub repeat: bool,
+    pub repeat_count: Option<XPath>,
+    pub appearance: Vec<String>,
+    /// The row of the begin row.
     pub row: usize,
 }
 
@@ -181,18 +156,29 @@ pub struct Group {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Choice {
     pub name: String,
-    pub label: String,
+    pub label: Text,
+    /// Other columns (what a `choice_filter` tests), as written.
+    pub columns: BTreeMap<String, String>,
+}
+
+impl Choice {
+    /// The label in the default language, or the name when it has none.
+    pub fn display(&self) -> &str {
+        self.label.get(None).unwrap_or(&self.name)
+    }
 }
 
 /// Where a definition problem is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Sheet {
-    /// The JSON document as a whole (syntax, top-level fields).
+    /// The file as a whole (syntax, top-level fields, sheets).
     Document,
     Settings,
     Survey,
     Choices,
+    ExternalChoices,
+    Entities,
 }
 
 impl fmt::Display for Sheet {
@@ -201,6 +187,8 @@ impl fmt::Display for Sheet {
             Sheet::Settings => "settings",
             Sheet::Survey => "survey",
             Sheet::Choices => "choices",
+            Sheet::ExternalChoices => "external_choices",
+            Sheet::Entities => "entities",
             Sheet::Document => "document",
         })
     }
@@ -210,8 +198,9 @@ impl fmt::Display for Sheet {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DefinitionError {
     pub sheet: Sheet,
-    /// 1-based index in the sheet's array.
+    /// The row: the spreadsheet row for a workbook, the 1-based index in a JSON array.
     pub row: Option<usize>,
+    /// The column.
     pub field: Option<String>,
     pub message: String,
 }
@@ -252,15 +241,38 @@ impl fmt::Display for DefinitionErrors {
     }
 }
 
-/// A checked survey: the definition plus its questions, groups, choice lists and parsed
-/// expressions. Build it with [`Survey::parse_json`] or [`Survey::from_definition`].
+/// The checked `settings` sheet.
+#[derive(Debug, Clone, Default)]
+pub struct FormSettings {
+    pub form_id: String,
+    pub form_title: Option<String>,
+    pub version: Option<String>,
+    pub default_language: Option<String>,
+    pub instance_name: Option<XPath>,
+    pub allow_choice_duplicates: bool,
+    pub style: Option<String>,
+    pub public_key: Option<String>,
+    pub submission_url: Option<String>,
+    /// The question that identifies the respondent, for data-subject requests.
+    pub subject_field: Option<String>,
+}
+
+/// A checked survey: the definition plus its questions, groups and repeats, choice lists and
+/// parsed expressions. Build it with [`Survey::parse_json`] or [`Survey::from_definition`].
 #[derive(Debug, Clone)]
 pub struct Survey {
     pub(super) definition: SurveyDefinition,
+    pub(super) settings: FormSettings,
     pub(super) questions: Vec<Question>,
     pub(super) index: HashMap<String, usize>,
     pub(super) groups: HashMap<String, Group>,
+    /// Groups and repeats in form order.
+    pub(super) group_order: Vec<String>,
     pub(super) choices: BTreeMap<String, Vec<Choice>>,
+    pub(super) languages: Vec<String>,
+    pub(super) warnings: Vec<DefinitionError>,
+    /// The choice lists as secondary instances, built on first use.
+    pub(super) secondary: std::sync::OnceLock<std::sync::Arc<super::instance::Secondary>>,
 }
 
 impl Survey {
@@ -272,24 +284,15 @@ impl Survey {
 
     /// Checks a definition, reporting every problem found.
     pub fn from_definition(def: SurveyDefinition) -> Result<Survey, DefinitionErrors> {
-        let mut b = check::Builder::default();
-        b.settings(&def.settings);
-        b.choices(&def.choices);
-        let pending = b.rows(&def.survey);
-        b.expressions_and_defaults(&def.survey, pending);
-        b.subject_field(&def.settings);
-        if !b.errors.is_empty() {
-            // Row order reads like the sheet; the checks themselves run in several passes.
-            b.errors.sort_by_key(|e| (e.sheet, e.row));
-            return Err(DefinitionErrors(b.errors));
-        }
-        Ok(Survey {
-            definition: def,
-            questions: b.questions,
-            index: b.index,
-            groups: b.groups,
-            choices: b.choices,
-        })
+        check::build(def)
+    }
+
+    /// The choice lists as the secondary instances expressions read.
+    pub(super) fn secondary(&self) -> std::sync::Arc<super::instance::Secondary> {
+        std::sync::Arc::clone(
+            self.secondary
+                .get_or_init(|| std::sync::Arc::new(super::instance::Secondary::build(self))),
+        )
     }
 
     /// The raw definition, to store or publish.
@@ -297,14 +300,23 @@ impl Survey {
         &self.definition
     }
 
+    /// The definition as the native JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(&self.definition).unwrap_or_default()
+    }
+
+    /// The checked settings.
+    pub fn settings(&self) -> &FormSettings {
+        &self.settings
+    }
+
     pub fn form_id(&self) -> &str {
-        &self.definition.settings.form_id
+        &self.settings.form_id
     }
 
     /// The form title, or the form id when it has none.
     pub fn title(&self) -> &str {
-        self.definition
-            .settings
+        self.settings
             .form_title
             .as_deref()
             .unwrap_or(self.form_id())
@@ -312,15 +324,25 @@ impl Survey {
 
     /// The author's version label.
     pub fn version(&self) -> Option<&str> {
-        self.definition.settings.version.as_deref()
+        self.settings.version.as_deref()
     }
 
     /// The question identifying the respondent.
     pub fn subject_field(&self) -> Option<&str> {
-        self.definition.settings.subject_field.as_deref()
+        self.settings.subject_field.as_deref()
     }
 
-    /// Questions in form order (notes included, groups excluded).
+    /// The languages of the form's labels, default first.
+    pub fn languages(&self) -> &[String] {
+        &self.languages
+    }
+
+    /// What the check found worth saying that does not stop the form (as pyxform warns).
+    pub fn warnings(&self) -> &[DefinitionError] {
+        &self.warnings
+    }
+
+    /// Questions in form order (notes, calculations and metadata included; groups excluded).
     pub fn questions(&self) -> &[Question] {
         &self.questions
     }
@@ -329,20 +351,23 @@ impl Survey {
         self.index.get(name).and_then(|&i| self.questions.get(i))
     }
 
-    /// Questions that take an answer (everything but notes): the columns of an export.
+    /// Questions that hold a value (everything but notes): the columns of an export.
     pub fn answerable(&self) -> impl Iterator<Item = &Question> {
-        self.questions
-            .iter()
-            .filter(|q| q.qtype != QuestionType::Note)
+        self.questions.iter().filter(|q| q.qtype.holds_value())
     }
 
     pub fn choices(&self, list: &str) -> Option<&[Choice]> {
         self.choices.get(list).map(Vec::as_slice)
     }
 
-    /// A group by name.
+    /// A group or repeat by name.
     pub fn group(&self, name: &str) -> Option<&Group> {
         self.groups.get(name)
+    }
+
+    /// Groups and repeats in form order.
+    pub fn groups(&self) -> impl Iterator<Item = &Group> {
+        self.group_order.iter().filter_map(|n| self.groups.get(n))
     }
 }
 

@@ -1,45 +1,43 @@
-//! Reading a definition from JSON one sheet row at a time, so that a typo in a field name is
-//! reported with its sheet and row (serde alone would stop at the first one and only give a
-//! line and column).
+//! Reading the native JSON definition: XLSForm's sheets as arrays of row objects keyed by
+//! column. Column names go through the same normalisation as a workbook's headers; a cell may
+//! be text, a number or a boolean (`"required": true`), and anything else is reported with its
+//! sheet, row and column.
 
-use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
-use super::definition::{
-    ChoiceRow, DefinitionError, DefinitionErrors, Settings, Sheet, SurveyDefinition, SurveyRow,
-};
+use super::definition::{DefinitionError, DefinitionErrors, Sheet, SurveyDefinition};
+use super::sheet::{Row, SheetKind, normalise_header, plain_quotes};
 
-const TOP_LEVEL: [&str; 3] = ["settings", "survey", "choices"];
+const TOP_LEVEL: [&str; 5] = [
+    "settings",
+    "survey",
+    "choices",
+    "external_choices",
+    "entities",
+];
 
 pub(super) fn parse_definition(text: &str) -> Result<SurveyDefinition, DefinitionErrors> {
     let doc: Value = serde_json::from_str(text).map_err(|e| {
-        one(
-            Sheet::Document,
-            None,
-            None,
-            format!("not valid JSON: {e}; fix the syntax at that position"),
-        )
+        one(format!(
+            "not valid JSON: {e}; fix the syntax at that position"
+        ))
     })?;
     let Value::Object(mut top) = doc else {
         return Err(one(
-            Sheet::Document,
-            None,
-            None,
             "expected a JSON object with `settings`, `survey` and `choices`".into(),
         ));
     };
     let mut errors = Vec::new();
     for key in top.keys().filter(|k| !TOP_LEVEL.contains(&k.as_str())) {
-        errors.push(DefinitionError {
-            sheet: Sheet::Document,
-            row: None,
-            field: Some(key.clone()),
-            message: format!(
-                "unknown top-level field `{key}`; expected `settings`, `survey` and `choices`"
-            ),
-        });
+        errors.push(err(
+            Sheet::Document,
+            None,
+            Some(key.clone()),
+            format!("unknown top-level field `{key}`; expected {}", TOP_LEVEL.join(", ")),
+        ));
     }
-
     let settings = match top.remove("settings") {
         None => {
             errors.push(err(
@@ -48,31 +46,45 @@ pub(super) fn parse_definition(text: &str) -> Result<SurveyDefinition, Definitio
                 None,
                 "missing `settings` object; it needs at least `form_id`".into(),
             ));
-            None
+            Row::default()
         }
-        Some(v) => item::<Settings>(v, Sheet::Settings, None, &mut errors),
+        Some(v) => row(v, Sheet::Settings, None, &mut errors),
     };
-    let survey = rows::<SurveyRow>(top.remove("survey"), Sheet::Survey, true, &mut errors);
-    let choices = rows::<ChoiceRow>(top.remove("choices"), Sheet::Choices, false, &mut errors);
+    let mut sheet = |name: &str, sheet: Sheet, required: bool| {
+        rows(top.remove(name), sheet, required, &mut errors)
+    };
+    let survey = sheet("survey", Sheet::Survey, true);
+    let choices = sheet("choices", Sheet::Choices, false);
+    let external_choices = sheet("external_choices", Sheet::ExternalChoices, false);
+    let entities = sheet("entities", Sheet::Entities, false);
+    if !errors.is_empty() {
+        return Err(DefinitionErrors(errors));
+    }
+    Ok(SurveyDefinition {
+        settings,
+        survey,
+        choices,
+        external_choices,
+        entities,
+    })
+}
 
-    match (settings, survey, choices) {
-        (Some(settings), Some(survey), Some(choices)) if errors.is_empty() => {
-            Ok(SurveyDefinition {
-                settings,
-                survey,
-                choices,
-            })
-        }
-        _ => Err(DefinitionErrors(errors)),
+fn kind(sheet: Sheet) -> SheetKind {
+    match sheet {
+        Sheet::Settings | Sheet::Document => SheetKind::Settings,
+        Sheet::Survey => SheetKind::Survey,
+        Sheet::Choices => SheetKind::Choices,
+        Sheet::ExternalChoices => SheetKind::ExternalChoices,
+        Sheet::Entities => SheetKind::Entities,
     }
 }
 
-fn rows<T: DeserializeOwned>(
+fn rows(
     value: Option<Value>,
     sheet: Sheet,
     required: bool,
     errors: &mut Vec<DefinitionError>,
-) -> Option<Vec<T>> {
+) -> Vec<Row> {
     let items = match value {
         None if required => {
             errors.push(err(
@@ -81,9 +93,9 @@ fn rows<T: DeserializeOwned>(
                 None,
                 format!("missing `{sheet}` array; add the form's rows"),
             ));
-            return None;
+            return Vec::new();
         }
-        None | Some(Value::Null) => return Some(Vec::new()),
+        None | Some(Value::Null) => return Vec::new(),
         Some(Value::Array(items)) => items,
         Some(_) => {
             errors.push(err(
@@ -92,60 +104,62 @@ fn rows<T: DeserializeOwned>(
                 None,
                 format!("`{sheet}` must be an array of row objects"),
             ));
-            return None;
+            return Vec::new();
         }
     };
-    let mut out = Vec::with_capacity(items.len());
-    let mut ok = true;
-    for (i, v) in items.into_iter().enumerate() {
-        match item::<T>(v, sheet, Some(i + 1), errors) {
-            Some(row) => out.push(row),
-            None => ok = false,
-        }
-    }
-    ok.then_some(out)
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| row(v, sheet, Some(i + 1), errors))
+        .collect()
 }
 
-fn item<T: DeserializeOwned>(
-    value: Value,
-    sheet: Sheet,
-    row: Option<usize>,
-    errors: &mut Vec<DefinitionError>,
-) -> Option<T> {
-    match serde_json::from_value(value) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            let message = e.to_string();
-            let (field, message) = if message.contains("untagged enum Required") {
-                (
-                    Some("required".to_owned()),
-                    "`required` must be true, false, \"yes\" or \"no\"".to_owned(),
-                )
-            } else if message.starts_with("unknown field") {
-                (
-                    quoted_field(&message),
-                    format!("{message}; fix the spelling or remove it"),
-                )
-            } else if message.starts_with("missing field") {
-                (
-                    quoted_field(&message),
-                    format!("{message}; add it to the row"),
-                )
-            } else {
-                (None, message)
-            };
-            errors.push(err(sheet, row, field, message));
-            None
+/// One row object as cells keyed by normalised column.
+fn row(value: Value, sheet: Sheet, number: Option<usize>, errors: &mut Vec<DefinitionError>) -> Row {
+    let Value::Object(fields) = value else {
+        errors.push(err(
+            sheet,
+            number,
+            None,
+            "expected an object of column names and cells".into(),
+        ));
+        return Row::default();
+    };
+    let mut cells = BTreeMap::new();
+    let mut written_as: BTreeMap<String, String> = BTreeMap::new();
+    for (key, v) in fields {
+        let column = normalise_header(kind(sheet), &key);
+        let text = match v {
+            Value::Null => continue,
+            Value::String(s) => s,
+            Value::Bool(b) => b.to_string(),
+            Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+                (Some(i), _) => i.to_string(),
+                (None, Some(f)) => f.to_string(),
+                (None, None) => n.to_string(),
+            },
+            Value::Array(_) | Value::Object(_) => {
+                errors.push(err(
+                    sheet,
+                    number,
+                    Some(key.clone()),
+                    format!("the cell `{key}` must be text, a number or true/false"),
+                ));
+                continue;
+            }
+        };
+        if let Some(first) = written_as.insert(column.clone(), key.clone()) {
+            errors.push(err(
+                sheet,
+                number,
+                Some(key.clone()),
+                format!("`{key}` and `{first}` are the same column `{column}`; keep one"),
+            ));
+            continue;
         }
+        cells.insert(column, plain_quotes(text.trim()));
     }
-}
-
-/// The field serde names in "unknown field `x`" / "missing field `x`".
-fn quoted_field(message: &str) -> Option<String> {
-    let rest = message
-        .strip_prefix("unknown field `")
-        .or_else(|| message.strip_prefix("missing field `"))?;
-    rest.split('`').next().map(str::to_owned)
+    Row::new(number.unwrap_or(1), cells)
 }
 
 fn err(
@@ -162,11 +176,6 @@ fn err(
     }
 }
 
-fn one(
-    sheet: Sheet,
-    row: Option<usize>,
-    field: Option<String>,
-    message: String,
-) -> DefinitionErrors {
-    DefinitionErrors(vec![err(sheet, row, field, message)])
+fn one(message: String) -> DefinitionErrors {
+    DefinitionErrors(vec![err(Sheet::Document, None, None, message)])
 }

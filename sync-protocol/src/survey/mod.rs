@@ -1,19 +1,26 @@
-//! Survey definitions (XLSForm-shaped JSON), their expressions and answer validation.
+//! Survey definitions (XLSForm, as a workbook's sheets or the native JSON), their ODK XPath
+//! expressions and answer validation.
 //!
-//! A coordinator writes a [`SurveyDefinition`]; [`Survey::parse_json`] or
-//! [`Survey::from_definition`] checks all of it at once (every problem with its sheet, row and
-//! field) and yields a [`Survey`], which validates [`Answers`](crate::Answers) on the device and
-//! on the server alike. The expression subset and its evaluation rules are documented in
-//! [`expr`].
+//! A coordinator writes a form; [`Survey::parse_json`], [`Survey::from_definition`] or
+//! [`xlsform::definition_from_sheets`] then [`Survey::from_definition`] check all of it at
+//! once (every problem with its sheet, row and column) and yield a [`Survey`], which validates
+//! [`Answers`](crate::Answers) on the device and on the server alike. Expressions are ODK
+//! XPath ([`xpath`]), evaluated over the response as a tree ([`instance`]).
 
 mod definition;
-pub mod expr;
+mod instance;
 mod json;
+pub mod sheet;
+pub mod types;
 mod validate;
+pub mod xlsform;
+pub mod xpath;
 
 pub use definition::{
-    Choice, ChoiceRow, DefinitionError, DefinitionErrors, Group, Question, QuestionType, Required,
-    Settings, Sheet, Survey, SurveyDefinition, SurveyRow,
+    Choice, DefaultValue, DefinitionError, DefinitionErrors, FormSettings, Group, Question,
+    Requirement, Sheet, Survey, SurveyDefinition, Text,
 };
-pub use expr::{Expr, ExprError};
+pub use sheet::Row;
+pub use types::{ChoiceSource, MediaKind, MetaKind, QuestionType, RowType, Select};
 pub use validate::{ValidationContext, ValidationError, ValidationErrorKind};
+pub use xpath::{XPath, XPathError};
