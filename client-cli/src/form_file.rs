@@ -165,6 +165,42 @@ fn excel_date_text(serial: f64, _is_datetime: bool) -> Option<String> {
 mod tests {
     use super::*;
 
+    const FORMS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures");
+
+    /// The roster workbooks (written by `fixtures/forms/make.py` from the JSON, with a comment
+    /// column, a blank row and headers in another case) read as the same form as the JSON.
+    #[test]
+    fn workbooks_read_as_the_json_they_were_made_from() {
+        let json = load(Path::new(&format!("{FORMS}/surveys/household-roster.json")))
+            .unwrap_or_else(|e| panic!("{e}"));
+        for file in ["household-roster.xlsx", "household-roster.xls"] {
+            let path = format!("{FORMS}/forms/{file}");
+            let book = load(Path::new(&path)).unwrap_or_else(|e| panic!("{e}"));
+            let mut def = book.definition().clone();
+            for r in &mut def.survey {
+                r.cells.remove("Notes for the team");
+            }
+            let rows = |d: &SurveyDefinition| -> Vec<_> {
+                d.survey.iter().filter(|r| !r.is_blank()).map(|r| r.cells.clone()).collect()
+            };
+            assert_eq!(rows(&def), rows(json.definition()), "{file}: survey sheet");
+            assert_eq!(def.choices.iter().map(|r| &r.cells).collect::<Vec<_>>(),
+                json.definition().choices.iter().map(|r| &r.cells).collect::<Vec<_>>(), "{file}: choices");
+            assert_eq!(def.settings.cells, json.definition().settings.cells, "{file}: settings");
+            // Row numbers are the spreadsheet's: header 1, the blank row counted.
+            assert_eq!(book.question("hh_name").map(|q| q.row), Some(5), "{file}");
+            assert_eq!(book.question("n_members").map(|q| q.row), Some(9), "{file}");
+        }
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_form_says_what_it_takes() {
+        let e = read(Path::new(&format!("{FORMS}/forms/make.py"))).expect_err("not a form");
+        assert!(e.to_string().contains(".xlsx or .xls"), "{e}");
+        let e = read(Path::new("/nonexistent/form.xlsx")).expect_err("missing");
+        assert!(e.to_string().contains("cannot read /nonexistent/form.xlsx"), "{e}");
+    }
+
     #[test]
     fn cells_read_as_xlsform_reads_them() {
         assert_eq!(cell_text(&Data::Float(1.0)).as_deref(), Some("1"));

@@ -3,7 +3,7 @@
 //! words a user can act on. Pure functions, so the batch paths and the tests share them.
 
 use fieldsync_protocol::survey::{QuestionType, Survey, ValidationContext};
-use fieldsync_protocol::{Answer, Answers};
+use fieldsync_protocol::{Answer, Answers, RepeatInstance};
 
 /// Columns an export writes besides the questions; an import ignores them, so an export can
 /// be imported again.
@@ -74,21 +74,69 @@ pub fn edits_from_args(
 }
 
 /// The answers of one JSON object: numbers and strings go through the question's own input
-/// parsing, a `select_multiple` may also be an array of choice names, `null` is no answer.
-/// Type, choice and constraint checks happen later, on the whole response.
+/// parsing, a `select_multiple` may also be an array of choice names, a repeat is an array of
+/// objects (its entries, each with its own answers and optionally its `_id`), `null` is no
+/// answer. Type, choice and constraint checks happen later, on the whole response.
 pub fn answers_from_json(
     survey: &Survey,
     value: &serde_json::Value,
 ) -> Result<Answers, Vec<String>> {
-    let serde_json::Value::Object(map) = value else {
-        return Err(vec![format!(
-            "expected a JSON object of question names to answers, found {}",
-            json_kind(value)
-        )]);
-    };
-    let mut answers = Answers::new();
     let mut errors = Vec::new();
+    let answers = answers_in(survey, value, "", &mut errors);
+    if errors.is_empty() {
+        Ok(answers)
+    } else {
+        Err(errors)
+    }
+}
+
+fn answers_in(
+    survey: &Survey,
+    value: &serde_json::Value,
+    prefix: &str,
+    errors: &mut Vec<String>,
+) -> Answers {
+    let mut answers = Answers::new();
+    let serde_json::Value::Object(map) = value else {
+        errors.push(format!(
+            "{prefix}expected a JSON object of question names to answers, found {}",
+            json_kind(value)
+        ));
+        return answers;
+    };
     for (name, v) in map {
+        if survey.group(name).is_some_and(|g| g.repeat) {
+            let serde_json::Value::Array(entries) = v else {
+                if !v.is_null() {
+                    errors.push(format!(
+                        "{prefix}{name}: a repeat takes a list of entries, each an object of answers"
+                    ));
+                }
+                continue;
+            };
+            let instances = entries
+                .iter()
+                .enumerate()
+                .map(|(i, entry)| {
+                    let inner = format!("{prefix}{name}[{}]/", i + 1);
+                    let id = entry
+                        .get("_id")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or_default()
+                        .to_owned();
+                    let mut entry = entry.clone();
+                    if let Some(obj) = entry.as_object_mut() {
+                        obj.remove("_id");
+                    }
+                    RepeatInstance {
+                        id,
+                        answers: answers_in(survey, &entry, &inner, errors),
+                    }
+                })
+                .collect();
+            answers.insert(name.clone(), Answer::Repeat(instances));
+            continue;
+        }
         let text = match v {
             serde_json::Value::Null => continue,
             serde_json::Value::String(s) => s.clone(),
@@ -96,14 +144,14 @@ pub fn answers_from_json(
             serde_json::Value::Array(items) => {
                 let is_multi = matches!(
                     survey.question(name).map(|q| &q.qtype),
-                    Some(QuestionType::SelectMultiple(_))
+                    Some(QuestionType::SelectMultiple(_) | QuestionType::Rank(_))
                 );
                 let names: Option<Vec<&str>> = items.iter().map(|i| i.as_str()).collect();
                 match names {
                     Some(names) if is_multi => names.join(" "),
                     _ => {
                         errors.push(format!(
-                            "{name}: a list is only accepted for a select_multiple question, as a list of choice names"
+                            "{prefix}{name}: a list is only accepted for a select_multiple or rank question (choice names) or a repeat (entries)"
                         ));
                         continue;
                     }
@@ -111,7 +159,7 @@ pub fn answers_from_json(
             }
             other => {
                 errors.push(format!(
-                    "{name}: {} is not an answer; give a number or a string",
+                    "{prefix}{name}: {} is not an answer; give a number or a string",
                     json_kind(other)
                 ));
                 continue;
@@ -121,14 +169,10 @@ pub fn answers_from_json(
             Ok(answer) => {
                 answers.insert(name.clone(), answer);
             }
-            Err(e) => errors.push(e.to_string()),
+            Err(e) => errors.push(format!("{prefix}{e}")),
         }
     }
-    if errors.is_empty() {
-        Ok(answers)
-    } else {
-        Err(errors)
-    }
+    answers
 }
 
 fn json_kind(v: &serde_json::Value) -> &'static str {

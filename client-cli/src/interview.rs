@@ -1,20 +1,22 @@
-//! The interview as a pure state machine: which question comes next (skip logic, notes),
-//! what a typed line means (an answer, a choice number, a navigation command), and whether
-//! the answer is acceptable while the respondent is still there. It reads no terminal and
-//! writes nothing, so `fieldsync collect` is a thin loop around it and tests drive it with
-//! scripted lines.
+//! The interview as a pure state machine: which question comes next (skip logic, notes,
+//! groups, repeat entries), what a typed line means (an answer, a choice number, a navigation
+//! command), and whether the answer is acceptable while the respondent is still there. It
+//! reads no terminal and writes nothing, so `fieldsync collect` is a thin loop around it and
+//! tests drive it with scripted lines.
 //!
 //! Commands at any prompt: `<` or `:back` (previous question), `:save` (keep as a draft and
 //! stop), `:skip` (leave an optional question unanswered), `:quit` (stop without saving, after
 //! a confirmation). An empty line keeps the current answer, takes the default, or skips an
-//! optional question.
+//! optional question. At the end of a repeat the interview asks whether to add another entry
+//! (`y`/`n`), unless the form counts the entries (`repeat_count`).
 
 use std::sync::Arc;
 
 use fieldsync_protocol::survey::{
-    Choice, Question, QuestionType, Survey, ValidationContext, ValidationError, ValidationErrorKind,
+    At, Choice, Group, Location, Question, QuestionType, Survey, ValidationContext,
+    ValidationError, answers_at, answers_at_mut,
 };
-use fieldsync_protocol::{Answer, Answers};
+use fieldsync_protocol::{Answer, Answers, RepeatInstance};
 
 /// How an interview ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,22 +32,42 @@ pub enum Outcome {
 /// What the interview shows now and waits on.
 #[derive(Debug)]
 pub enum Screen<'a> {
-    /// A question to answer, after the notes passed on the way to it.
+    /// A question to answer, after the notes passed on the way to it (their text already in
+    /// the interview's language, answers piped in).
     Question {
         question: &'a Question,
-        /// 1-based position among the questions that take an answer.
+        /// The label and hint in the interview's language, answers piped in.
+        label: String,
+        hint: Option<String>,
+        /// Where it is: the labels of its groups and repeat entries, outermost first
+        /// (`["Household", "Member 2"]`).
+        place: Vec<String>,
+        /// 1-based position among the questions asked so far and left.
         number: usize,
         total: usize,
-        notes: Vec<&'a Question>,
+        notes: Vec<String>,
         current: Option<&'a Answer>,
-        choices: &'a [Choice],
+        /// The choices offered (narrowed by the question's choice filter), each with its
+        /// label in the interview's language.
+        choices: Vec<(&'a Choice, String)>,
+        /// Whether it must be answered now.
+        required: bool,
+    },
+    /// Whether to add an entry to a repeat (another household member).
+    AddEntry {
+        repeat: &'a Group,
+        place: Vec<String>,
+        /// Entries it has so far.
+        entries: usize,
+        notes: Vec<String>,
     },
     /// `:quit` asks for a confirmation.
     ConfirmQuit,
-    /// The end: the answers in form order and any problem left, then submit or draft.
+    /// The end: the answers in form order (label, with its entry, and value) and any problem
+    /// left, then submit or draft.
     Review {
-        notes: Vec<&'a Question>,
-        answers: Vec<(&'a Question, &'a Answer)>,
+        notes: Vec<String>,
+        answers: Vec<(String, String)>,
         errors: Vec<ValidationError>,
     },
     /// Finished.
@@ -69,19 +91,34 @@ enum State {
     Done(Outcome),
 }
 
+/// One step of the form, in form order, for the answers as they are now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Step {
+    /// Question `index` of `survey.questions()`, in the repeat entries `at`.
+    Question { at: Location, index: usize },
+    /// The start of repeat `repeat` where its entries go (`at` is the parent's place).
+    RepeatStart { at: Location, repeat: String },
+    /// Whether to add another entry.
+    AddEntry { at: Location, repeat: String },
+    /// The end of the repeat.
+    RepeatEnd { at: Location, repeat: String },
+}
+
 /// One interview over one survey version.
 #[derive(Debug)]
 pub struct Interview {
     survey: Arc<Survey>,
     ctx: ValidationContext,
     answers: Answers,
-    /// Index into `survey.questions()` of the question being asked.
-    pos: usize,
-    /// Questions answered (or skipped) on the way here, for going back.
-    trail: Vec<usize>,
-    /// Notes passed since the last question, to show before the next one.
-    notes: Vec<usize>,
+    /// The step being asked; `None` past the last step.
+    pos: Option<Step>,
+    /// Steps answered (or skipped) on the way here, for going back.
+    trail: Vec<Step>,
+    /// Notes passed since the last question (and their places), to show before the next one.
+    notes: Vec<(Location, usize)>,
     state: State,
+    /// The language labels are shown in (`None`: the form's default).
+    language: Option<String>,
 }
 
 impl Interview {
@@ -96,20 +133,31 @@ impl Interview {
             survey,
             ctx,
             answers,
-            pos: 0,
+            pos: None,
             trail: Vec::new(),
             notes: Vec::new(),
             state: State::Asking,
+            language: None,
         };
-        let last_answered = iv
-            .survey
-            .questions()
-            .iter()
-            .rposition(|q| iv.answers.contains_key(&q.name));
+        iv.pos = iv.steps().into_iter().next();
+        let steps = iv.steps();
+        let last_answered = steps.iter().rposition(|s| iv.is_answered(s));
         if let Some(last) = last_answered {
+            let target = steps[last].clone();
             loop {
                 iv.advance();
-                if iv.state != State::Asking || iv.pos > last {
+                let here = iv.pos.clone();
+                if iv.state != State::Asking || here.is_none() {
+                    break;
+                }
+                let steps = iv.steps();
+                let (Some(h), Some(t)) = (
+                    here.as_ref().and_then(|h| steps.iter().position(|s| s == h)),
+                    steps.iter().position(|s| *s == target),
+                ) else {
+                    break;
+                };
+                if h > t {
                     break;
                 }
                 iv.forward();
@@ -117,6 +165,29 @@ impl Interview {
             iv.notes.clear();
         }
         iv
+    }
+
+    /// Show labels in `language` (one of [`Survey::languages`]).
+    pub fn with_language(mut self, language: Option<String>) -> Interview {
+        self.language = language;
+        self
+    }
+
+    /// Text of a label, hint or message in the interview's language, answers piped in.
+    fn text(&self, t: &fieldsync_protocol::survey::Text, at: &Location, q: &str) -> Option<String> {
+        let raw = t.get(self.language.as_deref())?;
+        Some(
+            self.survey
+                .pipe(raw, Self::at_of(at, q), &self.answers, &self.ctx)
+                .trim()
+                .to_owned(),
+        )
+    }
+
+    /// Take over the answers as they were stored (with the ids given to new repeat entries
+    /// and the values the device fills in), keeping the interview where it is.
+    pub fn adopt(&mut self, stored: Answers) {
+        self.answers = stored;
     }
 
     /// The answers so far.
@@ -135,66 +206,242 @@ impl Interview {
     /// The answers to keep: without answers to questions that the other answers make
     /// irrelevant (going back can hide questions answered earlier).
     pub fn answers_to_save(&self) -> Answers {
-        let mut answers = self.answers.clone();
-        // Removing one hidden answer can hide another (chained skip logic); a few rounds settle.
-        for _ in 0..self.survey.questions().len().max(1) {
-            let hidden: Vec<String> = self
-                .survey
-                .validate(&answers, &self.ctx)
-                .into_iter()
-                .filter(|e| e.kind == ValidationErrorKind::NotRelevant)
-                .map(|e| e.question)
-                .collect();
-            if hidden.is_empty() {
-                break;
-            }
-            for name in hidden {
-                answers.remove(&name);
-            }
-        }
-        answers
+        self.survey.drop_irrelevant(&self.answers, &self.ctx)
     }
 
-    /// The current screen, after moving past questions that are not asked.
+    /// Every step of the form for the current answers, in form order.
+    fn steps(&self) -> Vec<Step> {
+        let mut out = Vec::new();
+        self.steps_in(None, &Vec::new(), &mut out);
+        out
+    }
+
+    fn steps_in(&self, container: Option<&str>, at: &Location, out: &mut Vec<Step>) {
+        let survey = &*self.survey;
+        // Items of this container in form order: questions and groups by row.
+        let mut items: Vec<(usize, Result<usize, &Group>)> = survey
+            .questions()
+            .iter()
+            .enumerate()
+            .filter(|(_, q)| q.group.last().map(String::as_str) == container)
+            .map(|(i, q)| (q.row, Ok(i)))
+            .chain(
+                survey
+                    .groups()
+                    .filter(|g| g.parents.last().map(String::as_str) == container)
+                    .map(|g| (g.row, Err(g))),
+            )
+            .collect();
+        items.sort_by_key(|(row, _)| *row);
+        for (_, item) in items {
+            match item {
+                Ok(index) => out.push(Step::Question {
+                    at: at.clone(),
+                    index,
+                }),
+                Err(g) if !g.repeat => self.steps_in(Some(&g.name), at, out),
+                Err(g) => {
+                    out.push(Step::RepeatStart {
+                        at: at.clone(),
+                        repeat: g.name.clone(),
+                    });
+                    let entries = answers_at(&self.answers, at)
+                        .and_then(|a| a.get(&g.name))
+                        .and_then(Answer::as_repeat)
+                        .map_or(0, <[RepeatInstance]>::len);
+                    for k in 0..entries {
+                        let mut inner = at.clone();
+                        inner.push((g.name.clone(), k));
+                        self.steps_in(Some(&g.name), &inner, out);
+                    }
+                    if g.repeat_count.is_none() {
+                        out.push(Step::AddEntry {
+                            at: at.clone(),
+                            repeat: g.name.clone(),
+                        });
+                    }
+                    out.push(Step::RepeatEnd {
+                        at: at.clone(),
+                        repeat: g.name.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    fn is_answered(&self, step: &Step) -> bool {
+        match step {
+            Step::Question { at, index } => {
+                let q = &self.survey.questions()[*index];
+                q.qtype.is_asked()
+                    && answers_at(&self.answers, at).is_some_and(|a| a.contains_key(&q.name))
+            }
+            _ => false,
+        }
+    }
+
+    fn question_at<'s, 't>(&'s self, step: &'t Step) -> Option<(&'t Location, &'s Question)> {
+        match step {
+            Step::Question { at, index } => Some((at, &self.survey.questions()[*index])),
+            _ => None,
+        }
+    }
+
+    fn current_answer(&self, at: &Location, name: &str) -> Option<&Answer> {
+        answers_at(&self.answers, at).and_then(|a| a.get(name))
+    }
+
+    fn set_answer(&mut self, at: &Location, name: &str, value: Option<Answer>) {
+        if let Some(scope) = answers_at_mut(&mut self.answers, at) {
+            match value {
+                Some(v) => {
+                    scope.insert(name.to_owned(), v);
+                }
+                None => {
+                    scope.remove(name);
+                }
+            }
+        }
+    }
+
+    /// The entries of `repeat` at `at`, creating the list when it has none.
+    fn entries_mut(&mut self, at: &Location, repeat: &str) -> Option<&mut Vec<RepeatInstance>> {
+        let scope = answers_at_mut(&mut self.answers, at)?;
+        let slot = scope
+            .entry(repeat.to_owned())
+            .or_insert_with(|| Answer::Repeat(Vec::new()));
+        match slot {
+            Answer::Repeat(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Labels of the groups and entries around `at` and `question`, outermost first.
+    fn place(&self, at: &Location, parents: &[String]) -> Vec<String> {
+        let mut entry = at.iter();
+        parents
+            .iter()
+            .filter_map(|p| {
+                let g = self.survey.group(p)?;
+                let label = match g.label.get(self.language.as_deref()) {
+                    Some(l) => l.to_owned(),
+                    None => g.name.clone(),
+                };
+                if g.repeat {
+                    let k = entry.next().map_or(0, |(_, k)| *k);
+                    Some(format!("{label} {}", k + 1))
+                } else {
+                    g.label.get(None).map(|_| label)
+                }
+            })
+            .collect()
+    }
+
+    fn at_of<'x>(at: &'x Location, question: &'x str) -> At<'x> {
+        At {
+            instances: at,
+            question,
+        }
+    }
+
+    /// The current screen, after moving past steps that are not asked.
     pub fn screen(&mut self) -> Screen<'_> {
         self.advance();
         let questions = self.survey.questions();
-        let notes = || {
-            self.notes
-                .iter()
-                .filter_map(|&i| questions.get(i))
-                .collect()
-        };
+        let notes: Vec<String> = self
+            .notes
+            .iter()
+            .filter_map(|(at, i)| {
+                let q = questions.get(*i)?;
+                self.text(&q.label, at, &q.name)
+            })
+            .collect();
         match self.state {
             State::Done(o) => Screen::Done(o),
             State::ConfirmQuit { .. } => Screen::ConfirmQuit,
             State::Review => Screen::Review {
-                notes: notes(),
-                answers: questions
-                    .iter()
-                    .filter_map(|q| self.answers.get(&q.name).map(|a| (q, a)))
-                    .collect(),
-                errors: self.survey.validate(&self.answers, &self.ctx),
+                notes,
+                answers: self.summary(),
+                errors: self.survey.validate(&self.answers_to_save(), &self.ctx),
             },
-            State::Asking => {
-                let Some(question) = questions.get(self.pos) else {
-                    return Screen::Done(Outcome::Draft);
-                };
-                let answerable = |q: &&Question| q.qtype.is_asked();
-                Screen::Question {
-                    question,
-                    number: questions[..self.pos].iter().filter(answerable).count() + 1,
-                    total: questions.iter().filter(answerable).count(),
-                    notes: notes(),
-                    current: self.answers.get(&question.name),
-                    choices: question
-                        .qtype
-                        .list()
-                        .and_then(|l| self.survey.choices(l))
-                        .unwrap_or(&[]),
+            State::Asking => match self.pos.clone() {
+                None => Screen::Done(Outcome::Draft),
+                Some(Step::AddEntry { at, repeat }) => {
+                    let Some(g) = self.survey.group(&repeat) else {
+                        return Screen::Done(Outcome::Draft);
+                    };
+                    let entries = self
+                        .current_answer(&at, &repeat)
+                        .and_then(Answer::as_repeat)
+                        .map_or(0, <[RepeatInstance]>::len);
+                    Screen::AddEntry {
+                        repeat: g,
+                        place: self.place(&at, &g.parents),
+                        entries,
+                        notes,
+                    }
                 }
-            }
+                Some(step) => {
+                    let Some((at, question)) = self.question_at(&step) else {
+                        return Screen::Done(Outcome::Draft);
+                    };
+                    let steps = self.steps();
+                    let asked: Vec<&Step> = steps
+                        .iter()
+                        .filter(|s| self.question_at(s).is_some_and(|(_, q)| q.qtype.is_asked()))
+                        .collect();
+                    let number = asked.iter().position(|s| **s == step).map_or(1, |i| i + 1);
+                    let required = self.survey.is_required_at(
+                        Self::at_of(at, &question.name),
+                        &self.answers,
+                        &self.ctx,
+                    );
+                    Screen::Question {
+                        question,
+                        label: self.text(&question.label, at, &question.name).unwrap_or_default(),
+                        hint: self.text(&question.hint, at, &question.name),
+                        required,
+                        place: self.place(at, &question.group),
+                        number,
+                        total: asked.len(),
+                        notes,
+                        current: self.current_answer(at, &question.name),
+                        choices: self
+                            .survey
+                            .choices_at(Self::at_of(at, &question.name), &self.answers, &self.ctx)
+                            .into_iter()
+                            .map(|c| {
+                                let label = c
+                                    .label
+                                    .get(self.language.as_deref())
+                                    .unwrap_or(&c.name)
+                                    .trim()
+                                    .to_owned();
+                                (c, label)
+                            })
+                            .collect(),
+                    }
+                }
+            },
         }
+    }
+
+    /// The answers in form order, each with its entry: for the review.
+    fn summary(&self) -> Vec<(String, String)> {
+        let kept = self.answers_to_save();
+        self.steps()
+            .iter()
+            .filter_map(|s| {
+                let (at, q) = self.question_at(s)?;
+                if !q.qtype.is_asked() {
+                    return None;
+                }
+                let a = answers_at(&kept, at)?.get(&q.name)?;
+                let mut place = self.place(at, &q.group);
+                place.push(self.text(&q.label, at, &q.name).unwrap_or_else(|| q.name.clone()));
+                Some((place.join(" / "), a.to_string()))
+            })
+            .collect()
     }
 
     /// Take one typed line (without its line ending).
@@ -217,14 +464,14 @@ impl Interview {
                 }
             }
             State::Review => self.review_input(line),
-            State::Asking => self.question_input(line),
+            State::Asking => self.step_input(line),
         }
     }
 
     fn review_input(&mut self, line: &str) -> Reply {
         match line.to_ascii_lowercase().as_str() {
             "y" | "yes" | "submit" => {
-                let errors = self.survey.validate(&self.answers, &self.ctx);
+                let errors = self.survey.validate(&self.answers_to_save(), &self.ctx);
                 if errors.is_empty() {
                     self.state = State::Done(Outcome::Submit);
                     Reply::Ok
@@ -250,10 +497,7 @@ impl Interview {
         }
     }
 
-    fn question_input(&mut self, line: &str) -> Reply {
-        let Some(q) = self.survey.questions().get(self.pos).cloned() else {
-            return Reply::Ok;
-        };
+    fn step_input(&mut self, line: &str) -> Reply {
         match line {
             "<" | ":back" => return self.back(),
             ":save" => {
@@ -264,18 +508,71 @@ impl Interview {
                 self.state = State::ConfirmQuit { from_review: false };
                 return Reply::Ok;
             }
-            ":skip" => {
-                if self.survey.is_required(&q.name, &self.answers, &self.ctx) {
-                    return Reply::Problem(format!(
-                        "`{}` is required and cannot be skipped; answer it, or type :save to keep a draft",
-                        q.name
-                    ));
-                }
-                self.answers.remove(&q.name);
-                self.forward();
-                return Reply::Ok;
-            }
             _ => {}
+        }
+        match self.pos.clone() {
+            Some(Step::AddEntry { at, repeat }) => self.add_entry_input(&at, &repeat, line),
+            Some(step @ Step::Question { .. }) => self.question_input(&step, line),
+            _ => Reply::Ok,
+        }
+    }
+
+    fn add_entry_input(&mut self, at: &Location, repeat: &str, line: &str) -> Reply {
+        match line.to_ascii_lowercase().as_str() {
+            "y" | "yes" => {
+                if let Some(entries) = self.entries_mut(at, repeat) {
+                    entries.push(RepeatInstance {
+                        id: String::new(),
+                        answers: Answers::new(),
+                    });
+                    let k = entries.len() - 1;
+                    let mut inner = at.clone();
+                    inner.push((repeat.to_owned(), k));
+                    let first = self.steps().into_iter().find(|s| match s {
+                        Step::Question { at, .. } | Step::RepeatStart { at, .. } => {
+                            at.starts_with(&inner)
+                        }
+                        _ => false,
+                    });
+                    self.trail.push(Step::AddEntry {
+                        at: at.clone(),
+                        repeat: repeat.to_owned(),
+                    });
+                    self.notes.clear();
+                    // An entry with nothing to ask (all hidden) comes straight back here.
+                    if first.is_some() {
+                        self.pos = first;
+                    }
+                }
+                Reply::Ok
+            }
+            "n" | "no" | "" | ":skip" => {
+                self.forward();
+                Reply::Ok
+            }
+            _ => Reply::Problem(
+                "type y to add an entry, n (or Enter) to go on, or < to go back".into(),
+            ),
+        }
+    }
+
+    fn question_input(&mut self, step: &Step, line: &str) -> Reply {
+        let Some((at, q)) = self.question_at(step).map(|(a, q)| (a.clone(), q.clone())) else {
+            return Reply::Ok;
+        };
+        let required = self
+            .survey
+            .is_required_at(Self::at_of(&at, &q.name), &self.answers, &self.ctx);
+        if line == ":skip" {
+            if required {
+                return Reply::Problem(format!(
+                    "`{}` is required and cannot be skipped; answer it, or type :save to keep a draft",
+                    q.name
+                ));
+            }
+            self.set_answer(&at, &q.name, None);
+            self.forward();
+            return Reply::Ok;
         }
         if is_command(line) {
             return Reply::Problem(format!(
@@ -283,12 +580,14 @@ impl Interview {
             ));
         }
         if line.is_empty() {
-            if let Some(current) = self.answers.get(&q.name).cloned() {
+            if let Some(current) = self.current_answer(&at, &q.name).cloned() {
                 // Keeping an answer re-checks it: an earlier answer may have changed.
-                return match self
-                    .survey
-                    .check_answer(&q.name, &current, &self.answers, &self.ctx)
-                {
+                return match self.survey.check_answer_at(
+                    Self::at_of(&at, &q.name),
+                    &current,
+                    &self.answers,
+                    &self.ctx,
+                ) {
                     Ok(()) => {
                         self.forward();
                         Reply::Ok
@@ -297,9 +596,9 @@ impl Interview {
                 };
             }
             if let Some(default) = q.static_default() {
-                return self.accept(&q, default);
+                return self.accept(&at, &q, default);
             }
-            if self.survey.is_required(&q.name, &self.answers, &self.ctx) {
+            if required {
                 return Reply::Problem(
                     "an answer is required; type it, or :save to keep a draft".to_string(),
                 );
@@ -307,79 +606,158 @@ impl Interview {
             self.forward();
             return Reply::Ok;
         }
-        self.accept(&q, line)
+        self.accept(&at, &q, line)
     }
 
-    fn accept(&mut self, q: &Question, typed: &str) -> Reply {
-        let choices = q
-            .qtype
-            .list()
-            .and_then(|l| self.survey.choices(l))
-            .unwrap_or(&[]);
+    fn accept(&mut self, at: &Location, q: &Question, typed: &str) -> Reply {
+        let survey = Arc::clone(&self.survey);
+        let choices = survey.choices_at(Self::at_of(at, &q.name), &self.answers, &self.ctx);
+        let choices = choices.as_slice();
         let text = match &q.qtype {
             QuestionType::SelectOne(_) => resolve_choice(choices, typed).to_owned(),
-            QuestionType::SelectMultiple(_) => typed
+            QuestionType::SelectMultiple(_) | QuestionType::Rank(_) => typed
                 .split(|c: char| c.is_whitespace() || c == ',')
                 .filter(|t| !t.is_empty())
                 .map(|t| resolve_choice(choices, t))
                 .collect::<Vec<_>>()
                 .join(" "),
+            QuestionType::Date if typed.eq_ignore_ascii_case("today") => {
+                let d = self.ctx.today;
+                format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+            }
+            QuestionType::DateTime if typed.eq_ignore_ascii_case("now") => self
+                .ctx
+                .now
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            QuestionType::Time if typed.eq_ignore_ascii_case("now") => {
+                let t = self.ctx.now.time();
+                format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second())
+            }
             _ => typed.to_owned(),
         };
         let answer = match self.survey.parse_input(&q.name, &text) {
             Ok(a) => a,
             Err(e) => return Reply::Problem(e.message),
         };
-        if let Err(e) = self
-            .survey
-            .check_answer(&q.name, &answer, &self.answers, &self.ctx)
-        {
+        if let Err(e) = self.survey.check_answer_at(
+            Self::at_of(at, &q.name),
+            &answer,
+            &self.answers,
+            &self.ctx,
+        ) {
             return Reply::Problem(e.message);
         }
-        self.answers.insert(q.name.clone(), answer);
+        self.set_answer(at, &q.name, Some(answer));
+        // Calculations follow every answer, so later questions and labels see them.
+        self.answers = self.survey.calculate(&self.answers, &self.ctx);
         self.forward();
         Reply::Ok
     }
 
-    /// Move past questions that are not asked: irrelevant ones lose their answer, notes are
-    /// collected to show before the next question.
+    /// Move past steps that are not asked: irrelevant questions lose their answer, notes are
+    /// collected to show before the next question, repeats that are not relevant are passed
+    /// whole, and a counted repeat gets its entries.
     fn advance(&mut self) {
         if self.state != State::Asking {
             return;
         }
-        let questions = self.survey.questions();
-        while let Some(q) = questions.get(self.pos) {
-            if !self.survey.is_relevant(&q.name, &self.answers, &self.ctx) {
-                self.answers.remove(&q.name);
-            } else if q.qtype == QuestionType::Note {
-                if !self.notes.contains(&self.pos) {
-                    self.notes.push(self.pos);
-                }
-            } else if q.qtype.is_asked() {
+        for _ in 0..100_000 {
+            let Some(step) = self.pos.clone() else {
+                self.state = State::Review;
                 return;
+            };
+            match &step {
+                Step::Question { at, index } => {
+                    let q = self.survey.questions()[*index].clone();
+                    let relevant = self.survey.is_relevant_at(
+                        Self::at_of(at, &q.name),
+                        &self.answers,
+                        &self.ctx,
+                    );
+                    if !relevant {
+                        if q.qtype.is_asked() {
+                            self.set_answer(at, &q.name, None);
+                        }
+                    } else if q.qtype == QuestionType::Note {
+                        let note = (at.clone(), *index);
+                        if !self.notes.contains(&note) {
+                            self.notes.push(note);
+                        }
+                    } else if q.qtype.is_asked() {
+                        return;
+                    }
+                    // Not asked: calculations and device values are filled in, not typed.
+                }
+                Step::RepeatStart { at, repeat } => {
+                    let relevant = self.survey.is_relevant_at(
+                        Self::at_of(at, repeat),
+                        &self.answers,
+                        &self.ctx,
+                    );
+                    if !relevant {
+                        self.pos = self.step_after_end(at, repeat);
+                        continue;
+                    }
+                    if let Some(n) =
+                        self.survey
+                            .repeat_count_at(repeat, at, &self.answers, &self.ctx)
+                        && let Some(entries) = self.entries_mut(at, repeat)
+                    {
+                        // Up to the count, adding empty entries; extra entries go only if
+                        // nothing was answered in them.
+                        while entries.len() < n.min(10_000) {
+                            entries.push(RepeatInstance {
+                                id: String::new(),
+                                answers: Answers::new(),
+                            });
+                        }
+                        while entries.len() > n && entries.last().is_some_and(|e| e.answers.is_empty()) {
+                            entries.pop();
+                        }
+                    }
+                }
+                Step::AddEntry { .. } => return,
+                Step::RepeatEnd { .. } => {}
             }
-            // Not asked: calculations and device values are filled in, not typed.
-            self.pos += 1;
+            self.pos = self.next_step(&step);
         }
-        self.state = State::Review;
+    }
+
+    fn next_step(&self, step: &Step) -> Option<Step> {
+        let steps = self.steps();
+        let i = steps.iter().position(|s| s == step)?;
+        steps.get(i + 1).cloned()
+    }
+
+    fn step_after_end(&self, at: &Location, repeat: &str) -> Option<Step> {
+        let end = Step::RepeatEnd {
+            at: at.clone(),
+            repeat: repeat.to_owned(),
+        };
+        self.next_step(&end)
     }
 
     fn forward(&mut self) {
-        self.trail.push(self.pos);
-        self.pos += 1;
+        if let Some(step) = self.pos.clone() {
+            self.pos = self.next_step(&step);
+            self.trail.push(step);
+        }
         self.notes.clear();
     }
 
     fn back(&mut self) -> Reply {
-        match self.trail.pop() {
-            Some(p) => {
-                self.pos = p;
+        let steps = self.steps();
+        while let Some(p) = self.trail.pop() {
+            // A step that no longer exists (its entry was removed) is passed over.
+            if steps.contains(&p) {
+                self.pos = Some(p);
                 self.notes.clear();
                 self.state = State::Asking;
-                Reply::Ok
+                return Reply::Ok;
             }
-            None => Reply::Problem("this is the first question; there is nothing before it".into()),
         }
+        Reply::Problem("this is the first question; there is nothing before it".into())
     }
 }
 
@@ -388,8 +766,8 @@ fn is_command(line: &str) -> bool {
         .is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphabetic()))
 }
 
-/// A typed choice: its name, its number in the list, or its label (any case).
-fn resolve_choice<'a>(choices: &'a [Choice], typed: &'a str) -> &'a str {
+/// A typed choice: its name, its number in the list, or its label (any case, any language).
+fn resolve_choice<'a>(choices: &[&'a Choice], typed: &'a str) -> &'a str {
     if choices.iter().any(|c| c.name == typed) {
         return typed;
     }
@@ -400,7 +778,13 @@ fn resolve_choice<'a>(choices: &'a [Choice], typed: &'a str) -> &'a str {
     }
     choices
         .iter()
-        .find(|c| c.label.text().eq_ignore_ascii_case(typed))
+        .find(|c| {
+            c.label
+                .default
+                .iter()
+                .chain(c.label.translations.values())
+                .any(|l| l.trim().eq_ignore_ascii_case(typed))
+        })
         .map_or(typed, |c| c.name.as_str())
 }
 

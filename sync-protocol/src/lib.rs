@@ -12,7 +12,7 @@ pub mod fuzz_targets;
 pub mod survey;
 pub mod wire;
 
-pub use answer::{Answer, Answers};
+pub use answer::{Answer, Answers, RepeatInstance};
 
 #[cfg(test)]
 mod tests {

@@ -25,3 +25,5 @@ mod readme;
 mod secrets_at_rest;
 #[path = "e2e/versions.rs"]
 mod versions;
+#[path = "e2e/xlsform.rs"]
+mod xlsform;

@@ -9,10 +9,10 @@ use fieldsync_client::engine;
 use fieldsync_client::exit::Failure;
 use fieldsync_client::input;
 use fieldsync_client::interview::{Interview, Outcome, Reply, Screen, type_hint};
-use fieldsync_client::store::{LocalSurvey, Store, StoreError, today};
+use fieldsync_client::store::{LocalSurvey, Store, StoreError, now_utc};
 use fieldsync_protocol::Answers;
 use fieldsync_protocol::document::Status;
-use fieldsync_protocol::survey::ValidationContext;
+use fieldsync_protocol::survey::{Survey, ValidationContext};
 use fieldsync_protocol::wire::SurveyStatus;
 use serde::Serialize;
 use uuid::Uuid;
@@ -39,6 +39,10 @@ pub struct Args {
     /// With --answers: keep the responses as drafts instead of submitting them.
     #[arg(long, requires = "answers")]
     draft: bool,
+    /// Show labels in this language of the form (as its columns name it, e.g.
+    /// `French (fr)` or just `fr`); the form's default language otherwise.
+    #[arg(long, value_name = "LANGUAGE", conflicts_with = "answers")]
+    lang: Option<String>,
 }
 
 /// One rejected response of an answers file.
@@ -54,9 +58,10 @@ pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
         return from_file(&args.survey, &text, args.draft, s);
     }
     let mut store = s.open_store()?;
+    let lang = args.lang.as_deref();
     match &args.resume {
-        Some(id) => resume(&mut store, &args.survey, id, s),
-        None => interview(&mut store, &args.survey, s),
+        Some(id) => resume(&mut store, &args.survey, id, lang, s),
+        None => interview(&mut store, &args.survey, lang, s),
     }
 }
 
@@ -91,19 +96,56 @@ pub fn ensure_local_survey(store: &mut Store, key: &str) -> anyhow::Result<Local
     Ok(store.find_survey(key)?)
 }
 
-fn interview(store: &mut Store, key: &str, s: &Settings) -> anyhow::Result<u8> {
+/// The form's language that `wanted` names: its full name, or its code in parentheses.
+fn pick_language(survey: &Survey, wanted: Option<&str>) -> anyhow::Result<Option<String>> {
+    let Some(wanted) = wanted else {
+        return Ok(None);
+    };
+    let langs = survey.languages();
+    let found = langs.iter().find(|l| {
+        l.eq_ignore_ascii_case(wanted)
+            || l.rsplit_once('(')
+                .is_some_and(|(_, code)| code.trim_end_matches(')').eq_ignore_ascii_case(wanted))
+    });
+    match found {
+        Some(l) => Ok(Some(l.clone())),
+        None if langs.is_empty() => Err(Failure::Invalid(format!(
+            "this form has labels in one language only; leave out --lang {wanted}"
+        ))
+        .into()),
+        None => Err(Failure::Invalid(format!(
+            "the form has no language `{wanted}`; it has: {}",
+            langs.join(", ")
+        ))
+        .into()),
+    }
+}
+
+fn interview(
+    store: &mut Store,
+    key: &str,
+    lang: Option<&str>,
+    s: &Settings,
+) -> anyhow::Result<u8> {
     ensure_local_survey(store, key)?;
     // Refuses a closed survey and a missing account before a single question is asked.
     let batch = store.create_batch(key, None)?;
     let survey = store.survey_version(&batch.survey_id(), batch.version())?;
-    let ctx = ValidationContext::new(today());
-    let mut iv = Interview::new(survey, ctx);
+    let language = pick_language(&survey, lang)?;
+    let ctx = ValidationContext::at(now_utc());
+    let mut iv = Interview::new(survey, ctx).with_language(language);
     let mut draft = Autosave::new(key, batch.version(), None, Answers::new());
     let outcome = drive(&mut iv, s, &mut |answers| draft.save(store, answers))?;
     finish(store, key, s, draft, outcome, iv.answers_to_save())
 }
 
-fn resume(store: &mut Store, key: &str, response: &str, s: &Settings) -> anyhow::Result<u8> {
+fn resume(
+    store: &mut Store,
+    key: &str,
+    response: &str,
+    lang: Option<&str>,
+    s: &Settings,
+) -> anyhow::Result<u8> {
     let survey_info = ensure_local_survey(store, key)?;
     let id = store.find_response(response)?;
     let local = store.response(&id)?;
@@ -128,14 +170,15 @@ fn resume(store: &mut Store, key: &str, response: &str, s: &Settings) -> anyhow:
         );
     }
     let survey = store.survey_version(&local.meta.survey_id, local.meta.survey_version)?;
-    let ctx = ValidationContext::new(today());
+    let language = pick_language(&survey, lang)?;
+    let ctx = ValidationContext::at(now_utc());
     let mut draft = Autosave::new(
         key,
         local.meta.survey_version,
         Some(id),
         local.answers.clone(),
     );
-    let mut iv = Interview::resume(survey, ctx, local.answers);
+    let mut iv = Interview::resume(survey, ctx, local.answers).with_language(language);
     let outcome = drive(&mut iv, s, &mut |answers| draft.save(store, answers))?;
     finish(store, key, s, draft, outcome, iv.answers_to_save())
 }
@@ -163,24 +206,29 @@ impl Autosave {
         }
     }
 
-    /// Write what changed since the last save.
-    fn save(&mut self, store: &mut Store, answers: &Answers) -> anyhow::Result<()> {
+    /// Write what changed since the last save. Returns the answers as stored when something
+    /// was written: with the device's own values (metadata, calculations) and the ids given
+    /// to new repeat entries, which the interview takes over so the next save edits those
+    /// entries instead of adding them again.
+    fn save(&mut self, store: &mut Store, answers: &Answers) -> anyhow::Result<Option<Answers>> {
         if *answers == self.saved {
-            return Ok(());
+            return Ok(None);
         }
-        match self.id {
+        let id = match self.id {
             None => {
                 let (id, _) =
                     store.create_response(&self.key, Some(self.version), answers, Status::Draft)?;
                 self.id = Some(id);
                 self.created = true;
+                id
             }
             Some(id) => {
                 store.edit_response(&id, &diff(&self.saved, answers), None)?;
+                id
             }
-        }
-        self.saved = answers.clone();
-        Ok(())
+        };
+        self.saved = store.response(&id)?.answers;
+        Ok(Some(self.saved.clone()))
     }
 }
 
@@ -279,7 +327,7 @@ fn saved(store: &mut Store, key: &str, id: &Uuid, s: &Settings) -> anyhow::Resul
 fn drive(
     iv: &mut Interview,
     s: &Settings,
-    autosave: &mut dyn FnMut(&Answers) -> anyhow::Result<()>,
+    autosave: &mut dyn FnMut(&Answers) -> anyhow::Result<Option<Answers>>,
 ) -> anyhow::Result<Option<Outcome>> {
     let mut out: Box<dyn Write> = if s.json {
         Box::new(std::io::stderr())
@@ -312,7 +360,9 @@ fn drive(
         if let Reply::Problem(message) = iv.input(&line) {
             writeln!(out, "  ! {message}")?;
         }
-        autosave(&iv.answers_to_save())?;
+        if let Some(stored) = autosave(&iv.answers_to_save())? {
+            iv.adopt(stored);
+        }
     }
 }
 
@@ -328,31 +378,57 @@ fn show(screen: Screen<'_>, out: &mut dyn Write) -> anyhow::Result<Option<Outcom
         }
         Screen::Question {
             question: q,
+            label,
+            hint,
+            place,
             number,
             total,
             notes,
             current,
             choices,
+            required,
         } => {
             for n in notes {
-                writeln!(out, "\n  note: {}", n.label.text().trim())?;
+                writeln!(out, "\n  note: {n}")?;
             }
-            let required = if q.required.is_possible() { " *" } else { "" };
-            writeln!(out, "\n[{number}/{total}] {}{required}", q.label.text().trim())?;
-            if let Some(h) = q.hint.get(None) {
-                writeln!(out, "  {}", h.trim())?;
+            if !place.is_empty() {
+                writeln!(out, "\n  -- {} --", place.join(" / "))?;
+            }
+            let star = if required { " *" } else { "" };
+            writeln!(out, "\n[{number}/{total}] {label}{star}")?;
+            if let Some(h) = hint {
+                writeln!(out, "  {h}")?;
             }
             writeln!(out, "  ({}: {})", q.name, type_hint(&q.qtype))?;
-            for (i, c) in choices.iter().enumerate() {
-                writeln!(out, "    {}) {} [{}]", i + 1, c.display().trim(), c.name)?;
+            for (i, (c, label)) in choices.iter().enumerate() {
+                writeln!(out, "    {}) {label} [{}]", i + 1, c.name)?;
             }
             if let Some(a) = current {
                 writeln!(out, "  current answer: {a} (Enter keeps it)")?;
             } else if let Some(d) = q.static_default() {
                 writeln!(out, "  default: {d} (Enter takes it)")?;
-            } else if !q.required.is_possible() {
+            } else if !required {
                 writeln!(out, "  optional (Enter or :skip leaves it blank)")?;
             }
+        }
+        Screen::AddEntry {
+            repeat,
+            place,
+            entries,
+            notes,
+        } => {
+            for n in notes {
+                writeln!(out, "\n  note: {n}")?;
+            }
+            if !place.is_empty() {
+                writeln!(out, "\n  -- {} --", place.join(" / "))?;
+            }
+            let label = repeat.label.get(None).unwrap_or(&repeat.name);
+            let another = if entries == 0 { "an" } else { "another" };
+            writeln!(
+                out,
+                "\n{label}: {entries} so far. Add {another} entry? (y/N)"
+            )?;
         }
         Screen::Review {
             notes,
@@ -360,11 +436,11 @@ fn show(screen: Screen<'_>, out: &mut dyn Write) -> anyhow::Result<Option<Outcom
             errors,
         } => {
             for n in notes {
-                writeln!(out, "\n  note: {}", n.label.text().trim())?;
+                writeln!(out, "\n  note: {n}")?;
             }
             writeln!(out, "\nsummary:")?;
-            for (q, a) in answers {
-                writeln!(out, "  {}: {a}", q.label.text().trim())?;
+            for (label, a) in answers {
+                writeln!(out, "  {label}: {a}")?;
             }
             for e in &errors {
                 writeln!(out, "  problem: {e}")?;

@@ -182,26 +182,21 @@ fn convert(file: &std::path::Path, out: &std::path::Path, s: &Settings) -> anyho
     Ok(0)
 }
 
-/// What a form uses that `collect` cannot run yet: such a form is checked and converted but
-/// not published, so no device collects responses that would silently miss answers.
+/// What a form uses that `collect` cannot run yet (files as answers, choices from attached
+/// files): such a form is checked and converted but not published, so no device collects
+/// responses that would miss answers.
 fn not_collectable(survey: &Survey) -> Vec<String> {
-    use fieldsync_protocol::survey::QuestionType;
-    let mut out = Vec::new();
-    if let Some(g) = survey.groups().find(|g| g.repeat) {
-        out.push(format!("repeat `{}` (row {})", g.name, g.row));
-    }
-    if let Some(q) = survey.questions().iter().find(|q| {
-        q.calculation.is_some() || matches!(q.default, Some(fieldsync_protocol::survey::DefaultValue::Dynamic(_)))
-    }) {
-        out.push(format!("calculated value `{}` (row {})", q.name, q.row));
-    }
-    if let Some(q) = survey.questions().iter().find(|q| {
-        matches!(q.qtype, QuestionType::Media(_) | QuestionType::Meta(_))
-            || q.qtype.select().is_some_and(|s| !matches!(s.source, fieldsync_protocol::survey::ChoiceSource::List(_)))
-    }) {
-        out.push(format!("`{}` question `{}` (row {})", q.qtype, q.name, q.row));
-    }
-    out
+    use fieldsync_protocol::survey::{ChoiceSource, QuestionType};
+    survey
+        .questions()
+        .iter()
+        .filter(|q| {
+            matches!(q.qtype, QuestionType::Media(_))
+                || q.qtype.select().is_some_and(|s| !matches!(s.source, ChoiceSource::List(_)))
+        })
+        .take(3)
+        .map(|q| format!("`{}` question `{}` (row {})", q.qtype, q.name, q.row))
+        .collect()
 }
 
 fn publish(file: &std::path::Path, s: &Settings) -> anyhow::Result<u8> {
@@ -209,7 +204,7 @@ fn publish(file: &std::path::Path, s: &Settings) -> anyhow::Result<u8> {
     let gaps = not_collectable(&survey);
     if !gaps.is_empty() {
         return Err(Failure::Invalid(format!(
-            "{} is a valid form, but collect cannot run all of it yet: it uses {}; publishing such forms comes with repeat-aware responses, calculations, metadata and attachments",
+            "{} is a valid form, but collect cannot run all of it yet: it uses {}; publishing forms with files as answers or choices from attached files comes with attachments",
             file.display(),
             gaps.join(", ")
         ))

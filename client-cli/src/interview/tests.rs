@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use fieldsync_protocol::Answer;
-use fieldsync_protocol::survey::ValidationContext;
+use fieldsync_protocol::survey::{Survey, ValidationContext};
 
 use super::*;
 
@@ -21,6 +21,7 @@ fn run(iv: &mut Interview, lines: &[&str]) -> Vec<(String, Reply)> {
     for line in lines {
         let shown = match iv.screen() {
             Screen::Question { question, .. } => question.name.clone(),
+            Screen::AddEntry { repeat, .. } => format!("<add {}?>", repeat.name),
             Screen::Review { .. } => "<review>".into(),
             Screen::ConfirmQuit => "<quit?>".into(),
             Screen::Done(o) => panic!("interview already ended ({o:?}) before {line:?}"),
@@ -34,6 +35,7 @@ fn run(iv: &mut Interview, lines: &[&str]) -> Vec<(String, Reply)> {
 fn current(iv: &mut Interview) -> String {
     match iv.screen() {
         Screen::Question { question, .. } => question.name.clone(),
+        Screen::AddEntry { repeat, .. } => format!("<add {}?>", repeat.name),
         Screen::Review { .. } => "<review>".into(),
         Screen::ConfirmQuit => "<quit?>".into(),
         Screen::Done(o) => format!("<done {o:?}>"),
@@ -189,4 +191,81 @@ fn review_refuses_to_submit_with_problems_and_offers_a_draft() {
     lines.extend(["no", "", "d"]);
     run(&mut iv, &lines);
     assert_eq!(iv.outcome(), Some(Outcome::Draft));
+}
+
+fn roster_interview(lang: Option<&str>) -> Interview {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/surveys/household-roster.json");
+    let survey = Survey::parse_json(&std::fs::read_to_string(path).expect("fixture"))
+        .expect("roster parses");
+    Interview::new(
+        Arc::new(survey),
+        ValidationContext::at(time::macros::datetime!(2026-03-02 09:30:00 UTC)),
+    )
+    .with_language(lang.map(str::to_owned))
+}
+
+#[test]
+fn a_counted_repeat_asks_each_entry_with_its_own_labels_and_skip_logic() {
+    let mut iv = roster_interview(None);
+    let lines = [
+        "Achieng", "north", "2", "2", // head, region, district (2nd of the north's), members
+        "Achieng", "41", // first member: an adult, no school question
+        "Otieno", "9", "1", // second: a child, asked about school
+        "y",
+    ];
+    let replies = run(&mut iv, &lines);
+    let shown: Vec<&str> = replies.iter().map(|(q, _)| q.as_str()).collect();
+    assert_eq!(
+        shown,
+        [
+            "hh_name", "region", "district", "n_members", "m_name", "m_age", "m_name", "m_age",
+            "m_school", "<review>"
+        ]
+    );
+    assert!(replies.iter().all(|(_, r)| *r == Reply::Ok), "{replies:?}");
+    assert_eq!(iv.outcome(), Some(Outcome::Submit));
+    let a = iv.answers_to_save();
+    assert_eq!(a.get("district"), Some(&Answer::from("lakes")), "numbers index the filtered list");
+    let members = a.get("member").and_then(Answer::as_repeat).expect("entries");
+    assert_eq!(members.len(), 2);
+    assert_eq!(members[1].answers.get("m_school"), Some(&Answer::from("yes")));
+    assert!(!members[0].answers.contains_key("m_school"));
+    assert_eq!(a.get("n_adults"), Some(&Answer::from("1")), "calculated as the answers came");
+}
+
+#[test]
+fn labels_follow_the_language_and_pipe_answers() {
+    let mut iv = roster_interview(Some("Français (fr)"));
+    run(&mut iv, &["Achieng", "1", "1", "1", "Otieno"]);
+    match iv.screen() {
+        Screen::Question { label, place, .. } => {
+            assert_eq!(label, "Âge de Otieno");
+            assert_eq!(place, ["Membre 1"]);
+        }
+        other => panic!("expected the age question, got {other:?}"),
+    }
+    // Going back into the entry and changing the count removes nothing typed.
+    run(&mut iv, &["<", "<", "<"]);
+    assert_eq!(current(&mut iv), "district");
+}
+
+#[test]
+fn an_uncounted_repeat_asks_whether_to_add_entries() {
+    let json = r#"{ "settings": { "form_id": "visits" }, "survey": [
+        { "type": "begin_repeat", "name": "visit", "label": "Visit" },
+        { "type": "date", "name": "on", "label": "Date of the visit", "required": "yes" },
+        { "type": "end_repeat" },
+        { "type": "calculate", "name": "visits", "calculation": "count(${visit})" } ] }"#;
+    let survey = Arc::new(Survey::parse_json(json).expect("parses"));
+    let mut iv = Interview::new(
+        survey,
+        ValidationContext::at(time::macros::datetime!(2026-03-02 09:30:00 UTC)),
+    );
+    let replies = run(&mut iv, &["y", "2026-03-01", "y", "today", "n", "y"]);
+    let shown: Vec<&str> = replies.iter().map(|(q, _)| q.as_str()).collect();
+    assert_eq!(shown, ["<add visit?>", "on", "<add visit?>", "on", "<add visit?>", "<review>"]);
+    let a = iv.answers_to_save();
+    let visits = a.get("visit").and_then(Answer::as_repeat).expect("entries");
+    assert_eq!(visits[1].answers.get("on"), Some(&Answer::from("2026-03-02")));
+    assert_eq!(a.get("visits"), Some(&Answer::from("2")));
 }

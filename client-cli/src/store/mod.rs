@@ -451,6 +451,12 @@ pub fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
+/// Now, in whole seconds (UTC), for `now()` in expressions and the `start`/`end` metadata.
+pub fn now_utc() -> time::OffsetDateTime {
+    let now = time::OffsetDateTime::now_utc();
+    now.replace_nanosecond(0).unwrap_or(now)
+}
+
 /// Today's date (UTC), for `today()` in constraints.
 pub fn today() -> time::Date {
     time::OffsetDateTime::now_utc().date()

@@ -4,14 +4,16 @@
 
 use fieldsync_protocol::crypto::Purpose;
 use fieldsync_protocol::document::{Conflict, NewResponse, ResponseDoc, ResponseMeta, Status};
-use fieldsync_protocol::survey::{Survey, ValidationContext, ValidationError, ValidationErrorKind};
+use fieldsync_protocol::survey::{
+    DeviceValues, Survey, ValidationContext, ValidationError, ValidationErrorKind,
+};
 use fieldsync_protocol::wire::SurveyStatus;
 use fieldsync_protocol::{Answer, Answers};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{Store, StoreError, now_ms, today};
+use super::{Store, StoreError, now_ms, now_utc, today};
 
 /// A response as the device shows it.
 #[derive(Clone, Debug)]
@@ -100,16 +102,28 @@ impl Store {
             )));
         }
         let account = self.require_account()?;
+        let principal = account.principal_id.to_string();
+        let device_values = self.device_values();
         Ok(CreateBatch {
             survey_id: survey.id,
             version,
-            device: account.principal_id.to_string(),
+            device_values,
+            device: principal,
             actor: self.actor().to_vec(),
             label: self.author_label(),
             today: today(),
             pending: Vec::new(),
             last_errors: Vec::new(),
         })
+    }
+
+    /// What the metadata questions of a response made here are filled with.
+    pub(crate) fn device_values(&self) -> DeviceValues {
+        DeviceValues {
+            device_id: self.account().map(|a| a.principal_id.to_string()),
+            username: self.account().map(|a| a.name.clone()),
+            ..DeviceValues::default()
+        }
     }
 
     /// Apply answer edits (a `None` value removes the answer) and optionally a status change.
@@ -127,7 +141,8 @@ impl Store {
         let meta = doc.meta().map_err(doc_err(id))?;
         let survey = self.survey_version(&meta.survey_id, meta.survey_version)?;
         for (name, _) in edits {
-            if survey.question(name).is_none() {
+            let repeat = survey.group(name).is_some_and(|g| g.repeat);
+            if survey.question(name).is_none() && !repeat {
                 return Err(StoreError::Invalid(format!(
                     "survey version {} has no question {name:?}; `fieldsync survey show {} --version {}` lists them",
                     meta.survey_version, meta.survey_id, meta.survey_version
@@ -149,7 +164,31 @@ impl Store {
             doc.remove_answer(name, now)
                 .map_err(|e| StoreError::Invalid(e.to_string()))?;
         }
-        let answers = doc.answers().map_err(doc_err(id))?;
+        let mut answers = doc.answers().map_err(doc_err(id))?;
+        // Calculations follow the edit, as they would on a device; handing a response in also
+        // stamps `end` (and any metadata still missing).
+        let ctx = ValidationContext::at(now_utc());
+        let completed = if status == Some(Status::Submitted) {
+            survey.complete(&answers, &self.device_values(), &ctx)
+        } else {
+            survey.calculate(&answers, &ctx)
+        };
+        if completed != answers {
+            let changed: Vec<(&str, &Answer)> = completed
+                .iter()
+                .filter(|(k, v)| answers.get(*k) != Some(*v))
+                .map(|(k, v)| (k.as_str(), v))
+                .collect();
+            if !changed.is_empty() {
+                doc.set_answers(changed, now)
+                    .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            }
+            for gone in answers.keys().filter(|k| !completed.contains_key(*k)) {
+                doc.remove_answer(gone, now)
+                    .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            }
+            answers = doc.answers().map_err(doc_err(id))?;
+        }
         let errors = survey.validate(&answers, &ValidationContext::new(today()));
         if let Some(status) = status {
             if status != Status::Draft && !errors.is_empty() {
@@ -489,6 +528,8 @@ pub(crate) fn join_errors(errors: &[ValidationError]) -> String {
 pub struct CreateBatch {
     survey_id: Uuid,
     version: u32,
+    /// What the metadata questions are filled with.
+    device_values: DeviceValues,
     device: String,
     actor: Vec<u8>,
     label: String,
@@ -552,6 +593,10 @@ impl CreateBatch {
         answers: &Answers,
         status: Status,
     ) -> Result<Result<Prepared, Vec<ValidationError>>, StoreError> {
+        // Metadata, defaults nobody is asked and calculations are stored with the response.
+        let ctx = ValidationContext::at(now_utc());
+        let completed = survey.complete(answers, &self.device_values, &ctx);
+        let answers = &completed;
         let errors = survey.validate(answers, &ValidationContext::new(self.today));
         let blocking: Vec<ValidationError> = match status {
             Status::Draft => errors

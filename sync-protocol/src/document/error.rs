@@ -58,6 +58,16 @@ pub enum DocError {
         /// The newest schema this build reads.
         supported: i64,
     },
+    /// A question path (`REPEAT#ID/QUESTION`), a question name or a repeat instance id given
+    /// to an edit or a read cannot be used: it is malformed, reserved, or names an instance
+    /// this replica does not hold (perhaps deleted on another replica and merged here).
+    #[error("cannot use `{path}`: {reason}")]
+    BadPath {
+        /// The path, name or id as given.
+        path: String,
+        /// Why it is refused, and what to do instead.
+        reason: String,
+    },
     /// An edit was attempted on a document opened without a writer.
     #[error(
         "the document was opened without a writer; call `with_writer(actor, label)` before editing"

@@ -61,6 +61,7 @@
 
 mod change;
 mod error;
+mod repeat;
 mod response;
 mod scalar;
 mod survey_doc;
@@ -69,12 +70,28 @@ mod survey_doc;
 mod convergence_tests;
 #[cfg(test)]
 mod golden_tests;
+#[cfg(test)]
+mod golden_v2_tests;
+#[cfg(test)]
+mod repeat_convergence_tests;
+#[cfg(test)]
+mod repeat_malformed_tests;
+#[cfg(test)]
+mod repeat_merge_tests;
+#[cfg(test)]
+mod repeat_tests;
 
 pub use automerge::{ActorId, ChangeHash};
 pub use change::ChangeInfo;
 pub use error::DocError;
+pub use repeat::assign_instance_ids;
 pub use response::{Conflict, ConflictValue, NewResponse, ResponseDoc, ResponseMeta, Status};
 pub use survey_doc::{PublishedVersion, SurveyDoc, SurveyMeta};
 
-/// The layout version written into the `schema` key of every document this module creates.
+/// The layout version written into the `schema` key of survey documents and of response
+/// documents without repeat instances, which readers of schema 1 can still read.
 pub const SCHEMA_VERSION: i64 = 1;
+
+/// The layout version of a response document once it holds a repeat instance; the newest
+/// response layout this build reads.
+pub const RESPONSE_SCHEMA_REPEATS: i64 = 2;

@@ -12,11 +12,12 @@ use automerge::{ActorId, AutoCommit, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, 
 use uuid::Uuid;
 
 use super::change::{commit_options, parse_changes, raw_changes_since};
+use super::repeat::{self, Level, WriteLog};
 use super::scalar::{
-    Path, answer_from_ref, answer_from_value, answer_to_scalar, check_header, opt_str, req_int,
-    req_map, req_max_time, req_str, req_time, same_answer,
+    Path, answer_from_value, check_header, opt_str, req_int, req_map, req_max_time, req_str,
+    req_time, same_answer,
 };
-use super::{DocError, SCHEMA_VERSION};
+use super::{DocError, RESPONSE_SCHEMA_REPEATS, SCHEMA_VERSION};
 use crate::{Answer, Answers};
 
 const KIND: &str = "response";
@@ -100,7 +101,9 @@ impl FromStr for Status {
 /// An answer that writers set concurrently to different values.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Conflict {
-    /// The question's name.
+    /// The question's name, or for a question inside a repeat instance its path
+    /// `REPEAT#ID/QUESTION` (nested: `A#ID/B#ID2/QUESTION`), which [`ResponseDoc::resolve`]
+    /// and [`ResponseDoc::answer`] accept.
     pub question: String,
     /// Every concurrent value, the one [`ResponseDoc::answers`] shows first, then the others in
     /// the same order on every replica.
@@ -162,6 +165,10 @@ impl ResponseDoc {
     /// Creates a response with its first answers and status in ONE change: the path for an
     /// interview saved at once and for batch imports, where a change per step would triple
     /// what is stored, hashed and sent.
+    ///
+    /// Repeat instances without an id get a fresh one; [`ResponseDoc::answers`] shows it (or
+    /// call [`super::assign_instance_ids`] first to know them up front). The document is
+    /// written with schema 2 when it holds an instance, else with schema 1.
     pub fn create(
         meta: NewResponse,
         actor: impl Into<ActorId>,
@@ -172,13 +179,14 @@ impl ResponseDoc {
     ) -> Result<Self, DocError> {
         let actor = actor.into();
         let actor_hex = actor.to_hex_string();
-        // Check every value before building anything, so a refused value leaves nothing behind.
-        let scalars = answers
-            .iter()
-            .map(|(q, v)| answer_to_scalar(q, v).map(|s| (q.as_str(), s)))
-            .collect::<Result<Vec<_>, _>>()?;
+        let schema = if repeat::has_instances(answers) {
+            RESPONSE_SCHEMA_REPEATS
+        } else {
+            SCHEMA_VERSION
+        };
+        // A refused value drops the whole document being built, so nothing is left behind.
         let mut doc = AutoCommit::new().with_actor(actor);
-        doc.put(ROOT, "schema", SCHEMA_VERSION)?;
+        doc.put(ROOT, "schema", schema)?;
         doc.put(ROOT, "kind", KIND)?;
         doc.put(
             ROOT,
@@ -192,8 +200,10 @@ impl ResponseDoc {
         doc.put(ROOT, "updated_at", ScalarValue::Timestamp(now))?;
         doc.put(ROOT, "status", status.as_str())?;
         let map = doc.put_object(ROOT, "answers", ObjType::Map)?;
-        for (question, scalar) in scalars {
-            doc.put(&map, question, scalar)?;
+        let root = Level::root(map);
+        let mut log = WriteLog::default();
+        for (question, value) in answers {
+            repeat::write_answer(&mut doc, &root, question, value, &mut log)?;
         }
         let authors = doc.put_object(ROOT, "authors", ObjType::Map)?;
         doc.put(&authors, actor_hex.as_str(), author_label)?;
@@ -211,7 +221,7 @@ impl ResponseDoc {
     /// Opens a document from the bytes of [`ResponseDoc::save`], without a writer.
     pub fn load(bytes: &[u8]) -> Result<Self, DocError> {
         let doc = AutoCommit::load(bytes).map_err(DocError::Load)?;
-        check_header(&doc, KIND)?;
+        check_header(&doc, KIND, RESPONSE_SCHEMA_REPEATS)?;
         Ok(Self { doc, writer: None })
     }
 
@@ -224,7 +234,7 @@ impl ResponseDoc {
     {
         let mut doc = AutoCommit::new();
         doc.apply_changes(parse_changes(changes)?)?;
-        check_header(&doc, KIND)?;
+        check_header(&doc, KIND, RESPONSE_SCHEMA_REPEATS)?;
         Ok(Self { doc, writer: None })
     }
 
@@ -258,21 +268,30 @@ impl ResponseDoc {
 
     /// Sets one answer. Returns the new change's hash, or `None` when the answer already had
     /// this value (no change is made).
+    ///
+    /// `question` is a question name or a path into a repeat instance (`REPEAT#ID/QUESTION`,
+    /// nested `A#ID/B#ID2/QUESTION`). A scalar value is put, superseding every value this
+    /// replica sees. A repeat value ([`Answer::Repeat`]) is written granularly: listed
+    /// instances with a new id (or none: they get a fresh UUID, shown by
+    /// [`ResponseDoc::answers`]) are added, stored ones not listed are deleted, kept ones get
+    /// only their changed and removed fields (an unchanged field that is in conflict stays in
+    /// conflict; resolve it by its path) and a new `_order` where the order changed. An empty
+    /// list removes the repeat. The first instance of a document moves it to schema 2.
     pub fn set_answer(
         &mut self,
         question: &str,
         value: &Answer,
         now: i64,
     ) -> Result<Option<ChangeHash>, DocError> {
-        let scalar = answer_to_scalar(question, value)?;
         self.edit(now, |doc| {
-            let answers = answers_map(doc)?;
-            doc.put(&answers, question, scalar)?;
-            Ok(())
+            let mut log = WriteLog::default();
+            write_path(doc, question, value, &mut log)?;
+            note_schema(doc, &log)
         })
     }
 
-    /// Sets many answers in one change (a page of a form saved at once).
+    /// Sets many answers in one change (a page of a form saved at once); each as
+    /// [`ResponseDoc::set_answer`] writes it.
     pub fn set_answers<I, Q, A>(
         &mut self,
         answers: I,
@@ -284,26 +303,26 @@ impl ResponseDoc {
         A: Borrow<Answer>,
     {
         self.edit(now, |doc| {
-            let map = answers_map(doc)?;
+            let mut log = WriteLog::default();
             for (question, value) in answers {
-                let question = question.as_ref();
-                let scalar = answer_to_scalar(question, value.borrow())?;
-                doc.put(&map, question, scalar)?;
+                write_path(doc, question.as_ref(), value.borrow(), &mut log)?;
             }
-            Ok(())
+            note_schema(doc, &log)
         })
     }
 
-    /// Removes an answer (a question left blank again).
+    /// Removes an answer (a question left blank again): a scalar, or every instance of a
+    /// repeat. `question` may be a path (`REPEAT#ID/QUESTION`); a path ending in an instance
+    /// (`REPEAT#ID`, `A#ID/B#ID2`) removes that one instance.
     pub fn remove_answer(
         &mut self,
         question: &str,
         now: i64,
     ) -> Result<Option<ChangeHash>, DocError> {
         self.edit(now, |doc| {
-            let answers = answers_map(doc)?;
-            doc.delete(&answers, question)?;
-            Ok(())
+            let path = repeat::parse_path(question)?;
+            let level = locate(doc, question, &path)?;
+            repeat::remove_answer(doc, &level, path.last)
         })
     }
 
@@ -315,7 +334,8 @@ impl ResponseDoc {
         })
     }
 
-    /// Resolves a conflict on `question` by writing `value`.
+    /// Resolves a conflict on `question` (a name or a path, as [`Conflict::question`] lists it)
+    /// by writing `value`.
     ///
     /// The write names every value this replica sees as its predecessor, so once merged it
     /// supersedes all of them on every replica and the conflict is gone. (A value written
@@ -399,80 +419,45 @@ impl ResponseDoc {
         req_str(&self.doc, &ROOT, Path("", "status"))?.parse()
     }
 
-    /// One answer; for a conflicted answer, Automerge's deterministic winner.
+    /// One answer, by name or by path into a repeat instance (`REPEAT#ID/QUESTION`); a
+    /// repeat's name gives its instances. For a conflicted answer, Automerge's deterministic
+    /// winner.
     pub fn answer(&self, question: &str) -> Result<Option<Answer>, DocError> {
-        let answers = answers_map(&self.doc)?;
-        match self.doc.get(&answers, question)? {
-            Some((value, _)) => answer_from_value(question, &value).map(Some),
-            None => Ok(None),
-        }
+        let path = repeat::parse_path(question)?;
+        let level = locate(&self.doc, question, &path)?;
+        repeat::read_answer(&self.doc, &level, path.last)
     }
 
     /// All answers; for a conflicted answer, Automerge's deterministic winner (the same on
-    /// every replica holding the same changes).
+    /// every replica holding the same changes). Each repeat is an [`Answer::Repeat`] with its
+    /// instances in order (by `_order`, ties by id), each with its id and answers.
     pub fn answers(&self) -> Result<Answers, DocError> {
-        let answers = answers_map(&self.doc)?;
-        self.doc
-            .map_range(&answers, ..)
-            .map(|item| {
-                Ok((
-                    item.key.to_string(),
-                    answer_from_ref(&item.key, &item.value)?,
-                ))
-            })
-            .collect()
+        repeat::read_answers(&self.doc, &Level::root(answers_map(&self.doc)?))
     }
 
     /// Answers that writers set concurrently to different values, with every value and who set
-    /// it, ordered by question. Concurrent writes of the same value are not a conflict.
+    /// it, ordered by question path; answers inside repeat instances included, named by their
+    /// path. Concurrent writes of the same value are not a conflict, and neither are
+    /// concurrent moves of one instance (its `_order`: the shown order is deterministic).
     pub fn conflicts(&self) -> Result<Vec<Conflict>, DocError> {
         let doc = &self.doc;
-        let answers = answers_map(doc)?;
         let mut authors: Option<ObjId> = None;
         let mut conflicts = Vec::new();
-        // `map_range` flags keys holding several concurrent values, so only those pay for
-        // `get_all`.
-        for item in doc.map_range(&answers, ..).filter(|item| item.conflict) {
-            let question: &str = &item.key;
-            let mut values = Vec::new();
-            // Automerge lists concurrent values oldest first and its winner last; show the
-            // winner first, as the value `answers` reports.
-            for (value, id) in doc.get_all(&answers, question)?.into_iter().rev() {
-                values.push((answer_from_value(question, &value)?, id));
+        let mut pending = vec![Level::root(answers_map(doc)?)];
+        while let Some(level) = pending.pop() {
+            let scan = repeat::scan(doc, &level)?;
+            // `map_range` flags keys holding several concurrent values, so only those pay for
+            // `get_all`.
+            for scalar in scan.scalars.iter().filter(|s| s.conflict) {
+                if let Some(conflict) = conflict_at(doc, &level, &scalar.key, &mut authors)? {
+                    conflicts.push(conflict);
+                }
             }
-            let Some((first, _)) = values.first() else {
-                continue;
-            };
-            if values.iter().all(|(value, _)| same_answer(first, value)) {
-                continue;
+            for instance in scan.repeats.into_values().flatten() {
+                pending.push(level.child(&instance.key, instance.obj)?);
             }
-            let authors = match &authors {
-                Some(id) => id.clone(),
-                None => authors
-                    .insert(req_map(doc, &ROOT, Path("", "authors"))?)
-                    .clone(),
-            };
-            let values = values
-                .into_iter()
-                .map(|(value, id)| {
-                    let actor = match id {
-                        automerge::ObjId::Id(_, actor, _) => actor.to_hex_string(),
-                        // Root is an object id, never the id of a map entry's value.
-                        automerge::ObjId::Root => String::new(),
-                    };
-                    let author = author_label(doc, &authors, &actor)?;
-                    Ok(ConflictValue {
-                        value,
-                        actor,
-                        author,
-                    })
-                })
-                .collect::<Result<_, DocError>>()?;
-            conflicts.push(Conflict {
-                question: question.to_owned(),
-                values,
-            });
         }
+        conflicts.sort_by(|a, b| a.question.cmp(&b.question));
         Ok(conflicts)
     }
 
@@ -547,7 +532,7 @@ impl ResponseDoc {
     /// Reads everything a reader of a response reads (header, metadata, answers, conflicts,
     /// authors), so that a document that passes can be listed, shown, exported and synced.
     pub fn check_readable(&self) -> Result<ResponseMeta, DocError> {
-        check_header(&self.doc, KIND)?;
+        check_header(&self.doc, KIND, RESPONSE_SCHEMA_REPEATS)?;
         let meta = self.meta()?;
         self.answers()?;
         self.conflicts()?;
@@ -574,7 +559,7 @@ impl ResponseDoc {
             .into_iter()
             .map(|(value, id)| match id {
                 automerge::ObjId::Id(counter, actor, _) => (
-                    answer_from_value(question, &value).expect("answer"),
+                    answer_from_value(Path("answers", question), &value).expect("answer"),
                     counter,
                     actor,
                 ),
@@ -586,6 +571,83 @@ impl ResponseDoc {
 
 fn answers_map(doc: &AutoCommit) -> Result<ObjId, DocError> {
     req_map(doc, &ROOT, Path("", "answers"))
+}
+
+/// The level holding the last name of `path`.
+fn locate(
+    doc: &AutoCommit,
+    question: &str,
+    path: &repeat::QuestionPath<'_>,
+) -> Result<Level, DocError> {
+    repeat::locate(doc, Level::root(answers_map(doc)?), question, path)
+}
+
+/// Writes `value` at the name or path `question`.
+fn write_path(
+    doc: &mut AutoCommit,
+    question: &str,
+    value: &Answer,
+    log: &mut WriteLog,
+) -> Result<(), DocError> {
+    let path = repeat::parse_path(question)?;
+    let level = locate(doc, question, &path)?;
+    repeat::write_answer(doc, &level, path.last, value, log)
+}
+
+/// Moves a document that just got its first repeat instance to schema 2, in the same change,
+/// so that builds reading only schema 1 refuse it instead of misreading instances as answers.
+fn note_schema(doc: &mut AutoCommit, log: &WriteLog) -> Result<(), DocError> {
+    if log.added_instance && req_int(doc, &ROOT, Path("", "schema"))? < RESPONSE_SCHEMA_REPEATS {
+        doc.put(ROOT, "schema", RESPONSE_SCHEMA_REPEATS)?;
+    }
+    Ok(())
+}
+
+/// The conflict at `key` of `level`, if its concurrent values are not all equal.
+fn conflict_at(
+    doc: &AutoCommit,
+    level: &Level,
+    key: &str,
+    authors: &mut Option<ObjId>,
+) -> Result<Option<Conflict>, DocError> {
+    let mut values = Vec::new();
+    // Automerge lists concurrent values oldest first and its winner last; show the winner
+    // first, as the value `answers` reports.
+    for (value, id) in doc.get_all(&level.obj, key)?.into_iter().rev() {
+        values.push((answer_from_value(level.path(key), &value)?, id));
+    }
+    let Some((first, _)) = values.first() else {
+        return Ok(None);
+    };
+    if values.iter().all(|(value, _)| same_answer(first, value)) {
+        return Ok(None);
+    }
+    let authors = match authors {
+        Some(id) => id.clone(),
+        None => authors
+            .insert(req_map(doc, &ROOT, Path("", "authors"))?)
+            .clone(),
+    };
+    let values = values
+        .into_iter()
+        .map(|(value, id)| {
+            let actor = match id {
+                automerge::ObjId::Id(_, actor, _) => actor.to_hex_string(),
+                // Root is an object id, never the id of a map entry's value.
+                automerge::ObjId::Root => String::new(),
+            };
+            let author = author_label(doc, &authors, &actor)?;
+            Ok(ConflictValue {
+                value,
+                actor,
+                author,
+            })
+        })
+        .collect::<Result<_, DocError>>()?;
+    Ok(Some(Conflict {
+        question: level.question(key),
+        values,
+    }))
 }
 
 fn req_uuid(doc: &AutoCommit, key: &'static str) -> Result<Uuid, DocError> {

@@ -8,8 +8,8 @@ use automerge::{
     AutoCommit, ObjId, ObjType, ReadDoc, ScalarValue, ScalarValueRef, Value, ValueRef,
 };
 
-use super::{DocError, SCHEMA_VERSION};
-use crate::Answer;
+use super::DocError;
+use crate::{Answer, Answers, RepeatInstance};
 
 /// A key path for error messages, formatted only when an error is actually built.
 #[derive(Clone, Copy, Debug)]
@@ -25,13 +25,13 @@ impl fmt::Display for Path<'_> {
     }
 }
 
-fn missing(path: Path<'_>) -> DocError {
+pub(crate) fn missing(path: Path<'_>) -> DocError {
     DocError::MissingField {
         field: path.to_string(),
     }
 }
 
-fn wrong(path: Path<'_>, expected: &'static str, found: String) -> DocError {
+pub(crate) fn wrong(path: Path<'_>, expected: &'static str, found: String) -> DocError {
     DocError::WrongType {
         field: path.to_string(),
         expected,
@@ -39,7 +39,7 @@ fn wrong(path: Path<'_>, expected: &'static str, found: String) -> DocError {
     }
 }
 
-fn describe_scalar(s: &ScalarValue) -> String {
+pub(crate) fn describe_scalar(s: &ScalarValue) -> String {
     let name = match s {
         ScalarValue::Bytes(_) => "bytes",
         ScalarValue::Str(_) => "a string",
@@ -55,7 +55,7 @@ fn describe_scalar(s: &ScalarValue) -> String {
     name.to_owned()
 }
 
-fn describe_object(t: ObjType) -> String {
+pub(crate) fn describe_object(t: ObjType) -> String {
     format!("a {t:?} object").to_lowercase()
 }
 
@@ -111,6 +111,31 @@ pub(crate) fn req_int(doc: &AutoCommit, obj: &ObjId, path: Path<'_>) -> Result<i
     }
 }
 
+/// A finite number at `key` (F64, or an integer), for positions such as a repeat instance's
+/// `_order`.
+pub(crate) fn req_position(doc: &AutoCommit, obj: &ObjId, path: Path<'_>) -> Result<f64, DocError> {
+    let value = get(doc, obj, path)?;
+    let n = match &value {
+        Value::Scalar(s) => match s.as_ref() {
+            ScalarValue::F64(d) => *d,
+            #[allow(clippy::cast_precision_loss)]
+            ScalarValue::Int(i) => *i as f64,
+            #[allow(clippy::cast_precision_loss)]
+            ScalarValue::Uint(u) => *u as f64,
+            other => return Err(wrong(path, "an f64", describe_scalar(other))),
+        },
+        other => return Err(wrong(path, "an f64", describe(other))),
+    };
+    if n.is_finite() {
+        Ok(n)
+    } else {
+        Err(DocError::BadValue {
+            field: path.to_string(),
+            reason: format!("{n} is not a finite position"),
+        })
+    }
+}
+
 fn time_of(value: &Value<'_>, path: Path<'_>) -> Result<i64, DocError> {
     match value {
         Value::Scalar(s) => match s.as_ref() {
@@ -146,15 +171,19 @@ pub(crate) fn req_map(doc: &AutoCommit, obj: &ObjId, path: Path<'_>) -> Result<O
     }
 }
 
-/// Checks `schema` and `kind` at the root, so that a document of another kind or of a newer
-/// layout is refused before any field is trusted.
-pub(crate) fn check_header(doc: &AutoCommit, kind: &'static str) -> Result<(), DocError> {
+/// Checks `schema` (1 to `newest`) and `kind` at the root, so that a document of another kind
+/// or of a newer layout is refused before any field is trusted. Returns the schema.
+pub(crate) fn check_header(
+    doc: &AutoCommit,
+    kind: &'static str,
+    newest: i64,
+) -> Result<i64, DocError> {
     let root = automerge::ROOT;
     let schema = req_int(doc, &root, Path("", "schema"))?;
-    if schema > SCHEMA_VERSION || schema < 1 {
+    if schema > newest || schema < 1 {
         return Err(DocError::UnsupportedSchema {
             found: schema,
-            supported: SCHEMA_VERSION,
+            supported: newest,
         });
     }
     let found = req_str(doc, &root, Path("", "kind"))?;
@@ -164,10 +193,10 @@ pub(crate) fn check_header(doc: &AutoCommit, kind: &'static str) -> Result<(), D
             found,
         });
     }
-    Ok(())
+    Ok(schema)
 }
 
-/// The Automerge scalar an answer is stored as.
+/// The Automerge scalar an answer is stored as (a repeat is not one: see `super::repeat`).
 pub(crate) fn answer_to_scalar(question: &str, answer: &Answer) -> Result<ScalarValue, DocError> {
     Ok(match answer {
         Answer::Integer(i) => ScalarValue::Int(*i),
@@ -178,14 +207,19 @@ pub(crate) fn answer_to_scalar(question: &str, answer: &Answer) -> Result<Scalar
             });
         }
         Answer::Text(s) => ScalarValue::Str(s.as_str().into()),
+        Answer::Repeat(_) => {
+            return Err(DocError::BadPath {
+                path: question.to_owned(),
+                reason: "a repeat's instances are maps, not one value".to_owned(),
+            });
+        }
     })
 }
 
 const ANSWER_TYPES: &str = "a string, an int or an f64";
 
-/// An answer read through `get`/`get_all`.
-pub(crate) fn answer_from_value(question: &str, value: &Value<'_>) -> Result<Answer, DocError> {
-    let path = Path("answers", question);
+/// An answer read through `get`/`get_all`, at `path` (e.g. `answers`, `q`).
+pub(crate) fn answer_from_value(path: Path<'_>, value: &Value<'_>) -> Result<Answer, DocError> {
     match value {
         Value::Scalar(s) => match s.as_ref() {
             ScalarValue::Str(text) => Ok(Answer::Text(text.to_string())),
@@ -198,8 +232,7 @@ pub(crate) fn answer_from_value(question: &str, value: &Value<'_>) -> Result<Ans
 }
 
 /// An answer read through `map_range`, which hands out borrowed values.
-pub(crate) fn answer_from_ref(question: &str, value: &ValueRef<'_>) -> Result<Answer, DocError> {
-    let path = Path("answers", question);
+pub(crate) fn answer_from_ref(path: Path<'_>, value: &ValueRef<'_>) -> Result<Answer, DocError> {
     match value {
         ValueRef::Scalar(ScalarValueRef::Str(text)) => Ok(Answer::Text(Cow::to_string(text))),
         ValueRef::Scalar(ScalarValueRef::Int(i)) => Ok(Answer::Integer(*i)),
@@ -216,12 +249,28 @@ pub(crate) fn answer_from_ref(question: &str, value: &ValueRef<'_>) -> Result<An
 /// Whether two answers are the same value, as far as a conflict is concerned: same kind and
 /// same content. Decimals compare as Automerge compares them when it decides that a write is a
 /// no-op (`==`, so `0.0` equals `-0.0`), plus identical bits so that a NaN a peer wrote still
-/// equals itself.
+/// equals itself. Repeats are the same when they list the same instance ids in the same order
+/// with the same answers.
 pub(crate) fn same_answer(a: &Answer, b: &Answer) -> bool {
     match (a, b) {
         (Answer::Integer(x), Answer::Integer(y)) => x == y,
         (Answer::Decimal(x), Answer::Decimal(y)) => x == y || x.to_bits() == y.to_bits(),
         (Answer::Text(x), Answer::Text(y)) => x == y,
+        (Answer::Repeat(x), Answer::Repeat(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(i, j)| same_instance(i, j))
+        }
         _ => false,
     }
+}
+
+fn same_instance(a: &RepeatInstance, b: &RepeatInstance) -> bool {
+    a.id == b.id && same_answers(&a.answers, &b.answers)
+}
+
+/// [`same_answer`] for every answer of two maps.
+pub(crate) fn same_answers(a: &Answers, b: &Answers) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|((qa, va), (qb, vb))| qa == qb && same_answer(va, vb))
 }

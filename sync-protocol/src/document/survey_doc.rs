@@ -68,7 +68,7 @@ impl SurveyDoc {
     /// Opens a document from the bytes of [`SurveyDoc::save`], without a writer.
     pub fn load(bytes: &[u8]) -> Result<Self, DocError> {
         let doc = AutoCommit::load(bytes).map_err(DocError::Load)?;
-        check_header(&doc, KIND)?;
+        check_header(&doc, KIND, SCHEMA_VERSION)?;
         Ok(Self {
             doc,
             writable: false,
@@ -84,7 +84,7 @@ impl SurveyDoc {
     {
         let mut doc = AutoCommit::new();
         doc.apply_changes(parse_changes(changes)?)?;
-        check_header(&doc, KIND)?;
+        check_header(&doc, KIND, SCHEMA_VERSION)?;
         Ok(Self {
             doc,
             writable: false,

@@ -110,6 +110,7 @@ pub struct Question {
     pub relevant: Option<XPath>,
     pub constraint: Option<XPath>,
     pub calculation: Option<XPath>,
+    /// For a select from a choice list: `instance('LIST')/root/item[FILTER]`, the items shown.
     pub choice_filter: Option<XPath>,
     /// `read_only`: never changed by the enumerator.
     pub read_only: bool,

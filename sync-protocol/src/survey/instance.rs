@@ -1,17 +1,18 @@
-//! A response as the tree an expression reads: the form root, its groups and questions in form
-//! order, with the answers as leaf values; and every choice list as a secondary instance
-//! (`instance('list')/root/item` with `name`, `label` and the list's other columns), as ODK
-//! builds them. The choice lists are built once per survey; the response tree per evaluation.
+//! A response as the tree an expression reads: the form root, its groups, repeat instances and
+//! questions in form order, with the answers as leaf values; and every choice list as a
+//! secondary instance (`instance('list')/root/item` with `name`, `label` and the list's other
+//! columns), as ODK builds them. The choice lists are built once per survey; the response tree
+//! per evaluation.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::definition::Survey;
 use super::types::QuestionType;
+use super::validate::parse_datetime;
+use super::xpath::convert::{node_string, parse_date, parse_time};
 use super::xpath::{Instance, NodeValue};
 use crate::answer::{Answer, Answers};
-use crate::survey::validate::parse_datetime;
-use crate::survey::xpath::convert::{node_string, parse_date, parse_time};
 
 /// A node of the response tree or of a secondary instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -20,12 +21,26 @@ pub enum Node {
     Secondary(u32),
 }
 
+/// Where an answer lives in [`Answers`]: the repeat instances above it, outermost first, as
+/// (repeat name, 0-based instance index).
+pub type Location = Vec<(String, usize)>;
+
 #[derive(Debug, Clone)]
 pub(crate) struct TreeNode {
     name: String,
     parent: Option<u32>,
     children: Vec<u32>,
     pub(crate) value: NodeValue,
+}
+
+/// What a primary node stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Role {
+    Root,
+    Group(String),
+    /// One instance of a repeat.
+    Instance { repeat: String, index: usize },
+    Question(usize),
 }
 
 /// The choice lists of a survey as secondary instances.
@@ -36,32 +51,36 @@ pub(crate) struct Secondary {
     documents: HashMap<String, u32>,
 }
 
+fn push_node(nodes: &mut Vec<TreeNode>, name: &str, parent: Option<u32>, value: NodeValue) -> u32 {
+    let id = u32::try_from(nodes.len()).unwrap_or(u32::MAX);
+    nodes.push(TreeNode {
+        name: name.to_owned(),
+        parent,
+        children: Vec::new(),
+        value,
+    });
+    if let Some(p) = parent
+        && let Some(pn) = nodes.get_mut(p as usize)
+    {
+        pn.children.push(id);
+    }
+    id
+}
+
 impl Secondary {
     pub(crate) fn build(survey: &Survey) -> Secondary {
         let mut s = Secondary::default();
-        let push = |nodes: &mut Vec<TreeNode>, name: &str, parent: Option<u32>, value| {
-            let id = nodes.len() as u32;
-            nodes.push(TreeNode {
-                name: name.to_owned(),
-                parent,
-                children: Vec::new(),
-                value,
-            });
-            if let Some(p) = parent {
-                nodes[p as usize].children.push(id);
-            }
-            id
-        };
+        let n = &mut s.nodes;
         for (list, choices) in &survey.choices {
-            let doc = push(&mut s.nodes, "", None, NodeValue::Empty);
-            let root = push(&mut s.nodes, "root", Some(doc), NodeValue::Empty);
+            let doc = push_node(n, "", None, NodeValue::Empty);
+            let root = push_node(n, "root", Some(doc), NodeValue::Empty);
             for c in choices {
-                let item = push(&mut s.nodes, "item", Some(root), NodeValue::Empty);
-                push(&mut s.nodes, "name", Some(item), NodeValue::Text(c.name.clone()));
+                let item = push_node(n, "item", Some(root), NodeValue::Empty);
+                push_node(n, "name", Some(item), NodeValue::Text(c.name.clone()));
                 let label = c.label.text().to_owned();
-                push(&mut s.nodes, "label", Some(item), NodeValue::Text(label));
+                push_node(n, "label", Some(item), NodeValue::Text(label));
                 for (k, v) in &c.columns {
-                    push(&mut s.nodes, k, Some(item), NodeValue::Text(v.clone()));
+                    push_node(n, k, Some(item), NodeValue::Text(v.clone()));
                 }
             }
             s.documents.insert(list.clone(), doc);
@@ -70,15 +89,23 @@ impl Secondary {
     }
 }
 
+/// One item of a container (the form, a group, a repeat) in form order.
+#[derive(Debug, Clone, Copy)]
+enum Item<'a> {
+    Question(usize),
+    Group(&'a str),
+}
+
 /// One response as an expression sees it.
 pub(crate) struct ResponseTree<'a> {
     survey: &'a Survey,
     secondary: Arc<Secondary>,
     pub(crate) nodes: Vec<TreeNode>,
-    /// Question or group name → its nodes.
+    pub(crate) roles: Vec<Role>,
+    /// Where each node's answers live.
+    pub(crate) locations: Vec<Location>,
+    /// Question or group name → its nodes, in document order.
     by_name: HashMap<String, Vec<u32>>,
-    /// Question index → its node.
-    pub(crate) question_node: Vec<Option<u32>>,
     language: Option<String>,
 }
 
@@ -86,7 +113,7 @@ pub(crate) struct ResponseTree<'a> {
 /// as one, everything else as text.
 pub(crate) fn node_value(qtype: &QuestionType, answer: Option<&Answer>) -> NodeValue {
     match answer {
-        None => NodeValue::Empty,
+        None | Some(Answer::Repeat(_)) => NodeValue::Empty,
         Some(Answer::Integer(i)) => NodeValue::Number(*i as f64),
         Some(Answer::Decimal(d)) => NodeValue::Number(*d),
         Some(Answer::Text(s)) if s.trim().is_empty() => NodeValue::Empty,
@@ -106,93 +133,128 @@ pub(crate) fn node_value(qtype: &QuestionType, answer: Option<&Answer>) -> NodeV
     }
 }
 
+/// The answers of the repeat instance at `loc` (the response's own answers for `[]`).
+pub fn answers_at<'x>(answers: &'x Answers, loc: &[(String, usize)]) -> Option<&'x Answers> {
+    let mut cur = answers;
+    for (repeat, index) in loc {
+        cur = &cur.get(repeat)?.as_repeat()?.get(*index)?.answers;
+    }
+    Some(cur)
+}
+
+/// Like [`answers_at`], for writing.
+pub fn answers_at_mut<'x>(
+    answers: &'x mut Answers,
+    loc: &[(String, usize)],
+) -> Option<&'x mut Answers> {
+    let mut cur = answers;
+    for (repeat, index) in loc {
+        match cur.get_mut(repeat)? {
+            Answer::Repeat(instances) => cur = &mut instances.get_mut(*index)?.answers,
+            _ => return None,
+        }
+    }
+    Some(cur)
+}
+
+/// How a location reads in messages: `members[2]/` (1-based), empty at the top.
+pub(crate) fn location_prefix(loc: &[(String, usize)]) -> String {
+    loc.iter()
+        .map(|(r, i)| format!("{r}[{}]/", i + 1))
+        .collect()
+}
+
 impl<'a> ResponseTree<'a> {
-    /// The tree of `answers`. Questions inside repeats have no instances yet.
+    /// The tree of `answers`, in `language` for `jr:choice-name`.
     pub(crate) fn new(survey: &'a Survey, answers: &Answers, language: Option<&str>) -> Self {
         let mut t = ResponseTree {
             survey,
             secondary: survey.secondary(),
             nodes: Vec::new(),
+            roles: Vec::new(),
+            locations: Vec::new(),
             by_name: HashMap::new(),
-            question_node: vec![None; survey.questions.len()],
             language: language.map(str::to_owned),
         };
-        let doc = t.push("", None, NodeValue::Empty);
+        let doc = t.push("", None, NodeValue::Empty, Role::Root, Vec::new());
         let root_name = survey
             .definition
             .settings
             .get("name")
             .unwrap_or("data")
             .to_owned();
-        let root = t.push(&root_name, Some(doc), NodeValue::Empty);
-        let mut group_nodes: HashMap<&str, u32> = HashMap::new();
-        for g in survey.groups() {
-            if g.repeat || g.parents.iter().any(|p| survey.group(p).is_some_and(|pg| pg.repeat)) {
-                continue;
-            }
-            let parent = g
-                .parents
-                .last()
-                .and_then(|p| group_nodes.get(p.as_str()).copied())
-                .unwrap_or(root);
-            let id = t.push(&g.name, Some(parent), NodeValue::Empty);
-            t.by_name.entry(g.name.clone()).or_default().push(id);
-            group_nodes.insert(&g.name, id);
-        }
-        // Questions and groups interleave in form order: attach questions in order, then sort
-        // each node's children by the rows they came from.
-        let mut row_of: HashMap<u32, usize> = group_nodes
-            .iter()
-            .filter_map(|(n, id)| survey.group(n).map(|g| (*id, g.row)))
-            .collect();
-        for (i, q) in survey.questions.iter().enumerate() {
-            if q.repeat.is_some() {
-                continue;
-            }
-            let parent = q
-                .group
-                .last()
-                .and_then(|p| group_nodes.get(p.as_str()).copied())
-                .unwrap_or(root);
-            let id = t.push(&q.name, Some(parent), node_value(&q.qtype, answers.get(&q.name)));
-            row_of.insert(id, q.row);
-            t.by_name.entry(q.name.clone()).or_default().push(id);
-            t.question_node[i] = Some(id);
-        }
-        for n in &mut t.nodes {
-            n.children.sort_by_key(|c| row_of.get(c).copied().unwrap_or(0));
-        }
+        let root = t.push(&root_name, Some(doc), NodeValue::Empty, Role::Root, Vec::new());
+        let items = container_items(survey);
+        t.fill(&items, None, root, answers, &Vec::new());
         t
     }
 
-    fn push(&mut self, name: &str, parent: Option<u32>, value: NodeValue) -> u32 {
-        let id = self.nodes.len() as u32;
-        self.nodes.push(TreeNode {
-            name: name.to_owned(),
-            parent,
-            children: Vec::new(),
-            value,
-        });
-        if let Some(p) = parent {
-            self.nodes[p as usize].children.push(id);
+    fn push(
+        &mut self,
+        name: &str,
+        parent: Option<u32>,
+        value: NodeValue,
+        role: Role,
+        loc: Location,
+    ) -> u32 {
+        let id = push_node(&mut self.nodes, name, parent, value);
+        if !name.is_empty() && !matches!(role, Role::Root) {
+            self.by_name.entry(name.to_owned()).or_default().push(id);
         }
+        self.roles.push(role);
+        self.locations.push(loc);
         id
     }
 
-    /// The node of question `i`, or the form root when it has none (inside a repeat).
-    pub(crate) fn context_of(&self, question: usize) -> Node {
-        Node::Primary(self.question_node.get(question).copied().flatten().unwrap_or(1))
+    fn fill(
+        &mut self,
+        items: &HashMap<Option<&'a str>, Vec<Item<'a>>>,
+        container: Option<&'a str>,
+        parent: u32,
+        answers: &Answers,
+        loc: &Location,
+    ) {
+        let survey = self.survey;
+        for item in items.get(&container).map(Vec::as_slice).unwrap_or_default() {
+            match *item {
+                Item::Question(i) => {
+                    let q = &survey.questions[i];
+                    let value = node_value(&q.qtype, answers.get(&q.name));
+                    self.push(&q.name, Some(parent), value, Role::Question(i), loc.clone());
+                }
+                Item::Group(g) => {
+                    let Some(group) = survey.group(g) else { continue };
+                    if !group.repeat {
+                        let node = self.push(
+                            g,
+                            Some(parent),
+                            NodeValue::Empty,
+                            Role::Group(g.to_owned()),
+                            loc.clone(),
+                        );
+                        self.fill(items, Some(g), node, answers, loc);
+                        continue;
+                    }
+                    let instances = answers.get(g).and_then(Answer::as_repeat).unwrap_or_default();
+                    for (index, inst) in instances.iter().enumerate() {
+                        let mut inner = loc.clone();
+                        inner.push((g.to_owned(), index));
+                        let role = Role::Instance {
+                            repeat: g.to_owned(),
+                            index,
+                        };
+                        let node =
+                            self.push(g, Some(parent), NodeValue::Empty, role, inner.clone());
+                        self.fill(items, Some(g), node, &inst.answers, &inner);
+                    }
+                }
+            }
+        }
     }
 
-    /// The node of group `name`, or the form root.
-    pub(crate) fn group_node(&self, name: &str) -> Node {
-        Node::Primary(
-            self.by_name
-                .get(name)
-                .and_then(|v| v.first())
-                .copied()
-                .unwrap_or(1),
-        )
+    /// The children of primary node `i`.
+    pub(crate) fn nodes_children(&self, i: usize) -> &[u32] {
+        self.nodes.get(i).map_or(&[], |n| n.children.as_slice())
     }
 
     pub(crate) fn set(&mut self, node: Node, value: NodeValue) {
@@ -209,6 +271,39 @@ impl<'a> ResponseTree<'a> {
             Node::Secondary(i) => self.secondary.nodes.get(i as usize),
         }
     }
+
+    /// The repeat-instance nodes above `n` (itself included), innermost first.
+    fn instance_chain(&self, n: u32) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut cur = Some(n);
+        while let Some(i) = cur {
+            if matches!(self.roles.get(i as usize), Some(Role::Instance { .. })) {
+                out.push(i);
+            }
+            cur = self.nodes.get(i as usize).and_then(|t| t.parent);
+        }
+        out
+    }
+}
+
+/// The items of every container in form order: `None` is the form itself.
+fn container_items(survey: &Survey) -> HashMap<Option<&str>, Vec<Item<'_>>> {
+    let mut rows: HashMap<Option<&str>, Vec<(usize, Item<'_>)>> = HashMap::new();
+    for g in survey.groups() {
+        let parent = g.parents.last().map(String::as_str);
+        rows.entry(parent).or_default().push((g.row, Item::Group(&g.name)));
+    }
+    for (i, q) in survey.questions.iter().enumerate() {
+        let parent = q.group.last().map(String::as_str);
+        rows.entry(parent).or_default().push((q.row, Item::Question(i)));
+    }
+    rows.into_iter()
+        .map(|(k, mut v)| {
+            // Stable: an `or_other` question shares its select's row and follows it.
+            v.sort_by_key(|(row, _)| *row);
+            (k, v.into_iter().map(|(_, item)| item).collect())
+        })
+        .collect()
 }
 
 impl Instance for ResponseTree<'_> {
@@ -263,11 +358,31 @@ impl Instance for ResponseTree<'_> {
         }
     }
 
-    fn resolve(&self, name: &str, _context: Node) -> Vec<Node> {
-        self.by_name
-            .get(name)
-            .map(|v| v.iter().map(|i| Node::Primary(*i)).collect())
-            .unwrap_or_default()
+    /// pyxform's rule: inside a repeat instance that also holds the context, only that
+    /// instance's node; across repeat instances the context is not in, every one.
+    fn resolve(&self, name: &str, context: Node) -> Vec<Node> {
+        let Some(candidates) = self.by_name.get(name) else {
+            return Vec::new();
+        };
+        let context_chain = match context {
+            Node::Primary(c) => self.instance_chain(c),
+            Node::Secondary(_) => Vec::new(),
+        };
+        let repeat_of = |i: &u32| match self.roles.get(*i as usize) {
+            Some(Role::Instance { repeat, .. }) => Some(repeat.as_str()),
+            _ => None,
+        };
+        candidates
+            .iter()
+            .filter(|&&n| {
+                self.instance_chain(n).iter().all(|inst| {
+                    let r = repeat_of(inst);
+                    let shared = context_chain.iter().find(|c| repeat_of(c) == r);
+                    shared.is_none_or(|c| c == inst)
+                })
+            })
+            .map(|n| Node::Primary(*n))
+            .collect()
     }
 
     fn secondary(&self, id: &str) -> Option<Node> {

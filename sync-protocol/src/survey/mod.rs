@@ -7,6 +7,7 @@
 //! [`Answers`](crate::Answers) on the device and on the server alike. Expressions are ODK
 //! XPath ([`xpath`]), evaluated over the response as a tree ([`instance`]).
 
+mod complete;
 mod definition;
 mod instance;
 mod json;
@@ -20,7 +21,9 @@ pub use definition::{
     Choice, DefaultValue, DefinitionError, DefinitionErrors, FormSettings, Group, Question,
     Requirement, Sheet, Survey, SurveyDefinition, Text,
 };
+pub use complete::DeviceValues;
+pub use instance::{Location, answers_at, answers_at_mut};
 pub use sheet::Row;
 pub use types::{ChoiceSource, MediaKind, MetaKind, QuestionType, RowType, Select};
-pub use validate::{ValidationContext, ValidationError, ValidationErrorKind};
+pub use validate::{At, ValidationContext, ValidationError, ValidationErrorKind};
 pub use xpath::{XPath, XPathError};

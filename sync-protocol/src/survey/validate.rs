@@ -10,7 +10,10 @@ use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
 
 use super::definition::{Choice, Question, Requirement, Survey};
-use super::instance::{Node, ResponseTree, node_value};
+use super::instance::{
+    Node, ResponseTree, Role, answers_at, answers_at_mut, location_prefix, node_value,
+};
+use super::xpath::Instance;
 use super::types::{ChoiceSource, QuestionType};
 use super::xpath::convert::{parse_date, parse_number, parse_time};
 use super::xpath::{EvalContext, NodeValue, XPath};
@@ -104,65 +107,246 @@ impl ValidationError {
     }
 }
 
-/// Relevance of every question, in form order: `None` when relevant, else why not.
+/// Per node of a [`ResponseTree`]: `None` when relevant, else why not.
 type Relevance = Vec<Option<String>>;
 
+/// A question's place in a response: the repeat instances above it (outermost first, as
+/// repeat name and 0-based index) and its name. Top-level questions have no instances.
+#[derive(Debug, Clone, Copy)]
+pub struct At<'x> {
+    pub instances: &'x [(String, usize)],
+    pub question: &'x str,
+}
+
+impl<'x> At<'x> {
+    /// A question outside any repeat.
+    pub fn top(question: &'x str) -> Self {
+        At {
+            instances: &[],
+            question,
+        }
+    }
+}
+
 impl Survey {
-    /// Every problem with a set of answers, unknown answers first, then in form order.
+    /// Every problem with a set of answers: answers the form does not hold first, then in
+    /// form order, each repeat instance in its place. Questions inside repeats are named with
+    /// their instance, `members[2]/age`.
     pub fn validate(&self, answers: &Answers, ctx: &ValidationContext) -> Vec<ValidationError> {
-        let mut errors: Vec<ValidationError> = answers
-            .keys()
-            .filter(|name| self.question(name).is_none_or(|q| q.repeat.is_some()))
-            .map(|name| self.not_a_question(name))
-            .collect();
+        let mut errors = Vec::new();
+        self.unknown_answers(answers, None, "", &mut errors);
         let mut tree = ResponseTree::new(self, answers, None);
-        let hidden = self.relevance(&mut tree, ctx);
-        for (i, (q, why_hidden)) in self.questions.iter().zip(&hidden).enumerate() {
-            if q.repeat.is_some() {
-                continue;
-            }
-            let given = answers.get(&q.name).filter(|a| !is_blank(a));
+        let hidden = self.walk(&mut tree, ctx, None);
+        for (i, role) in tree.roles.clone().iter().enumerate() {
+            let Role::Question(qi) = role else { continue };
+            let q = &self.questions[*qi];
+            let loc = tree.locations[i].clone();
+            let shown = format!("{}{}", location_prefix(&loc), q.name);
+            let given = answers_at(answers, &loc)
+                .and_then(|a| a.get(&q.name))
+                .filter(|a| !is_blank(a));
             if !q.qtype.holds_value() {
                 if given.is_some() {
-                    errors.push(note_answered(q));
+                    errors.push(note_answered(q, &shown));
                 }
                 continue;
             }
-            match (why_hidden, given) {
-                (Some(why), Some(_)) => errors.push(ValidationError::new(
-                    &q.name,
+            let at = Node::Primary(i as u32);
+            match (&hidden[i], given) {
+                (Some(why), Some(_)) if q.qtype.is_asked() => errors.push(ValidationError::new(
+                    &shown,
                     ValidationErrorKind::NotRelevant,
                     format!("answered although not relevant: {why}; remove the answer"),
                 )),
-                (None, None) if self.required_now(q, &tree, tree.context_of(i), ctx) => {
-                    errors.push(required(q));
+                (None, None) if self.required_now(q, &tree, at, ctx) => {
+                    errors.push(required(q, &shown));
                 }
                 (None, Some(value)) => {
-                    if let Err(e) = self.check_value(i, q, value, &mut tree, ctx) {
+                    if let Err(mut e) = self.check_value(q, value, &mut tree, at, ctx) {
+                        e.question = shown;
                         errors.push(e);
                     }
                 }
                 _ => {}
             }
         }
+        self.repeat_counts(&tree, &hidden, ctx, &mut errors);
         errors
     }
 
-    /// Whether `name` is asked given these answers, including every enclosing group. Unknown
-    /// names are not relevant.
-    pub fn is_relevant(&self, name: &str, answers: &Answers, ctx: &ValidationContext) -> bool {
+    /// Computes every calculation in form order (each sees the ones before it), and returns
+    /// the answers with calculated values set: what a device stores with the response, so
+    /// exports and the server see what it computed. A calculation that is not relevant, or
+    /// whose value is empty, leaves no answer.
+    pub fn calculate(&self, answers: &Answers, ctx: &ValidationContext) -> Answers {
+        let mut out = answers.clone();
         let mut tree = ResponseTree::new(self, answers, None);
-        let hidden = self.relevance(&mut tree, ctx);
-        match self.index.get(name) {
-            Some(&i) => hidden.get(i).is_some_and(Option::is_none),
-            None => {
-                self.groups.contains_key(name) && self.group_relevant(name, &tree, ctx, &hidden)
+        self.walk(&mut tree, ctx, Some(&mut out));
+        out
+    }
+
+    /// `answers` without what the other answers make irrelevant (going back in an interview
+    /// can hide questions answered earlier; removing one answer can hide another, so this
+    /// repeats until nothing changes). A repeat that is not relevant loses its entries.
+    pub fn drop_irrelevant(&self, answers: &Answers, ctx: &ValidationContext) -> Answers {
+        let mut out = answers.clone();
+        for _ in 0..=self.questions.len() {
+            let mut tree = ResponseTree::new(self, &out, None);
+            let hidden = self.walk(&mut tree, ctx, None);
+            let mut changed = false;
+            for (i, role) in tree.roles.iter().enumerate() {
+                if hidden[i].is_none() {
+                    continue;
+                }
+                let (loc, name) = match role {
+                    Role::Question(qi) if self.questions[*qi].qtype.is_asked() => {
+                        (tree.locations[i].as_slice(), self.questions[*qi].name.as_str())
+                    }
+                    Role::Instance { repeat, .. } => {
+                        let loc = &tree.locations[i];
+                        (&loc[..loc.len().saturating_sub(1)], repeat.as_str())
+                    }
+                    _ => continue,
+                };
+                if let Some(scope) = answers_at_mut(&mut out, loc) {
+                    changed |= scope.remove(name).is_some();
+                }
+            }
+            if !changed {
+                break;
             }
         }
+        out
+    }
+
+    /// `text` (a label, hint or message) with every `${name}` replaced by that answer as seen
+    /// from `at` (inside a repeat entry, the entry's own answer), as ODK shows piped labels.
+    pub fn pipe(&self, text: &str, at: At<'_>, answers: &Answers, ctx: &ValidationContext) -> String {
+        if !text.contains("${") {
+            return text.to_owned();
+        }
+        let mut tree = ResponseTree::new(self, answers, None);
+        let _ = self.walk(&mut tree, ctx, None);
+        let node = self
+            .node_of(&tree, at)
+            .map_or(Node::Primary(1), |i| Node::Primary(i as u32));
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start..];
+            let Some(end) = after.find('}') else {
+                out.push_str(after);
+                rest = "";
+                break;
+            };
+            let reference = &after[..=end];
+            let value = XPath::parse(reference)
+                .ok()
+                .and_then(|x| x.evaluate_string(&tree, &ctx.eval(node)).ok())
+                .unwrap_or_default();
+            out.push_str(&value);
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// The choices a select question offers at `at`: its list, narrowed by its
+    /// `choice_filter` for the answers so far (a filter that cannot be evaluated shows all).
+    pub fn choices_at(
+        &self,
+        at: At<'_>,
+        answers: &Answers,
+        ctx: &ValidationContext,
+    ) -> Vec<&super::definition::Choice> {
+        let Some(q) = self.question(at.question) else {
+            return Vec::new();
+        };
+        let all = q.qtype.list().and_then(|l| self.choices(l)).unwrap_or_default();
+        let Some(filter) = &q.choice_filter else {
+            return all.iter().collect();
+        };
+        let mut tree = ResponseTree::new(self, answers, None);
+        let _ = self.walk(&mut tree, ctx, None);
+        let node = self
+            .node_of(&tree, at)
+            .map_or(Node::Primary(1), |i| Node::Primary(i as u32));
+        let Ok(super::xpath::Value::Nodes(items)) = filter.evaluate(&tree, &ctx.eval(node)) else {
+            return all.iter().collect();
+        };
+        let names: std::collections::HashSet<String> = items
+            .iter()
+            .filter_map(|item| {
+                tree.children(*item)
+                    .into_iter()
+                    .find(|c| tree.name(*c) == "name")
+                    .map(|c| super::xpath::convert::node_string(&tree.value(c)))
+            })
+            .collect();
+        all.iter().filter(|c| names.contains(&c.name)).collect()
+    }
+
+    /// Whether `at` is asked given these answers, including every enclosing group and repeat.
+    /// Unknown names are not relevant; a group's name asks about the group.
+    pub fn is_relevant_at(&self, at: At<'_>, answers: &Answers, ctx: &ValidationContext) -> bool {
+        let mut tree = ResponseTree::new(self, answers, None);
+        let hidden = self.walk(&mut tree, ctx, None);
+        match self.node_of(&tree, at) {
+            Some(i) => hidden[i].is_none(),
+            // An empty group or a repeat with no instance yet: its own relevance, and its
+            // parents'.
+            None => self.groups.get(at.question).is_some_and(|g| {
+                g.parents
+                    .iter()
+                    .chain(std::iter::once(&g.name))
+                    .all(|name| {
+                        let node = tree
+                            .roles
+                            .iter()
+                            .position(|r| matches!(r, Role::Group(n) if n == name));
+                        match node {
+                            Some(n) => hidden[n].is_none(),
+                            None => self.groups.get(name).and_then(|grp| grp.relevant.as_ref()).is_none_or(|e| {
+                                false_reason(e, &tree, Node::Primary(1), ctx).is_none()
+                            }),
+                        }
+                    })
+            }),
+        }
+    }
+
+    /// [`Survey::is_relevant_at`] for a question outside repeats.
+    pub fn is_relevant(&self, name: &str, answers: &Answers, ctx: &ValidationContext) -> bool {
+        self.is_relevant_at(At::top(name), answers, ctx)
     }
 
     /// Checks one answer as an interview would when it is entered: type, choice list and
     /// constraint (a blank answer only fails a required question). Relevance is not checked.
+    pub fn check_answer_at(
+        &self,
+        at: At<'_>,
+        value: &Answer,
+        answers: &Answers,
+        ctx: &ValidationContext,
+    ) -> Result<(), ValidationError> {
+        let q = self.answerable_question(at.question)?;
+        let mut tree = ResponseTree::new(self, answers, None);
+        let _ = self.walk(&mut tree, ctx, None);
+        let node = self
+            .node_of(&tree, at)
+            .map_or(Node::Primary(1), |i| Node::Primary(i as u32));
+        if is_blank(value) {
+            return if self.required_now(q, &tree, node, ctx) {
+                Err(required(q, &q.name))
+            } else {
+                Ok(())
+            };
+        }
+        self.check_value(q, value, &mut tree, node, ctx)
+    }
+
+    /// [`Survey::check_answer_at`] for a question outside repeats.
     pub fn check_answer(
         &self,
         name: &str,
@@ -170,28 +354,248 @@ impl Survey {
         answers: &Answers,
         ctx: &ValidationContext,
     ) -> Result<(), ValidationError> {
-        let q = self.answerable_question(name)?;
-        let i = self.index[name];
-        let mut tree = ResponseTree::new(self, answers, None);
-        let _ = self.relevance(&mut tree, ctx);
-        if is_blank(value) {
-            return if self.required_now(q, &tree, tree.context_of(i), ctx) {
-                Err(required(q))
-            } else {
-                Ok(())
-            };
-        }
-        self.check_value(i, q, value, &mut tree, ctx)
+        self.check_answer_at(At::top(name), value, answers, ctx)
     }
 
     /// Whether a question is required right now (a `required` expression is evaluated).
-    pub fn is_required(&self, name: &str, answers: &Answers, ctx: &ValidationContext) -> bool {
-        let Some(&i) = self.index.get(name) else {
+    pub fn is_required_at(&self, at: At<'_>, answers: &Answers, ctx: &ValidationContext) -> bool {
+        let Some(q) = self.question(at.question) else {
             return false;
         };
         let mut tree = ResponseTree::new(self, answers, None);
-        let _ = self.relevance(&mut tree, ctx);
-        self.required_now(&self.questions[i], &tree, tree.context_of(i), ctx)
+        let _ = self.walk(&mut tree, ctx, None);
+        let node = self
+            .node_of(&tree, at)
+            .map_or(Node::Primary(1), |i| Node::Primary(i as u32));
+        self.required_now(q, &tree, node, ctx)
+    }
+
+    /// [`Survey::is_required_at`] for a question outside repeats.
+    pub fn is_required(&self, name: &str, answers: &Answers, ctx: &ValidationContext) -> bool {
+        self.is_required_at(At::top(name), answers, ctx)
+    }
+
+    /// How many instances `repeat_count` asks for at `instances` (the parent's place), if the
+    /// repeat has one and it evaluates to a whole number.
+    pub fn repeat_count_at(
+        &self,
+        repeat: &str,
+        instances: &[(String, usize)],
+        answers: &Answers,
+        ctx: &ValidationContext,
+    ) -> Option<usize> {
+        let count = self.groups.get(repeat)?.repeat_count.as_ref()?;
+        let mut tree = ResponseTree::new(self, answers, None);
+        let _ = self.walk(&mut tree, ctx, None);
+        let parent = self.container_node(&tree, repeat, instances)?;
+        let n = count
+            .evaluate_number(&tree, &ctx.eval(Node::Primary(parent as u32)))
+            .ok()?;
+        (n.is_finite() && n >= 0.0).then(|| n.round() as usize)
+    }
+
+    /// The node of the container that holds `repeat`'s instances at `instances`.
+    fn container_node(
+        &self,
+        tree: &ResponseTree<'_>,
+        repeat: &str,
+        instances: &[(String, usize)],
+    ) -> Option<usize> {
+        let g = self.groups.get(repeat)?;
+        (0..tree.roles.len()).find(|&i| {
+            tree.locations[i] == instances
+                && match (&tree.roles[i], g.parents.last()) {
+                    (Role::Root, None) => i == 1,
+                    (Role::Group(n), Some(p)) | (Role::Instance { repeat: n, .. }, Some(p)) => {
+                        n == p
+                    }
+                    _ => false,
+                }
+        })
+    }
+
+    fn node_of(&self, tree: &ResponseTree<'_>, at: At<'_>) -> Option<usize> {
+        let want_question = self.index.get(at.question).copied();
+        (0..tree.roles.len()).find(|&i| {
+            tree.locations[i] == at.instances
+                && match &tree.roles[i] {
+                    Role::Question(q) => Some(*q) == want_question,
+                    Role::Group(g) => g == at.question,
+                    _ => false,
+                }
+        })
+    }
+
+    /// Relevance of every node in document order, blanking what is not relevant so later
+    /// expressions read it as unanswered (as in ODK); with `computed`, also every calculation,
+    /// written into the tree as it goes and into `computed`.
+    fn walk(
+        &self,
+        tree: &mut ResponseTree<'_>,
+        ctx: &ValidationContext,
+        mut computed: Option<&mut Answers>,
+    ) -> Relevance {
+        let n = tree.roles.len();
+        let mut hidden: Relevance = vec![None; n];
+        for i in 0..n {
+            let node = Node::Primary(i as u32);
+            let parent = tree.parent(node).and_then(|p| match p {
+                Node::Primary(p) => Some(p as usize),
+                Node::Secondary(_) => None,
+            });
+            let mut why = parent.and_then(|p| hidden.get(p).cloned().flatten());
+            if why.is_none() {
+                why = match &tree.roles[i] {
+                    Role::Group(g) | Role::Instance { repeat: g, .. } => self
+                        .groups
+                        .get(g)
+                        .and_then(|grp| grp.relevant.as_ref())
+                        .and_then(|e| false_reason(e, tree, node, ctx))
+                        .map(|r| format!("group `{g}` is not relevant ({r})")),
+                    Role::Question(q) => self.questions[*q]
+                        .relevant
+                        .as_ref()
+                        .and_then(|e| false_reason(e, tree, node, ctx)),
+                    Role::Root => None,
+                };
+            }
+            if let Role::Question(qi) = tree.roles[i] {
+                let q = &self.questions[qi];
+                if why.is_some() {
+                    tree.set(node, NodeValue::Empty);
+                }
+                if let (Some(out), Some(calc)) = (computed.as_deref_mut(), &q.calculation) {
+                    let value = if why.is_some() {
+                        None
+                    } else {
+                        calc.evaluate_string(&*tree, &ctx.eval(node))
+                            .ok()
+                            .filter(|v| !v.is_empty())
+                    };
+                    tree.set(
+                        node,
+                        value.clone().map_or(NodeValue::Empty, NodeValue::Text),
+                    );
+                    if let Some(scope) = answers_at_mut(out, &tree.locations[i]) {
+                        match value {
+                            Some(v) => {
+                                scope.insert(q.name.clone(), Answer::Text(v));
+                            }
+                            None => {
+                                scope.remove(&q.name);
+                            }
+                        }
+                    }
+                }
+            }
+            hidden[i] = why;
+        }
+        hidden
+    }
+
+    /// Answers at one scope (the form, or an instance of `repeat`) that the form does not
+    /// hold there, and repeat values that are not lists of instances.
+    fn unknown_answers(
+        &self,
+        answers: &Answers,
+        repeat: Option<&str>,
+        prefix: &str,
+        errors: &mut Vec<ValidationError>,
+    ) {
+        for (name, value) in answers {
+            let shown = format!("{prefix}{name}");
+            if let Some(g) = self.groups.get(name)
+                && g.repeat
+                && self.enclosing_repeat(&g.parents) == repeat
+            {
+                match value {
+                    Answer::Repeat(instances) => {
+                        for (i, inst) in instances.iter().enumerate() {
+                            let inner = format!("{prefix}{name}[{}]/", i + 1);
+                            self.unknown_answers(&inst.answers, Some(name), &inner, errors);
+                        }
+                    }
+                    _ => errors.push(ValidationError::new(
+                        &shown,
+                        ValidationErrorKind::WrongType,
+                        format!("`{name}` is a repeat; give its entries as a list of objects"),
+                    )),
+                }
+                continue;
+            }
+            match self.question(name) {
+                Some(q) if q.repeat.as_deref() == repeat => {
+                    if matches!(value, Answer::Repeat(_)) {
+                        errors.push(ValidationError::new(
+                            &shown,
+                            ValidationErrorKind::WrongType,
+                            format!("`{name}` is a question, not a repeat; give one value"),
+                        ));
+                    }
+                }
+                _ => {
+                    let mut e = self.not_a_question(name);
+                    e.question = shown;
+                    errors.push(e);
+                }
+            }
+        }
+    }
+
+    fn enclosing_repeat<'s>(&'s self, parents: &'s [String]) -> Option<&'s str> {
+        parents
+            .iter()
+            .rev()
+            .find(|p| self.groups.get(*p).is_some_and(|g| g.repeat))
+            .map(String::as_str)
+    }
+
+    /// Repeats with a `repeat_count` must hold that many instances where they are relevant.
+    fn repeat_counts(
+        &self,
+        tree: &ResponseTree<'_>,
+        hidden: &Relevance,
+        ctx: &ValidationContext,
+        errors: &mut Vec<ValidationError>,
+    ) {
+        for g in self.groups().filter(|g| g.repeat) {
+            let Some(count) = &g.repeat_count else { continue };
+            for (p, role) in tree.roles.iter().enumerate() {
+                let holds = match (role, g.parents.last()) {
+                    (Role::Root, None) => p == 1,
+                    (Role::Group(n), Some(parent))
+                    | (Role::Instance { repeat: n, .. }, Some(parent)) => n == parent,
+                    _ => false,
+                };
+                if !holds || hidden[p].is_some() {
+                    continue;
+                }
+                let Ok(want) = count.evaluate_number(tree, &ctx.eval(Node::Primary(p as u32)))
+                else {
+                    continue;
+                };
+                if !want.is_finite() || want < 0.0 {
+                    continue;
+                }
+                let have = tree.nodes_children(p)
+                    .iter()
+                    .filter(|c| matches!(&tree.roles[**c as usize], Role::Instance { repeat, .. } if *repeat == g.name))
+                    .count();
+                let want = want.round() as usize;
+                if have != want {
+                    let at = format!("{}{}", location_prefix(&tree.locations[p]), g.name);
+                    errors.push(ValidationError::new(
+                        &at,
+                        ValidationErrorKind::Constraint,
+                        format!(
+                            "`{}` has {have} entries but the form asks for {want} (repeat_count `{}`)",
+                            g.name,
+                            count.source()
+                        ),
+                    ));
+                }
+            }
+        }
     }
 
     /// Turns what a user typed (or a CSV cell) into an answer of the question's kind: a number
@@ -233,8 +637,7 @@ impl Survey {
     fn answerable_question(&self, name: &str) -> Result<&Question, ValidationError> {
         match self.question(name) {
             None => Err(self.not_a_question(name)),
-            Some(q) if q.repeat.is_some() => Err(self.not_a_question(name)),
-            Some(q) if !q.qtype.holds_value() => Err(note_answered(q)),
+            Some(q) if !q.qtype.holds_value() => Err(note_answered(q, name)),
             Some(q) => Ok(q),
         }
     }
@@ -242,16 +645,27 @@ impl Survey {
     fn not_a_question(&self, name: &str) -> ValidationError {
         if let Some(g) = self.groups.get(name) {
             let what = if g.repeat { "repeat" } else { "group" };
+            let hint = if g.repeat {
+                " here; give its entries where the repeat is"
+            } else {
+                "; remove it"
+            };
             ValidationError::new(
                 name,
                 ValidationErrorKind::NotAnswerable,
-                format!("`{name}` is a {what}, which takes no answer; remove it"),
+                format!("`{name}` is a {what}, which takes no answer{hint}"),
             )
         } else if let Some(r) = self.question(name).and_then(|q| q.repeat.as_deref()) {
             ValidationError::new(
                 name,
                 ValidationErrorKind::UnknownQuestion,
-                format!("`{name}` is inside repeat `{r}`; give it as part of a repeat instance"),
+                format!("`{name}` is inside repeat `{r}`; give it in an entry of `{r}`"),
+            )
+        } else if self.question(name).is_some() {
+            ValidationError::new(
+                name,
+                ValidationErrorKind::UnknownQuestion,
+                format!("`{name}` is not inside this repeat; give it where the form asks it"),
             )
         } else {
             ValidationError::new(
@@ -272,6 +686,9 @@ impl Survey {
         at: Node,
         ctx: &ValidationContext,
     ) -> bool {
+        if !q.qtype.is_asked() {
+            return false;
+        }
         match &q.required {
             Requirement::Never => false,
             Requirement::Always => true,
@@ -282,10 +699,10 @@ impl Survey {
     /// Type, choice list and constraint of a non-blank answer.
     fn check_value(
         &self,
-        i: usize,
         q: &Question,
         value: &Answer,
         tree: &mut ResponseTree<'_>,
+        at: Node,
         ctx: &ValidationContext,
     ) -> Result<(), ValidationError> {
         let list = q.qtype.list().and_then(|l| self.choices(l));
@@ -295,10 +712,8 @@ impl Survey {
             return Ok(());
         };
         // The answer being checked is `.`, whatever is stored.
-        let at = tree.context_of(i);
         tree.set(at, node_value(&q.qtype, Some(value)));
-        let verdict = c.evaluate_bool(&*tree, &ctx.eval(at));
-        match verdict {
+        match c.evaluate_bool(&*tree, &ctx.eval(at)) {
             Ok(true) => Ok(()),
             Ok(false) => {
                 let message = match q.constraint_message.get(None) {
@@ -318,80 +733,6 @@ impl Survey {
             )),
         }
     }
-
-    /// Per question (form order): `None` when relevant, otherwise why not. A question that is
-    /// not relevant reads as unanswered for every later expression, as in ODK; so does
-    /// everything in a group that is not.
-    fn relevance(&self, tree: &mut ResponseTree<'_>, ctx: &ValidationContext) -> Relevance {
-        let mut hidden: Relevance = Vec::with_capacity(self.questions.len());
-        let mut groups: std::collections::HashMap<&str, Option<String>> = Default::default();
-        for (i, q) in self.questions.iter().enumerate() {
-            let mut why = None;
-            for g in &q.group {
-                if !groups.contains_key(g.as_str()) {
-                    let parent_hidden = self.groups.get(g).and_then(|grp| {
-                        grp.parents
-                            .iter()
-                            .find_map(|p| groups.get(p.as_str()).cloned().flatten())
-                    });
-                    let own = self
-                        .groups
-                        .get(g)
-                        .and_then(|grp| grp.relevant.as_ref())
-                        .and_then(|e| {
-                            false_reason(e, tree, tree.group_node(g), ctx)
-                                .map(|r| format!("group `{g}` is not relevant ({r})"))
-                        });
-                    groups.insert(g.as_str(), parent_hidden.or(own));
-                }
-                if why.is_none() {
-                    why = groups.get(g.as_str()).cloned().flatten();
-                }
-            }
-            if why.is_none()
-                && let Some(e) = &q.relevant
-            {
-                why = false_reason(e, tree, tree.context_of(i), ctx);
-            }
-            if why.is_some() {
-                tree.set(tree.context_of(i), NodeValue::Empty);
-            }
-            hidden.push(why);
-        }
-        hidden
-    }
-
-    fn group_relevant(
-        &self,
-        name: &str,
-        tree: &ResponseTree<'_>,
-        ctx: &ValidationContext,
-        hidden: &Relevance,
-    ) -> bool {
-        let Some(group) = self.groups.get(name) else {
-            return false;
-        };
-        // A group holding a relevant question is relevant; an empty one is evaluated.
-        let first = self
-            .questions
-            .iter()
-            .position(|q| q.group.iter().any(|g| g == name));
-        if let Some(i) = first
-            && hidden[i].is_none()
-        {
-            return true;
-        }
-        group
-            .parents
-            .iter()
-            .chain(std::iter::once(&group.name))
-            .all(|g| {
-                self.groups
-                    .get(g)
-                    .and_then(|grp| grp.relevant.as_ref())
-                    .is_none_or(|e| false_reason(e, tree, tree.group_node(g), ctx).is_none())
-            })
-    }
 }
 
 /// Why a relevance expression hides its question, or `None` when it is true. An expression
@@ -408,17 +749,17 @@ fn false_reason(
     }
 }
 
-fn required(q: &Question) -> ValidationError {
+fn required(q: &Question, shown: &str) -> ValidationError {
     let message = match q.required_message.get(None) {
         Some(m) => m.to_owned(),
         None => format!("`{}` is required; answer it", q.label.text().trim()),
     };
-    ValidationError::new(&q.name, ValidationErrorKind::Required, message)
+    ValidationError::new(shown, ValidationErrorKind::Required, message)
 }
 
-fn note_answered(q: &Question) -> ValidationError {
+fn note_answered(q: &Question, shown: &str) -> ValidationError {
     ValidationError::new(
-        &q.name,
+        shown,
         ValidationErrorKind::NotAnswerable,
         format!("`{}` is a note, which takes no answer; remove it", q.name),
     )
@@ -470,6 +811,7 @@ fn describe(a: &Answer) -> String {
         Answer::Integer(i) => format!("the number {i}"),
         Answer::Decimal(d) => format!("the number {d}"),
         Answer::Text(s) => format!("text {s:?}"),
+        Answer::Repeat(r) => format!("a list of {} entries", r.len()),
     }
 }
 
@@ -509,6 +851,12 @@ pub(super) fn check_type(
                 ValidationErrorKind::NotAnswerable,
                 "a note takes no answer; remove it".into(),
             ));
+        }
+        (_, Answer::Repeat(_)) => {
+            return Err(wrong_type(format!(
+                "expected {}, got a list of entries (only a repeat takes those)",
+                type_phrase(&q.qtype)
+            )));
         }
         (_, Answer::Text(s)) => s.as_str(),
         // Computed and device-filled values may be numbers.
@@ -667,3 +1015,6 @@ fn check_geopoint(text: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+#[path = "validate/repeat_tests.rs"]
+mod repeat_tests;

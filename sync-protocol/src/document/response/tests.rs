@@ -613,14 +613,19 @@ fn unexpected_shapes_are_typed_errors() {
 fn only_response_documents_of_a_known_schema_open() {
     let mut doc = created();
     let mut raw = AutoCommit::load(&doc.save()).expect("raw");
-    raw.put(ROOT, "schema", 2_i64).expect("put");
+    raw.put(ROOT, "schema", 3_i64).expect("put");
     let err = ResponseDoc::load(&raw.save()).expect_err("newer schema");
     assert!(matches!(
         err,
         DocError::UnsupportedSchema {
-            found: 2,
-            supported: 1
+            found: 3,
+            supported: 2
         }
+    ));
+    raw.put(ROOT, "schema", 0_i64).expect("put");
+    assert!(matches!(
+        ResponseDoc::load(&raw.save()),
+        Err(DocError::UnsupportedSchema { found: 0, .. })
     ));
     raw.put(ROOT, "schema", 1_i64).expect("put");
     raw.put(ROOT, "kind", "survey").expect("put");

@@ -642,7 +642,7 @@ impl Builder {
                     let qtype = self.questions[qi].qtype.clone();
                     let constraint = self.expression(r, "constraint");
                     let calculation = self.expression(r, "calculation");
-                    let choice_filter = self.expression(r, "choice_filter");
+                    let choice_filter = self.choice_filter(r, &qtype);
                     let required = self.requirement(r, "required");
                     let read_only = !matches!(self.requirement(r, "read_only"), Requirement::Never);
                     let default = self.default_value(r, &qtype);
@@ -670,6 +670,27 @@ impl Builder {
                     q.piped = piped;
                     q.parameters = parameters(r.get("parameters"));
                 }
+            }
+        }
+    }
+
+    /// A `choice_filter`, as the expression that selects the shown choices:
+    /// `instance('LIST')/root/item[FILTER]`, so that inside the filter a bare name is a column
+    /// of the choice and `${name}` an answer, as in ODK.
+    fn choice_filter(&mut self, r: &Row, qtype: &QuestionType) -> Option<XPath> {
+        let cell = r.get("choice_filter")?;
+        let plain = self.parse_at(r, "choice_filter", cell)?;
+        let Some(list) = qtype.list() else {
+            // A select from a file or external list: kept as written, applied by whoever
+            // holds the file.
+            return Some(plain);
+        };
+        let composed = format!("instance('{list}')/root/item[{cell}]");
+        match XPath::parse(&composed) {
+            Ok(x) => Some(x),
+            Err(e) => {
+                self.row_err(r, "choice_filter", e.to_string());
+                None
             }
         }
     }

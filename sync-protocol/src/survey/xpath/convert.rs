@@ -213,6 +213,10 @@ fn split_offset(s: &str) -> Option<(&str, Option<UtcOffset>)> {
     let (rest, off) = s.split_at(at);
     let sign: i8 = if off.starts_with('-') { -1 } else { 1 };
     let body = &off[1..];
+    // Byte slicing below: only ASCII can be an offset.
+    if !body.is_ascii() {
+        return None;
+    }
     let (h, m) = match body.len() {
         2 => (digits(body, 2)?, 0),
         4 => (digits(&body[..2], 2)?, digits(&body[2..], 2)?),
