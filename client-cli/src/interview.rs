@@ -579,6 +579,13 @@ impl Interview {
                 "unknown command `{line}`; use < (back), :save, :skip or :quit"
             ));
         }
+        if matches!(q.qtype, QuestionType::Media(_)) && !line.is_empty() {
+            return Reply::Problem(
+                "this client cannot attach files yet; press Enter to leave it (a required one \
+                 keeps the response a draft: type :save)"
+                    .into(),
+            );
+        }
         if line.is_empty() {
             if let Some(current) = self.current_answer(&at, &q.name).cloned() {
                 // Keeping an answer re-checks it: an earlier answer may have changed.
@@ -690,6 +697,8 @@ impl Interview {
                     // Not asked: calculations and device values are filled in, not typed.
                 }
                 Step::RepeatStart { at, repeat } => {
+                    // A repeat_count may read calculations made before any answer.
+                    self.answers = self.survey.calculate(&self.answers, &self.ctx);
                     let relevant = self.survey.is_relevant_at(
                         Self::at_of(at, repeat),
                         &self.answers,
@@ -817,7 +826,7 @@ pub fn type_hint(qtype: &QuestionType) -> &'static str {
         QuestionType::GeoTrace => "points `lat lon` separated by ;",
         QuestionType::GeoShape => "at least 3 points `lat lon` separated by ;",
         QuestionType::Barcode => "the code",
-        QuestionType::Media(_) => "a file name",
+        QuestionType::Media(_) => "a file; this client cannot attach files yet, Enter leaves it",
         QuestionType::Calculate | QuestionType::Hidden | QuestionType::Meta(_) => "filled in",
     }
 }

@@ -32,6 +32,19 @@ pub enum Command {
         /// The form file (.xlsx, .xls or .json).
         file: PathBuf,
     },
+    /// Print made-up responses the form accepts, as JSON Lines for `collect --answers`: for
+    /// trying a form before the field. Questions are answered only when relevant, with
+    /// values of their type that meet their constraints; repeats get entries.
+    Sample {
+        /// The form file (.xlsx, .xls or .json).
+        file: PathBuf,
+        /// How many responses.
+        #[arg(long, default_value_t = 5)]
+        count: usize,
+        /// Seed: the same seed gives the same responses.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Convert a form to fieldsync's JSON definition (after checking it).
     Convert {
         /// The form file (.xlsx, .xls or .json).
@@ -97,6 +110,7 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
         Command::Publish { file } => publish(&file, s),
         Command::Check { file } => check(&file, s),
         Command::Convert { file, out } => convert(&file, &out, s),
+        Command::Sample { file, count, seed } => sample(&file, count, seed),
         Command::List => list(s),
         Command::Show { survey, version } => show(&survey, version, s),
         Command::Assign {
@@ -170,6 +184,29 @@ fn check(file: &std::path::Path, s: &Settings) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+fn sample(file: &std::path::Path, count: usize, seed: u64) -> anyhow::Result<u8> {
+    use std::io::Write;
+    let survey = load_form(file)?;
+    let ctx = fieldsync_protocol::survey::ValidationContext::at(fieldsync_client::store::now_utc());
+    let mut rng = fieldsync_protocol::survey::SampleRng::new(seed);
+    let mut out = std::io::stdout().lock();
+    let mut incomplete = 0;
+    for _ in 0..count {
+        let answers = survey.sample(&mut rng, &ctx);
+        if !survey.validate(&answers, &ctx).is_empty() {
+            incomplete += 1;
+        }
+        writeln!(out, "{}", serde_json::to_string(&answers)?)?;
+    }
+    if incomplete > 0 {
+        eprintln!(
+            "warning: {incomplete} of {count} responses still have problems (a constraint no \
+             made-up value met); `collect --answers` lists them"
+        );
+    }
+    Ok(0)
+}
+
 fn convert(file: &std::path::Path, out: &std::path::Path, s: &Settings) -> anyhow::Result<u8> {
     let survey = load_form(file)?;
     std::fs::write(out, survey.to_json() + "\n")
@@ -182,34 +219,8 @@ fn convert(file: &std::path::Path, out: &std::path::Path, s: &Settings) -> anyho
     Ok(0)
 }
 
-/// What a form uses that `collect` cannot run yet (files as answers, choices from attached
-/// files): such a form is checked and converted but not published, so no device collects
-/// responses that would miss answers.
-fn not_collectable(survey: &Survey) -> Vec<String> {
-    use fieldsync_protocol::survey::{ChoiceSource, QuestionType};
-    survey
-        .questions()
-        .iter()
-        .filter(|q| {
-            matches!(q.qtype, QuestionType::Media(_))
-                || q.qtype.select().is_some_and(|s| !matches!(s.source, ChoiceSource::List(_)))
-        })
-        .take(3)
-        .map(|q| format!("`{}` question `{}` (row {})", q.qtype, q.name, q.row))
-        .collect()
-}
-
 fn publish(file: &std::path::Path, s: &Settings) -> anyhow::Result<u8> {
     let survey = load_form(file)?;
-    let gaps = not_collectable(&survey);
-    if !gaps.is_empty() {
-        return Err(Failure::Invalid(format!(
-            "{} is a valid form, but collect cannot run all of it yet: it uses {}; publishing forms with files as answers or choices from attached files comes with attachments",
-            file.display(),
-            gaps.join(", ")
-        ))
-        .into());
-    }
     let text = survey.to_json();
     let store = s.open_store()?;
     let published = super::api(&store)?.publish_survey(text)?;

@@ -253,9 +253,13 @@ pub(crate) fn locate(
     Ok(level)
 }
 
-/// What a write did that the document's header cares about.
+/// What a write knows of the document's header, and what it did that the header cares about.
 #[derive(Debug, Default)]
 pub(crate) struct WriteLog {
+    /// Whether the document may hold instances (schema 2), so that a scalar written at the top
+    /// level must look for instances of its name to delete; a schema-1 document holds none,
+    /// and skipping the look keeps the common write (and batch creation) as cheap as before.
+    pub(crate) may_hold_instances: bool,
     /// A repeat instance was created (the document now needs schema 2).
     pub(crate) added_instance: bool,
 }
@@ -276,7 +280,10 @@ pub(crate) fn write_answer(
         scalar => {
             let stored = answer_to_scalar(&level.question(name), scalar)?;
             doc.put(&level.obj, name, stored)?;
-            delete_instances(doc, level, name)
+            if log.may_hold_instances || level.is_instance() {
+                delete_instances(doc, level, name)?;
+            }
+            Ok(())
         }
     }
 }
@@ -344,6 +351,7 @@ fn write_repeat(
                 let obj = doc.put_object(&level.obj, key.as_str(), ObjType::Map)?;
                 doc.put(&obj, ORDER_KEY, order)?;
                 log.added_instance = true;
+                log.may_hold_instances = true;
                 obj
             }
         };

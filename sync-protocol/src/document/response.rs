@@ -284,7 +284,7 @@ impl ResponseDoc {
         now: i64,
     ) -> Result<Option<ChangeHash>, DocError> {
         self.edit(now, |doc| {
-            let mut log = WriteLog::default();
+            let mut log = write_log(doc)?;
             write_path(doc, question, value, &mut log)?;
             note_schema(doc, &log)
         })
@@ -303,7 +303,7 @@ impl ResponseDoc {
         A: Borrow<Answer>,
     {
         self.edit(now, |doc| {
-            let mut log = WriteLog::default();
+            let mut log = write_log(doc)?;
             for (question, value) in answers {
                 write_path(doc, question.as_ref(), value.borrow(), &mut log)?;
             }
@@ -592,6 +592,15 @@ fn write_path(
     let path = repeat::parse_path(question)?;
     let level = locate(doc, question, &path)?;
     repeat::write_answer(doc, &level, path.last, value, log)
+}
+
+/// A log for an edit of `doc`, which may hold instances when its schema is 2 (the change that
+/// stores a document's first instance also writes schema 2).
+fn write_log(doc: &AutoCommit) -> Result<WriteLog, DocError> {
+    Ok(WriteLog {
+        may_hold_instances: req_int(doc, &ROOT, Path("", "schema"))? >= RESPONSE_SCHEMA_REPEATS,
+        added_instance: false,
+    })
 }
 
 /// Moves a document that just got its first repeat instance to schema 2, in the same change,

@@ -11,6 +11,7 @@ mod complete;
 mod definition;
 mod instance;
 mod json;
+mod sample;
 pub mod sheet;
 pub mod types;
 mod validate;
@@ -23,6 +24,7 @@ pub use definition::{
 };
 pub use complete::DeviceValues;
 pub use instance::{Location, answers_at, answers_at_mut};
+pub use sample::SampleRng;
 pub use sheet::Row;
 pub use types::{ChoiceSource, MediaKind, MetaKind, QuestionType, RowType, Select};
 pub use validate::{At, ValidationContext, ValidationError, ValidationErrorKind};

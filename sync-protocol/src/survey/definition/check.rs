@@ -339,6 +339,11 @@ impl Builder {
                     scopes.push(HashMap::new());
                 }
             };
+            if matches!(name.as_str(), "_order" | "_id") && stack.iter().any(|(_, rep, _)| *rep) {
+                self.row_err(r, "name", format!("`{name}` is reserved inside repeats (fieldsync stores repeat entries with it); rename the question"));
+                open(&mut stack, &mut scope_names);
+                continue;
+            }
             if !is_xml_name(&name) {
                 self.row_err(
                     r,
@@ -485,6 +490,19 @@ impl Builder {
     fn or_other(&mut self, idx: usize, name: &str, scope_names: &mut [HashMap<String, usize>]) {
         let other = format!("{name}_other");
         let select = self.questions[idx].clone();
+        // The list gains an `other` choice, as XLSForm adds it (unless the list has one).
+        if let Some(list) = select.qtype.list().and_then(|l| self.choices.get_mut(l))
+            && !list.iter().any(|c| c.name == "other")
+        {
+            list.push(Choice {
+                name: "other".into(),
+                label: Text {
+                    default: Some("Other".into()),
+                    translations: BTreeMap::new(),
+                },
+                columns: BTreeMap::new(),
+            });
+        }
         if let Some(scope) = scope_names.last_mut() {
             if let Some(first) = scope.get(&other) {
                 let msg = format!("the or_other answer of `{name}` is named `{other}`, which row {first} already uses; rename that row");

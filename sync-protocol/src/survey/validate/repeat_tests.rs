@@ -183,3 +183,35 @@ fn what_becomes_irrelevant_is_dropped() {
     assert!(!m[0].answers.contains_key("m_school"), "{kept:?}");
     assert_eq!(s.drop_irrelevant(&a, &ctx()), a);
 }
+
+#[test]
+fn sampled_responses_are_valid_and_cover_the_form() {
+    use crate::survey::SampleRng;
+    for file in ["household-roster.json", "household-v1.json", "health-facility.json"] {
+        let path = format!("{}/../fixtures/surveys/{file}", env!("CARGO_MANIFEST_DIR"));
+        let s = Survey::parse_json(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let mut rng = SampleRng::new(7);
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..20 {
+            let a = s.sample(&mut rng, &ctx());
+            assert_eq!(s.validate(&a, &ctx()), [], "{file}: {a:?}");
+            let mut stack = vec![a];
+            while let Some(scope) = stack.pop() {
+                for (k, v) in scope {
+                    if let Answer::Repeat(entries) = v {
+                        stack.extend(entries.into_iter().map(|e| e.answers));
+                    }
+                    seen.insert(k);
+                }
+            }
+        }
+        let asked: Vec<&str> = s
+            .questions()
+            .iter()
+            .filter(|q| q.qtype.is_asked())
+            .map(|q| q.name.as_str())
+            .collect();
+        let missing: Vec<&&str> = asked.iter().filter(|q| !seen.contains(**q)).collect();
+        assert!(missing.is_empty(), "{file}: never answered in 20 samples: {missing:?}");
+    }
+}
