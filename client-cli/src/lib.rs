@@ -7,6 +7,7 @@ pub mod api;
 pub mod client;
 pub mod engine;
 pub mod exit;
+pub mod export_tables;
 pub mod form_file;
 pub mod input;
 pub mod interview;

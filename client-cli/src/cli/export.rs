@@ -7,10 +7,13 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use fieldsync_client::api::ExportFormat;
+use fieldsync_client::export_tables::{TableOptions, Tables};
 
 use super::Settings;
 
-/// Export every response of a survey from the server as CSV or JSON Lines.
+/// Export every response of a survey from the server as CSV or JSON Lines. A form with
+/// repeats exports as CSV the way ODK does: a zip with the main table and one table per
+/// repeat, joined by KEY and PARENT_KEY (`--out` names the zip).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The survey id or form id.
@@ -21,6 +24,18 @@ pub struct Args {
     /// Write to this file (via FILE.partial, renamed when complete) instead of stdout.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// CSV: a column per choice of a select_multiple (`q/choice`, 1 when chosen).
+    #[arg(long)]
+    split_select_multiple: bool,
+    /// CSV: latitude, longitude, altitude and accuracy of a geopoint in their own columns.
+    #[arg(long)]
+    split_geopoint: bool,
+    /// CSV: choice labels instead of choice names.
+    #[arg(long)]
+    labels: bool,
+    /// CSV with --labels: the language of the labels.
+    #[arg(long, value_name = "LANGUAGE", requires = "labels")]
+    lang: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -37,6 +52,20 @@ pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
     let store = s.open_store()?;
     let client = super::api(&store)?;
     let info = client.find_survey(&args.survey)?;
+    if matches!(args.format, FormatArg::Csv) {
+        let (_, _, survey) = super::survey::load_version(&store, &info.id.to_string(), None)?;
+        let options = TableOptions {
+            split_select_multiple: args.split_select_multiple,
+            split_geopoint: args.split_geopoint,
+            labels: args.labels,
+            language: args.lang.clone(),
+        };
+        let has_repeats = survey.groups().any(|g| g.repeat);
+        let reshaped = options.split_select_multiple || options.split_geopoint || options.labels;
+        if has_repeats || reshaped {
+            return tables(&client, &info, &survey, options, args.out.as_deref(), s);
+        }
+    }
     let mut body = client.export(&info.id, format)?;
     let bytes = match &args.out {
         None => {
@@ -88,6 +117,83 @@ pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
                 info.form_id,
                 path.display()
             );
+        }
+    }
+    Ok(0)
+}
+
+/// The CSV export built here from the server's JSON Lines: reshaped columns, or a zip of
+/// tables for a form with repeats.
+fn tables(
+    client: &fieldsync_client::client::ApiClient,
+    info: &fieldsync_protocol::api::SurveyInfo,
+    survey: &fieldsync_protocol::survey::Survey,
+    options: TableOptions,
+    out: Option<&std::path::Path>,
+    s: &Settings,
+) -> anyhow::Result<u8> {
+    use std::io::BufRead;
+    let scratch = tempfile::tempdir().context("cannot make a scratch directory for the tables")?;
+    let mut t = Tables::new(survey, options, scratch.path())?;
+    if t.has_repeats() && out.is_none() {
+        return Err(fieldsync_client::exit::Failure::Invalid(format!(
+            "{} has repeats, so its CSV export is a zip of tables; name it with --out FILE.zip",
+            info.form_id
+        ))
+        .into());
+    }
+    let body = client.export(&info.id, ExportFormat::Jsonl)?;
+    for line in std::io::BufReader::new(body).lines() {
+        let line = line.context("the export was interrupted; run it again")?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let row: serde_json::Value =
+            serde_json::from_str(&line).context("the server sent an export line that is not JSON")?;
+        t.add(&row).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let responses = t.responses();
+    let zipped = t.has_repeats();
+    match out {
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            t.finish_csv(&mut stdout)?;
+            stdout.flush()?;
+        }
+        Some(path) => {
+            let mut partial = path.as_os_str().to_owned();
+            partial.push(".partial");
+            let partial = PathBuf::from(partial);
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&partial)
+                .with_context(|| format!("cannot create {}", partial.display()))?;
+            let written = if zipped {
+                t.finish_zip(file).and_then(|f| f.sync_all())
+            } else {
+                let mut w = std::io::BufWriter::new(file);
+                t.finish_csv(&mut w)
+                    .and_then(|()| w.into_inner().map_err(|e| e.into_error()))
+                    .and_then(|f| f.sync_all())
+            };
+            if let Err(e) = written {
+                let _ = std::fs::remove_file(&partial);
+                return Err(anyhow::Error::from(e).context("cannot write the export"));
+            }
+            std::fs::rename(&partial, path)
+                .with_context(|| format!("cannot move the export to {}", path.display()))?;
+            if s.json {
+                s.print_json(&serde_json::json!({
+                    "survey_id": info.id, "form_id": info.form_id, "format": if zipped { "zip" } else { "csv" },
+                    "file": path, "responses": responses,
+                }))?;
+            } else {
+                let what = if zipped { "tables (zip)" } else { "CSV" };
+                println!("exported {responses} responses of {} as {what} to {}", info.form_id, path.display());
+            }
         }
     }
     Ok(0)

@@ -309,7 +309,9 @@ async fn question_columns(
     for json in definitions {
         let survey = Survey::parse_json(&json)
             .map_err(|e| ApiError::Internal(format!("stored definition does not parse: {e}")))?;
-        for q in survey.answerable() {
+        // Answers inside repeats are not columns of the main table (`fieldsync export`
+        // writes them as tables of their own, from the JSON Lines export).
+        for q in survey.answerable().filter(|q| q.repeat.is_none()) {
             if !columns.iter().any(|c| c == &q.name) {
                 columns.push(q.name.clone());
             }

@@ -106,4 +106,34 @@ fn an_xlsform_workbook_with_a_repeat_is_checked_published_collected_and_exported
     let wanjiru = &by_head("Wanjiru")["answers"];
     assert_eq!(wanjiru["member"][0]["m_age"], 67);
     assert_eq!(wanjiru["n_adults"], "1");
+
+    // CSV as ODK exports a form with repeats: a zip of the main table and the members' table.
+    let zip_path = w.out_path("roster.zip");
+    w.admin.ok(&[
+        "export", "household_roster", "--format", "csv", "--split-select-multiple", "--labels",
+        "--out", zip_path.to_str().expect("utf-8"),
+    ]);
+    let mut archive =
+        zip::ZipArchive::new(std::fs::File::open(&zip_path).expect("zip")).expect("a zip");
+    let mut read = |name: &str| {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut archive.by_name(name).expect(name), &mut text)
+            .expect("readable");
+        text
+    };
+    let main = read("household_roster.csv");
+    assert_eq!(main.lines().count(), 3, "a header and two responses:\n{main}");
+    assert!(main.lines().next().is_some_and(|h| h.starts_with("KEY,")), "{main}");
+    let members = read("household_roster-member.csv");
+    let lines: Vec<&str> = members.lines().collect();
+    assert_eq!(lines[0], "PARENT_KEY,KEY,m_name,m_age,m_school");
+    assert_eq!(lines.len(), 4, "three entries in all:\n{members}");
+    assert!(
+        lines.iter().any(|l| l.ends_with(",Otieno,9,Yes")),
+        "labels instead of names:\n{members}"
+    );
+    let child_row = lines.iter().find(|l| l.contains("Otieno")).expect("row");
+    let parent = child_row.split(',').next().expect("parent key");
+    assert!(main.contains(parent), "PARENT_KEY names a response of the main table");
 }
+
