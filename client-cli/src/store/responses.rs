@@ -103,7 +103,8 @@ impl Store {
         }
         let account = self.require_account()?;
         let principal = account.principal_id.to_string();
-        let device_values = self.device_values();
+        let mut device_values = self.device_values();
+        device_values.last_saved = self.last_saved(&survey.id)?;
         Ok(CreateBatch {
             survey_id: survey.id,
             version,
@@ -115,6 +116,24 @@ impl Store {
             pending: Vec::new(),
             last_errors: Vec::new(),
         })
+    }
+
+    /// The answers of the response of `survey` saved last on this device, for
+    /// `${last-saved#x}` defaults (none when there is no such response).
+    fn last_saved(&mut self, survey: &Uuid) -> Result<Answers, StoreError> {
+        let last: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT id FROM docs WHERE survey_id = ?1 ORDER BY updated_at DESC, id DESC LIMIT 1",
+                params![survey.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(id) = last.and_then(|s| Uuid::parse_str(&s).ok()) else {
+            return Ok(Answers::new());
+        };
+        let (doc, _) = self.load_doc(&id)?;
+        Ok(doc.answers().unwrap_or_default())
     }
 
     /// What the metadata questions of a response made here are filled with.

@@ -28,6 +28,15 @@ fn page(docs: Vec<DocChanges>, surveys: Vec<SurveyUpdate>, cursor: u64) -> PullR
 }
 
 fn setup(home: &Path) -> (Store, Uuid) {
+    setup_with(
+        home,
+        "household_survey",
+        include_str!("../../../fixtures/surveys/household-v1.json"),
+    )
+}
+
+/// A store with an account and one survey (`text`, published as version 1).
+fn setup_with(home: &Path, form_id: &str, text: &str) -> (Store, Uuid) {
     let mut store = Store::create(home, PASS).expect("create");
     store
         .set_account(Account {
@@ -43,11 +52,10 @@ fn setup(home: &Path) -> (Store, Uuid) {
     let survey_id = Uuid::new_v4();
     let meta = SurveyMeta {
         survey_id,
-        form_id: "household_survey".into(),
+        form_id: form_id.into(),
         title: "Household".into(),
     };
     let mut doc = SurveyDoc::new(&meta, vec![9u8; 16], 1).expect("survey doc");
-    let text = include_str!("../../../fixtures/surveys/household-v1.json");
     doc.publish(1, text, 1).expect("publish");
     let update = SurveyUpdate {
         survey_id,
@@ -436,4 +444,34 @@ fn a_change_the_server_refused_after_storing_it_sets_its_document_aside() {
         "with the cursor, in one transaction"
     );
     assert!(store.response(&ids[1]).is_ok(), "and kept on the device");
+}
+
+#[test]
+fn a_new_response_takes_last_saved_defaults_metadata_and_calculations() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let form = r#"{ "settings": { "form_id": "visits" }, "survey": [
+        { "type": "start", "name": "started" },
+        { "type": "username", "name": "who" },
+        { "type": "text", "name": "village", "label": "Village", "default": "${last-saved#village}" },
+        { "type": "integer", "name": "n", "label": "N" },
+        { "type": "calculate", "name": "double", "calculation": "${n} * 2" } ] }"#;
+    let (mut store, _) = setup_with(dir.path(), "visits", form);
+    let mut first = Answers::new();
+    first.insert("village".into(), Answer::from("Kisumu"));
+    first.insert("n".into(), Answer::Integer(2));
+    let (a, _) = store
+        .create_response("visits", None, &first, Status::Submitted)
+        .expect("first");
+    let a = store.response(&a).expect("read").answers;
+    assert_eq!(a.get("double"), Some(&Answer::from("4")));
+    assert_eq!(a.get("who"), Some(&Answer::from("Enid")));
+    assert!(a.get("started").is_some_and(|s| s.to_text().ends_with('Z')));
+    let mut second = Answers::new();
+    second.insert("n".into(), Answer::Integer(5));
+    let (b, _) = store
+        .create_response("visits", None, &second, Status::Draft)
+        .expect("second");
+    let b = store.response(&b).expect("read").answers;
+    assert_eq!(b.get("village"), Some(&Answer::from("Kisumu")), "the last saved answer");
+    assert_eq!(b.get("double"), Some(&Answer::from("10")));
 }

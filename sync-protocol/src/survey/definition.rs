@@ -270,6 +270,8 @@ pub struct Survey {
     /// Groups and repeats in form order.
     pub(super) group_order: Vec<String>,
     pub(super) choices: BTreeMap<String, Vec<Choice>>,
+    /// Lists of the `external_choices` sheet (`select_one_external`).
+    pub(super) external_choices: BTreeMap<String, Vec<Choice>>,
     pub(super) languages: Vec<String>,
     pub(super) warnings: Vec<DefinitionError>,
     /// The choice lists as secondary instances, built on first use.

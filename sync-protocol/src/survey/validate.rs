@@ -263,6 +263,12 @@ impl Survey {
         let Some(q) = self.question(at.question) else {
             return Vec::new();
         };
+        if let Some(super::types::ChoiceSource::External(list)) = q.qtype.select().map(|s| &s.source)
+        {
+            // An external list's filter reads its own columns against the answers: evaluated
+            // per choice with the question's place as context.
+            return self.external_choices_at(q, list, at, answers, ctx);
+        }
         let all = q.qtype.list().and_then(|l| self.choices(l)).unwrap_or_default();
         let Some(filter) = &q.choice_filter else {
             return all.iter().collect();
@@ -285,6 +291,41 @@ impl Survey {
             })
             .collect();
         all.iter().filter(|c| names.contains(&c.name)).collect()
+    }
+
+    fn external_choices_at(
+        &self,
+        q: &Question,
+        list: &str,
+        at: At<'_>,
+        answers: &Answers,
+        ctx: &ValidationContext,
+    ) -> Vec<&super::definition::Choice> {
+        let all = self.external_choices.get(list).map(Vec::as_slice).unwrap_or_default();
+        let Some(filter) = &q.choice_filter else {
+            return all.iter().collect();
+        };
+        // The filter as written: `${x}` are answers, bare names the choice's columns.
+        all.iter()
+            .filter(|c| {
+                let mut text = filter.source().to_owned();
+                for (col, value) in &c.columns {
+                    text = replace_name(&text, col, &format!("'{}'", value.replace('\'', "")));
+                }
+                text = replace_name(&text, "name", &format!("'{}'", c.name.replace('\'', "")));
+                XPath::parse(&text)
+                    .ok()
+                    .and_then(|x| {
+                        let mut tree = ResponseTree::new(self, answers, None);
+                        let _ = self.walk(&mut tree, ctx, None);
+                        let node = self
+                            .node_of(&tree, at)
+                            .map_or(Node::Primary(1), |i| Node::Primary(i as u32));
+                        x.evaluate_bool(&tree, &ctx.eval(node)).ok()
+                    })
+                    .unwrap_or(true)
+            })
+            .collect()
     }
 
     /// Whether `at` is asked given these answers, including every enclosing group and repeat.
@@ -733,6 +774,41 @@ impl Survey {
             )),
         }
     }
+}
+
+/// `text` with the bare name `name` (not inside `${…}` or quotes, not part of a longer name)
+/// replaced by `with`.
+fn replace_name(text: &str, name: &str, with: &str) -> String {
+    let is_name = |c: char| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | ':');
+    let mut out = String::new();
+    let mut chars = text.char_indices().peekable();
+    let mut quote: Option<char> = None;
+    let mut in_ref = false;
+    let mut prev: Option<char> = None;
+    while let Some((i, c)) = chars.next() {
+        match (quote, c) {
+            (Some(q), _) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '$') if text[i..].starts_with("${") => in_ref = true,
+            (None, '}') if in_ref => in_ref = false,
+            (None, _) if !in_ref && text[i..].starts_with(name) && !prev.is_some_and(is_name) => {
+                let after = text[i + name.len()..].chars().next();
+                if !after.is_some_and(is_name) {
+                    out.push_str(with);
+                    for _ in 1..name.chars().count() {
+                        chars.next();
+                    }
+                    prev = name.chars().last();
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        out.push(c);
+        prev = Some(c);
+    }
+    out
 }
 
 /// Why a relevance expression hides its question, or `None` when it is true. An expression

@@ -36,6 +36,7 @@ pub(super) fn build(def: SurveyDefinition) -> Result<Survey, DefinitionErrors> {
         groups: b.groups,
         group_order: b.group_order,
         choices: b.choices,
+        external_choices: b.external,
         languages,
         warnings: b.warnings,
         secondary: Default::default(),
@@ -63,6 +64,8 @@ struct Builder {
     external: BTreeMap<String, Vec<Choice>>,
     /// Every name on the survey sheet and its rows, for references.
     names: HashMap<String, Vec<usize>>,
+    /// Names of rows refused for their type, so a reference to one says so.
+    refused: HashMap<String, usize>,
 }
 
 /// XLSForm's yes/no cells.
@@ -276,6 +279,9 @@ impl Builder {
                 Ok(t) => t,
                 Err(e) => {
                     self.row_err(r, "type", e.to_string());
+                    if let Some(name) = r.get("name") {
+                        self.refused.insert(name.to_owned(), r.number);
+                    }
                     continue;
                 }
             };
@@ -742,7 +748,10 @@ impl Builder {
             let rows = self.names.get(&name).cloned().unwrap_or_default();
             match rows.as_slice() {
                 [] => {
-                    let msg = format!("`${{{name}}}` refers to no question, group or repeat of this form; check the name against the survey sheet's name column");
+                    let msg = match self.refused.get(&name) {
+                        Some(row) => format!("`${{{name}}}` refers to row {row}, whose type is refused; fix that row first"),
+                        None => format!("`${{{name}}}` refers to no question, group or repeat of this form; check the name against the survey sheet's name column"),
+                    };
                     self.row_err(r, column, msg);
                     ok = false;
                 }
@@ -819,7 +828,11 @@ impl Builder {
                     Ok(name) => {
                         let found = self.names.get(&name).map_or(0, Vec::len);
                         if found == 0 {
-                            self.row_err(r, &column, format!("`${{{name}}}` in the text refers to no question of this form; check the name"));
+                            let msg = match self.refused.get(&name) {
+                                Some(row) => format!("`${{{name}}}` in the text refers to row {row}, whose type is refused; fix that row first"),
+                                None => format!("`${{{name}}}` in the text refers to no question of this form; check the name"),
+                            };
+                            self.row_err(r, &column, msg);
                         } else if found > 1 {
                             self.row_err(r, &column, format!("`${{{name}}}` in the text is ambiguous: several rows are named `{name}`"));
                         } else if !out.contains(&name) {

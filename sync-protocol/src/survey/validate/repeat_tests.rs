@@ -215,3 +215,37 @@ fn sampled_responses_are_valid_and_cover_the_form() {
         assert!(missing.is_empty(), "{file}: never answered in 20 samples: {missing:?}");
     }
 }
+
+#[test]
+fn external_choices_are_filtered_by_the_answers() {
+    let json = r#"{ "settings": { "form_id": "ext" }, "survey": [
+        { "type": "select_one region", "name": "region", "label": "Region" },
+        { "type": "select_one_external town", "name": "town", "label": "Town", "choice_filter": "region=${region}" } ],
+        "choices": [ { "list_name": "region", "name": "north", "label": "North" },
+                     { "list_name": "region", "name": "south", "label": "South" } ],
+        "external_choices": [
+            { "list_name": "town", "name": "gulu", "label": "Gulu", "region": "north" },
+            { "list_name": "town", "name": "mbarara", "label": "Mbarara", "region": "south" } ] }"#;
+    let s = Survey::parse_json(json).unwrap();
+    let mut a = Answers::new();
+    a.insert("region".into(), Answer::from("south"));
+    let names: Vec<&str> = s
+        .choices_at(At::top("town"), &a, &ctx())
+        .into_iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(names, ["mbarara"]);
+}
+
+#[test]
+fn a_reference_to_a_refused_row_names_that_row() {
+    let json = r#"{ "settings": { "form_id": "bad" }, "survey": [
+        { "type": "txt", "name": "a", "label": "A" },
+        { "type": "text", "name": "b", "label": "B is ${a}", "relevant": "${a} != ''" } ] }"#;
+    let e = Survey::parse_json(json).unwrap_err();
+    let shown = e.to_string();
+    assert_eq!(e.0.len(), 3, "{shown}");
+    assert!(shown.contains("unknown type `txt`"), "{shown}");
+    assert!(shown.contains("`${a}` refers to row 1, whose type is refused"), "{shown}");
+    assert!(!shown.contains("check the name"), "{shown}");
+}
