@@ -145,6 +145,10 @@ fn number_text(f: f64) -> String {
 
 /// An Excel serial date (days since 1899-12-30) as `YYYY-MM-DD HH:MM:SS`, or a time of day.
 fn excel_date_text(serial: f64, _is_datetime: bool) -> Option<String> {
+    // Excel's calendar ends in 9999: anything beyond is not a date.
+    if !serial.is_finite() || !(0.0..3_000_000.0).contains(&serial) {
+        return None;
+    }
     let days = serial.floor();
     let seconds = ((serial - days) * 86_400.0).round() as i64;
     let (h, m, s) = (seconds / 3600 % 24, seconds / 60 % 60, seconds % 60);
@@ -213,5 +217,6 @@ mod tests {
             Some("2024-05-05 12:00:00")
         );
         assert_eq!(excel_date_text(0.25, false).as_deref(), Some("06:00:00"));
+        assert_eq!(excel_date_text(1e20, true), None, "no panic on a huge serial");
     }
 }

@@ -273,7 +273,7 @@ impl Interview {
         match step {
             Step::Question { at, index } => {
                 let q = &self.survey.questions()[*index];
-                q.qtype.is_asked()
+                q.is_asked()
                     && answers_at(&self.answers, at).is_some_and(|a| a.contains_key(&q.name))
             }
             _ => false,
@@ -388,7 +388,7 @@ impl Interview {
                     let steps = self.steps();
                     let asked: Vec<&Step> = steps
                         .iter()
-                        .filter(|s| self.question_at(s).is_some_and(|(_, q)| q.qtype.is_asked()))
+                        .filter(|s| self.question_at(s).is_some_and(|(_, q)| q.is_asked()))
                         .collect();
                     let number = asked.iter().position(|s| **s == step).map_or(1, |i| i + 1);
                     let required = self.survey.is_required_at(
@@ -433,7 +433,7 @@ impl Interview {
             .iter()
             .filter_map(|s| {
                 let (at, q) = self.question_at(s)?;
-                if !q.qtype.is_asked() {
+                if !q.is_asked() {
                     return None;
                 }
                 let a = answers_at(&kept, at)?.get(&q.name)?;
@@ -691,7 +691,7 @@ impl Interview {
                         if !self.notes.contains(&note) {
                             self.notes.push(note);
                         }
-                    } else if q.qtype.is_asked() {
+                    } else if q.is_asked() {
                         return;
                     }
                     // Not asked: calculations and device values are filled in, not typed.
@@ -775,12 +775,21 @@ fn is_command(line: &str) -> bool {
         .is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphabetic()))
 }
 
+/// Whether choices are picked by their number in the menu: only when no choice name is a
+/// number.
+pub fn menu_numbers(choices: &[&Choice]) -> bool {
+    !choices.iter().any(|c| c.name.trim().parse::<f64>().is_ok())
+}
+
 /// A typed choice: its name, its number in the list, or its label (any case, any language).
 fn resolve_choice<'a>(choices: &[&'a Choice], typed: &'a str) -> &'a str {
     if choices.iter().any(|c| c.name == typed) {
         return typed;
     }
-    if let Ok(n) = typed.parse::<usize>()
+    // Menu numbers only when no choice is itself named by a number (lists coded 0/1 or
+    // 88/99 are common, and there a typed number is the code).
+    if menu_numbers(choices)
+        && let Ok(n) = typed.parse::<usize>()
         && let Some(c) = n.checked_sub(1).and_then(|i| choices.get(i))
     {
         return &c.name;

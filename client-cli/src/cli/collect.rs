@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use fieldsync_client::engine;
 use fieldsync_client::exit::Failure;
 use fieldsync_client::input;
-use fieldsync_client::interview::{Interview, Outcome, Reply, Screen, type_hint};
+use fieldsync_client::interview::{Interview, Outcome, Reply, Screen, menu_numbers, type_hint};
 use fieldsync_client::store::{LocalSurvey, Store, StoreError, now_utc};
 use fieldsync_protocol::Answers;
 use fieldsync_protocol::document::Status;
@@ -400,8 +400,15 @@ fn show(screen: Screen<'_>, out: &mut dyn Write) -> anyhow::Result<Option<Outcom
                 writeln!(out, "  {h}")?;
             }
             writeln!(out, "  ({}: {})", q.name, type_hint(&q.qtype))?;
+            let plain: Vec<&fieldsync_protocol::survey::Choice> =
+                choices.iter().map(|(c, _)| *c).collect();
+            let numbered = menu_numbers(&plain);
             for (i, (c, label)) in choices.iter().enumerate() {
-                writeln!(out, "    {}) {label} [{}]", i + 1, c.name)?;
+                if numbered {
+                    writeln!(out, "    {}) {label} [{}]", i + 1, c.name)?;
+                } else {
+                    writeln!(out, "    [{}] {label}", c.name)?;
+                }
             }
             if let Some(a) = current {
                 writeln!(out, "  current answer: {a} (Enter keeps it)")?;

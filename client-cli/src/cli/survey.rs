@@ -374,7 +374,7 @@ fn show(key: &str, version: Option<u32>, s: &Settings) -> anyhow::Result<u8> {
         if let Some(h) = q.hint.get(None) {
             println!("     hint: {h}");
         }
-        if q.qtype.is_asked() {
+        if q.is_asked() {
             println!("     answer: {}", type_hint(&q.qtype));
         }
         if let Some(list) = q.qtype.list().and_then(|l| survey.choices(l)) {

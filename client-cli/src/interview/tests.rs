@@ -269,3 +269,15 @@ fn an_uncounted_repeat_asks_whether_to_add_entries() {
     assert_eq!(visits[1].answers.get("on"), Some(&Answer::from("2026-03-02")));
     assert_eq!(a.get("visits"), Some(&Answer::from("2")));
 }
+
+#[test]
+fn choices_coded_by_numbers_are_typed_by_their_code() {
+    let json = r#"{ "settings": { "form_id": "codes" }, "survey": [
+        { "type": "select_one yn", "name": "q", "label": "Q" } ],
+        "choices": [ { "list_name": "yn", "name": "0", "label": "No" },
+                     { "list_name": "yn", "name": "1", "label": "Yes" } ] }"#;
+    let survey = Arc::new(Survey::parse_json(json).expect("parses"));
+    let mut iv = Interview::new(survey, ValidationContext::new(time::macros::date!(2026 - 03 - 02)));
+    run(&mut iv, &["1"]);
+    assert_eq!(iv.answers().get("q"), Some(&Answer::from("1")), "the code, not the second item");
+}

@@ -188,7 +188,7 @@ impl Store {
         // stamps `end` (and any metadata still missing).
         let ctx = ValidationContext::at(now_utc());
         let completed = if status == Some(Status::Submitted) {
-            survey.complete(&answers, &self.device_values(), &ctx)
+            survey.submitted(&answers, &ctx)
         } else {
             survey.calculate(&answers, &ctx)
         };

@@ -100,11 +100,27 @@ impl Survey {
         self.calculate(&out, ctx)
     }
 
+    /// `answers` as handed in: `end` stamped now, calculations brought up to date. (Defaults
+    /// are not filled again: an optional question left empty stays empty.)
+    pub fn submitted(&self, answers: &Answers, ctx: &ValidationContext) -> Answers {
+        let mut out = answers.clone();
+        let now = ctx.now.format(&Rfc3339).unwrap_or_default();
+        for q in self.questions.iter().filter(|q| q.repeat.is_none()) {
+            if q.qtype == QuestionType::Meta(MetaKind::End) {
+                out.insert(q.name.clone(), Answer::Text(now.clone()));
+            }
+        }
+        self.calculate(&out, ctx)
+    }
+
     /// Static defaults of unanswered questions nobody is asked (a typed default is offered by
     /// the interview instead), and dynamic defaults of unanswered questions, in every scope.
     fn defaults(&self, out: &mut Answers, device: &DeviceValues, ctx: &ValidationContext) {
         let tree_answers = out.clone();
-        let tree = ResponseTree::new(self, &tree_answers, None);
+        let mut tree = ResponseTree::new(self, &tree_answers, None);
+        // A question the answers make irrelevant gets no default.
+        let hidden = self.relevance_of(&mut tree, ctx);
+        let tree = tree;
         let inst = WithLastSaved {
             tree: &tree,
             last: &device.last_saved,
@@ -114,6 +130,9 @@ impl Survey {
                 continue;
             };
             let q = &self.questions[*qi];
+            if hidden.get(i).is_some_and(Option::is_some) {
+                continue;
+            }
             let Some(scope) = answers_at_mut(out, &tree.locations[i]) else {
                 continue;
             };
@@ -121,7 +140,7 @@ impl Survey {
                 continue;
             }
             let value = match &q.default {
-                Some(DefaultValue::Value(v)) if !q.qtype.is_asked() => Some(v.clone()),
+                Some(DefaultValue::Value(v)) if !q.is_asked() => Some(v.clone()),
                 Some(DefaultValue::Dynamic(x)) => {
                     let eval = EvalContext {
                         context: super::instance::Node::Primary(i as u32),

@@ -127,6 +127,14 @@ pub struct Question {
 }
 
 impl Question {
+    /// Whether the enumerator is asked it: not a note, a device value or a calculation (a
+    /// question with a calculation and no label is one, as in XLSForm), and not read-only.
+    pub fn is_asked(&self) -> bool {
+        self.qtype.is_asked()
+            && !self.read_only
+            && !(self.calculation.is_some() && self.label.is_empty() && self.hint.is_empty())
+    }
+
     /// The default written as an answer, if it is not an expression.
     pub fn static_default(&self) -> Option<&str> {
         match &self.default {

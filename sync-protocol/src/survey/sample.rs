@@ -78,7 +78,7 @@ impl Survey {
                         instances: at,
                         question: &q.name,
                     };
-                    if !q.qtype.is_asked() || !self.is_relevant_at(here, answers, ctx) {
+                    if !q.is_asked() || !self.is_relevant_at(here, answers, ctx) {
                         continue;
                     }
                     if let Some(v) = self.sample_answer(q, at, answers, rng, ctx)

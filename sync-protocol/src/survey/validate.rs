@@ -11,7 +11,7 @@ use time::{Date, OffsetDateTime};
 
 use super::definition::{Choice, Question, Requirement, Survey};
 use super::instance::{
-    Node, ResponseTree, Role, answers_at, answers_at_mut, location_prefix, node_value,
+    Location, Node, ResponseTree, Role, answers_at, answers_at_mut, location_prefix, node_value,
 };
 use super::xpath::Instance;
 use super::types::{ChoiceSource, QuestionType};
@@ -194,22 +194,35 @@ impl Survey {
             let mut tree = ResponseTree::new(self, &out, None);
             let hidden = self.walk(&mut tree, ctx, None);
             let mut changed = false;
+            let mut hidden_entries: Vec<(Location, String, usize)> = Vec::new();
             for (i, role) in tree.roles.iter().enumerate() {
                 if hidden[i].is_none() {
                     continue;
                 }
-                let (loc, name) = match role {
+                match role {
                     Role::Question(qi) if self.questions[*qi].qtype.is_asked() => {
-                        (tree.locations[i].as_slice(), self.questions[*qi].name.as_str())
+                        let name = &self.questions[*qi].name;
+                        if let Some(scope) = answers_at_mut(&mut out, &tree.locations[i]) {
+                            changed |= scope.remove(name).is_some();
+                        }
                     }
-                    Role::Instance { repeat, .. } => {
+                    Role::Instance { repeat, index } => {
                         let loc = &tree.locations[i];
-                        (&loc[..loc.len().saturating_sub(1)], repeat.as_str())
+                        let parent = loc[..loc.len().saturating_sub(1)].to_vec();
+                        hidden_entries.push((parent, repeat.clone(), *index));
                     }
-                    _ => continue,
-                };
-                if let Some(scope) = answers_at_mut(&mut out, loc) {
-                    changed |= scope.remove(name).is_some();
+                    _ => {}
+                }
+            }
+            // Only the hidden entries go (highest index first, so the others keep theirs).
+            hidden_entries.sort_by_key(|e| std::cmp::Reverse(e.2));
+            for (parent, repeat, index) in hidden_entries {
+                if let Some(Answer::Repeat(entries)) =
+                    answers_at_mut(&mut out, &parent).and_then(|s| s.get_mut(&repeat))
+                    && index < entries.len()
+                {
+                    entries.remove(index);
+                    changed = true;
                 }
             }
             if !changed {
@@ -335,25 +348,21 @@ impl Survey {
         let hidden = self.walk(&mut tree, ctx, None);
         match self.node_of(&tree, at) {
             Some(i) => hidden[i].is_none(),
-            // An empty group or a repeat with no instance yet: its own relevance, and its
-            // parents'.
-            None => self.groups.get(at.question).is_some_and(|g| {
-                g.parents
-                    .iter()
-                    .chain(std::iter::once(&g.name))
-                    .all(|name| {
-                        let node = tree
-                            .roles
-                            .iter()
-                            .position(|r| matches!(r, Role::Group(n) if n == name));
-                        match node {
-                            Some(n) => hidden[n].is_none(),
-                            None => self.groups.get(name).and_then(|grp| grp.relevant.as_ref()).is_none_or(|e| {
-                                false_reason(e, &tree, Node::Primary(1), ctx).is_none()
-                            }),
-                        }
+            // A repeat (its entries are nodes, it has none of its own): relevant when the
+            // container holding it at this place is, and its own expression, read from there,
+            // is true.
+            None => {
+                let Some(g) = self.groups.get(at.question) else {
+                    return false;
+                };
+                let Some(parent) = self.container_node(&tree, at.question, at.instances) else {
+                    return false;
+                };
+                hidden[parent].is_none()
+                    && g.relevant.as_ref().is_none_or(|e| {
+                        false_reason(e, &tree, Node::Primary(parent as u32), ctx).is_none()
                     })
-            }),
+            }
         }
     }
 
@@ -467,6 +476,15 @@ impl Survey {
         })
     }
 
+    /// Per node of `tree`: `None` when relevant, else why not.
+    pub(super) fn relevance_of(
+        &self,
+        tree: &mut ResponseTree<'_>,
+        ctx: &ValidationContext,
+    ) -> Vec<Option<String>> {
+        self.walk(tree, ctx, None)
+    }
+
     /// Relevance of every node in document order, blanking what is not relevant so later
     /// expressions read it as unanswered (as in ODK); with `computed`, also every calculation,
     /// written into the tree as it goes and into `computed`.
@@ -505,7 +523,9 @@ impl Survey {
                 if why.is_some() {
                     tree.set(node, NodeValue::Empty);
                 }
-                if let (Some(out), Some(calc)) = (computed.as_deref_mut(), &q.calculation) {
+                if let (Some(out), Some(calc), true) =
+                    (computed.as_deref_mut(), &q.calculation, q.qtype.holds_value())
+                {
                     let value = if why.is_some() {
                         None
                     } else {
@@ -520,7 +540,14 @@ impl Survey {
                     if let Some(scope) = answers_at_mut(out, &tree.locations[i]) {
                         match value {
                             Some(v) => {
-                                scope.insert(q.name.clone(), Answer::Text(v));
+                                // Typed as its question: `integer` calculations store numbers.
+                                let typed = match q.qtype {
+                                    QuestionType::Integer | QuestionType::Decimal => {
+                                        self.parse_input(&q.name, &v).unwrap_or(Answer::Text(v))
+                                    }
+                                    _ => Answer::Text(v),
+                                };
+                                scope.insert(q.name.clone(), typed);
                             }
                             None => {
                                 scope.remove(&q.name);
@@ -727,7 +754,7 @@ impl Survey {
         at: Node,
         ctx: &ValidationContext,
     ) -> bool {
-        if !q.qtype.is_asked() {
+        if !q.is_asked() {
             return false;
         }
         match &q.required {
@@ -1094,3 +1121,6 @@ mod tests;
 #[cfg(test)]
 #[path = "validate/repeat_tests.rs"]
 mod repeat_tests;
+#[cfg(test)]
+#[path = "validate/edge_tests.rs"]
+mod edge_tests;

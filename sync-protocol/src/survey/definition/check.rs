@@ -389,6 +389,13 @@ impl Builder {
                 } else if r.get("repeat_count").is_some() {
                     self.row_err(r, "repeat_count", "repeat_count belongs on a begin_repeat row".into());
                 }
+                if let Some(first) = self.groups.get(&name).map(|g| g.row) {
+                    let msg = format!("a group named `{name}` is already on row {first}; fieldsync keeps groups by name, so rename one of them");
+                    self.row_err(r, "name", msg);
+                    stack.push((name, repeat, r.number));
+                    scope_names.push(HashMap::new());
+                    continue;
+                }
                 self.groups.insert(
                     name.clone(),
                     Group {
@@ -422,7 +429,10 @@ impl Builder {
                 self.row_err(r, "name", msg);
                 continue;
             }
-            let shown = qtype.is_asked() || qtype == QuestionType::Note;
+            // A row with a calculation and nothing to show is a calculation of that type
+            // (pyxform's "typed calculate"), not a question to ask.
+            let computed = r.get("calculation").is_some() && label.is_empty() && hint.is_empty();
+            let shown = (qtype.is_asked() && !computed) || qtype == QuestionType::Note;
             let has_media = r.cells.keys().any(|k| k.starts_with("media::"));
             if shown && label.is_empty() && hint.is_empty() && !has_media {
                 self.row_err(r, "label", format!("`{name}` has no label or hint; give it the text the enumerator sees"));

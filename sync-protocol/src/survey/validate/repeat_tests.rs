@@ -208,7 +208,7 @@ fn sampled_responses_are_valid_and_cover_the_form() {
         let asked: Vec<&str> = s
             .questions()
             .iter()
-            .filter(|q| q.qtype.is_asked())
+            .filter(|q| q.is_asked())
             .map(|q| q.name.as_str())
             .collect();
         let missing: Vec<&&str> = asked.iter().filter(|q| !seen.contains(**q)).collect();
