@@ -63,7 +63,11 @@ impl std::fmt::Debug for Tables<'_> {
 
 impl<'a> Tables<'a> {
     /// Empty tables for `survey`, their rows kept in `dir` until [`Tables::finish`].
-    pub fn new(survey: &'a Survey, options: TableOptions, dir: &std::path::Path) -> std::io::Result<Self> {
+    pub fn new(
+        survey: &'a Survey,
+        options: TableOptions,
+        dir: &std::path::Path,
+    ) -> std::io::Result<Self> {
         let form = survey.form_id().to_owned();
         let holds = |q: &Question| q.qtype.holds_value();
         let main_questions: Vec<usize> = (0..survey.questions().len())
@@ -120,7 +124,12 @@ impl<'a> Tables<'a> {
             let q = &self.survey.questions()[i];
             match &q.qtype {
                 QuestionType::SelectMultiple(_) if self.options.split_select_multiple => {
-                    for c in q.qtype.list().and_then(|l| self.survey.choices(l)).unwrap_or_default() {
+                    for c in q
+                        .qtype
+                        .list()
+                        .and_then(|l| self.survey.choices(l))
+                        .unwrap_or_default()
+                    {
                         out.push(format!("{}/{}", q.name, c.name));
                     }
                 }
@@ -144,7 +153,11 @@ impl<'a> Tables<'a> {
                 Some(Value::String(s)) => s.clone(),
                 Some(other) => other.to_string(),
             };
-            let list = q.qtype.list().and_then(|l| self.survey.choices(l)).unwrap_or_default();
+            let list = q
+                .qtype
+                .list()
+                .and_then(|l| self.survey.choices(l))
+                .unwrap_or_default();
             match &q.qtype {
                 QuestionType::SelectMultiple(_) if self.options.split_select_multiple => {
                     let chosen: Vec<&str> = text.split_whitespace().collect();
@@ -196,7 +209,10 @@ impl<'a> Tables<'a> {
             .ok_or("an export row without a response_id")?
             .to_owned();
         let empty = serde_json::Map::new();
-        let answers = row.get("answers").and_then(Value::as_object).unwrap_or(&empty);
+        let answers = row
+            .get("answers")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
         let mut record: Vec<String> = vec![key.clone()];
         for meta in &META[1..] {
             record.push(match row.get(*meta) {
@@ -206,21 +222,32 @@ impl<'a> Tables<'a> {
             });
         }
         record.extend(self.cells(&self.main.questions, answers));
-        self.main.rows.write_record(&record).map_err(|e| e.to_string())?;
+        self.main
+            .rows
+            .write_record(&record)
+            .map_err(|e| e.to_string())?;
         self.add_entries(&key, answers)?;
         self.responses += 1;
         Ok(())
     }
 
     /// The entries of every repeat in `answers`, and theirs, as rows of their tables.
-    fn add_entries(&mut self, parent: &str, answers: &serde_json::Map<String, Value>) -> Result<(), String> {
+    fn add_entries(
+        &mut self,
+        parent: &str,
+        answers: &serde_json::Map<String, Value>,
+    ) -> Result<(), String> {
         for (name, value) in answers {
-            let Value::Array(entries) = value else { continue };
+            let Value::Array(entries) = value else {
+                continue;
+            };
             if !self.repeats.contains_key(name) {
                 continue;
             }
             for (k, entry) in entries.iter().enumerate() {
-                let Some(fields) = entry.as_object() else { continue };
+                let Some(fields) = entry.as_object() else {
+                    continue;
+                };
                 let key = format!("{parent}/{name}[{}]", k + 1);
                 let questions = self.repeats[name].questions.clone();
                 let mut record = vec![parent.to_owned(), key.clone()];
@@ -250,7 +277,8 @@ impl<'a> Tables<'a> {
         for t in tables {
             let name = t.file_name.clone();
             let path = t.finish()?;
-            zip.start_file(name, options).map_err(std::io::Error::other)?;
+            zip.start_file(name, options)
+                .map_err(std::io::Error::other)?;
             std::io::copy(&mut std::fs::File::open(path)?, &mut zip)?;
         }
         zip.finish().map_err(std::io::Error::other)
@@ -258,7 +286,11 @@ impl<'a> Tables<'a> {
 }
 
 impl Table {
-    fn create(dir: &std::path::Path, file_name: &str, questions: Vec<usize>) -> std::io::Result<Table> {
+    fn create(
+        dir: &std::path::Path,
+        file_name: &str,
+        questions: Vec<usize>,
+    ) -> std::io::Result<Table> {
         let path = dir.join(format!("{}.part", sanitize(file_name)));
         let file = std::fs::File::create(&path)?;
         Ok(Table {
@@ -277,7 +309,13 @@ impl Table {
 
 fn sanitize(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+        .map(|c| {
+            if c.is_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -286,12 +324,17 @@ mod tests {
     use super::*;
 
     fn roster() -> Survey {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/surveys/household-roster.json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/surveys/household-roster.json"
+        );
         Survey::parse_json(&std::fs::read_to_string(path).expect("fixture")).expect("parses")
     }
 
     fn rows(line: &str) -> Vec<Value> {
-        line.lines().map(|l| serde_json::from_str(l).expect("json")).collect()
+        line.lines()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect()
     }
 
     #[test]
@@ -306,7 +349,10 @@ mod tests {
         ) {
             t.add(&r).expect("row");
         }
-        let zipped = t.finish_zip(std::io::Cursor::new(Vec::new())).expect("zip").into_inner();
+        let zipped = t
+            .finish_zip(std::io::Cursor::new(Vec::new()))
+            .expect("zip")
+            .into_inner();
         let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zipped)).expect("archive");
         let mut read = |name: &str| {
             let mut text = String::new();
@@ -317,8 +363,14 @@ mod tests {
         let main = read("household_roster.csv");
         let mut lines = main.lines();
         let header = lines.next().expect("header");
-        assert!(header.starts_with("KEY,survey_version,status,author_device,created_at,updated_at,"), "{header}");
-        assert!(!header.contains("m_age"), "entry questions are in their own table: {header}");
+        assert!(
+            header.starts_with("KEY,survey_version,status,author_device,created_at,updated_at,"),
+            "{header}"
+        );
+        assert!(
+            !header.contains("m_age"),
+            "entry questions are in their own table: {header}"
+        );
         assert!(lines.next().expect("r1").starts_with("r1,1,submitted,"));
         let members = read("household_roster-member.csv");
         assert_eq!(

@@ -83,7 +83,9 @@ fn read_workbook(path: &Path) -> Result<Vec<RawSheet>, String> {
             .worksheet_range(&name)
             .map_err(|e| format!("sheet `{name}`: {e}"))?;
         // The range starts at the first used cell: put every cell back at its row and column.
-        let (row0, col0) = range.start().map_or((0, 0), |(r, c)| (r as usize, c as usize));
+        let (row0, col0) = range
+            .start()
+            .map_or((0, 0), |(r, c)| (r as usize, c as usize));
         let mut rows: Vec<Vec<Option<String>>> = vec![Vec::new(); row0];
         let mut empty_run = 0;
         for cells in range.rows() {
@@ -185,12 +187,27 @@ mod tests {
                 r.cells.remove("Notes for the team");
             }
             let rows = |d: &SurveyDefinition| -> Vec<_> {
-                d.survey.iter().filter(|r| !r.is_blank()).map(|r| r.cells.clone()).collect()
+                d.survey
+                    .iter()
+                    .filter(|r| !r.is_blank())
+                    .map(|r| r.cells.clone())
+                    .collect()
             };
             assert_eq!(rows(&def), rows(json.definition()), "{file}: survey sheet");
-            assert_eq!(def.choices.iter().map(|r| &r.cells).collect::<Vec<_>>(),
-                json.definition().choices.iter().map(|r| &r.cells).collect::<Vec<_>>(), "{file}: choices");
-            assert_eq!(def.settings.cells, json.definition().settings.cells, "{file}: settings");
+            assert_eq!(
+                def.choices.iter().map(|r| &r.cells).collect::<Vec<_>>(),
+                json.definition()
+                    .choices
+                    .iter()
+                    .map(|r| &r.cells)
+                    .collect::<Vec<_>>(),
+                "{file}: choices"
+            );
+            assert_eq!(
+                def.settings.cells,
+                json.definition().settings.cells,
+                "{file}: settings"
+            );
             // Row numbers are the spreadsheet's: header 1, the blank row counted.
             assert_eq!(book.question("hh_name").map(|q| q.row), Some(5), "{file}");
             assert_eq!(book.question("n_members").map(|q| q.row), Some(9), "{file}");
@@ -202,7 +219,10 @@ mod tests {
         let e = read(Path::new(&format!("{FORMS}/forms/make.py"))).expect_err("not a form");
         assert!(e.to_string().contains(".xlsx or .xls"), "{e}");
         let e = read(Path::new("/nonexistent/form.xlsx")).expect_err("missing");
-        assert!(e.to_string().contains("cannot read /nonexistent/form.xlsx"), "{e}");
+        assert!(
+            e.to_string().contains("cannot read /nonexistent/form.xlsx"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -210,13 +230,20 @@ mod tests {
         assert_eq!(cell_text(&Data::Float(1.0)).as_deref(), Some("1"));
         assert_eq!(cell_text(&Data::Float(2.5)).as_deref(), Some("2.5"));
         assert_eq!(cell_text(&Data::Bool(true)).as_deref(), Some("TRUE"));
-        assert_eq!(cell_text(&Data::String("  x ".into())).as_deref(), Some("x"));
+        assert_eq!(
+            cell_text(&Data::String("  x ".into())).as_deref(),
+            Some("x")
+        );
         assert_eq!(cell_text(&Data::String("   ".into())), None);
         assert_eq!(
             excel_date_text(45417.5, true).as_deref(),
             Some("2024-05-05 12:00:00")
         );
         assert_eq!(excel_date_text(0.25, false).as_deref(), Some("06:00:00"));
-        assert_eq!(excel_date_text(1e20, true), None, "no panic on a huge serial");
+        assert_eq!(
+            excel_date_text(1e20, true),
+            None,
+            "no panic on a huge serial"
+        );
     }
 }

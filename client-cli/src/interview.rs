@@ -152,7 +152,8 @@ impl Interview {
                 }
                 let steps = iv.steps();
                 let (Some(h), Some(t)) = (
-                    here.as_ref().and_then(|h| steps.iter().position(|s| s == h)),
+                    here.as_ref()
+                        .and_then(|h| steps.iter().position(|s| s == h)),
                     steps.iter().position(|s| *s == target),
                 ) else {
                     break;
@@ -207,134 +208,6 @@ impl Interview {
     /// irrelevant (going back can hide questions answered earlier).
     pub fn answers_to_save(&self) -> Answers {
         self.survey.drop_irrelevant(&self.answers, &self.ctx)
-    }
-
-    /// Every step of the form for the current answers, in form order.
-    fn steps(&self) -> Vec<Step> {
-        let mut out = Vec::new();
-        self.steps_in(None, &Vec::new(), &mut out);
-        out
-    }
-
-    fn steps_in(&self, container: Option<&str>, at: &Location, out: &mut Vec<Step>) {
-        let survey = &*self.survey;
-        // Items of this container in form order: questions and groups by row.
-        let mut items: Vec<(usize, Result<usize, &Group>)> = survey
-            .questions()
-            .iter()
-            .enumerate()
-            .filter(|(_, q)| q.group.last().map(String::as_str) == container)
-            .map(|(i, q)| (q.row, Ok(i)))
-            .chain(
-                survey
-                    .groups()
-                    .filter(|g| g.parents.last().map(String::as_str) == container)
-                    .map(|g| (g.row, Err(g))),
-            )
-            .collect();
-        items.sort_by_key(|(row, _)| *row);
-        for (_, item) in items {
-            match item {
-                Ok(index) => out.push(Step::Question {
-                    at: at.clone(),
-                    index,
-                }),
-                Err(g) if !g.repeat => self.steps_in(Some(&g.name), at, out),
-                Err(g) => {
-                    out.push(Step::RepeatStart {
-                        at: at.clone(),
-                        repeat: g.name.clone(),
-                    });
-                    let entries = answers_at(&self.answers, at)
-                        .and_then(|a| a.get(&g.name))
-                        .and_then(Answer::as_repeat)
-                        .map_or(0, <[RepeatInstance]>::len);
-                    for k in 0..entries {
-                        let mut inner = at.clone();
-                        inner.push((g.name.clone(), k));
-                        self.steps_in(Some(&g.name), &inner, out);
-                    }
-                    if g.repeat_count.is_none() {
-                        out.push(Step::AddEntry {
-                            at: at.clone(),
-                            repeat: g.name.clone(),
-                        });
-                    }
-                    out.push(Step::RepeatEnd {
-                        at: at.clone(),
-                        repeat: g.name.clone(),
-                    });
-                }
-            }
-        }
-    }
-
-    fn is_answered(&self, step: &Step) -> bool {
-        match step {
-            Step::Question { at, index } => {
-                let q = &self.survey.questions()[*index];
-                q.is_asked()
-                    && answers_at(&self.answers, at).is_some_and(|a| a.contains_key(&q.name))
-            }
-            _ => false,
-        }
-    }
-
-    fn question_at<'s, 't>(&'s self, step: &'t Step) -> Option<(&'t Location, &'s Question)> {
-        match step {
-            Step::Question { at, index } => Some((at, &self.survey.questions()[*index])),
-            _ => None,
-        }
-    }
-
-    fn current_answer(&self, at: &Location, name: &str) -> Option<&Answer> {
-        answers_at(&self.answers, at).and_then(|a| a.get(name))
-    }
-
-    fn set_answer(&mut self, at: &Location, name: &str, value: Option<Answer>) {
-        if let Some(scope) = answers_at_mut(&mut self.answers, at) {
-            match value {
-                Some(v) => {
-                    scope.insert(name.to_owned(), v);
-                }
-                None => {
-                    scope.remove(name);
-                }
-            }
-        }
-    }
-
-    /// The entries of `repeat` at `at`, creating the list when it has none.
-    fn entries_mut(&mut self, at: &Location, repeat: &str) -> Option<&mut Vec<RepeatInstance>> {
-        let scope = answers_at_mut(&mut self.answers, at)?;
-        let slot = scope
-            .entry(repeat.to_owned())
-            .or_insert_with(|| Answer::Repeat(Vec::new()));
-        match slot {
-            Answer::Repeat(v) => Some(v),
-            _ => None,
-        }
-    }
-
-    /// Labels of the groups and entries around `at` and `question`, outermost first.
-    fn place(&self, at: &Location, parents: &[String]) -> Vec<String> {
-        let mut entry = at.iter();
-        parents
-            .iter()
-            .filter_map(|p| {
-                let g = self.survey.group(p)?;
-                let label = match g.label.get(self.language.as_deref()) {
-                    Some(l) => l.to_owned(),
-                    None => g.name.clone(),
-                };
-                if g.repeat {
-                    let k = entry.next().map_or(0, |(_, k)| *k);
-                    Some(format!("{label} {}", k + 1))
-                } else {
-                    g.label.get(None).map(|_| label)
-                }
-            })
-            .collect()
     }
 
     fn at_of<'x>(at: &'x Location, question: &'x str) -> At<'x> {
@@ -398,7 +271,9 @@ impl Interview {
                     );
                     Screen::Question {
                         question,
-                        label: self.text(&question.label, at, &question.name).unwrap_or_default(),
+                        label: self
+                            .text(&question.label, at, &question.name)
+                            .unwrap_or_default(),
                         hint: self.text(&question.hint, at, &question.name),
                         required,
                         place: self.place(at, &question.group),
@@ -438,7 +313,10 @@ impl Interview {
                 }
                 let a = answers_at(&kept, at)?.get(&q.name)?;
                 let mut place = self.place(at, &q.group);
-                place.push(self.text(&q.label, at, &q.name).unwrap_or_else(|| q.name.clone()));
+                place.push(
+                    self.text(&q.label, at, &q.name)
+                        .unwrap_or_else(|| q.name.clone()),
+                );
                 Some((place.join(" / "), a.to_string()))
             })
             .collect()
@@ -560,9 +438,9 @@ impl Interview {
         let Some((at, q)) = self.question_at(step).map(|(a, q)| (a.clone(), q.clone())) else {
             return Reply::Ok;
         };
-        let required = self
-            .survey
-            .is_required_at(Self::at_of(&at, &q.name), &self.answers, &self.ctx);
+        let required =
+            self.survey
+                .is_required_at(Self::at_of(&at, &q.name), &self.answers, &self.ctx);
         if line == ":skip" {
             if required {
                 return Reply::Problem(format!(
@@ -647,12 +525,10 @@ impl Interview {
             Ok(a) => a,
             Err(e) => return Reply::Problem(e.message),
         };
-        if let Err(e) = self.survey.check_answer_at(
-            Self::at_of(at, &q.name),
-            &answer,
-            &self.answers,
-            &self.ctx,
-        ) {
+        if let Err(e) =
+            self.survey
+                .check_answer_at(Self::at_of(at, &q.name), &answer, &self.answers, &self.ctx)
+        {
             return Reply::Problem(e.message);
         }
         self.set_answer(at, &q.name, Some(answer));
@@ -721,7 +597,9 @@ impl Interview {
                                 answers: Answers::new(),
                             });
                         }
-                        while entries.len() > n && entries.last().is_some_and(|e| e.answers.is_empty()) {
+                        while entries.len() > n
+                            && entries.last().is_some_and(|e| e.answers.is_empty())
+                        {
                             entries.pop();
                         }
                     }
@@ -770,75 +648,11 @@ impl Interview {
     }
 }
 
-fn is_command(line: &str) -> bool {
-    line.strip_prefix(':')
-        .is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphabetic()))
-}
+mod steps;
+mod words;
 
-/// Whether choices are picked by their number in the menu: only when no choice name is a
-/// number.
-pub fn menu_numbers(choices: &[&Choice]) -> bool {
-    !choices.iter().any(|c| c.name.trim().parse::<f64>().is_ok())
-}
-
-/// A typed choice: its name, its number in the list, or its label (any case, any language).
-fn resolve_choice<'a>(choices: &[&'a Choice], typed: &'a str) -> &'a str {
-    if choices.iter().any(|c| c.name == typed) {
-        return typed;
-    }
-    // Menu numbers only when no choice is itself named by a number (lists coded 0/1 or
-    // 88/99 are common, and there a typed number is the code).
-    if menu_numbers(choices)
-        && let Ok(n) = typed.parse::<usize>()
-        && let Some(c) = n.checked_sub(1).and_then(|i| choices.get(i))
-    {
-        return &c.name;
-    }
-    choices
-        .iter()
-        .find(|c| {
-            c.label
-                .default
-                .iter()
-                .chain(c.label.translations.values())
-                .any(|l| l.trim().eq_ignore_ascii_case(typed))
-        })
-        .map_or(typed, |c| c.name.as_str())
-}
-
-fn join(errors: &[ValidationError]) -> String {
-    errors
-        .iter()
-        .map(|e| e.to_string())
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-/// What kind of answer a question expects, in words.
-pub fn type_hint(qtype: &QuestionType) -> &'static str {
-    match qtype {
-        QuestionType::Text => "text",
-        QuestionType::Integer => "whole number",
-        QuestionType::Decimal => "number, use . for decimals",
-        QuestionType::SelectOne(_) => "choose one: its number or name",
-        QuestionType::SelectMultiple(_) => {
-            "choose any: numbers or names separated by spaces or commas"
-        }
-        QuestionType::Date => "date, YYYY-MM-DD",
-        QuestionType::DateTime => "date and time, e.g. 2024-06-14T09:12:00+03:00",
-        QuestionType::GeoPoint => "latitude longitude [altitude [accuracy]]",
-        QuestionType::Note => "note",
-        QuestionType::Range => "number in the range",
-        QuestionType::Rank(_) => "every choice in your order: numbers or names",
-        QuestionType::Acknowledge | QuestionType::Trigger => "type OK",
-        QuestionType::Time => "time, HH:MM",
-        QuestionType::GeoTrace => "points `lat lon` separated by ;",
-        QuestionType::GeoShape => "at least 3 points `lat lon` separated by ;",
-        QuestionType::Barcode => "the code",
-        QuestionType::Media(_) => "a file; this client cannot attach files yet, Enter leaves it",
-        QuestionType::Calculate | QuestionType::Hidden | QuestionType::Meta(_) => "filled in",
-    }
-}
+use words::{is_command, join, resolve_choice};
+pub use words::{menu_numbers, type_hint};
 
 #[cfg(test)]
 mod tests;

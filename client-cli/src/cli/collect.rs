@@ -121,12 +121,7 @@ fn pick_language(survey: &Survey, wanted: Option<&str>) -> anyhow::Result<Option
     }
 }
 
-fn interview(
-    store: &mut Store,
-    key: &str,
-    lang: Option<&str>,
-    s: &Settings,
-) -> anyhow::Result<u8> {
+fn interview(store: &mut Store, key: &str, lang: Option<&str>, s: &Settings) -> anyhow::Result<u8> {
     ensure_local_survey(store, key)?;
     // Refuses a closed survey and a missing account before a single question is asked.
     let batch = store.create_batch(key, None)?;

@@ -148,8 +148,8 @@ fn tables(
         if line.trim().is_empty() {
             continue;
         }
-        let row: serde_json::Value =
-            serde_json::from_str(&line).context("the server sent an export line that is not JSON")?;
+        let row: serde_json::Value = serde_json::from_str(&line)
+            .context("the server sent an export line that is not JSON")?;
         t.add(&row).map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     let responses = t.responses();
@@ -192,7 +192,11 @@ fn tables(
                 }))?;
             } else {
                 let what = if zipped { "tables (zip)" } else { "CSV" };
-                println!("exported {responses} responses of {} as {what} to {}", info.form_id, path.display());
+                println!(
+                    "exported {responses} responses of {} as {what} to {}",
+                    info.form_id,
+                    path.display()
+                );
             }
         }
     }

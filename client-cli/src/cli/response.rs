@@ -240,9 +240,9 @@ fn to_json(store: &Store, r: &LocalResponse) -> anyhow::Result<serde_json::Value
         .questions()
         .iter()
         .filter_map(|q| {
-            r.answers
-                .get(&q.name)
-                .map(|a| serde_json::json!({"name": q.name, "label": q.label.text().trim(), "value": a}))
+            r.answers.get(&q.name).map(
+                |a| serde_json::json!({"name": q.name, "label": q.label.text().trim(), "value": a}),
+            )
         })
         .collect();
     let conflicts: Vec<serde_json::Value> = r

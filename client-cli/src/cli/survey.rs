@@ -363,7 +363,11 @@ fn show(key: &str, version: Option<u32>, s: &Settings) -> anyhow::Result<u8> {
     );
     println!("survey id {}", info.id);
     for (i, q) in survey.questions().iter().enumerate() {
-        let required = if q.required.is_possible() { ", required" } else { "" };
+        let required = if q.required.is_possible() {
+            ", required"
+        } else {
+            ""
+        };
         let group = if q.group.is_empty() {
             String::new()
         } else {

@@ -194,7 +194,10 @@ fn review_refuses_to_submit_with_problems_and_offers_a_draft() {
 }
 
 fn roster_interview(lang: Option<&str>) -> Interview {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/surveys/household-roster.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fixtures/surveys/household-roster.json"
+    );
     let survey = Survey::parse_json(&std::fs::read_to_string(path).expect("fixture"))
         .expect("roster parses");
     Interview::new(
@@ -218,19 +221,41 @@ fn a_counted_repeat_asks_each_entry_with_its_own_labels_and_skip_logic() {
     assert_eq!(
         shown,
         [
-            "hh_name", "region", "district", "n_members", "m_name", "m_age", "m_name", "m_age",
-            "m_school", "<review>"
+            "hh_name",
+            "region",
+            "district",
+            "n_members",
+            "m_name",
+            "m_age",
+            "m_name",
+            "m_age",
+            "m_school",
+            "<review>"
         ]
     );
     assert!(replies.iter().all(|(_, r)| *r == Reply::Ok), "{replies:?}");
     assert_eq!(iv.outcome(), Some(Outcome::Submit));
     let a = iv.answers_to_save();
-    assert_eq!(a.get("district"), Some(&Answer::from("lakes")), "numbers index the filtered list");
-    let members = a.get("member").and_then(Answer::as_repeat).expect("entries");
+    assert_eq!(
+        a.get("district"),
+        Some(&Answer::from("lakes")),
+        "numbers index the filtered list"
+    );
+    let members = a
+        .get("member")
+        .and_then(Answer::as_repeat)
+        .expect("entries");
     assert_eq!(members.len(), 2);
-    assert_eq!(members[1].answers.get("m_school"), Some(&Answer::from("yes")));
+    assert_eq!(
+        members[1].answers.get("m_school"),
+        Some(&Answer::from("yes"))
+    );
     assert!(!members[0].answers.contains_key("m_school"));
-    assert_eq!(a.get("n_adults"), Some(&Answer::from("1")), "calculated as the answers came");
+    assert_eq!(
+        a.get("n_adults"),
+        Some(&Answer::from("1")),
+        "calculated as the answers came"
+    );
 }
 
 #[test]
@@ -263,10 +288,23 @@ fn an_uncounted_repeat_asks_whether_to_add_entries() {
     );
     let replies = run(&mut iv, &["y", "2026-03-01", "y", "today", "n", "y"]);
     let shown: Vec<&str> = replies.iter().map(|(q, _)| q.as_str()).collect();
-    assert_eq!(shown, ["<add visit?>", "on", "<add visit?>", "on", "<add visit?>", "<review>"]);
+    assert_eq!(
+        shown,
+        [
+            "<add visit?>",
+            "on",
+            "<add visit?>",
+            "on",
+            "<add visit?>",
+            "<review>"
+        ]
+    );
     let a = iv.answers_to_save();
     let visits = a.get("visit").and_then(Answer::as_repeat).expect("entries");
-    assert_eq!(visits[1].answers.get("on"), Some(&Answer::from("2026-03-02")));
+    assert_eq!(
+        visits[1].answers.get("on"),
+        Some(&Answer::from("2026-03-02"))
+    );
     assert_eq!(a.get("visits"), Some(&Answer::from("2")));
 }
 
@@ -277,7 +315,14 @@ fn choices_coded_by_numbers_are_typed_by_their_code() {
         "choices": [ { "list_name": "yn", "name": "0", "label": "No" },
                      { "list_name": "yn", "name": "1", "label": "Yes" } ] }"#;
     let survey = Arc::new(Survey::parse_json(json).expect("parses"));
-    let mut iv = Interview::new(survey, ValidationContext::new(time::macros::date!(2026 - 03 - 02)));
+    let mut iv = Interview::new(
+        survey,
+        ValidationContext::new(time::macros::date!(2026 - 03 - 02)),
+    );
     run(&mut iv, &["1"]);
-    assert_eq!(iv.answers().get("q"), Some(&Answer::from("1")), "the code, not the second item");
+    assert_eq!(
+        iv.answers().get("q"),
+        Some(&Answer::from("1")),
+        "the code, not the second item"
+    );
 }

@@ -118,33 +118,6 @@ impl Store {
         })
     }
 
-    /// The answers of the response of `survey` saved last on this device, for
-    /// `${last-saved#x}` defaults (none when there is no such response).
-    fn last_saved(&mut self, survey: &Uuid) -> Result<Answers, StoreError> {
-        let last: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT id FROM docs WHERE survey_id = ?1 ORDER BY updated_at DESC, id DESC LIMIT 1",
-                params![survey.to_string()],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let Some(id) = last.and_then(|s| Uuid::parse_str(&s).ok()) else {
-            return Ok(Answers::new());
-        };
-        let (doc, _) = self.load_doc(&id)?;
-        Ok(doc.answers().unwrap_or_default())
-    }
-
-    /// What the metadata questions of a response made here are filled with.
-    pub(crate) fn device_values(&self) -> DeviceValues {
-        DeviceValues {
-            device_id: self.account().map(|a| a.principal_id.to_string()),
-            username: self.account().map(|a| a.name.clone()),
-            ..DeviceValues::default()
-        }
-    }
-
     /// Apply answer edits (a `None` value removes the answer) and optionally a status change.
     /// Submitting requires the response to be valid.
     pub fn edit_response(

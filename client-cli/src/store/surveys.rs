@@ -1,6 +1,8 @@
 //! Survey documents held by the device: every published version it received, so that a draft
 //! started on an old version still opens and validates on that version.
 
+use fieldsync_protocol::Answers;
+use fieldsync_protocol::survey::DeviceValues;
 use std::sync::Arc;
 
 use fieldsync_protocol::crypto::Purpose;
@@ -191,5 +193,35 @@ impl Store {
         conn.prepare_cached("UPDATE surveys SET status = ?2 WHERE id = ?1")?
             .execute(params![state.survey_id.to_string(), state.status.as_str()])?;
         Ok(())
+    }
+}
+
+/// What a device fills into the responses it makes.
+impl Store {
+    /// The answers of the response of `survey` saved last on this device, for
+    /// `${last-saved#x}` defaults (none when there is no such response).
+    pub(crate) fn last_saved(&mut self, survey: &Uuid) -> Result<Answers, StoreError> {
+        let last: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT id FROM docs WHERE survey_id = ?1 ORDER BY updated_at DESC, id DESC LIMIT 1",
+                params![survey.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(id) = last.and_then(|s| Uuid::parse_str(&s).ok()) else {
+            return Ok(Answers::new());
+        };
+        let (doc, _) = self.load_doc(&id)?;
+        Ok(doc.answers().unwrap_or_default())
+    }
+
+    /// What the metadata questions of a response made here are filled with.
+    pub(crate) fn device_values(&self) -> DeviceValues {
+        DeviceValues {
+            device_id: self.account().map(|a| a.principal_id.to_string()),
+            username: self.account().map(|a| a.name.clone()),
+            ..DeviceValues::default()
+        }
     }
 }

@@ -472,6 +472,10 @@ fn a_new_response_takes_last_saved_defaults_metadata_and_calculations() {
         .create_response("visits", None, &second, Status::Draft)
         .expect("second");
     let b = store.response(&b).expect("read").answers;
-    assert_eq!(b.get("village"), Some(&Answer::from("Kisumu")), "the last saved answer");
+    assert_eq!(
+        b.get("village"),
+        Some(&Answer::from("Kisumu")),
+        "the last saved answer"
+    );
     assert_eq!(b.get("double"), Some(&Answer::from("10")));
 }

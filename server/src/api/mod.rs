@@ -118,7 +118,8 @@ async fn render_errors(mut req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let id = RequestId::next();
     req.extensions_mut().insert(id.clone());
-    req.extensions_mut().insert(Arrived(tokio::time::Instant::now()));
+    req.extensions_mut()
+        .insert(Arrived(tokio::time::Instant::now()));
     let response = next.run(req).await;
     let status = response.status();
     let mut response = if status.is_client_error() || status.is_server_error() {

@@ -158,8 +158,16 @@ fn slow_unauthenticated_clients_cannot_take_the_capacity_sync_needs() {
         let left = deadline.saturating_duration_since(Instant::now());
         closed_by_server(s, left.max(Duration::from_millis(10)))
     };
-    let closed_bodies = bodies.iter_mut().map(closed_by_deadline).filter(|c| *c).count();
-    let closed_headers = headers.iter_mut().map(closed_by_deadline).filter(|c| *c).count();
+    let closed_bodies = bodies
+        .iter_mut()
+        .map(closed_by_deadline)
+        .filter(|c| *c)
+        .count();
+    let closed_headers = headers
+        .iter_mut()
+        .map(closed_by_deadline)
+        .filter(|c| *c)
+        .count();
     assert_eq!(closed_bodies, 300, "bodies that never finish are cut off");
     assert_eq!(closed_headers, 200, "headers that never finish are cut off");
     let peak = server.peak_rss_kib() / 1024;

@@ -152,9 +152,7 @@ impl Survey {
                 _ => None,
             };
             if let Some(v) = value.filter(|v| !v.is_empty()) {
-                let answer = self
-                    .parse_input(&q.name, &v)
-                    .unwrap_or(Answer::Text(v));
+                let answer = self.parse_input(&q.name, &v).unwrap_or(Answer::Text(v));
                 scope.insert(q.name.clone(), answer);
             }
         }

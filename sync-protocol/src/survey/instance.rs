@@ -39,7 +39,10 @@ pub(crate) enum Role {
     Root,
     Group(String),
     /// One instance of a repeat.
-    Instance { repeat: String, index: usize },
+    Instance {
+        repeat: String,
+        index: usize,
+    },
     Question(usize),
 }
 
@@ -183,7 +186,13 @@ impl<'a> ResponseTree<'a> {
             .get("name")
             .unwrap_or("data")
             .to_owned();
-        let root = t.push(&root_name, Some(doc), NodeValue::Empty, Role::Root, Vec::new());
+        let root = t.push(
+            &root_name,
+            Some(doc),
+            NodeValue::Empty,
+            Role::Root,
+            Vec::new(),
+        );
         let items = container_items(survey);
         t.fill(&items, None, root, answers, &Vec::new());
         t
@@ -223,7 +232,9 @@ impl<'a> ResponseTree<'a> {
                     self.push(&q.name, Some(parent), value, Role::Question(i), loc.clone());
                 }
                 Item::Group(g) => {
-                    let Some(group) = survey.group(g) else { continue };
+                    let Some(group) = survey.group(g) else {
+                        continue;
+                    };
                     if !group.repeat {
                         let node = self.push(
                             g,
@@ -235,7 +246,10 @@ impl<'a> ResponseTree<'a> {
                         self.fill(items, Some(g), node, answers, loc);
                         continue;
                     }
-                    let instances = answers.get(g).and_then(Answer::as_repeat).unwrap_or_default();
+                    let instances = answers
+                        .get(g)
+                        .and_then(Answer::as_repeat)
+                        .unwrap_or_default();
                     for (index, inst) in instances.iter().enumerate() {
                         let mut inner = loc.clone();
                         inner.push((g.to_owned(), index));
@@ -291,11 +305,15 @@ fn container_items(survey: &Survey) -> HashMap<Option<&str>, Vec<Item<'_>>> {
     let mut rows: HashMap<Option<&str>, Vec<(usize, Item<'_>)>> = HashMap::new();
     for g in survey.groups() {
         let parent = g.parents.last().map(String::as_str);
-        rows.entry(parent).or_default().push((g.row, Item::Group(&g.name)));
+        rows.entry(parent)
+            .or_default()
+            .push((g.row, Item::Group(&g.name)));
     }
     for (i, q) in survey.questions.iter().enumerate() {
         let parent = q.group.last().map(String::as_str);
-        rows.entry(parent).or_default().push((q.row, Item::Question(i)));
+        rows.entry(parent)
+            .or_default()
+            .push((q.row, Item::Question(i)));
     }
     rows.into_iter()
         .map(|(k, mut v)| {
@@ -386,7 +404,10 @@ impl Instance for ResponseTree<'_> {
     }
 
     fn secondary(&self, id: &str) -> Option<Node> {
-        self.secondary.documents.get(id).map(|d| Node::Secondary(*d))
+        self.secondary
+            .documents
+            .get(id)
+            .map(|d| Node::Secondary(*d))
     }
 
     fn choice_label(&self, question: &str, value: &str, _context: Node) -> Option<String> {
@@ -399,7 +420,11 @@ impl Instance for ResponseTree<'_> {
             .unwrap_or_default();
         let q = self.survey.question(name)?;
         let list = q.qtype.list()?;
-        let c = self.survey.choices(list)?.iter().find(|c| c.name == value)?;
+        let c = self
+            .survey
+            .choices(list)?
+            .iter()
+            .find(|c| c.name == value)?;
         Some(
             c.label
                 .get(self.language.as_deref())

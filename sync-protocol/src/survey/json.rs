@@ -35,7 +35,10 @@ pub(super) fn parse_definition(text: &str) -> Result<SurveyDefinition, Definitio
             Sheet::Document,
             None,
             Some(key.clone()),
-            format!("unknown top-level field `{key}`; expected {}", TOP_LEVEL.join(", ")),
+            format!(
+                "unknown top-level field `{key}`; expected {}",
+                TOP_LEVEL.join(", ")
+            ),
         ));
     }
     let settings = match top.remove("settings") {
@@ -115,7 +118,12 @@ fn rows(
 }
 
 /// One row object as cells keyed by normalised column.
-fn row(value: Value, sheet: Sheet, number: Option<usize>, errors: &mut Vec<DefinitionError>) -> Row {
+fn row(
+    value: Value,
+    sheet: Sheet,
+    number: Option<usize>,
+    errors: &mut Vec<DefinitionError>,
+) -> Row {
     let Value::Object(fields) = value else {
         errors.push(err(
             sheet,

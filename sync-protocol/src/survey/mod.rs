@@ -18,11 +18,11 @@ mod validate;
 pub mod xlsform;
 pub mod xpath;
 
+pub use complete::DeviceValues;
 pub use definition::{
     Choice, DefaultValue, DefinitionError, DefinitionErrors, FormSettings, Group, Question,
     Requirement, Sheet, Survey, SurveyDefinition, Text,
 };
-pub use complete::DeviceValues;
 pub use instance::{Location, answers_at, answers_at_mut};
 pub use sample::SampleRng;
 pub use sheet::Row;

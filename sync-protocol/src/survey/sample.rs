@@ -29,7 +29,11 @@ impl SampleRng {
     }
 
     fn below(&mut self, n: usize) -> usize {
-        if n == 0 { 0 } else { (self.next() % n as u64) as usize }
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
     }
 }
 
@@ -98,13 +102,18 @@ impl Survey {
                     if !self.is_relevant_at(here, answers, ctx) {
                         continue;
                     }
-                    let Some(group) = self.group(&g) else { continue };
+                    let Some(group) = self.group(&g) else {
+                        continue;
+                    };
                     if !group.repeat {
                         self.sample_in(Some(&g), at, answers, rng, ctx);
                         continue;
                     }
                     let n = match &group.repeat_count {
-                        Some(_) => self.repeat_count_at(&g, at, answers, ctx).unwrap_or(0).min(20),
+                        Some(_) => self
+                            .repeat_count_at(&g, at, answers, ctx)
+                            .unwrap_or(0)
+                            .min(20),
                         None => 1 + rng.below(3),
                     };
                     if let Some(scope) = answers_at_mut(answers, at) {
@@ -176,7 +185,10 @@ fn candidate(
     };
     if matches!(q.qtype, Q::Text | Q::Barcode)
         && attempt.is_multiple_of(2)
-        && let Some(pattern) = q.constraint.as_ref().and_then(|c| regex_pattern(c.source()))
+        && let Some(pattern) = q
+            .constraint
+            .as_ref()
+            .and_then(|c| regex_pattern(c.source()))
         && let Some(text) = matching(&pattern, rng)
     {
         return Some(text);
@@ -189,11 +201,19 @@ fn candidate(
         Q::Integer => number.to_string(),
         Q::Decimal => format!("{number}.5"),
         Q::Range => {
-            let p = |k: &str, d: f64| q.parameters.get(k).and_then(|v| v.parse().ok()).unwrap_or(d);
+            let p = |k: &str, d: f64| {
+                q.parameters
+                    .get(k)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(d)
+            };
             let (start, end, step) = (p("start", 1.0), p("end", 10.0), p("step", 1.0));
             let steps = ((end - start) / step).abs().floor() as usize;
             let k = rng.below(steps + 1) as f64;
-            format!("{}", start + k * step * if end >= start { 1.0 } else { -1.0 })
+            format!(
+                "{}",
+                start + k * step * if end >= start { 1.0 } else { -1.0 }
+            )
         }
         Q::SelectOne(_) => {
             if choices.is_empty() {
@@ -205,12 +225,15 @@ fn candidate(
             if choices.is_empty() {
                 return None;
             }
-            let mut picked: Vec<&String> =
-                choices.iter().filter(|_| rng.below(2) == 0).collect();
+            let mut picked: Vec<&String> = choices.iter().filter(|_| rng.below(2) == 0).collect();
             if picked.is_empty() {
                 picked.push(&choices[rng.below(choices.len())]);
             }
-            picked.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
+            picked
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
         }
         Q::Rank(_) => {
             let mut all: Vec<&String> = choices.iter().collect();
@@ -229,7 +252,11 @@ fn candidate(
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
         Q::Time => format!("{:02}:{:02}:00", 8 + rng.below(10), rng.below(60)),
-        Q::GeoPoint => format!("-1.{} 36.{} 1795 5", 2000 + rng.below(999), 8000 + rng.below(999)),
+        Q::GeoPoint => format!(
+            "-1.{} 36.{} 1795 5",
+            2000 + rng.below(999),
+            8000 + rng.below(999)
+        ),
         Q::GeoTrace => "-1.2921 36.8219 0 5;-1.2931 36.8229 0 5".to_owned(),
         Q::GeoShape => {
             "-1.2921 36.8219 0 5;-1.2931 36.8229 0 5;-1.2941 36.8219 0 5;-1.2921 36.8219 0 5"
@@ -256,7 +283,12 @@ fn regex_pattern(constraint: &str) -> Option<String> {
 /// least one), a random member of a class.
 fn matching(pattern: &str, rng: &mut SampleRng) -> Option<String> {
     use regex_syntax::hir::{Class, HirKind};
-    fn walk(h: &regex_syntax::hir::Hir, rng: &mut SampleRng, out: &mut String, depth: usize) -> Option<()> {
+    fn walk(
+        h: &regex_syntax::hir::Hir,
+        rng: &mut SampleRng,
+        out: &mut String,
+        depth: usize,
+    ) -> Option<()> {
         if depth > 64 || out.len() > 4096 {
             return None;
         }

@@ -238,12 +238,10 @@ pub fn normalise_header(sheet: SheetKind, header: &str) -> String {
     let first = snake_case(&tokens[0]);
     let rest = &tokens[1..];
     let (column, rest): (String, &[String]) = match (first.as_str(), rest) {
-        ("bind" | "control" | "body", [name, more @ ..]) => {
-            match prefixed_alias(&first, name) {
-                Some(c) => (c.to_owned(), more),
-                None => (format!("{first}::{name}"), more),
-            }
-        }
+        ("bind" | "control" | "body", [name, more @ ..]) => match prefixed_alias(&first, name) {
+            Some(c) => (c.to_owned(), more),
+            None => (format!("{first}::{name}"), more),
+        },
         ("media", [kind, more @ ..]) if MEDIA.contains(&snake_case(kind).as_str()) => {
             (format!("media::{}", snake_case(kind)), more)
         }
@@ -305,7 +303,10 @@ mod tests {
         assert_eq!(s("bind::odk:length"), "bind::odk:length");
         assert_eq!(s("control::appearance"), "appearance");
         assert_eq!(s("image"), "media::image");
-        assert_eq!(s("media::image::English (en)"), "media::image::English (en)");
+        assert_eq!(
+            s("media::image::English (en)"),
+            "media::image::English (en)"
+        );
         assert_eq!(s("label::English (en)"), "label::English (en)");
         assert_eq!(s("Label::Français (fr)"), "label::Français (fr)");
         assert_eq!(s("label:English"), "label::English");
@@ -344,7 +345,10 @@ mod tests {
         let v: Vec<_> = row.variants("label").collect();
         assert_eq!(v, vec![(None, "Name"), (Some("French (fr)"), "Nom")]);
         assert_eq!(row.variants("hint").count(), 0);
-        assert_eq!(language_of("label::French (fr)"), Some(("label", "French (fr)")));
+        assert_eq!(
+            language_of("label::French (fr)"),
+            Some(("label", "French (fr)"))
+        );
         assert_eq!(language_of("label"), None);
     }
 

@@ -111,7 +111,9 @@ pub enum RowType {
     EndRepeat,
     Question(QuestionType),
     /// `csv-external` / `xml-external`: declares a file the form's expressions read.
-    External { csv: bool },
+    External {
+        csv: bool,
+    },
 }
 
 /// Why a type cell is not understood.
@@ -175,9 +177,7 @@ fn simple(t: &str) -> Option<QuestionType> {
         "geotrace" => Q::GeoTrace,
         "geoshape" => Q::GeoShape,
         "barcode" | "add barcode prompt" => Q::Barcode,
-        "image" | "photo" | "add image prompt" | "add photo prompt" => {
-            Q::Media(MediaKind::Image)
-        }
+        "image" | "photo" | "add image prompt" | "add photo prompt" => Q::Media(MediaKind::Image),
         "audio" | "add audio prompt" => Q::Media(MediaKind::Audio),
         "video" | "add video prompt" => Q::Media(MediaKind::Video),
         "file" | "add file prompt" => Q::Media(MediaKind::File),
@@ -285,7 +285,9 @@ pub fn parse_type(cell: &str) -> Result<RowType, TypeError> {
             return Err(TypeError::Unknown(joined));
         }
         let list = list.to_owned();
-        let is_file = FILE_EXTENSIONS.iter().any(|e| list.to_lowercase().ends_with(e));
+        let is_file = FILE_EXTENSIONS
+            .iter()
+            .any(|e| list.to_lowercase().ends_with(e));
         let source = |kind: u8, list: String| -> Result<ChoiceSource, TypeError> {
             match kind {
                 3 | 4 if is_file => Ok(ChoiceSource::File(list)),
@@ -436,7 +438,10 @@ mod tests {
         }
         assert_eq!(parse_type("begin loop over fruits"), Err(TypeError::Loop));
         // Types are case-sensitive, as in XLSForm.
-        assert!(matches!(parse_type("Begin Group"), Err(TypeError::Unknown(_))));
+        assert!(matches!(
+            parse_type("Begin Group"),
+            Err(TypeError::Unknown(_))
+        ));
         assert!(matches!(parse_type("Text"), Err(TypeError::Unknown(_))));
     }
 
@@ -446,8 +451,14 @@ mod tests {
             source: ChoiceSource::List(list.to_owned()),
             or_other,
         };
-        assert_eq!(q("select_one YesNo"), QuestionType::SelectOne(s("YesNo", false)));
-        assert_eq!(q("select one yes_no"), QuestionType::SelectOne(s("yes_no", false)));
+        assert_eq!(
+            q("select_one YesNo"),
+            QuestionType::SelectOne(s("YesNo", false))
+        );
+        assert_eq!(
+            q("select one yes_no"),
+            QuestionType::SelectOne(s("yes_no", false))
+        );
         assert_eq!(
             q("select_multiple fruits or_other"),
             QuestionType::SelectMultiple(s("fruits", true))
@@ -497,8 +508,14 @@ mod tests {
         assert_eq!(q("gps"), QuestionType::GeoPoint);
         assert_eq!(q("photo"), QuestionType::Media(MediaKind::Image));
         assert_eq!(q("imei"), QuestionType::Meta(MetaKind::DeviceId));
-        assert_eq!(q("start-geopoint"), QuestionType::Meta(MetaKind::StartGeopoint));
-        assert_eq!(q("background-audio"), QuestionType::Media(MediaKind::BackgroundAudio));
+        assert_eq!(
+            q("start-geopoint"),
+            QuestionType::Meta(MetaKind::StartGeopoint)
+        );
+        assert_eq!(
+            q("background-audio"),
+            QuestionType::Media(MediaKind::BackgroundAudio)
+        );
         assert!(matches!(parse_type("txt"), Err(TypeError::Unknown(t)) if t == "txt"));
     }
 

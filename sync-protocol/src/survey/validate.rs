@@ -13,8 +13,8 @@ use super::definition::{Choice, Question, Requirement, Survey};
 use super::instance::{
     Location, Node, ResponseTree, Role, answers_at, answers_at_mut, location_prefix, node_value,
 };
-use super::xpath::Instance;
 use super::types::{ChoiceSource, QuestionType};
+use super::xpath::Instance;
 use super::xpath::convert::{parse_date, parse_number, parse_time};
 use super::xpath::{EvalContext, NodeValue, XPath};
 use crate::answer::{Answer, Answers};
@@ -232,115 +232,6 @@ impl Survey {
         out
     }
 
-    /// `text` (a label, hint or message) with every `${name}` replaced by that answer as seen
-    /// from `at` (inside a repeat entry, the entry's own answer), as ODK shows piped labels.
-    pub fn pipe(&self, text: &str, at: At<'_>, answers: &Answers, ctx: &ValidationContext) -> String {
-        if !text.contains("${") {
-            return text.to_owned();
-        }
-        let mut tree = ResponseTree::new(self, answers, None);
-        let _ = self.walk(&mut tree, ctx, None);
-        let node = self
-            .node_of(&tree, at)
-            .map_or(Node::Primary(1), |i| Node::Primary(i as u32));
-        let mut out = String::new();
-        let mut rest = text;
-        while let Some(start) = rest.find("${") {
-            out.push_str(&rest[..start]);
-            let after = &rest[start..];
-            let Some(end) = after.find('}') else {
-                out.push_str(after);
-                rest = "";
-                break;
-            };
-            let reference = &after[..=end];
-            let value = XPath::parse(reference)
-                .ok()
-                .and_then(|x| x.evaluate_string(&tree, &ctx.eval(node)).ok())
-                .unwrap_or_default();
-            out.push_str(&value);
-            rest = &after[end + 1..];
-        }
-        out.push_str(rest);
-        out
-    }
-
-    /// The choices a select question offers at `at`: its list, narrowed by its
-    /// `choice_filter` for the answers so far (a filter that cannot be evaluated shows all).
-    pub fn choices_at(
-        &self,
-        at: At<'_>,
-        answers: &Answers,
-        ctx: &ValidationContext,
-    ) -> Vec<&super::definition::Choice> {
-        let Some(q) = self.question(at.question) else {
-            return Vec::new();
-        };
-        if let Some(super::types::ChoiceSource::External(list)) = q.qtype.select().map(|s| &s.source)
-        {
-            // An external list's filter reads its own columns against the answers: evaluated
-            // per choice with the question's place as context.
-            return self.external_choices_at(q, list, at, answers, ctx);
-        }
-        let all = q.qtype.list().and_then(|l| self.choices(l)).unwrap_or_default();
-        let Some(filter) = &q.choice_filter else {
-            return all.iter().collect();
-        };
-        let mut tree = ResponseTree::new(self, answers, None);
-        let _ = self.walk(&mut tree, ctx, None);
-        let node = self
-            .node_of(&tree, at)
-            .map_or(Node::Primary(1), |i| Node::Primary(i as u32));
-        let Ok(super::xpath::Value::Nodes(items)) = filter.evaluate(&tree, &ctx.eval(node)) else {
-            return all.iter().collect();
-        };
-        let names: std::collections::HashSet<String> = items
-            .iter()
-            .filter_map(|item| {
-                tree.children(*item)
-                    .into_iter()
-                    .find(|c| tree.name(*c) == "name")
-                    .map(|c| super::xpath::convert::node_string(&tree.value(c)))
-            })
-            .collect();
-        all.iter().filter(|c| names.contains(&c.name)).collect()
-    }
-
-    fn external_choices_at(
-        &self,
-        q: &Question,
-        list: &str,
-        at: At<'_>,
-        answers: &Answers,
-        ctx: &ValidationContext,
-    ) -> Vec<&super::definition::Choice> {
-        let all = self.external_choices.get(list).map(Vec::as_slice).unwrap_or_default();
-        let Some(filter) = &q.choice_filter else {
-            return all.iter().collect();
-        };
-        // The filter as written: `${x}` are answers, bare names the choice's columns.
-        all.iter()
-            .filter(|c| {
-                let mut text = filter.source().to_owned();
-                for (col, value) in &c.columns {
-                    text = replace_name(&text, col, &format!("'{}'", value.replace('\'', "")));
-                }
-                text = replace_name(&text, "name", &format!("'{}'", c.name.replace('\'', "")));
-                XPath::parse(&text)
-                    .ok()
-                    .and_then(|x| {
-                        let mut tree = ResponseTree::new(self, answers, None);
-                        let _ = self.walk(&mut tree, ctx, None);
-                        let node = self
-                            .node_of(&tree, at)
-                            .map_or(Node::Primary(1), |i| Node::Primary(i as u32));
-                        x.evaluate_bool(&tree, &ctx.eval(node)).ok()
-                    })
-                    .unwrap_or(true)
-            })
-            .collect()
-    }
-
     /// Whether `at` is asked given these answers, including every enclosing group and repeat.
     /// Unknown names are not relevant; a group's name asks about the group.
     pub fn is_relevant_at(&self, at: At<'_>, answers: &Answers, ctx: &ValidationContext) -> bool {
@@ -523,9 +414,11 @@ impl Survey {
                 if why.is_some() {
                     tree.set(node, NodeValue::Empty);
                 }
-                if let (Some(out), Some(calc), true) =
-                    (computed.as_deref_mut(), &q.calculation, q.qtype.holds_value())
-                {
+                if let (Some(out), Some(calc), true) = (
+                    computed.as_deref_mut(),
+                    &q.calculation,
+                    q.qtype.holds_value(),
+                ) {
                     let value = if why.is_some() {
                         None
                     } else {
@@ -616,90 +509,6 @@ impl Survey {
             .rev()
             .find(|p| self.groups.get(*p).is_some_and(|g| g.repeat))
             .map(String::as_str)
-    }
-
-    /// Repeats with a `repeat_count` must hold that many instances where they are relevant.
-    fn repeat_counts(
-        &self,
-        tree: &ResponseTree<'_>,
-        hidden: &Relevance,
-        ctx: &ValidationContext,
-        errors: &mut Vec<ValidationError>,
-    ) {
-        for g in self.groups().filter(|g| g.repeat) {
-            let Some(count) = &g.repeat_count else { continue };
-            for (p, role) in tree.roles.iter().enumerate() {
-                let holds = match (role, g.parents.last()) {
-                    (Role::Root, None) => p == 1,
-                    (Role::Group(n), Some(parent))
-                    | (Role::Instance { repeat: n, .. }, Some(parent)) => n == parent,
-                    _ => false,
-                };
-                if !holds || hidden[p].is_some() {
-                    continue;
-                }
-                let Ok(want) = count.evaluate_number(tree, &ctx.eval(Node::Primary(p as u32)))
-                else {
-                    continue;
-                };
-                if !want.is_finite() || want < 0.0 {
-                    continue;
-                }
-                let have = tree.nodes_children(p)
-                    .iter()
-                    .filter(|c| matches!(&tree.roles[**c as usize], Role::Instance { repeat, .. } if *repeat == g.name))
-                    .count();
-                let want = want.round() as usize;
-                if have != want {
-                    let at = format!("{}{}", location_prefix(&tree.locations[p]), g.name);
-                    errors.push(ValidationError::new(
-                        &at,
-                        ValidationErrorKind::Constraint,
-                        format!(
-                            "`{}` has {have} entries but the form asks for {want} (repeat_count `{}`)",
-                            g.name,
-                            count.source()
-                        ),
-                    ));
-                }
-            }
-        }
-    }
-
-    /// Turns what a user typed (or a CSV cell) into an answer of the question's kind: a number
-    /// for integer, decimal and range questions, trimmed text otherwise, select_multiple
-    /// names joined by single spaces. Only numbers are checked here; call
-    /// [`Survey::check_answer`] next.
-    pub fn parse_input(&self, name: &str, input: &str) -> Result<Answer, ValidationError> {
-        let q = self.answerable_question(name)?;
-        let text = input.trim();
-        let wrong =
-            |message: String| ValidationError::new(name, ValidationErrorKind::WrongType, message);
-        match &q.qtype {
-            QuestionType::Integer => text.parse::<i64>().map(Answer::Integer).map_err(|_| {
-                wrong(format!(
-                    "`{text}` is not a whole number; type digits only, e.g. 42"
-                ))
-            }),
-            QuestionType::Decimal | QuestionType::Range => {
-                let n = parse_number(text.strip_prefix('+').unwrap_or(text));
-                if n.is_finite() {
-                    Ok(Answer::Decimal(n))
-                } else if text.contains(',') {
-                    Err(wrong(format!(
-                        "`{text}` is not a number; use `.` as the decimal separator, e.g. 12.5"
-                    )))
-                } else {
-                    Err(wrong(format!(
-                        "`{text}` is not a number; type digits with an optional `.`, e.g. 12.5"
-                    )))
-                }
-            }
-            QuestionType::SelectMultiple(_) | QuestionType::Rank(_) => Ok(Answer::Text(
-                text.split_whitespace().collect::<Vec<_>>().join(" "),
-            )),
-            _ => Ok(Answer::Text(text.to_owned())),
-        }
     }
 
     fn answerable_question(&self, name: &str) -> Result<&Question, ValidationError> {
@@ -797,45 +606,13 @@ impl Survey {
             Err(e) => Err(ValidationError::new(
                 &q.name,
                 ValidationErrorKind::Constraint,
-                format!("the constraint `{}` could not be evaluated: {e}", c.source()),
+                format!(
+                    "the constraint `{}` could not be evaluated: {e}",
+                    c.source()
+                ),
             )),
         }
     }
-}
-
-/// `text` with the bare name `name` (not inside `${…}` or quotes, not part of a longer name)
-/// replaced by `with`.
-fn replace_name(text: &str, name: &str, with: &str) -> String {
-    let is_name = |c: char| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | ':');
-    let mut out = String::new();
-    let mut chars = text.char_indices().peekable();
-    let mut quote: Option<char> = None;
-    let mut in_ref = false;
-    let mut prev: Option<char> = None;
-    while let Some((i, c)) = chars.next() {
-        match (quote, c) {
-            (Some(q), _) if c == q => quote = None,
-            (Some(_), _) => {}
-            (None, '\'' | '"') => quote = Some(c),
-            (None, '$') if text[i..].starts_with("${") => in_ref = true,
-            (None, '}') if in_ref => in_ref = false,
-            (None, _) if !in_ref && text[i..].starts_with(name) && !prev.is_some_and(is_name) => {
-                let after = text[i + name.len()..].chars().next();
-                if !after.is_some_and(is_name) {
-                    out.push_str(with);
-                    for _ in 1..name.chars().count() {
-                        chars.next();
-                    }
-                    prev = name.chars().last();
-                    continue;
-                }
-            }
-            _ => {}
-        }
-        out.push(c);
-        prev = Some(c);
-    }
-    out
 }
 
 /// Why a relevance expression hides its question, or `None` when it is true. An expression
@@ -872,255 +649,17 @@ fn is_blank(a: &Answer) -> bool {
     matches!(a, Answer::Text(s) if s.trim().is_empty())
 }
 
-/// RFC 3339, or ODK's dateTime without seconds' fraction or offset (read as UTC).
-pub(crate) fn parse_datetime(s: &str) -> Option<OffsetDateTime> {
-    use time::format_description::well_known::Rfc3339;
-    if let Ok(dt) = OffsetDateTime::parse(s, &Rfc3339) {
-        return Some(dt);
-    }
-    let (date, clock) = s.split_once('T')?;
-    let date = parse_date(date)?;
-    let (clock, _) = parse_time(clock)?;
-    Some(date.with_time(clock).assume_utc())
-}
+mod answer_type;
+mod places;
 
-/// Checks a static `default` the way a typed answer is checked (constraints aside).
-pub(super) fn check_default(
-    q: &Question,
-    default: &str,
-    list: Option<&[Choice]>,
-) -> Result<(), String> {
-    let value = match &q.qtype {
-        QuestionType::Integer => Answer::Integer(
-            default
-                .trim()
-                .parse()
-                .map_err(|_| "expected a whole number".to_owned())?,
-        ),
-        QuestionType::Decimal | QuestionType::Range => {
-            let n = parse_number(default);
-            if !n.is_finite() {
-                return Err("expected a number such as 12.5".into());
-            }
-            Answer::Decimal(n)
-        }
-        _ => Answer::Text(default.trim().to_owned()),
-    };
-    check_type(q, &value, list).map_err(|(_, m)| m)
-}
-
-fn describe(a: &Answer) -> String {
-    match a {
-        Answer::Integer(i) => format!("the number {i}"),
-        Answer::Decimal(d) => format!("the number {d}"),
-        Answer::Text(s) => format!("text {s:?}"),
-        Answer::Repeat(r) => format!("a list of {} entries", r.len()),
-    }
-}
-
-type TypeError = (ValidationErrorKind, String);
-
-fn wrong_type(msg: String) -> TypeError {
-    (ValidationErrorKind::WrongType, msg)
-}
-
-/// Whether `value` fits the question's type and choice list.
-pub(super) fn check_type(
-    q: &Question,
-    value: &Answer,
-    list: Option<&[Choice]>,
-) -> Result<(), TypeError> {
-    use QuestionType as Q;
-    let text = match (&q.qtype, value) {
-        (Q::Integer, Answer::Integer(_)) => return Ok(()),
-        (Q::Integer, other) => {
-            return Err(wrong_type(format!(
-                "expected a whole number, got {}",
-                describe(other)
-            )));
-        }
-        (Q::Decimal | Q::Range, Answer::Integer(i)) => return check_range(q, *i as f64),
-        (Q::Decimal | Q::Range, Answer::Decimal(d)) if d.is_finite() => {
-            return check_range(q, *d);
-        }
-        (Q::Decimal | Q::Range, other) => {
-            return Err(wrong_type(format!(
-                "expected a number, got {}",
-                describe(other)
-            )));
-        }
-        (Q::Note, _) => {
-            return Err((
-                ValidationErrorKind::NotAnswerable,
-                "a note takes no answer; remove it".into(),
-            ));
-        }
-        (_, Answer::Repeat(_)) => {
-            return Err(wrong_type(format!(
-                "expected {}, got a list of entries (only a repeat takes those)",
-                type_phrase(&q.qtype)
-            )));
-        }
-        (_, Answer::Text(s)) => s.as_str(),
-        // Computed and device-filled values may be numbers.
-        (Q::Calculate | Q::Hidden | Q::Meta(_), _) => return Ok(()),
-        (t, other) => {
-            return Err(wrong_type(format!(
-                "expected {} as text, got {}",
-                type_phrase(t),
-                describe(other)
-            )));
-        }
-    };
-    let known = |name: &str| list.is_none_or(|l| l.iter().any(|c| c.name == name));
-    let or_other = q.qtype.select().is_some_and(|s| s.or_other);
-    let in_list = |name: &str| known(name) || (or_other && name == "other");
-    let list_name = q.qtype.select().map_or("", |s| s.source.name());
-    let from_list = q
-        .qtype
-        .select()
-        .is_some_and(|s| matches!(s.source, ChoiceSource::List(_)));
-    match &q.qtype {
-        Q::SelectOne(_) if !from_list => Ok(()),
-        Q::SelectOne(_) => {
-            let text = text.trim();
-            if in_list(text) {
-                Ok(())
-            } else if text.contains(char::is_whitespace) {
-                Err(wrong_type(format!(
-                    "select_one takes exactly one choice, got {text:?}"
-                )))
-            } else {
-                Err((
-                    ValidationErrorKind::NotInList,
-                    format!("`{text}` is not a choice of list `{list_name}`"),
-                ))
-            }
-        }
-        Q::SelectMultiple(_) | Q::Rank(_) => {
-            let names: Vec<&str> = text.split_whitespace().collect();
-            if from_list || matches!(q.qtype, Q::Rank(_)) {
-                let shown = q.qtype.list().unwrap_or(list_name);
-                if let Some(bad) = names.iter().find(|n| !in_list(n)) {
-                    return Err((
-                        ValidationErrorKind::NotInList,
-                        format!("`{bad}` is not a choice of list `{shown}`"),
-                    ));
-                }
-            }
-            let dup = names
-                .iter()
-                .enumerate()
-                .find(|(i, n)| names[..*i].contains(n));
-            if let Some((_, dup)) = dup {
-                return Err(wrong_type(format!(
-                    "choice `{dup}` is selected twice; list each choice once"
-                )));
-            }
-            Ok(())
-        }
-        Q::Date => match parse_date(text) {
-            Some(_) => Ok(()),
-            None => Err(wrong_type(format!(
-                "{text:?} is not a date; write YYYY-MM-DD, e.g. 2024-03-31"
-            ))),
-        },
-        Q::DateTime => match parse_datetime(text) {
-            Some(_) => Ok(()),
-            None => Err(wrong_type(format!(
-                "{text:?} is not a date and time; write RFC 3339, e.g. 2024-03-31T14:05:00+02:00"
-            ))),
-        },
-        Q::Time => match parse_time(text) {
-            Some(_) => Ok(()),
-            None => Err(wrong_type(format!(
-                "{text:?} is not a time; write HH:MM or HH:MM:SS, e.g. 14:05"
-            ))),
-        },
-        Q::GeoPoint | Q::Meta(super::types::MetaKind::StartGeopoint) => {
-            check_geopoint(text).map_err(wrong_type)
-        }
-        Q::GeoTrace | Q::GeoShape => {
-            let points: Vec<&str> = text.split(';').map(str::trim).filter(|p| !p.is_empty()).collect();
-            let min = if q.qtype == Q::GeoShape { 3 } else { 2 };
-            if points.len() < min {
-                return Err(wrong_type(format!(
-                    "a {} needs at least {min} points separated by `;`",
-                    q.qtype
-                )));
-            }
-            points
-                .iter()
-                .try_for_each(|p| check_geopoint(p))
-                .map_err(wrong_type)
-        }
-        Q::Acknowledge | Q::Trigger if text != "OK" => Err(wrong_type(format!(
-            "{text:?} is not an acknowledgement; the answer is `OK`"
-        ))),
-        _ => Ok(()),
-    }
-}
-
-/// A range answer within its bounds and on its steps.
-fn check_range(q: &Question, n: f64) -> Result<(), TypeError> {
-    if q.qtype != QuestionType::Range {
-        return Ok(());
-    }
-    let p = |k: &str, d: f64| q.parameters.get(k).and_then(|v| v.parse().ok()).unwrap_or(d);
-    let (start, end, step) = (p("start", 1.0), p("end", 10.0), p("step", 1.0));
-    let (lo, hi) = if start <= end { (start, end) } else { (end, start) };
-    if n < lo || n > hi {
-        return Err(wrong_type(format!("{n} is outside the range {lo} to {hi}")));
-    }
-    let steps = (n - start) / step;
-    if (steps - steps.round()).abs() > 1e-9 {
-        return Err(wrong_type(format!(
-            "{n} is not on a step of {step} from {start}"
-        )));
-    }
-    Ok(())
-}
-
-fn type_phrase(t: &QuestionType) -> &'static str {
-    match t {
-        QuestionType::SelectOne(_) => "a choice name",
-        QuestionType::SelectMultiple(_) | QuestionType::Rank(_) => "space-separated choice names",
-        QuestionType::Date => "a date",
-        QuestionType::DateTime => "a date and time",
-        QuestionType::Time => "a time",
-        QuestionType::GeoPoint | QuestionType::GeoTrace | QuestionType::GeoShape => "a location",
-        _ => "text",
-    }
-}
-
-fn check_geopoint(text: &str) -> Result<(), String> {
-    const SHAPE: &str = "write `latitude longitude [altitude [accuracy]]` in decimal degrees and metres, e.g. `-1.2921 36.8219 1795 5`";
-    let parts: Vec<f64> = text.split_whitespace().map(parse_number).collect();
-    if !(2..=4).contains(&parts.len()) || parts.iter().any(|p| !p.is_finite()) {
-        return Err(format!("{text:?} is not a location; {SHAPE}"));
-    }
-    let (lat, lon) = (parts[0], parts[1]);
-    if !(-90.0..=90.0).contains(&lat) {
-        return Err(format!(
-            "latitude {lat} is out of range; it must be between -90 and 90"
-        ));
-    }
-    if !(-180.0..=180.0).contains(&lon) {
-        return Err(format!(
-            "longitude {lon} is out of range; it must be between -180 and 180"
-        ));
-    }
-    if parts.get(3).is_some_and(|acc| *acc < 0.0) {
-        return Err("accuracy cannot be negative; it is a radius in metres".into());
-    }
-    Ok(())
-}
+pub(crate) use answer_type::parse_datetime;
+pub(super) use answer_type::{check_default, check_type};
 
 #[cfg(test)]
-mod tests;
+#[path = "validate/edge_tests.rs"]
+mod edge_tests;
 #[cfg(test)]
 #[path = "validate/repeat_tests.rs"]
 mod repeat_tests;
 #[cfg(test)]
-#[path = "validate/edge_tests.rs"]
-mod edge_tests;
+mod tests;

@@ -80,9 +80,10 @@ pub fn definition_from_sheets(
         return Err(DefinitionErrors(errors));
     }
     if def.settings.get("form_id").is_none() {
-        def.settings
-            .cells
-            .insert("form_id".into(), file_stem.replace(char::is_whitespace, "_"));
+        def.settings.cells.insert(
+            "form_id".into(),
+            file_stem.replace(char::is_whitespace, "_"),
+        );
     }
     Ok(def)
 }
@@ -215,17 +216,26 @@ mod tests {
     fn a_missing_survey_sheet_is_named_with_a_likely_misspelling() {
         let e = definition_from_sheets(&[sheet("surveys", &[]), sheet("choices", &[])], "f")
             .expect_err("no survey");
-        assert!(e.to_string().contains("`surveys` meant to be `survey`"), "{e}");
+        assert!(
+            e.to_string().contains("`surveys` meant to be `survey`"),
+            "{e}"
+        );
     }
 
     #[test]
     fn duplicate_headers_are_refused() {
         let e = definition_from_sheets(
-            &[sheet("survey", &[&["type", "name", "Type"], &["text", "a", ""]])],
+            &[sheet(
+                "survey",
+                &[&["type", "name", "Type"], &["text", "a", ""]],
+            )],
             "f",
         )
         .expect_err("duplicate");
-        assert!(e.to_string().contains("columns A and C are both `type`"), "{e}");
+        assert!(
+            e.to_string().contains("columns A and C are both `type`"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -18,7 +18,13 @@ fn an_xlsform_workbook_with_a_repeat_is_checked_published_collected_and_exported
     let checked = offline.ok(&["survey", "check", book]);
     assert!(checked.contains("is a valid form"), "{checked}");
     let converted = w.out_path("roster.json");
-    offline.ok(&["survey", "convert", book, "--out", converted.to_str().expect("utf-8")]);
+    offline.ok(&[
+        "survey",
+        "convert",
+        book,
+        "--out",
+        converted.to_str().expect("utf-8"),
+    ]);
     let json: Value =
         serde_json::from_str(&std::fs::read_to_string(&converted).expect("written")).expect("json");
     assert_eq!(json["settings"]["form_id"], "household_roster");
@@ -52,9 +58,15 @@ fn an_xlsform_workbook_with_a_repeat_is_checked_published_collected_and_exported
         "1) Collines [hills]",
         "submitted response",
     ] {
-        assert!(shown.contains(expected), "the interview shows {expected:?}:\n{shown}");
+        assert!(
+            shown.contains(expected),
+            "the interview shows {expected:?}:\n{shown}"
+        );
     }
-    assert!(!shown.contains("Côte"), "the south's district is filtered out:\n{shown}");
+    assert!(
+        !shown.contains("Côte"),
+        "the south's district is filtered out:\n{shown}"
+    );
 
     // The same form from an answers file, entries as a list.
     let file = w.file(
@@ -67,7 +79,12 @@ fn an_xlsform_workbook_with_a_repeat_is_checked_published_collected_and_exported
             })
         ),
     );
-    tablet.json(&["collect", "household_roster", "--answers", file.to_str().expect("utf-8")]);
+    tablet.json(&[
+        "collect",
+        "household_roster",
+        "--answers",
+        file.to_str().expect("utf-8"),
+    ]);
     // A wrong entry is refused with its place named.
     let bad = w.file(
         "bad.jsonl",
@@ -79,7 +96,15 @@ fn an_xlsform_workbook_with_a_repeat_is_checked_published_collected_and_exported
             })
         ),
     );
-    let refused = tablet.fails(&["collect", "household_roster", "--answers", bad.to_str().expect("utf-8")], 6);
+    let refused = tablet.fails(
+        &[
+            "collect",
+            "household_roster",
+            "--answers",
+            bad.to_str().expect("utf-8"),
+        ],
+        6,
+    );
     assert!(refused.contains("member[1]/m_age"), "{refused}");
 
     tablet.sync();
@@ -97,11 +122,18 @@ fn an_xlsform_workbook_with_a_repeat_is_checked_published_collected_and_exported
     assert_eq!(members.len(), 2);
     assert_eq!(members[1]["m_name"], "Otieno");
     assert_eq!(members[1]["m_school"], "yes");
-    assert!(members.iter().all(|m| m["_id"].as_str().is_some_and(|id| !id.is_empty())));
+    assert!(
+        members
+            .iter()
+            .all(|m| m["_id"].as_str().is_some_and(|id| !id.is_empty()))
+    );
     assert_eq!(achieng["n_adults"], "1");
     assert_eq!(achieng["oldest"], "41");
     for meta in ["started", "finished", "visit_day", "device"] {
-        assert!(achieng[meta].as_str().is_some_and(|v| !v.is_empty()), "{meta}: {achieng}");
+        assert!(
+            achieng[meta].as_str().is_some_and(|v| !v.is_empty()),
+            "{meta}: {achieng}"
+        );
     }
     let wanjiru = &by_head("Wanjiru")["answers"];
     assert_eq!(wanjiru["member"][0]["m_age"], 67);
@@ -110,8 +142,14 @@ fn an_xlsform_workbook_with_a_repeat_is_checked_published_collected_and_exported
     // CSV as ODK exports a form with repeats: a zip of the main table and the members' table.
     let zip_path = w.out_path("roster.zip");
     w.admin.ok(&[
-        "export", "household_roster", "--format", "csv", "--split-select-multiple", "--labels",
-        "--out", zip_path.to_str().expect("utf-8"),
+        "export",
+        "household_roster",
+        "--format",
+        "csv",
+        "--split-select-multiple",
+        "--labels",
+        "--out",
+        zip_path.to_str().expect("utf-8"),
     ]);
     let mut archive =
         zip::ZipArchive::new(std::fs::File::open(&zip_path).expect("zip")).expect("a zip");
@@ -122,8 +160,15 @@ fn an_xlsform_workbook_with_a_repeat_is_checked_published_collected_and_exported
         text
     };
     let main = read("household_roster.csv");
-    assert_eq!(main.lines().count(), 3, "a header and two responses:\n{main}");
-    assert!(main.lines().next().is_some_and(|h| h.starts_with("KEY,")), "{main}");
+    assert_eq!(
+        main.lines().count(),
+        3,
+        "a header and two responses:\n{main}"
+    );
+    assert!(
+        main.lines().next().is_some_and(|h| h.starts_with("KEY,")),
+        "{main}"
+    );
     let members = read("household_roster-member.csv");
     let lines: Vec<&str> = members.lines().collect();
     assert_eq!(lines[0], "PARENT_KEY,KEY,m_name,m_age,m_school");
@@ -134,6 +179,8 @@ fn an_xlsform_workbook_with_a_repeat_is_checked_published_collected_and_exported
     );
     let child_row = lines.iter().find(|l| l.contains("Otieno")).expect("row");
     let parent = child_row.split(',').next().expect("parent key");
-    assert!(main.contains(parent), "PARENT_KEY names a response of the main table");
+    assert!(
+        main.contains(parent),
+        "PARENT_KEY names a response of the main table"
+    );
 }
-

@@ -132,122 +132,6 @@ impl Builder {
         self.settings.default_language.as_deref()
     }
 
-    fn settings(&mut self, row: &Row) {
-        let get = |c: &str| row.get(c).map(str::to_owned);
-        let form_id = get("form_id").unwrap_or_default();
-        if form_id.is_empty() {
-            self.err(
-                Sheet::Settings,
-                None,
-                "form_id",
-                "missing form_id; give the form a stable identifier such as `household_survey`"
-                    .into(),
-            );
-        }
-        let allow = match row.get("allow_choice_duplicates") {
-            None => false,
-            Some(v) => yes_no(v).unwrap_or_else(|| {
-                self.err(
-                    Sheet::Settings,
-                    None,
-                    "allow_choice_duplicates",
-                    format!("`{v}` is not yes or no"),
-                );
-                false
-            }),
-        };
-        self.settings = FormSettings {
-            form_id,
-            form_title: get("form_title"),
-            version: get("version"),
-            default_language: get("default_language"),
-            instance_name: None,
-            allow_choice_duplicates: allow,
-            style: get("style"),
-            public_key: get("public_key"),
-            submission_url: get("submission_url"),
-            subject_field: get("subject_field"),
-        };
-    }
-
-    /// The choices (or external choices) sheet: lists by name, with every problem.
-    fn read_choices(&mut self, rows: &[Row], sheet: Sheet) -> BTreeMap<String, Vec<Choice>> {
-        let mut lists: BTreeMap<String, Vec<Choice>> = BTreeMap::new();
-        let mut first_row: HashMap<(String, String), usize> = HashMap::new();
-        let default_language = self.settings.default_language.clone();
-        for r in rows.iter().filter(|r| !r.is_blank()) {
-            let Some(list) = r.get("list_name") else {
-                // XLSForm skips rows without a list name (often notes to the author).
-                continue;
-            };
-            let Some(name) = r.get("name") else {
-                self.err(
-                    sheet,
-                    Some(r.number),
-                    "name",
-                    format!(
-                        "choice of list `{list}` has no name; the name is the value stored in \
-                         answers"
-                    ),
-                );
-                continue;
-            };
-            let label = text_of(r, "label", default_language.as_deref());
-            let has_media = r.cells.keys().any(|k| k.starts_with("media::"));
-            if label.is_empty() && !has_media {
-                self.warn(
-                    sheet,
-                    Some(r.number),
-                    "label",
-                    format!("choice `{name}` of list `{list}` has no label; its name is shown"),
-                );
-            }
-            let key = (list.to_owned(), name.to_owned());
-            if let Some(first) = first_row.get(&key) {
-                if !self.settings.allow_choice_duplicates {
-                    self.err(
-                        sheet,
-                        Some(r.number),
-                        "name",
-                        format!(
-                            "duplicate choice `{name}` in list `{list}` (first on row {first}); \
-                             give it another name, or set allow_choice_duplicates to yes in \
-                             the settings sheet"
-                        ),
-                    );
-                    continue;
-                }
-            } else {
-                first_row.insert(key, r.number);
-            }
-            let columns = r
-                .cells
-                .iter()
-                .filter(|(k, v)| {
-                    !v.trim().is_empty()
-                        && !matches!(k.as_str(), "list_name" | "name")
-                        && !k.starts_with("label")
-                        && !k.starts_with("media::")
-                })
-                .map(|(k, v)| (k.clone(), v.trim().to_owned()))
-                .collect();
-            lists.entry(list.to_owned()).or_default().push(Choice {
-                name: name.to_owned(),
-                label,
-                columns,
-            });
-        }
-        lists
-    }
-
-    fn choices(&mut self, rows: &[Row], sheet: Sheet) {
-        self.choices = self.read_choices(rows, sheet);
-    }
-
-    fn external_choices(&mut self, rows: &[Row]) {
-        self.external = self.read_choices(rows, Sheet::ExternalChoices);
-    }
-
     /// Structure: types, names, groups and repeats, per-type column rules. Returns the rows
     /// whose expressions still need checking.
     fn rows(&mut self, rows: &[Row]) -> Vec<Pending> {
@@ -315,7 +199,11 @@ impl Builder {
                 RowType::External { .. } => {
                     // Declares a file attached to the form; its name is the instance id.
                     if r.get("name").is_none() {
-                        self.row_err(r, "name", "missing name; name the attached file (without its extension)".into());
+                        self.row_err(
+                            r,
+                            "name",
+                            "missing name; name the attached file (without its extension)".into(),
+                        );
                     }
                     continue;
                 }
@@ -327,19 +215,28 @@ impl Builder {
             };
             let name = match (r.get("name"), &qtype) {
                 (Some(n), Some(QuestionType::Meta(MetaKind::Audit))) if n != "audit" => {
-                    self.row_err(r, "name", "an audit row is always named `audit`; leave the name empty".into());
+                    self.row_err(
+                        r,
+                        "name",
+                        "an audit row is always named `audit`; leave the name empty".into(),
+                    );
                     continue;
                 }
                 (_, Some(QuestionType::Meta(MetaKind::Audit))) => "audit".to_owned(),
                 (Some(n), _) => n.to_owned(),
                 (None, Some(QuestionType::Note)) => format!("generated_note_name_{}", r.number),
                 (None, _) => {
-                    self.row_err(r, "name", "missing name; every question, group and repeat needs a name".into());
+                    self.row_err(
+                        r,
+                        "name",
+                        "missing name; every question, group and repeat needs a name".into(),
+                    );
                     continue;
                 }
             };
             let is_begin = matches!(row_type, RowType::BeginGroup | RowType::BeginRepeat);
-            let open = |stack: &mut Vec<(String, bool, usize)>, scopes: &mut Vec<HashMap<String, usize>>| {
+            let open = |stack: &mut Vec<(String, bool, usize)>,
+                        scopes: &mut Vec<HashMap<String, usize>>| {
                 if is_begin {
                     stack.push((name.clone(), row_type == RowType::BeginRepeat, r.number));
                     scopes.push(HashMap::new());
@@ -362,7 +259,9 @@ impl Builder {
                 open(&mut stack, &mut scope_names);
                 continue;
             }
-            let scope = scope_names.last_mut().expect("the form's scope is never popped");
+            let scope = scope_names
+                .last_mut()
+                .expect("the form's scope is never popped");
             if let Some(first) = scope.get(&name) {
                 let msg = format!(
                     "the name `{name}` is already used on row {first} in the same group; names \
@@ -384,13 +283,24 @@ impl Builder {
                         self.row_err(r, "name", format!("a repeat named `{name}` is already on row {first}; repeat names must be unique in the form"));
                     }
                     if label.is_empty() {
-                        self.warn(Sheet::Survey, Some(r.number), "label", format!("repeat `{name}` has no label"));
+                        self.warn(
+                            Sheet::Survey,
+                            Some(r.number),
+                            "label",
+                            format!("repeat `{name}` has no label"),
+                        );
                     }
                 } else if r.get("repeat_count").is_some() {
-                    self.row_err(r, "repeat_count", "repeat_count belongs on a begin_repeat row".into());
+                    self.row_err(
+                        r,
+                        "repeat_count",
+                        "repeat_count belongs on a begin_repeat row".into(),
+                    );
                 }
                 if let Some(first) = self.groups.get(&name).map(|g| g.row) {
-                    let msg = format!("a group named `{name}` is already on row {first}; fieldsync keeps groups by name, so rename one of them");
+                    let msg = format!(
+                        "a group named `{name}` is already on row {first}; fieldsync keeps groups by name, so rename one of them"
+                    );
                     self.row_err(r, "name", msg);
                     stack.push((name, repeat, r.number));
                     scope_names.push(HashMap::new());
@@ -425,7 +335,9 @@ impl Builder {
             // groups (XLSForm allows that; it keys by path).
             if let Some(&first) = self.index.get(&name) {
                 let first_row = self.questions[first].row;
-                let msg = format!("`{name}` is also the name of the question on row {first_row}; fieldsync stores answers by name, so rename one of them");
+                let msg = format!(
+                    "`{name}` is also the name of the question on row {first_row}; fieldsync stores answers by name, so rename one of them"
+                );
                 self.row_err(r, "name", msg);
                 continue;
             }
@@ -435,7 +347,11 @@ impl Builder {
             let shown = (qtype.is_asked() && !computed) || qtype == QuestionType::Note;
             let has_media = r.cells.keys().any(|k| k.starts_with("media::"));
             if shown && label.is_empty() && hint.is_empty() && !has_media {
-                self.row_err(r, "label", format!("`{name}` has no label or hint; give it the text the enumerator sees"));
+                self.row_err(
+                    r,
+                    "label",
+                    format!("`{name}` has no label or hint; give it the text the enumerator sees"),
+                );
             }
             self.question_rules(r, &qtype, &name);
             let repeat = stack
@@ -481,7 +397,11 @@ impl Builder {
                 question: Some(idx),
                 name: name.clone(),
             });
-            if self.questions[idx].qtype.select().is_some_and(|s| s.or_other) {
+            if self.questions[idx]
+                .qtype
+                .select()
+                .is_some_and(|s| s.or_other)
+            {
                 self.or_other(idx, &name, &mut scope_names);
             }
         }
@@ -495,7 +415,9 @@ impl Builder {
                 Sheet::Survey,
                 Some(row),
                 "type",
-                format!("{kind} `{name}` is never closed; add an {end} row after its last question"),
+                format!(
+                    "{kind} `{name}` is never closed; add an {end} row after its last question"
+                ),
             );
         }
         pending
@@ -521,15 +443,22 @@ impl Builder {
         }
         if let Some(scope) = scope_names.last_mut() {
             if let Some(first) = scope.get(&other) {
-                let msg = format!("the or_other answer of `{name}` is named `{other}`, which row {first} already uses; rename that row");
+                let msg = format!(
+                    "the or_other answer of `{name}` is named `{other}`, which row {first} already uses; rename that row"
+                );
                 self.err(Sheet::Survey, Some(select.row), "type", msg);
                 return;
             }
             scope.insert(other.clone(), select.row);
         }
         let relevant = XPath::parse(&format!("selected(${{{name}}}, 'other')")).ok();
-        self.names.entry(other.clone()).or_default().push(select.row);
-        self.index.entry(other.clone()).or_insert(self.questions.len());
+        self.names
+            .entry(other.clone())
+            .or_default()
+            .push(select.row);
+        self.index
+            .entry(other.clone())
+            .or_insert(self.questions.len());
         self.questions.push(Question {
             name: other,
             label: Text {
@@ -556,9 +485,13 @@ impl Builder {
         if let Some(s) = qtype.select()
             && let ChoiceSource::File(file) = &s.source
         {
-            let id = file.rsplit_once('.').map_or(file.as_str(), |(stem, _)| stem);
+            let id = file
+                .rsplit_once('.')
+                .map_or(file.as_str(), |(stem, _)| stem);
             if self.choices.contains_key(id) {
-                let msg = format!("the file `{file}` and the choice list `{id}` would both be instance `{id}`; rename the list or the file");
+                let msg = format!(
+                    "the file `{file}` and the choice list `{id}` would both be instance `{id}`; rename the list or the file"
+                );
                 self.row_err(r, "type", msg);
             }
         }
@@ -567,9 +500,13 @@ impl Builder {
                 ChoiceSource::List(list) => {
                     let Some(choices) = self.choices.get(list) else {
                         let msg = if self.choices.is_empty() {
-                            format!("there is no choices sheet, so list `{list}` does not exist; add a choices sheet with list_name, name and label columns")
+                            format!(
+                                "there is no choices sheet, so list `{list}` does not exist; add a choices sheet with list_name, name and label columns"
+                            )
                         } else {
-                            format!("unknown choice list `{list}`; add rows with list_name `{list}` to the choices sheet")
+                            format!(
+                                "unknown choice list `{list}`; add rows with list_name `{list}` to the choices sheet"
+                            )
                         };
                         self.row_err(r, "type", msg);
                         return;
@@ -577,20 +514,29 @@ impl Builder {
                     if matches!(qtype, QuestionType::SelectMultiple(_))
                         && let Some(c) = choices.iter().find(|c| c.name.contains(' '))
                     {
-                        let msg = format!("choice `{}` of list `{list}` has a space in its name, which select_multiple cannot hold (its answer separates choices with spaces); use `_` instead", c.name);
+                        let msg = format!(
+                            "choice `{}` of list `{list}` has a space in its name, which select_multiple cannot hold (its answer separates choices with spaces); use `_` instead",
+                            c.name
+                        );
                         self.row_err(r, "type", msg);
                     }
                 }
                 ChoiceSource::External(list) => {
                     if !self.external.contains_key(list) {
-                        let msg = format!("select_one_external needs list `{list}` on an external_choices sheet (columns list_name and name); add it");
+                        let msg = format!(
+                            "select_one_external needs list `{list}` on an external_choices sheet (columns list_name and name); add it"
+                        );
                         self.row_err(r, "type", msg);
                     }
                 }
                 ChoiceSource::File(_) => {}
             }
             if s.or_other && r.get("choice_filter").is_some() {
-                self.row_err(r, "choice_filter", "or_other cannot be used with a choice_filter; remove one of them".into());
+                self.row_err(
+                    r,
+                    "choice_filter",
+                    "or_other cannot be used with a choice_filter; remove one of them".into(),
+                );
             }
         }
         if let QuestionType::Rank(list) = qtype
@@ -602,7 +548,11 @@ impl Builder {
             && r.get("calculation").is_none()
             && r.get("default").is_none()
         {
-            self.row_err(r, "calculation", format!("calculate `{name}` has no calculation; write the expression it computes"));
+            self.row_err(
+                r,
+                "calculation",
+                format!("calculate `{name}` has no calculation; write the expression it computes"),
+            );
         }
         if *qtype == QuestionType::Range {
             self.range_parameters(r);
@@ -611,7 +561,12 @@ impl Builder {
             qtype,
             QuestionType::Meta(MetaKind::SubscriberId | MetaKind::SimSerial)
         ) {
-            self.warn(Sheet::Survey, Some(r.number), "type", format!("{qtype} is no longer available on most devices and stays empty"));
+            self.warn(
+                Sheet::Survey,
+                Some(r.number),
+                "type",
+                format!("{qtype} is no longer available on most devices and stays empty"),
+            );
         }
     }
 
@@ -622,7 +577,11 @@ impl Builder {
             Some(v) => match v.parse::<f64>() {
                 Ok(n) if n.is_finite() => Some(n),
                 _ => {
-                    self.row_err(r, "parameters", format!("range parameter {key}=`{v}` is not a number"));
+                    self.row_err(
+                        r,
+                        "parameters",
+                        format!("range parameter {key}=`{v}` is not a number"),
+                    );
                     None
                 }
             },
@@ -632,7 +591,11 @@ impl Builder {
             if step == 0.0 {
                 self.row_err(r, "parameters", "range step cannot be 0".into());
             } else if step.abs() > (end - start).abs() {
-                self.row_err(r, "parameters", format!("range step {step} is larger than the range {start} to {end}"));
+                self.row_err(
+                    r,
+                    "parameters",
+                    format!("range step {step} is larger than the range {start} to {end}"),
+                );
             }
         }
     }
@@ -649,7 +612,9 @@ impl Builder {
                         .filter(|n| !self.names.contains_key(n))
                         .collect();
                     for name in unknown {
-                        let msg = format!("`${{{name}}}` refers to no question of this form; check the name");
+                        let msg = format!(
+                            "`${{{name}}}` refers to no question of this form; check the name"
+                        );
                         self.err(Sheet::Settings, None, "instance_name", msg);
                     }
                     Some(x)
@@ -686,7 +651,9 @@ impl Builder {
                         // XLSForm does not check static defaults; one that is not a valid
                         // answer is offered but not taken, so it is a warning here.
                         if let Err(msg) = validate::check_default(q, v, list.map(Vec::as_slice)) {
-                            let msg = format!("default `{v}` is not a valid answer and will not be used: {msg}");
+                            let msg = format!(
+                                "default `{v}` is not a valid answer and will not be used: {msg}"
+                            );
                             self.warn(Sheet::Survey, Some(r.number), "default", msg);
                         }
                     }
@@ -707,262 +674,6 @@ impl Builder {
             }
         }
     }
-
-    /// A `choice_filter`, as the expression that selects the shown choices:
-    /// `instance('LIST')/root/item[FILTER]`, so that inside the filter a bare name is a column
-    /// of the choice and `${name}` an answer, as in ODK.
-    fn choice_filter(&mut self, r: &Row, qtype: &QuestionType) -> Option<XPath> {
-        let cell = r.get("choice_filter")?;
-        let plain = self.parse_at(r, "choice_filter", cell)?;
-        let Some(list) = qtype.list() else {
-            // A select from a file or external list: kept as written, applied by whoever
-            // holds the file.
-            return Some(plain);
-        };
-        let composed = format!("instance('{list}')/root/item[{cell}]");
-        match XPath::parse(&composed) {
-            Ok(x) => Some(x),
-            Err(e) => {
-                self.row_err(r, "choice_filter", e.to_string());
-                None
-            }
-        }
-    }
-
-    /// Parses the expression in `column` and checks its references.
-    fn expression(&mut self, r: &Row, column: &str) -> Option<XPath> {
-        let cell = r.get(column)?;
-        self.parse_at(r, column, cell)
-    }
-
-    fn parse_at(&mut self, r: &Row, column: &str, cell: &str) -> Option<XPath> {
-        match XPath::parse(cell) {
-            Ok(x) => self.references_ok(r, column, &x).then_some(x),
-            Err(e) => {
-                self.row_err(r, column, format!("{e}"));
-                None
-            }
-        }
-    }
-
-    /// Every `${name}` must name exactly one row of the survey sheet.
-    fn references_ok(&mut self, r: &Row, column: &str, x: &XPath) -> bool {
-        let mut ok = true;
-        let mut seen: Vec<String> = Vec::new();
-        for reference in x.references() {
-            let name = reference.name.clone();
-            if seen.contains(&name) {
-                continue;
-            }
-            seen.push(name.clone());
-            let rows = self.names.get(&name).cloned().unwrap_or_default();
-            match rows.as_slice() {
-                [] => {
-                    let msg = match self.refused.get(&name) {
-                        Some(row) => format!("`${{{name}}}` refers to row {row}, whose type is refused; fix that row first"),
-                        None => format!("`${{{name}}}` refers to no question, group or repeat of this form; check the name against the survey sheet's name column"),
-                    };
-                    self.row_err(r, column, msg);
-                    ok = false;
-                }
-                [_] => {}
-                several => {
-                    let list = several.iter().map(usize::to_string).collect::<Vec<_>>().join(", ");
-                    let msg = format!("`${{{name}}}` is ambiguous: rows {list} are all named `{name}`; rename one so the reference names one row");
-                    self.row_err(r, column, msg);
-                    ok = false;
-                }
-            }
-        }
-        ok
-    }
-
-    /// `required` and `read_only`: yes/no, or an expression.
-    fn requirement(&mut self, r: &Row, column: &str) -> Requirement {
-        let Some(cell) = r.get(column) else {
-            return Requirement::Never;
-        };
-        match yes_no(cell) {
-            Some(true) => Requirement::Always,
-            Some(false) => Requirement::Never,
-            None => match self.parse_at(r, column, cell) {
-                Some(x) => Requirement::When(x),
-                None => Requirement::Never,
-            },
-        }
-    }
-
-    /// A static default, or a dynamic one (an expression) as XLSForm tells them apart.
-    fn default_value(&mut self, r: &Row, qtype: &QuestionType) -> Option<DefaultValue> {
-        let cell = r.get("default")?;
-        if is_dynamic_default(cell, qtype) {
-            return self.parse_at(r, "default", cell).map(DefaultValue::Dynamic);
-        }
-        Some(DefaultValue::Value(cell.to_owned()))
-    }
-
-    /// `trigger`: `${a}` or several, space-separated.
-    fn trigger(&mut self, r: &Row) -> Vec<String> {
-        let Some(cell) = r.get("trigger") else {
-            return Vec::new();
-        };
-        match XPath::parse(cell) {
-            Ok(x) if self.references_ok(r, "trigger", &x) => {
-                x.references().into_iter().map(|re| re.name).collect()
-            }
-            Ok(_) => Vec::new(),
-            Err(_) => {
-                self.row_err(r, "trigger", format!("`{cell}` is not a list of references; write `${{question}}`, or several separated by spaces"));
-                Vec::new()
-            }
-        }
-    }
-
-    /// `${name}` references in labels, hints and messages: each must name one row.
-    fn piping(&mut self, r: &Row) -> Vec<String> {
-        let mut out = Vec::new();
-        let cells: Vec<(String, String)> = r
-            .cells
-            .iter()
-            .filter(|(k, v)| {
-                v.contains("${")
-                    && ["label", "hint", "guidance_hint", "constraint_message", "required_message"]
-                        .iter()
-                        .any(|c| k.as_str() == *c || k.starts_with(&format!("{c}::")))
-            })
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        for (column, text) in cells {
-            for name in piped_names(&text) {
-                match name {
-                    Ok(name) => {
-                        let found = self.names.get(&name).map_or(0, Vec::len);
-                        if found == 0 {
-                            let msg = match self.refused.get(&name) {
-                                Some(row) => format!("`${{{name}}}` in the text refers to row {row}, whose type is refused; fix that row first"),
-                                None => format!("`${{{name}}}` in the text refers to no question of this form; check the name"),
-                            };
-                            self.row_err(r, &column, msg);
-                        } else if found > 1 {
-                            self.row_err(r, &column, format!("`${{{name}}}` in the text is ambiguous: several rows are named `{name}`"));
-                        } else if !out.contains(&name) {
-                            out.push(name);
-                        }
-                    }
-                    Err(bad) => {
-                        self.row_err(r, &column, format!("`{bad}` is not a reference; write `${{name}}` with a question name"));
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    fn subject_field(&mut self) {
-        let Some(name) = self.settings.subject_field.clone() else {
-            return;
-        };
-        let problem = match self.index.get(&name).and_then(|&i| self.questions.get(i)) {
-            None => format!(
-                "subject_field `{name}` is not a question of this survey; name the question that identifies the respondent"
-            ),
-            Some(q) if !q.qtype.holds_value() => {
-                format!("subject_field `{name}` is a note, which has no answer; name a question")
-            }
-            Some(q) if q.repeat.is_some() => format!(
-                "subject_field `{name}` is inside a repeat; name a question asked once per response"
-            ),
-            Some(_) => return,
-        };
-        self.err(Sheet::Settings, None, "subject_field", problem);
-    }
-
-    /// Languages used by any translatable column, the default first.
-    fn languages(&self, def: &SurveyDefinition) -> Vec<String> {
-        let mut langs: Vec<String> = Vec::new();
-        for r in def.survey.iter().chain(&def.choices) {
-            for k in r.cells.keys() {
-                if let Some((_, lang)) = crate::survey::sheet::language_of(k)
-                    && !langs.iter().any(|l| l == lang)
-                {
-                    langs.push(lang.to_owned());
-                }
-            }
-        }
-        langs.sort();
-        if let Some(d) = &self.settings.default_language
-            && let Some(pos) = langs.iter().position(|l| l == d)
-        {
-            let d = langs.remove(pos);
-            langs.insert(0, d);
-        }
-        langs
-    }
-}
-
-/// Whether a default is an expression: XLSForm counts one with a function call, a reference,
-/// a predicate, a union or arithmetic (a `-` in a date or location is not arithmetic).
-fn is_dynamic_default(cell: &str, qtype: &QuestionType) -> bool {
-    if cell.contains("${") || cell.contains('[') || cell.contains('|') {
-        return true;
-    }
-    let dashes_are_text = matches!(
-        qtype,
-        QuestionType::Date
-            | QuestionType::DateTime
-            | QuestionType::Time
-            | QuestionType::GeoPoint
-            | QuestionType::GeoTrace
-            | QuestionType::GeoShape
-    );
-    let function_call = cell.char_indices().filter(|(_, c)| *c == '(').any(|(i, _)| {
-        cell[..i]
-            .chars()
-            .next_back()
-            .is_some_and(|c| c.is_alphanumeric() || c == '-' || c == '_')
-    });
-    let chars: Vec<char> = cell.chars().collect();
-    let minus = chars.iter().enumerate().any(|(i, &c)| {
-        if c != '-' {
-            return false;
-        }
-        let before = i.checked_sub(1).and_then(|j| chars.get(j));
-        let after = chars.get(i + 1);
-        let operand_end = |c: Option<&char>| c.is_some_and(|c| c.is_ascii_digit() || *c == ')');
-        let spaced = before.is_some_and(|c| c.is_whitespace()) && after.is_some_and(|c| c.is_whitespace());
-        spaced || (operand_end(before) && after.is_some_and(|c| c.is_ascii_digit() || *c == '('))
-    });
-    function_call
-        || cell.split_whitespace().any(|w| w == "div" || w == "mod")
-        || cell.contains('+')
-        || cell.contains('*')
-        || (minus && !dashes_are_text)
-}
-
-/// `${name}` references in label text; `Err` for a `${…}` that is not a name.
-fn piped_names(text: &str) -> Vec<Result<String, String>> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        let after = &rest[start + 2..];
-        match after.find('}') {
-            Some(end) => {
-                let inner = after[..end].trim();
-                let name = inner.strip_prefix("last-saved#").unwrap_or(inner);
-                if is_xml_name(name) {
-                    out.push(Ok(name.to_owned()));
-                } else {
-                    out.push(Err(format!("${{{inner}}}")));
-                }
-                rest = &after[end + 1..];
-            }
-            None => {
-                out.push(Err(rest[start..].chars().take(20).collect()));
-                break;
-            }
-        }
-    }
-    out
 }
 
 /// `appearance` words.
@@ -984,3 +695,6 @@ pub(crate) fn parameters(cell: Option<&str>) -> BTreeMap<String, String> {
         .filter(|(k, _)| !k.is_empty())
         .collect()
 }
+
+mod expressions;
+mod sheets;

@@ -333,24 +333,48 @@ fn a_definition_built_in_code_is_checked_too() {
     let def = SurveyDefinition {
         settings: row(1, &[("form_id", "coded")]),
         survey: vec![
-            row(1, &[("type", "integer"), ("name", "n"), ("label", "N"), ("required", "yes")]),
-            row(2, &[("type", "text"), ("name", "m"), ("label", "M"), ("relevant", "${n} > ")]),
+            row(
+                1,
+                &[
+                    ("type", "integer"),
+                    ("name", "n"),
+                    ("label", "N"),
+                    ("required", "yes"),
+                ],
+            ),
+            row(
+                2,
+                &[
+                    ("type", "text"),
+                    ("name", "m"),
+                    ("label", "M"),
+                    ("relevant", "${n} > "),
+                ],
+            ),
         ],
         ..SurveyDefinition::default()
     };
     let err = Survey::from_definition(def.clone()).unwrap_err();
     assert_eq!(err.0.len(), 1, "{err}");
-    assert_eq!((err.0[0].row, err.0[0].field.as_deref()), (Some(2), Some("relevant")));
+    assert_eq!(
+        (err.0[0].row, err.0[0].field.as_deref()),
+        (Some(2), Some("relevant"))
+    );
     assert!(err.0[0].message.contains("ends too early"), "{err}");
     let mut fixed = def;
-    fixed.survey[1].cells.insert("relevant".into(), "${n} > 2".into());
+    fixed.survey[1]
+        .cells
+        .insert("relevant".into(), "${n} > 2".into());
     let s = Survey::from_definition(fixed).unwrap();
     assert_eq!(
         s.title(),
         "coded",
         "the form id stands in for a missing title"
     );
-    assert!(matches!(s.question("n").unwrap().required, Requirement::Always));
+    assert!(matches!(
+        s.question("n").unwrap().required,
+        Requirement::Always
+    ));
 }
 
 #[test]

@@ -24,7 +24,10 @@ fn form(rows: &str) -> Survey {
 fn entry(pairs: &[(&str, Answer)]) -> RepeatInstance {
     RepeatInstance {
         id: String::new(),
-        answers: pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect(),
+        answers: pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect(),
     }
 }
 
@@ -55,8 +58,14 @@ fn a_nested_repeat_is_relevant_by_its_own_entry() {
         instances,
         question: "jobs",
     };
-    assert!(!s.is_relevant_at(jobs(&first), &a, &ctx()), "the child has no jobs");
-    assert!(s.is_relevant_at(jobs(&second), &a, &ctx()), "the adult's jobs are asked");
+    assert!(
+        !s.is_relevant_at(jobs(&first), &a, &ctx()),
+        "the child has no jobs"
+    );
+    assert!(
+        s.is_relevant_at(jobs(&second), &a, &ctx()),
+        "the adult's jobs are asked"
+    );
 }
 
 #[test]
@@ -83,7 +92,10 @@ fn hiding_one_entry_drops_only_that_entry() {
     let v = kept.get("visit").and_then(Answer::as_repeat).unwrap();
     assert_eq!(v.len(), 2, "both entries stay: {kept:?}");
     assert_eq!(v[0].answers.get("note_text"), Some(&Answer::from("a")));
-    assert!(!v[1].answers.contains_key("note_text"), "only the hidden answer goes");
+    assert!(
+        !v[1].answers.contains_key("note_text"),
+        "only the hidden answer goes"
+    );
 }
 
 #[test]
@@ -102,7 +114,10 @@ fn dynamic_defaults_skip_what_is_not_relevant_and_submit_does_not_refill() {
     let mut cleared = created.clone();
     cleared.remove("next");
     let handed_in = s.submitted(&cleared, &ctx());
-    assert!(!handed_in.contains_key("next"), "an emptied optional answer stays empty");
+    assert!(
+        !handed_in.contains_key("next"),
+        "an emptied optional answer stays empty"
+    );
 }
 
 #[test]
@@ -136,5 +151,10 @@ fn two_groups_of_one_name_are_refused() {
     let e = Survey::parse_json(json).unwrap_err();
     assert_eq!(e.0.len(), 1, "{e}");
     assert_eq!(e.0[0].row, Some(7));
-    assert!(e.0[0].message.contains("a group named `details` is already on row 2"), "{e}");
+    assert!(
+        e.0[0]
+            .message
+            .contains("a group named `details` is already on row 2"),
+        "{e}"
+    );
 }

@@ -11,7 +11,10 @@ use crate::answer::RepeatInstance;
 use crate::survey::DeviceValues;
 
 fn roster() -> Survey {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/surveys/household-roster.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fixtures/surveys/household-roster.json"
+    );
     Survey::parse_json(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
@@ -56,10 +59,19 @@ fn the_form_checks_with_its_repeat_languages_and_metadata() {
     assert_eq!(s.languages(), ["English (en)", "Français (fr)"]);
     let member = s.group("member").unwrap();
     assert!(member.repeat);
-    assert_eq!(member.repeat_count.as_ref().map(XPath::source), Some("${n_members}"));
-    assert_eq!(s.question("m_age").unwrap().repeat.as_deref(), Some("member"));
     assert_eq!(
-        s.question("hh_name").unwrap().label.get(Some("Français (fr)")),
+        member.repeat_count.as_ref().map(XPath::source),
+        Some("${n_members}")
+    );
+    assert_eq!(
+        s.question("m_age").unwrap().repeat.as_deref(),
+        Some("member")
+    );
+    assert_eq!(
+        s.question("hh_name")
+            .unwrap()
+            .label
+            .get(Some("Français (fr)")),
         Some("Nom du chef de ménage")
     );
 }
@@ -68,7 +80,10 @@ fn the_form_checks_with_its_repeat_languages_and_metadata() {
 fn a_valid_household_with_its_members() {
     let s = roster();
     let a = s.calculate(
-        &household(vec![member("Achieng", 41, None), member("Otieno", 9, Some("yes"))]),
+        &household(vec![
+            member("Achieng", 41, None),
+            member("Otieno", 9, Some("yes")),
+        ]),
         &ctx(),
     );
     assert_eq!(problems(&s, &a), []);
@@ -87,9 +102,15 @@ fn every_entry_is_checked_in_its_place() {
     assert_eq!(
         problems(&s, &a),
         [
-            ("member[1]/m_school".to_owned(), ValidationErrorKind::NotRelevant),
+            (
+                "member[1]/m_school".to_owned(),
+                ValidationErrorKind::NotRelevant
+            ),
             ("member[3]/m_name".to_owned(), ValidationErrorKind::Required),
-            ("member[3]/m_age".to_owned(), ValidationErrorKind::Constraint),
+            (
+                "member[3]/m_age".to_owned(),
+                ValidationErrorKind::Constraint
+            ),
         ],
         "the adult's school answer is not asked; the third entry's blank name is required \
          and its age out of range; the 9-year-old's optional school question may stay blank"
@@ -110,8 +131,14 @@ fn answers_in_the_wrong_place_are_named() {
     a.insert("m_age".into(), Answer::Integer(3));
     a.insert("hh_name".into(), Answer::Repeat(vec![]));
     let got = problems(&s, &a);
-    assert!(got.contains(&("m_age".to_owned(), ValidationErrorKind::UnknownQuestion)), "{got:?}");
-    assert!(got.contains(&("hh_name".to_owned(), ValidationErrorKind::WrongType)), "{got:?}");
+    assert!(
+        got.contains(&("m_age".to_owned(), ValidationErrorKind::UnknownQuestion)),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&("hh_name".to_owned(), ValidationErrorKind::WrongType)),
+        "{got:?}"
+    );
 }
 
 #[test]
@@ -156,9 +183,19 @@ fn complete_fills_metadata_and_calculations() {
         device_id: Some("tablet-7".into()),
         ..DeviceValues::default()
     };
-    let a = s.complete(&household(vec![member("Achieng", 41, None)]), &device, &ctx());
-    assert_eq!(a.get("started"), Some(&Answer::from("2026-03-02T09:30:00Z")));
-    assert_eq!(a.get("finished"), Some(&Answer::from("2026-03-02T09:30:00Z")));
+    let a = s.complete(
+        &household(vec![member("Achieng", 41, None)]),
+        &device,
+        &ctx(),
+    );
+    assert_eq!(
+        a.get("started"),
+        Some(&Answer::from("2026-03-02T09:30:00Z"))
+    );
+    assert_eq!(
+        a.get("finished"),
+        Some(&Answer::from("2026-03-02T09:30:00Z"))
+    );
     assert_eq!(a.get("visit_day"), Some(&Answer::from("2026-03-02")));
     assert_eq!(a.get("device"), Some(&Answer::from("tablet-7")));
     assert_eq!(a.get("n_adults"), Some(&Answer::from("1")));
@@ -167,7 +204,10 @@ fn complete_fills_metadata_and_calculations() {
     let later = ValidationContext::at(datetime!(2026-03-02 10:00:00 UTC));
     let again = s.complete(&a, &device, &later);
     assert_eq!(again.get("started"), a.get("started"));
-    assert_eq!(again.get("finished"), Some(&Answer::from("2026-03-02T10:00:00Z")));
+    assert_eq!(
+        again.get("finished"),
+        Some(&Answer::from("2026-03-02T10:00:00Z"))
+    );
 }
 
 #[test]
@@ -187,7 +227,11 @@ fn what_becomes_irrelevant_is_dropped() {
 #[test]
 fn sampled_responses_are_valid_and_cover_the_form() {
     use crate::survey::SampleRng;
-    for file in ["household-roster.json", "household-v1.json", "health-facility.json"] {
+    for file in [
+        "household-roster.json",
+        "household-v1.json",
+        "health-facility.json",
+    ] {
         let path = format!("{}/../fixtures/surveys/{file}", env!("CARGO_MANIFEST_DIR"));
         let s = Survey::parse_json(&std::fs::read_to_string(&path).unwrap()).unwrap();
         let mut rng = SampleRng::new(7);
@@ -212,7 +256,10 @@ fn sampled_responses_are_valid_and_cover_the_form() {
             .map(|q| q.name.as_str())
             .collect();
         let missing: Vec<&&str> = asked.iter().filter(|q| !seen.contains(**q)).collect();
-        assert!(missing.is_empty(), "{file}: never answered in 20 samples: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "{file}: never answered in 20 samples: {missing:?}"
+        );
     }
 }
 
@@ -246,6 +293,9 @@ fn a_reference_to_a_refused_row_names_that_row() {
     let shown = e.to_string();
     assert_eq!(e.0.len(), 3, "{shown}");
     assert!(shown.contains("unknown type `txt`"), "{shown}");
-    assert!(shown.contains("`${a}` refers to row 1, whose type is refused"), "{shown}");
+    assert!(
+        shown.contains("`${a}` refers to row 1, whose type is refused"),
+        "{shown}"
+    );
     assert!(!shown.contains("check the name"), "{shown}");
 }

@@ -45,7 +45,8 @@ fn check_answer_file(file: &str) {
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let cases: CaseFile = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
     let survey = load_survey(&cases.survey);
-    let today = super::super::xpath::convert::parse_date(&cases.today).expect("fixture today is a date");
+    let today =
+        super::super::xpath::convert::parse_date(&cases.today).expect("fixture today is a date");
     let ctx = ValidationContext::new(today);
     assert!(cases.cases.len() >= 5, "{path}: too few cases");
     let mut failures = Vec::new();

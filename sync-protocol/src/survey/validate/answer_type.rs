@@ -1,0 +1,299 @@
+//! Whether an answer fits its question's type: numbers, choices from the list, dates, times,
+//! locations, ranges; and static defaults, checked the same way.
+
+use super::*;
+
+impl Survey {
+    /// Turns what a user typed (or a CSV cell) into an answer of the question's kind: a number
+    /// for integer, decimal and range questions, trimmed text otherwise, select_multiple
+    /// names joined by single spaces. Only numbers are checked here; call
+    /// [`Survey::check_answer`] next.
+    pub fn parse_input(&self, name: &str, input: &str) -> Result<Answer, ValidationError> {
+        let q = self.answerable_question(name)?;
+        let text = input.trim();
+        let wrong =
+            |message: String| ValidationError::new(name, ValidationErrorKind::WrongType, message);
+        match &q.qtype {
+            QuestionType::Integer => text.parse::<i64>().map(Answer::Integer).map_err(|_| {
+                wrong(format!(
+                    "`{text}` is not a whole number; type digits only, e.g. 42"
+                ))
+            }),
+            QuestionType::Decimal | QuestionType::Range => {
+                let n = parse_number(text.strip_prefix('+').unwrap_or(text));
+                if n.is_finite() {
+                    Ok(Answer::Decimal(n))
+                } else if text.contains(',') {
+                    Err(wrong(format!(
+                        "`{text}` is not a number; use `.` as the decimal separator, e.g. 12.5"
+                    )))
+                } else {
+                    Err(wrong(format!(
+                        "`{text}` is not a number; type digits with an optional `.`, e.g. 12.5"
+                    )))
+                }
+            }
+            QuestionType::SelectMultiple(_) | QuestionType::Rank(_) => Ok(Answer::Text(
+                text.split_whitespace().collect::<Vec<_>>().join(" "),
+            )),
+            _ => Ok(Answer::Text(text.to_owned())),
+        }
+    }
+}
+
+/// RFC 3339, or ODK's dateTime without seconds' fraction or offset (read as UTC).
+pub(crate) fn parse_datetime(s: &str) -> Option<OffsetDateTime> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(dt) = OffsetDateTime::parse(s, &Rfc3339) {
+        return Some(dt);
+    }
+    let (date, clock) = s.split_once('T')?;
+    let date = parse_date(date)?;
+    let (clock, _) = parse_time(clock)?;
+    Some(date.with_time(clock).assume_utc())
+}
+
+/// Checks a static `default` the way a typed answer is checked (constraints aside).
+pub(crate) fn check_default(
+    q: &Question,
+    default: &str,
+    list: Option<&[Choice]>,
+) -> Result<(), String> {
+    let value = match &q.qtype {
+        QuestionType::Integer => Answer::Integer(
+            default
+                .trim()
+                .parse()
+                .map_err(|_| "expected a whole number".to_owned())?,
+        ),
+        QuestionType::Decimal | QuestionType::Range => {
+            let n = parse_number(default);
+            if !n.is_finite() {
+                return Err("expected a number such as 12.5".into());
+            }
+            Answer::Decimal(n)
+        }
+        _ => Answer::Text(default.trim().to_owned()),
+    };
+    check_type(q, &value, list).map_err(|(_, m)| m)
+}
+
+fn describe(a: &Answer) -> String {
+    match a {
+        Answer::Integer(i) => format!("the number {i}"),
+        Answer::Decimal(d) => format!("the number {d}"),
+        Answer::Text(s) => format!("text {s:?}"),
+        Answer::Repeat(r) => format!("a list of {} entries", r.len()),
+    }
+}
+
+type TypeError = (ValidationErrorKind, String);
+
+fn wrong_type(msg: String) -> TypeError {
+    (ValidationErrorKind::WrongType, msg)
+}
+
+/// Whether `value` fits the question's type and choice list.
+pub(crate) fn check_type(
+    q: &Question,
+    value: &Answer,
+    list: Option<&[Choice]>,
+) -> Result<(), TypeError> {
+    use QuestionType as Q;
+    let text = match (&q.qtype, value) {
+        (Q::Integer, Answer::Integer(_)) => return Ok(()),
+        (Q::Integer, other) => {
+            return Err(wrong_type(format!(
+                "expected a whole number, got {}",
+                describe(other)
+            )));
+        }
+        (Q::Decimal | Q::Range, Answer::Integer(i)) => return check_range(q, *i as f64),
+        (Q::Decimal | Q::Range, Answer::Decimal(d)) if d.is_finite() => {
+            return check_range(q, *d);
+        }
+        (Q::Decimal | Q::Range, other) => {
+            return Err(wrong_type(format!(
+                "expected a number, got {}",
+                describe(other)
+            )));
+        }
+        (Q::Note, _) => {
+            return Err((
+                ValidationErrorKind::NotAnswerable,
+                "a note takes no answer; remove it".into(),
+            ));
+        }
+        (_, Answer::Repeat(_)) => {
+            return Err(wrong_type(format!(
+                "expected {}, got a list of entries (only a repeat takes those)",
+                type_phrase(&q.qtype)
+            )));
+        }
+        (_, Answer::Text(s)) => s.as_str(),
+        // Computed and device-filled values may be numbers.
+        (Q::Calculate | Q::Hidden | Q::Meta(_), _) => return Ok(()),
+        (t, other) => {
+            return Err(wrong_type(format!(
+                "expected {} as text, got {}",
+                type_phrase(t),
+                describe(other)
+            )));
+        }
+    };
+    let known = |name: &str| list.is_none_or(|l| l.iter().any(|c| c.name == name));
+    let or_other = q.qtype.select().is_some_and(|s| s.or_other);
+    let in_list = |name: &str| known(name) || (or_other && name == "other");
+    let list_name = q.qtype.select().map_or("", |s| s.source.name());
+    let from_list = q
+        .qtype
+        .select()
+        .is_some_and(|s| matches!(s.source, ChoiceSource::List(_)));
+    match &q.qtype {
+        Q::SelectOne(_) if !from_list => Ok(()),
+        Q::SelectOne(_) => {
+            let text = text.trim();
+            if in_list(text) {
+                Ok(())
+            } else if text.contains(char::is_whitespace) {
+                Err(wrong_type(format!(
+                    "select_one takes exactly one choice, got {text:?}"
+                )))
+            } else {
+                Err((
+                    ValidationErrorKind::NotInList,
+                    format!("`{text}` is not a choice of list `{list_name}`"),
+                ))
+            }
+        }
+        Q::SelectMultiple(_) | Q::Rank(_) => {
+            let names: Vec<&str> = text.split_whitespace().collect();
+            if from_list || matches!(q.qtype, Q::Rank(_)) {
+                let shown = q.qtype.list().unwrap_or(list_name);
+                if let Some(bad) = names.iter().find(|n| !in_list(n)) {
+                    return Err((
+                        ValidationErrorKind::NotInList,
+                        format!("`{bad}` is not a choice of list `{shown}`"),
+                    ));
+                }
+            }
+            let dup = names
+                .iter()
+                .enumerate()
+                .find(|(i, n)| names[..*i].contains(n));
+            if let Some((_, dup)) = dup {
+                return Err(wrong_type(format!(
+                    "choice `{dup}` is selected twice; list each choice once"
+                )));
+            }
+            Ok(())
+        }
+        Q::Date => match parse_date(text) {
+            Some(_) => Ok(()),
+            None => Err(wrong_type(format!(
+                "{text:?} is not a date; write YYYY-MM-DD, e.g. 2024-03-31"
+            ))),
+        },
+        Q::DateTime => match parse_datetime(text) {
+            Some(_) => Ok(()),
+            None => Err(wrong_type(format!(
+                "{text:?} is not a date and time; write RFC 3339, e.g. 2024-03-31T14:05:00+02:00"
+            ))),
+        },
+        Q::Time => match parse_time(text) {
+            Some(_) => Ok(()),
+            None => Err(wrong_type(format!(
+                "{text:?} is not a time; write HH:MM or HH:MM:SS, e.g. 14:05"
+            ))),
+        },
+        Q::GeoPoint | Q::Meta(crate::survey::types::MetaKind::StartGeopoint) => {
+            check_geopoint(text).map_err(wrong_type)
+        }
+        Q::GeoTrace | Q::GeoShape => {
+            let points: Vec<&str> = text
+                .split(';')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .collect();
+            let min = if q.qtype == Q::GeoShape { 3 } else { 2 };
+            if points.len() < min {
+                return Err(wrong_type(format!(
+                    "a {} needs at least {min} points separated by `;`",
+                    q.qtype
+                )));
+            }
+            points
+                .iter()
+                .try_for_each(|p| check_geopoint(p))
+                .map_err(wrong_type)
+        }
+        Q::Acknowledge | Q::Trigger if text != "OK" => Err(wrong_type(format!(
+            "{text:?} is not an acknowledgement; the answer is `OK`"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A range answer within its bounds and on its steps.
+fn check_range(q: &Question, n: f64) -> Result<(), TypeError> {
+    if q.qtype != QuestionType::Range {
+        return Ok(());
+    }
+    let p = |k: &str, d: f64| {
+        q.parameters
+            .get(k)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let (start, end, step) = (p("start", 1.0), p("end", 10.0), p("step", 1.0));
+    let (lo, hi) = if start <= end {
+        (start, end)
+    } else {
+        (end, start)
+    };
+    if n < lo || n > hi {
+        return Err(wrong_type(format!("{n} is outside the range {lo} to {hi}")));
+    }
+    let steps = (n - start) / step;
+    if (steps - steps.round()).abs() > 1e-9 {
+        return Err(wrong_type(format!(
+            "{n} is not on a step of {step} from {start}"
+        )));
+    }
+    Ok(())
+}
+
+fn type_phrase(t: &QuestionType) -> &'static str {
+    match t {
+        QuestionType::SelectOne(_) => "a choice name",
+        QuestionType::SelectMultiple(_) | QuestionType::Rank(_) => "space-separated choice names",
+        QuestionType::Date => "a date",
+        QuestionType::DateTime => "a date and time",
+        QuestionType::Time => "a time",
+        QuestionType::GeoPoint | QuestionType::GeoTrace | QuestionType::GeoShape => "a location",
+        _ => "text",
+    }
+}
+
+fn check_geopoint(text: &str) -> Result<(), String> {
+    const SHAPE: &str = "write `latitude longitude [altitude [accuracy]]` in decimal degrees and metres, e.g. `-1.2921 36.8219 1795 5`";
+    let parts: Vec<f64> = text.split_whitespace().map(parse_number).collect();
+    if !(2..=4).contains(&parts.len()) || parts.iter().any(|p| !p.is_finite()) {
+        return Err(format!("{text:?} is not a location; {SHAPE}"));
+    }
+    let (lat, lon) = (parts[0], parts[1]);
+    if !(-90.0..=90.0).contains(&lat) {
+        return Err(format!(
+            "latitude {lat} is out of range; it must be between -90 and 90"
+        ));
+    }
+    if !(-180.0..=180.0).contains(&lon) {
+        return Err(format!(
+            "longitude {lon} is out of range; it must be between -180 and 180"
+        ));
+    }
+    if parts.get(3).is_some_and(|acc| *acc < 0.0) {
+        return Err("accuracy cannot be negative; it is a radius in metres".into());
+    }
+    Ok(())
+}
