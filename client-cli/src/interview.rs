@@ -8,7 +8,8 @@
 //! stop), `:skip` (leave an optional question unanswered), `:quit` (stop without saving, after
 //! a confirmation). An empty line keeps the current answer, takes the default, or skips an
 //! optional question. At the end of a repeat the interview asks whether to add another entry
-//! (`y`/`n`), unless the form counts the entries (`repeat_count`).
+//! (`y`/`n`), unless the form counts the entries (`repeat_count`); `:delete` at a question of
+//! an entry removes that entry.
 
 use std::sync::Arc;
 
@@ -386,6 +387,7 @@ impl Interview {
                 self.state = State::ConfirmQuit { from_review: false };
                 return Reply::Ok;
             }
+            ":delete" => return self.delete_entry(),
             _ => {}
         }
         match self.pos.clone() {
@@ -393,6 +395,48 @@ impl Interview {
             Some(step @ Step::Question { .. }) => self.question_input(&step, line),
             _ => Reply::Ok,
         }
+    }
+
+    /// `:delete` inside a repeat entry: the entry goes, with its answers, and the interview
+    /// goes on where the repeat asks for another entry.
+    fn delete_entry(&mut self) -> Reply {
+        let Some(Step::Question { at, .. }) = self.pos.clone() else {
+            return Reply::Problem(
+                ":delete removes the repeat entry being answered; go to one of its questions"
+                    .into(),
+            );
+        };
+        let Some((repeat, index)) = at.last().cloned() else {
+            return Reply::Problem(
+                ":delete removes a repeat entry, and this question is not in one".into(),
+            );
+        };
+        let parent: Location = at[..at.len() - 1].to_vec();
+        let counted = self
+            .survey
+            .repeat_count_at(&repeat, &parent, &self.answers, &self.ctx);
+        let entries = self
+            .current_answer(&parent, &repeat)
+            .and_then(Answer::as_repeat)
+            .map_or(0, <[RepeatInstance]>::len);
+        if counted.is_some_and(|n| entries <= n) {
+            return Reply::Problem(format!(
+                "`{repeat}` has as many entries as the form counts; change the answer it counts by instead"
+            ));
+        }
+        if let Some(entries) = self.entries_mut(&parent, &repeat)
+            && index < entries.len()
+        {
+            entries.remove(index);
+        }
+        self.answers = self.survey.calculate(&self.answers, &self.ctx);
+        // Steps of the removed entry, and of entries after it whose places shifted, are gone
+        // from the trail.
+        let steps = self.steps();
+        self.trail.retain(|s| steps.contains(s));
+        self.pos = Some(Step::AddEntry { at: parent, repeat });
+        self.notes.clear();
+        Reply::Ok
     }
 
     fn add_entry_input(&mut self, at: &Location, repeat: &str, line: &str) -> Reply {
@@ -454,7 +498,7 @@ impl Interview {
         }
         if is_command(line) {
             return Reply::Problem(format!(
-                "unknown command `{line}`; use < (back), :save, :skip or :quit"
+                "unknown command `{line}`; use < (back), :save, :skip, :delete (a repeat entry) or :quit"
             ));
         }
         if matches!(q.qtype, QuestionType::Media(_)) && !line.is_empty() {

@@ -169,7 +169,7 @@ impl Survey {
                         &at,
                         ValidationErrorKind::Constraint,
                         format!(
-                            "`{}` has {have} entries but the form asks for {want} (repeat_count `{}`)",
+                            "`{}` has {have} entries but the form asks for {want} (repeat_count `{}`); make them agree: change the answer it counts by, or remove entries (`:delete` in an interview)",
                             g.name,
                             count.source()
                         ),
