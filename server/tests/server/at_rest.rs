@@ -41,22 +41,17 @@ fn assert_nowhere(server: &Server, needle: &[u8], when: &str) {
 
 #[test]
 fn a_sentinel_typed_into_answers_is_never_in_the_data_directory_or_logs() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    let (_, admin_once) = create_org_cli(&data, "Acme");
     // Debug logging: the most the server ever writes.
     let env = [("FIELDSYNC_LOG", "debug")];
-    let mut server = Server::start_env(&data, &[], &env);
+    let Served {
+        dir,
+        mut server,
+        admin,
+        coordinator,
+        survey,
+    } = served(&[], &env);
+    let data = dir.path().join("data");
     let client = Server::client();
-    let admin = login_http(&server, &client, &admin_once);
-    let coordinator = coordinator_http(&server, &client, &admin);
-    let survey = publish_http(
-        &server,
-        &client,
-        &admin,
-        &fixture("surveys/household-v1.json"),
-    )
-    .survey_id;
 
     let sentinel = format!("SENTINEL{}", uuid::Uuid::new_v4().simple());
     let docs: Vec<_> = (0..20)

@@ -99,20 +99,15 @@ fn integrity_check(db: &std::path::Path) {
 
 #[test]
 fn every_acknowledged_change_survives_sigkill_at_random_moments_exactly_once() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let Served {
+        dir,
+        mut server,
+        admin,
+        coordinator,
+        survey,
+    } = served(&[], &[]);
     let data = dir.path().join("data");
-    let (_, admin_once) = create_org_cli(&data, "Acme");
-    let mut server = Server::start(&data, &[]);
     let client = Server::client();
-    let admin = login_http(&server, &client, &admin_once);
-    let coordinator = coordinator_http(&server, &client, &admin);
-    let survey = publish_http(
-        &server,
-        &client,
-        &admin,
-        &fixture("surveys/household-v1.json"),
-    )
-    .survey_id;
 
     let seed = u64::from(std::process::id()) << 20 ^ now_ms() as u64 | 1;
     eprintln!("durability seed {seed}");

@@ -42,21 +42,8 @@ fn member_http(
 
 /// A server with an organisation, a coordinator and the household survey.
 fn setup(extra: &[&str]) -> (tempfile::TempDir, Server, String, String, Uuid) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    let (_, admin_once) = create_org_cli(&data, "Acme");
-    let server = Server::start(&data, extra);
-    let client = Server::client();
-    let admin = login_http(&server, &client, &admin_once);
-    let coordinator = coordinator_http(&server, &client, &admin);
-    let survey = publish_http(
-        &server,
-        &client,
-        &admin,
-        &fixture("surveys/household-v1.json"),
-    )
-    .survey_id;
-    (dir, server, admin, coordinator, survey)
+    let s = served(extra, &[]);
+    (s.dir, s.server, s.admin, s.coordinator, s.survey)
 }
 
 /// One push and one pull of a legitimate client; how long they took.

@@ -217,23 +217,9 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
     }
 
     full_exchange(&mut docs, &mut models);
-    let heads = docs[0].heads();
-    let answers = docs[0].answers().expect("answers");
+    check_same(&mut docs)?;
     let conflicts = docs[0].conflicts().expect("conflicts");
-    for (r, doc) in docs.iter_mut().enumerate() {
-        prop_assert_eq!(doc.heads(), heads.clone(), "replica {}", r);
-        prop_assert_eq!(
-            doc.answers().expect("answers"),
-            answers.clone(),
-            "replica {}",
-            r
-        );
-        prop_assert_eq!(
-            doc.conflicts().expect("conflicts"),
-            conflicts.clone(),
-            "replica {}",
-            r
-        );
+    for (r, doc) in docs.iter().enumerate() {
         check(doc, &models[r], r)?;
     }
 
@@ -300,4 +286,27 @@ fn unknown_heads_from_a_peer_yield_a_superset_that_applies_cleanly() {
     a.set_answer("q2", &Answer::Integer(3), T0 + 2)
         .expect("set");
     assert_eq!(a.changes_since(&shared).len(), 1);
+}
+
+/// Every replica has the same heads, answers and conflicts as the first.
+pub(super) fn check_same(docs: &mut [ResponseDoc]) -> Result<(), TestCaseError> {
+    let heads = docs[0].heads();
+    let answers = docs[0].answers().expect("answers");
+    let conflicts = docs[0].conflicts().expect("conflicts");
+    for (r, doc) in docs.iter_mut().enumerate() {
+        prop_assert_eq!(doc.heads(), heads.clone(), "replica {}", r);
+        prop_assert_eq!(
+            doc.answers().expect("answers"),
+            answers.clone(),
+            "replica {}",
+            r
+        );
+        prop_assert_eq!(
+            doc.conflicts().expect("conflicts"),
+            conflicts.clone(),
+            "replica {}",
+            r
+        );
+    }
+    Ok(())
 }

@@ -137,11 +137,14 @@ fn golden_response_v1_loads_with_its_meaning() {
 
 #[test]
 fn golden_response_v1_is_what_the_same_edits_produce_today() {
-    let golden = read_golden();
-    let mut loaded = ResponseDoc::load(&golden).expect("load");
-    let mut fresh = build();
-    // Change hashes cover the change encoding and the schema's keys and values: equal heads and
-    // equal change bytes mean today's code writes what old devices read and vice versa.
+    assert_rebuilds_golden(&read_golden(), build());
+}
+
+/// `fresh`, built today by the same edits, is the golden document: change hashes cover the
+/// change encoding and the schema's keys and values, so equal heads and equal change bytes
+/// mean today's code writes what old devices read and vice versa.
+pub(super) fn assert_rebuilds_golden(golden: &[u8], mut fresh: ResponseDoc) {
+    let mut loaded = ResponseDoc::load(golden).expect("load");
     assert_eq!(loaded.heads(), fresh.heads());
     assert_eq!(loaded.all_changes(), fresh.all_changes());
     assert_eq!(

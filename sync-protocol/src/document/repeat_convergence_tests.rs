@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use proptest::prelude::*;
 
 use super::ResponseDoc;
+use super::convergence_tests::check_same;
 use super::response::tests::{T0, created, replica};
 use crate::{Answer, RepeatInstance};
 
@@ -277,28 +278,6 @@ fn full_exchange(docs: &mut [ResponseDoc]) {
     for r in 1..REPLICAS {
         sync(docs, 0, r);
     }
-}
-
-fn check_same(docs: &mut [ResponseDoc]) -> Result<(), TestCaseError> {
-    let heads = docs[0].heads();
-    let answers = docs[0].answers().expect("answers");
-    let conflicts = docs[0].conflicts().expect("conflicts");
-    for (r, doc) in docs.iter_mut().enumerate() {
-        prop_assert_eq!(doc.heads(), heads.clone(), "replica {}", r);
-        prop_assert_eq!(
-            doc.answers().expect("answers"),
-            answers.clone(),
-            "replica {}",
-            r
-        );
-        prop_assert_eq!(
-            doc.conflicts().expect("conflicts"),
-            conflicts.clone(),
-            "replica {}",
-            r
-        );
-    }
-    Ok(())
 }
 
 fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
