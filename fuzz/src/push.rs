@@ -352,7 +352,8 @@ pub async fn login(state: &AppState, one_time: &str) -> String {
 /// `callers` coordinators: what the fuzz targets push into. Used by the fuzz targets only (the
 /// replay test builds the same with its `Harness`).
 pub async fn setup(state: &AppState, region: &str, callers: usize) -> Target {
-    let created = fieldsync_server::store::orgs::create(&state.store, &state.keys, "Fuzz", region)
+    let created = fieldsync_server::service::orgs::create(&state.db, &state.keys, "Fuzz", region)
+        .await
         .unwrap_or_else(|e| panic!("create org: {e}"));
     let admin = login(state, &created.admin_token).await;
     let definition = include_str!("../../fixtures/surveys/household-v1.json");

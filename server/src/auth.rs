@@ -14,11 +14,9 @@ use std::time::{Duration, Instant};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use fieldsync_protocol::api::Role;
-use fieldsync_protocol::crypto::token_hash;
 
-use crate::AppState;
 use crate::error::ApiError;
-use crate::store::{audit, principals};
+use crate::{AppState, service};
 
 /// The header a support agent uses to name the organisation it acts on.
 pub const ORG_HEADER: &str = "x-fieldsync-org";
@@ -73,87 +71,15 @@ impl FromRequestParts<AppState> for Caller {
             .get(ORG_HEADER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let hash = token_hash(&token);
-        let session = hash[..8]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>();
-        let found = state
-            .store
-            .read(move |c| {
-                let Some(p) = principals::authenticate(c, &hash)? else {
-                    return Ok::<_, ApiError>(None);
-                };
-                let org = match (&p.role, &org_header) {
-                    (Role::Support, Some(org_id)) => principals::org_access(c, org_id)?,
-                    _ => None,
-                };
-                Ok(Some((p, org, org_header)))
-            })
-            .await?;
-        let Some((p, org, org_header)) = found else {
-            return Err(ApiError::Unauthenticated(
-                "this token is unknown, revoked or expired; log in again or ask an admin for a new one"
-                    .into(),
-            ));
-        };
-        if p.role != Role::Support {
-            let org_id = p.org_id.ok_or_else(|| {
-                ApiError::Unauthenticated("this token belongs to no organisation".into())
-            })?;
-            return Ok(Caller {
-                principal_id: p.id,
-                session,
-                name: p.name,
-                role: p.role,
-                org_id,
-            });
-        }
-        let Some(org_id) = org_header else {
-            return Err(ApiError::BadRequest(format!(
-                "support staff must name the organisation in the {ORG_HEADER} header"
-            )));
-        };
-        let org = org
-            .filter(|o| o.region == state.settings.region)
-            .ok_or_else(|| ApiError::NotFound("no such organisation".into()))?;
-        // Every support request is audited, refused or not, before anything else happens.
         let action = format!("{} {}", parts.method, parts.uri.path());
-        let allowed = org.support_access;
-        let (audit_org, audit_actor) = (org_id.clone(), p.id.clone());
-        state
-            .store
-            .write(move |tx| {
-                let what = if allowed {
-                    "support_access"
-                } else {
-                    "support_access_refused"
-                };
-                audit::record(
-                    tx,
-                    Some(&audit_org),
-                    &audit_actor,
-                    "support",
-                    what,
-                    Some(&action),
-                    None,
-                )
-                .map_err(ApiError::from)
-            })
-            .await?;
-        if !allowed {
-            return Err(ApiError::Forbidden(
-                "this organisation has switched off support access; an organisation admin can switch it on"
-                    .into(),
-            ));
-        }
-        Ok(Caller {
-            principal_id: p.id,
-            session,
-            name: p.name,
-            role: p.role,
-            org_id,
-        })
+        service::sessions::authenticate(
+            &state.db,
+            &token,
+            org_header,
+            &state.settings.region,
+            action,
+        )
+        .await
     }
 }
 

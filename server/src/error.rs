@@ -8,7 +8,7 @@ use fieldsync_protocol::wire::{CONTENT_TYPE, ErrorBody, ErrorCode, Message};
 use uuid::Uuid;
 
 use crate::keys::KeyError;
-use crate::store::StoreError;
+use crate::storage::StorageError;
 use crate::worker::PoolError;
 
 /// An error answered to a client.
@@ -236,15 +236,13 @@ impl ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> Self {
         match e {
-            StoreError::NotFound(m) => ApiError::NotFound(m),
-            StoreError::Conflict(m) => ApiError::Conflict(m),
-            StoreError::Invalid(m) => ApiError::Invalid(m),
-            StoreError::Sqlite(rusqlite::Error::SqliteFailure(err, _))
-                if err.code == rusqlite::ErrorCode::DatabaseBusy =>
-            {
+            StorageError::NotFound(m) => ApiError::NotFound(m),
+            StorageError::Conflict(m) => ApiError::Conflict(m),
+            StorageError::Invalid(m) => ApiError::Invalid(m),
+            StorageError::Busy(_) => {
                 ApiError::Unavailable("the database is busy; retry shortly".into())
             }
             other => ApiError::Internal(other.to_string()),
@@ -267,11 +265,5 @@ impl From<PoolError> for ApiError {
             e @ PoolError::Penalized { .. } => ApiError::RateLimited(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
-    }
-}
-
-impl From<rusqlite::Error> for ApiError {
-    fn from(e: rusqlite::Error) -> Self {
-        ApiError::from(StoreError::from(e))
     }
 }

@@ -9,8 +9,9 @@ pub mod error;
 pub mod http;
 pub mod keys;
 pub mod materialize;
+pub mod service;
 pub mod settings;
-pub mod store;
+pub mod storage;
 pub mod worker;
 
 use std::path::PathBuf;
@@ -24,13 +25,15 @@ use tokio::sync::{Notify, Semaphore};
 use crate::auth::AttemptLimiter;
 use crate::keys::KeyRing;
 use crate::settings::Settings;
-use crate::store::Store;
+use crate::storage::Db;
+use crate::storage::sqlite::Sqlite;
 use crate::worker::{WorkerLimits, WorkerPool};
 
 /// Everything a request handler may use; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct AppState {
-    pub store: Store,
+    /// The database, behind the storage trait.
+    pub db: Db,
     pub keys: Arc<KeyRing>,
     pub workers: Arc<WorkerPool>,
     pub settings: Arc<Settings>,
@@ -71,13 +74,14 @@ impl AppState {
         if let Some(dir) = cfg.database.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let store = Store::open(&cfg.database)?;
-        store.pin_region(&cfg.settings.region)?;
-        let keys = KeyRing::load_or_create(&cfg.master_key)?;
+        let keys = Arc::new(KeyRing::load_or_create(&cfg.master_key)?);
+        let sqlite = Sqlite::open(&cfg.database, keys.clone())?;
+        sqlite.pin_region_now(&cfg.settings.region)?;
+        let db: Db = Arc::new(sqlite);
         let settings = cfg.settings;
         Ok(AppState {
-            store,
-            keys: Arc::new(keys),
+            db,
+            keys,
             workers: Arc::new(WorkerPool::new(cfg.worker_exe, cfg.worker_limits)),
             limiter: Arc::new(AttemptLimiter::new(
                 settings.login_attempts,

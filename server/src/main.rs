@@ -3,10 +3,15 @@
 //! Exit codes: 0 success, 1 runtime failure, 2 bad usage or settings.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use fieldsync_server::keys::KeyRing;
+use fieldsync_server::service;
 use fieldsync_server::settings::{DataArgs, ServeArgs, Settings};
+use fieldsync_server::storage::Db;
+use fieldsync_server::storage::sqlite::Sqlite;
 use fieldsync_server::worker::WorkerLimits;
 use fieldsync_server::{AppState, StateConfig};
 
@@ -191,8 +196,8 @@ fn create_org(args: CreateOrgArgs) -> anyhow::Result<()> {
     if name.is_empty() || name.len() > 200 {
         return Err(UsageError("--name must be 1 to 200 characters".into()).into());
     }
-    let (store, keys) = open_offline(&args.data)?;
-    let created = fieldsync_server::store::orgs::create(&store, &keys, &name, &region)?;
+    let (db, keys) = open_offline(&args.data)?;
+    let created = block_on(service::orgs::create(&db, &keys, &name, &region))??;
     if args.quiet {
         println!("{}", created.admin_token);
     } else if args.json {
@@ -225,8 +230,8 @@ fn create_support(args: CreateSupportArgs) -> anyhow::Result<()> {
     if name.is_empty() || name.len() > 200 {
         return Err(UsageError("--name must be 1 to 200 characters".into()).into());
     }
-    let (store, _keys) = open_offline(&args.data)?;
-    let (id, token) = fieldsync_server::store::principals::create_support(&store, &name)?;
+    let (db, _keys) = open_offline(&args.data)?;
+    let (id, token) = block_on(service::orgs::create_support(&db, &name))??;
     if args.json {
         println!(
             "{}",
@@ -241,8 +246,8 @@ fn create_support(args: CreateSupportArgs) -> anyhow::Result<()> {
 
 fn revoke_support(args: RevokeSupportArgs) -> anyhow::Result<()> {
     args.data.validate().map_err(UsageError)?;
-    let (store, _keys) = open_offline(&args.data)?;
-    if fieldsync_server::store::principals::revoke_support(&store, &args.id.to_string())? {
+    let (db, _keys) = open_offline(&args.data)?;
+    if block_on(service::orgs::revoke_support(&db, &args.id.to_string()))?? {
         println!("revoked support agent {} and all its tokens", args.id);
         Ok(())
     } else {
@@ -254,16 +259,20 @@ fn revoke_support(args: RevokeSupportArgs) -> anyhow::Result<()> {
     }
 }
 
-fn open_offline(
-    data: &DataArgs,
-) -> anyhow::Result<(
-    fieldsync_server::store::Store,
-    fieldsync_server::keys::KeyRing,
-)> {
+/// The database and keys for a command-line tool, without a server.
+fn open_offline(data: &DataArgs) -> anyhow::Result<(Db, Arc<KeyRing>)> {
     std::fs::create_dir_all(&data.data_dir)
         .with_context(|| format!("cannot create {}", data.data_dir.display()))?;
-    let store = fieldsync_server::store::Store::open(&data.database_path())?;
-    store.pin_region(&data.region)?;
-    let keys = fieldsync_server::keys::KeyRing::load_or_create(&data.master_key_path())?;
-    Ok((store, keys))
+    let keys = Arc::new(KeyRing::load_or_create(&data.master_key_path())?);
+    let sqlite = Sqlite::open(&data.database_path(), keys.clone())?;
+    sqlite.pin_region_now(&data.region)?;
+    Ok((Arc::new(sqlite), keys))
+}
+
+/// Run one storage operation of a command-line tool to completion.
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> anyhow::Result<T> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(f))
 }

@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use crate::AppState;
-use crate::store::StoreError;
-use crate::store::responses::{self, Queued};
+use crate::storage::{DocMaterial, Queued, Settlement, StorageError};
 use crate::worker::MaterializeJob;
 
 /// Longest the materialiser keeps giving way to pushes before it takes a round anyway.
@@ -67,20 +66,8 @@ pub async fn run(state: AppState, stop: Arc<Notify>) {
 /// left queued because no worker was available does not count). The batch is read in one
 /// go, sent to the workers in chunks (one chunk per worker at a time), and its summaries are
 /// written in one transaction (one durable commit).
-pub async fn drain_once(state: &AppState) -> Result<usize, StoreError> {
-    let keys = state.keys.clone();
-    let loaded = state
-        .store
-        .read(move |c| {
-            let queued = responses::queued(c, BATCH)?;
-            let mut out = Vec::with_capacity(queued.len());
-            for item in queued {
-                let material = responses::material(c, &keys, &item.org_id, &item.doc_id)?;
-                out.push((item, material));
-            }
-            Ok::<_, StoreError>(out)
-        })
-        .await?;
+pub async fn drain_once(state: &AppState) -> Result<usize, StorageError> {
+    let loaded = state.db.queued_material(BATCH).await?;
     if loaded.is_empty() {
         return Ok(0);
     }
@@ -95,7 +82,7 @@ pub async fn drain_once(state: &AppState) -> Result<usize, StoreError> {
     let mut work = Vec::new();
     for (item, material) in loaded {
         match material {
-            None => outcomes.push(Outcome::Gone(item.doc_id)),
+            None => outcomes.push(Settlement::Gone(item.doc_id)),
             Some(m) => work.push((item, m)),
         }
     }
@@ -111,55 +98,23 @@ pub async fn drain_once(state: &AppState) -> Result<usize, StoreError> {
         tasks.spawn(async move { materialize_chunk(&st, part, &today).await });
     }
     while let Some(r) = tasks.join_next().await {
-        outcomes.extend(r.map_err(|_| StoreError::TaskFailed)?);
+        outcomes.extend(r.map_err(|_| StorageError::TaskFailed)?);
     }
     let processed = outcomes.len();
     if processed == 0 {
         return Ok(0);
     }
-    let keys = state.keys.clone();
-    state
-        .store
-        .write(move |tx| {
-            for outcome in &outcomes {
-                match outcome {
-                    Outcome::Gone(doc_id) => {
-                        tx.execute("DELETE FROM materialize_queue WHERE doc_id = ?1", [doc_id])?;
-                    }
-                    Outcome::Done(done) => {
-                        let (item, material, outcome) = &**done;
-                        responses::save_summary(
-                            tx,
-                            &keys,
-                            &item.org_id,
-                            &item.doc_id,
-                            material,
-                            outcome,
-                        )?
-                    }
-                }
-            }
-            Ok::<_, StoreError>(())
-        })
-        .await?;
+    state.db.settle(outcomes).await?;
     Ok(processed)
-}
-
-/// What became of one queued document.
-enum Outcome {
-    /// The document no longer exists (erased): drop it from the queue.
-    Gone(String),
-    // Boxed: the material holds every change of the document.
-    Done(Box<(Queued, responses::DocMaterial, responses::CheckOutcome)>),
 }
 
 /// Materialise a chunk of documents in one worker request. When the pool is unavailable the
 /// chunk yields no outcomes and stays queued for a later round.
 async fn materialize_chunk(
     state: &AppState,
-    mut work: Vec<(Queued, responses::DocMaterial)>,
+    mut work: Vec<(Queued, DocMaterial)>,
     today: &str,
-) -> Vec<Outcome> {
+) -> Vec<Settlement> {
     // The changes move into the jobs; settling needs only the material's ids and sequence.
     let mut jobs = Vec::with_capacity(work.len());
     let mut unusable = Vec::new();
@@ -213,7 +168,7 @@ async fn materialize_chunk(
             if let Err(reason) = &outcome {
                 tracing::warn!(doc = %item.doc_id, %reason, "response could not be materialised");
             }
-            Outcome::Done(Box::new((item, material, outcome)))
+            Settlement::Done(Box::new((item, material, outcome)))
         })
         .collect()
 }

@@ -27,6 +27,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, CborError};
+pub(crate) use crate::service::parse_id;
 
 /// Largest body of a sign-in request (login, enroll): a token or code and a device name.
 const PUBLIC_BODY: usize = 16 * 1024;
@@ -405,11 +406,4 @@ impl<T: serde::de::DeserializeOwned + Send> FromRequest<AppState> for Json<T> {
             ApiError::BadRequest(format!("the request body is not the expected JSON: {e}"))
         })
     }
-}
-
-/// Parse a path id as a UUID; anything else is simply not found.
-pub(crate) fn parse_id(id: &str, what: &str) -> Result<String, ApiError> {
-    uuid::Uuid::parse_str(id)
-        .map(|u| u.to_string())
-        .map_err(|_| ApiError::NotFound(format!("no {what} {id:?}")))
 }

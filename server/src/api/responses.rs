@@ -17,8 +17,7 @@ use super::parse_id;
 use crate::AppState;
 use crate::auth::{Caller, READERS};
 use crate::error::ApiError;
-use crate::store::responses::{self, ListFilter};
-use crate::store::surveys;
+use crate::storage::ResponseQuery;
 
 /// Rows per export page.
 const EXPORT_PAGE: u32 = 500;
@@ -43,12 +42,10 @@ fn owner_filter(caller: &Caller) -> Option<String> {
 
 /// The survey must exist in the caller's organisation (and be assigned, for a device).
 async fn visible_survey(state: &AppState, caller: &Caller, id: &str) -> Result<(), ApiError> {
-    let (org, id_owned, enumerator) = (caller.org_id.clone(), id.to_owned(), owner_filter(caller));
+    let enumerator = owner_filter(caller);
     let found = state
-        .store
-        .read(move |c| {
-            surveys::get(c, &org, &id_owned, enumerator.as_deref()).map_err(ApiError::from)
-        })
+        .db
+        .survey(&caller.org_id, id, enumerator.as_deref())
         .await?;
     found
         .map(|_| ())
@@ -71,27 +68,17 @@ pub async fn list(
             "unknown status {s:?}; use draft, submitted or reviewed"
         )));
     }
-    let filter = ListFilter {
-        status: q.status,
-        owner: owner_filter(&caller),
-        invalid_only: q.invalid,
-        conflicted_only: q.conflicted,
-    };
-    let limit = q.limit.unwrap_or(500).clamp(1, 5000);
-    let keys = state.keys.clone();
     let page = state
-        .store
-        .read(move |c| {
-            responses::list(
-                c,
-                &keys,
-                &caller.org_id,
-                &id,
-                &filter,
-                q.after.as_deref(),
-                limit,
-            )
-            .map_err(ApiError::from)
+        .db
+        .responses(ResponseQuery {
+            org_id: caller.org_id.clone(),
+            survey_id: id,
+            status: q.status,
+            owner: owner_filter(&caller),
+            invalid_only: q.invalid,
+            conflicted_only: q.conflicted,
+            after: q.after,
+            limit: q.limit.unwrap_or(500).clamp(1, 5000),
         })
         .await?;
     Ok(axum::Json(page))
@@ -104,15 +91,10 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<axum::Json<ResponseView>, ApiError> {
     let id = parse_id(&id, "response")?;
-    let keys = state.keys.clone();
     let owner = owner_filter(&caller);
-    let org = caller.org_id.clone();
-    let doc = id.clone();
     let summary = state
-        .store
-        .read(move |c| {
-            responses::get(c, &keys, &org, &doc, owner.as_deref()).map_err(ApiError::from)
-        })
+        .db
+        .response(&caller.org_id, &id, owner.as_deref())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no response {id} is visible to you")))?;
     match (summary.view, summary.broken) {
@@ -174,8 +156,7 @@ pub async fn export(
     // reading for the send timeout ends the export (and the connection's write timeout
     // closes its socket).
     let (tx, rx) = mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
-    let store = state.store.clone();
-    let keys = state.keys.clone();
+    let db = state.db.clone();
     let org = caller.org_id.clone();
     let send_timeout = state.settings.send_timeout;
     tokio::spawn(async move {
@@ -204,10 +185,7 @@ pub async fn export(
         }
         let mut after = String::new();
         loop {
-            let (k, o, i, a) = (keys.clone(), org.clone(), id.clone(), after.clone());
-            let page = store
-                .read(move |c| responses::export_page(c, &k, &o, &i, &a, EXPORT_PAGE))
-                .await;
+            let page = db.export_page(&org, &id, &after, EXPORT_PAGE).await;
             let page = match page {
                 Ok(p) => p,
                 Err(e) => {
@@ -266,11 +244,7 @@ async fn settle(state: &AppState, org: &str, survey: &str) -> Result<(), ApiErro
     let start = Instant::now();
     let limit = EXPORT_SETTLE.min(state.settings.request_timeout / 2);
     loop {
-        let (o, s) = (org.to_owned(), survey.to_owned());
-        let pending = state
-            .store
-            .read(move |c| responses::pending(c, &o, &s).map_err(ApiError::from))
-            .await?;
+        let pending = state.db.pending(org, survey).await?;
         if pending == 0 {
             return Ok(());
         }
@@ -291,20 +265,7 @@ async fn question_columns(
     org: &str,
     survey: &str,
 ) -> Result<Vec<String>, ApiError> {
-    let (o, s) = (org.to_owned(), survey.to_owned());
-    let definitions = state
-        .store
-        .read(move |c| {
-            let info = surveys::get(c, &o, &s, None)?;
-            let mut defs = Vec::new();
-            for v in info.map(|i| i.versions).unwrap_or_default() {
-                if let Some((json, _)) = surveys::version(c, &o, &s, v)? {
-                    defs.push(json);
-                }
-            }
-            Ok::<_, ApiError>(defs)
-        })
-        .await?;
+    let definitions = state.db.survey_definitions(org, survey).await?;
     let mut columns: Vec<String> = Vec::new();
     for json in definitions {
         let survey = Survey::parse_json(&json)

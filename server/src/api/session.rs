@@ -4,14 +4,13 @@
 use axum::extract::FromRequestParts;
 use axum::extract::State;
 use axum::http::request::Parts;
-use fieldsync_protocol::api::{EnrollRequest, LoginRequest, Role, SessionGrant, WhoAmI};
+use fieldsync_protocol::api::{EnrollRequest, LoginRequest, SessionGrant, WhoAmI};
 
 use super::Json;
-use crate::AppState;
 use crate::auth::{Caller, client_ip};
 use crate::error::ApiError;
-use crate::store::principals::{self, CredentialKind};
-use crate::store::{audit, orgs};
+use crate::storage::CredentialKind;
+use crate::{AppState, service};
 
 /// The client address, for the attempt limiter.
 #[derive(Debug)]
@@ -23,10 +22,6 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         Ok(ClientIp(client_ip(&parts.extensions)))
     }
-}
-
-fn uuid(s: &str) -> Result<uuid::Uuid, ApiError> {
-    uuid::Uuid::parse_str(s).map_err(|e| ApiError::Internal(format!("stored id {s:?}: {e}")))
 }
 
 async fn redeem(
@@ -44,59 +39,9 @@ async fn redeem(
             "that token or code is not valid; check it and try again".into(),
         ));
     }
-    let region = state.settings.region.clone();
-    let grant = state
-        .store
-        .write(move |tx| {
-            let Some((p, token)) = principals::redeem(tx, &secret, from, to)? else {
-                return Ok(None);
-            };
-            let (Some(org_id), true) = (p.org_id.clone(), p.role != Role::Support) else {
-                // Support agents log in without an organisation.
-                audit::record(
-                    tx,
-                    None,
-                    &p.id,
-                    p.role.as_str(),
-                    "login",
-                    None,
-                    client.as_deref(),
-                )?;
-                return Ok(Some(SessionGrant {
-                    token,
-                    org_id: uuid::Uuid::nil(),
-                    org_name: String::new(),
-                    principal_id: uuid(&p.id)?,
-                    name: p.name,
-                    role: p.role,
-                }));
-            };
-            let org = orgs::get(tx, &org_id)?
-                .filter(|o| o.region == region)
-                .ok_or_else(|| ApiError::NotFound("no such organisation".into()))?;
-            let action = match to {
-                CredentialKind::Device => "device_enrolled",
-                _ => "login",
-            };
-            audit::record(
-                tx,
-                Some(&org_id),
-                &p.id,
-                p.role.as_str(),
-                action,
-                Some(&p.id),
-                client.as_deref(),
-            )?;
-            Ok::<_, ApiError>(Some(SessionGrant {
-                token,
-                org_id: uuid(&org_id)?,
-                org_name: org.name,
-                principal_id: uuid(&p.id)?,
-                name: p.name,
-                role: p.role,
-            }))
-        })
-        .await?;
+    let grant =
+        service::sessions::redeem(&state.db, &state.settings.region, &secret, from, to, client)
+            .await?;
     match grant {
         Some(g) => Ok(g),
         None => {
@@ -157,22 +102,7 @@ pub async fn logout(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(|t| t.trim().to_owned())
         .unwrap_or_default();
-    state
-        .store
-        .write(move |tx| {
-            principals::revoke_token(tx, &token)?;
-            audit::record(
-                tx,
-                Some(&caller.org_id),
-                &caller.principal_id,
-                caller.role.as_str(),
-                "logout",
-                None,
-                None,
-            )?;
-            Ok::<_, ApiError>(())
-        })
-        .await?;
+    service::sessions::logout(&state.db, &caller, &token).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
@@ -181,19 +111,5 @@ pub async fn me(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<axum::Json<WhoAmI>, ApiError> {
-    let org_id = caller.org_id.clone();
-    let org = state
-        .store
-        .read(move |c| orgs::get(c, &org_id).map_err(ApiError::from))
-        .await?
-        .ok_or_else(|| ApiError::NotFound("no such organisation".into()))?;
-    Ok(axum::Json(WhoAmI {
-        principal_id: uuid(&caller.principal_id)?,
-        name: caller.name,
-        role: caller.role,
-        org_id: uuid(&org.id)?,
-        org_name: org.name,
-        region: org.region,
-        support_access: org.support_access,
-    }))
+    Ok(axum::Json(service::sessions::me(&state.db, &caller).await?))
 }

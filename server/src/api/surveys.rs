@@ -6,13 +6,11 @@ use axum::http::StatusCode;
 use fieldsync_protocol::api::{
     Assignment, Published, Role, StatusChange, SurveyInfo, SurveyVersion,
 };
-use fieldsync_protocol::survey::Survey;
 
 use super::{Json, body_error, parse_id};
-use crate::AppState;
-use crate::auth::{Caller, MANAGERS};
+use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::store::{audit, surveys};
+use crate::{AppState, service};
 
 /// The raw definition text of a publish request.
 #[derive(Debug)]
@@ -39,39 +37,7 @@ pub async fn publish(
     caller: Caller,
     DefinitionBody(text): DefinitionBody,
 ) -> Result<(StatusCode, axum::Json<Published>), ApiError> {
-    caller.require(MANAGERS, "publish surveys")?;
-    let survey = Survey::parse_json(&text).map_err(|errors| ApiError::InvalidSurvey {
-        message: format!(
-            "the survey definition has {} problem(s); fix every one and publish again",
-            errors.0.len()
-        ),
-        details: errors.0.iter().map(|e| e.to_string()).collect(),
-    })?;
-    // Store the definition in its normalised serde form, so every reader parses the same text.
-    let normalised = serde_json::to_string(survey.definition())
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let published = state
-        .store
-        .write(move |tx| {
-            let p = surveys::publish(
-                tx,
-                &caller.org_id,
-                &survey,
-                &normalised,
-                &caller.principal_id,
-            )?;
-            audit::record(
-                tx,
-                Some(&caller.org_id),
-                &caller.principal_id,
-                caller.role.as_str(),
-                "survey_published",
-                Some(&p.survey_id.to_string()),
-                Some(&format!("version {}", p.version)),
-            )?;
-            Ok::<_, ApiError>(p)
-        })
-        .await?;
+    let published = service::surveys::publish(&state.db, &caller, &text).await?;
     Ok((StatusCode::CREATED, axum::Json(published)))
 }
 
@@ -82,10 +48,8 @@ pub async fn list(
 ) -> Result<axum::Json<Vec<SurveyInfo>>, ApiError> {
     let enumerator = enumerator_filter(&caller);
     let list = state
-        .store
-        .read(move |c| {
-            surveys::list(c, &caller.org_id, enumerator.as_deref()).map_err(ApiError::from)
-        })
+        .db
+        .surveys(&caller.org_id, enumerator.as_deref())
         .await?;
     Ok(axum::Json(list))
 }
@@ -99,10 +63,8 @@ pub async fn show(
     let id = parse_id(&id, "survey")?;
     let enumerator = enumerator_filter(&caller);
     let info = state
-        .store
-        .read(move |c| {
-            surveys::get(c, &caller.org_id, &id, enumerator.as_deref()).map_err(ApiError::from)
-        })
+        .db
+        .survey(&caller.org_id, &id, enumerator.as_deref())
         .await?
         .ok_or_else(|| ApiError::NotFound("no such survey; run `fieldsync survey list`".into()))?;
     Ok(axum::Json(info))
@@ -116,22 +78,23 @@ pub async fn version(
 ) -> Result<axum::Json<SurveyVersion>, ApiError> {
     let id = parse_id(&id, "survey")?;
     let enumerator = enumerator_filter(&caller);
-    let survey_id = id.clone();
-    let found = state
-        .store
-        .read(move |c| {
-            if surveys::get(c, &caller.org_id, &id, enumerator.as_deref())?.is_none() {
-                return Ok(None);
-            }
-            surveys::version(c, &caller.org_id, &id, version).map_err(ApiError::from)
-        })
-        .await?;
-    let (definition, published_at) = found.ok_or_else(|| {
-        ApiError::NotFound(format!("survey {survey_id} has no version {version}"))
-    })?;
+    let found = match state
+        .db
+        .survey(&caller.org_id, &id, enumerator.as_deref())
+        .await?
+    {
+        Some(_) => {
+            state
+                .db
+                .survey_version(&caller.org_id, &id, version)
+                .await?
+        }
+        None => None,
+    };
+    let (definition, published_at) =
+        found.ok_or_else(|| ApiError::NotFound(format!("survey {id} has no version {version}")))?;
     Ok(axum::Json(SurveyVersion {
-        survey_id: uuid::Uuid::parse_str(&survey_id)
-            .map_err(|e| ApiError::Internal(e.to_string()))?,
+        survey_id: uuid::Uuid::parse_str(&id).map_err(|e| ApiError::Internal(e.to_string()))?,
         version,
         published_at,
         definition: serde_json::from_str(&definition)
@@ -146,28 +109,7 @@ pub async fn set_status(
     Path(id): Path<String>,
     Json(req): Json<StatusChange>,
 ) -> Result<axum::Json<StatusChange>, ApiError> {
-    caller.require(MANAGERS, "change a survey's status")?;
-    let id = parse_id(&id, "survey")?;
-    state
-        .store
-        .write(move |tx| {
-            if !surveys::set_status(tx, &caller.org_id, &id, req.status)? {
-                return Err(ApiError::NotFound(
-                    "no such survey; run `fieldsync survey list`".into(),
-                ));
-            }
-            audit::record(
-                tx,
-                Some(&caller.org_id),
-                &caller.principal_id,
-                caller.role.as_str(),
-                "survey_status",
-                Some(&id),
-                Some(req.status.as_str()),
-            )?;
-            Ok(())
-        })
-        .await?;
+    service::surveys::set_status(&state.db, &caller, &id, req.status).await?;
     Ok(axum::Json(req))
 }
 
@@ -178,24 +120,6 @@ pub async fn assign(
     Path(id): Path<String>,
     Json(req): Json<Assignment>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(MANAGERS, "assign surveys")?;
-    let id = parse_id(&id, "survey")?;
-    state
-        .store
-        .write(move |tx| {
-            let enumerator = req.enumerator_id.to_string();
-            surveys::assign(tx, &caller.org_id, &id, &enumerator)?;
-            audit::record(
-                tx,
-                Some(&caller.org_id),
-                &caller.principal_id,
-                caller.role.as_str(),
-                "survey_assigned",
-                Some(&id),
-                Some(&enumerator),
-            )?;
-            Ok::<_, ApiError>(())
-        })
-        .await?;
+    service::surveys::assign(&state.db, &caller, &id, &req.enumerator_id.to_string()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -13,8 +13,7 @@ use super::Cbor;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, CborError};
-use crate::store::surveys;
-use crate::store::sync::{self, VerifiedDoc};
+use crate::storage::{PullQuery, VerifiedDoc};
 use crate::worker::Verdict;
 
 /// Most documents in one push.
@@ -113,18 +112,17 @@ pub async fn push(
         }
         .into());
     }
-    let keys = state.keys.clone();
-    let origin = caller.session.clone();
-    let (results, stored) = state
-        .store
-        .write(move |tx| sync::push(tx, &keys, &caller, &origin, &verified).map_err(ApiError::from))
-        .await?;
-    if stored {
+    let pushed = state
+        .db
+        .push(caller, verified)
+        .await
+        .map_err(ApiError::from)?;
+    if pushed.stored_any {
         state.materialize.notify_one();
     }
     Ok(Cbor(PushResponse {
         protocol: req_protocol.min(PROTOCOL_VERSION),
-        results,
+        results: pushed.results,
     }))
 }
 
@@ -162,8 +160,7 @@ pub async fn pull(
         .into());
     }
     let limit = req.limit.clamp(1, MAX_PULL_LIMIT);
-    let origin = caller.session.clone();
-    wait_for_checks(&state, &caller, &origin).await?;
+    wait_for_checks(&state, &caller).await?;
     // A page's memory comes out of the in-flight budget like a request body: a page holds its
     // plaintext, its sealed rows and its encoding at once, about three times its bytes. Under
     // pressure pages get smaller instead of being refused.
@@ -177,39 +174,32 @@ pub async fn pull(
             )
             })?;
     let page_bytes = page_bytes / 3;
-    let keys = state.keys.clone();
     let protocol = req.protocol.min(PROTOCOL_VERSION);
     let mut response = state
-        .store
-        .read(move |c| {
-            let mut page = sync::pull(c, &keys, &caller, &origin, req.cursor, limit, page_bytes)?;
-            let enumerator =
-                (caller.role == Role::Enumerator).then_some(caller.principal_id.as_str());
-            let (updates, states) =
-                surveys::updates_for(c, &caller.org_id, enumerator, &req.known_surveys)?;
-            page.surveys = updates;
-            page.survey_states = states;
-            Ok::<_, ApiError>(page)
+        .db
+        .pull(PullQuery {
+            caller,
+            cursor: req.cursor,
+            limit,
+            max_bytes: page_bytes,
+            known_surveys: req.known_surveys,
         })
-        .await?;
+        .await
+        .map_err(ApiError::from)?;
     // Answer in the version the client spoke; fields it does not know it ignores.
     response.protocol = protocol;
     Ok(Cbor(response))
 }
 
-/// Changes are relayed only once the sandbox has checked them (see `store::sync::state`).
+/// Changes are relayed only once the sandbox has checked them (see `storage::state`).
 /// A pull that could receive changes still being checked waits a moment for the materialiser,
 /// which stops giving way to pushes while anyone waits, so that a pull right after another
 /// client's push sees it.
-async fn wait_for_checks(state: &AppState, caller: &Caller, origin: &str) -> Result<(), ApiError> {
+async fn wait_for_checks(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
     let started = Instant::now();
     let mut waiting: Option<Counted> = None;
     loop {
-        let (c, o) = (caller.clone(), origin.to_owned());
-        let unchecked = state
-            .store
-            .read(move |conn| sync::unchecked_for(conn, &c, &o).map_err(ApiError::from))
-            .await?;
+        let unchecked = state.db.unchecked_for(caller).await?;
         if !unchecked || started.elapsed() >= PULL_SETTLE {
             return Ok(());
         }

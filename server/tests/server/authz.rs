@@ -14,9 +14,9 @@ use fieldsync_protocol::api::Role;
 use fieldsync_protocol::cbor::Limits;
 use fieldsync_protocol::document::ResponseDoc;
 use fieldsync_protocol::wire::{ErrorBody, Message, PullResponse, PushOutcome, PushResponse};
+use fieldsync_server::service::new_credential;
 use fieldsync_server::settings::Settings;
-use fieldsync_server::store::orgs;
-use fieldsync_server::store::principals::{self, CredentialKind};
+use fieldsync_server::storage::{AuditEvent, CredentialKind};
 use uuid::Uuid;
 
 use super::common::*;
@@ -339,8 +339,8 @@ async fn every_endpoint_answers_each_caller_as_the_checked_in_table_says_and_nev
                 let on = who == Who::SupportOn;
                 let org_id = a.id.clone();
                 h.state
-                    .store
-                    .write(move |tx| orgs::set_support_access(tx, &org_id, on))
+                    .db
+                    .set_support_access(&org_id, on, AuditEvent::operator(Some(&org_id), "test"))
                     .await
                     .expect("switch");
                 // An export waits for pending materialisation; settle it first.
@@ -357,13 +357,13 @@ async fn every_endpoint_answers_each_caller_as_the_checked_in_table_says_and_nev
                             Who::Admin => (a.admin_id.clone(), CredentialKind::Session),
                             _ => (support_id.clone(), CredentialKind::Session),
                         };
-                        Some(
-                            h.state
-                                .store
-                                .write(move |tx| principals::issue(tx, &principal, kind))
-                                .await
-                                .expect("issue"),
-                        )
+                        let (token, credential) = new_credential(kind).expect("token");
+                        h.state
+                            .db
+                            .issue_credential(&principal, credential)
+                            .await
+                            .expect("issue");
+                        Some(token)
                     }
                     Who::Enumerator => Some(a.enumerator.clone()),
                     Who::Coordinator => Some(a.coordinator.clone()),
@@ -469,18 +469,11 @@ fn audit_without_support_paths(body: &[u8]) -> String {
 }
 
 async fn ops_id(h: &Harness, org: &Org) -> String {
-    let org_id = org.id.clone();
-    h.state
-        .store
-        .read(move |c| {
-            c.query_row(
-                "SELECT id FROM principals WHERE org_id = ?1 AND role = 'ops' AND name = 'Ops'",
-                [org_id],
-                |r| r.get::<_, String>(0),
-            )
-            .map_err(fieldsync_server::store::StoreError::from)
-        })
-        .await
+    let members = h.state.db.members(&org.id).await.expect("members");
+    members
+        .iter()
+        .find(|m| m.role == Role::Ops && m.name == "Ops")
+        .map(|m| m.id.to_string())
         .expect("ops id")
 }
 

@@ -19,8 +19,8 @@ use fieldsync_protocol::wire::{
     DocChanges, DocKind, ErrorBody, Message, PROTOCOL_VERSION, PullRequest, PullResponse,
     PushRequest, PushResponse,
 };
+use fieldsync_server::service::orgs;
 use fieldsync_server::settings::Settings;
-use fieldsync_server::store::{orgs, principals};
 use fieldsync_server::worker::WorkerLimits;
 use fieldsync_server::{AppState, StateConfig};
 use http_body_util::BodyExt;
@@ -49,7 +49,7 @@ pub fn household_v1_as(form_id: &str, title: &str) -> String {
 
 /// Milliseconds since the epoch.
 pub fn now_ms() -> i64 {
-    fieldsync_server::store::now_ms()
+    fieldsync_server::storage::now_ms()
 }
 
 /// A status and body of one answered request.
@@ -265,8 +265,9 @@ impl Harness {
 
     /// Create an organisation with a caller of every role (and a support agent).
     pub async fn org(&self, name: &str) -> Org {
-        let created =
-            orgs::create(&self.state.store, &self.state.keys, name, REGION).expect("create org");
+        let created = orgs::create(&self.state.db, &self.state.keys, name, REGION)
+            .await
+            .expect("create org");
         let admin = self.login(&created.admin_token).await.token;
         let mut org = Org {
             id: created.org_id,
@@ -347,7 +348,9 @@ impl Harness {
 
     /// A support agent with a live session token.
     pub async fn support(&self, name: &str) -> (String, String) {
-        let (id, one_time) = principals::create_support(&self.state.store, name).expect("support");
+        let (id, one_time) = orgs::create_support(&self.state.db, name)
+            .await
+            .expect("support");
         (id, self.login(&one_time).await.token)
     }
 

@@ -156,26 +156,17 @@ async fn a_revoked_support_agent_is_refused_everywhere() {
     let (support_id, support) = h.support("Sam Support").await;
     let read = || Req::get("/v1/members").token(&support).org(Some(&org.id));
     assert_eq!(h.send(read()).await.status, StatusCode::OK);
-    let store = h.state.store.clone();
-    let id = support_id.clone();
-    let revoked = tokio::task::spawn_blocking(move || {
-        fieldsync_server::store::principals::revoke_support(&store, &id)
-    })
-    .await
-    .expect("join")
-    .expect("revoke");
+    let revoked = fieldsync_server::service::orgs::revoke_support(&h.state.db, &support_id)
+        .await
+        .expect("revoke");
     assert!(revoked);
     assert_eq!(h.send(read()).await.status, StatusCode::UNAUTHORIZED);
     // An unknown id is reported, not silently accepted.
-    let store = h.state.store.clone();
-    let unknown = tokio::task::spawn_blocking(move || {
-        fieldsync_server::store::principals::revoke_support(
-            &store,
-            &uuid::Uuid::new_v4().to_string(),
-        )
-    })
+    let unknown = fieldsync_server::service::orgs::revoke_support(
+        &h.state.db,
+        &uuid::Uuid::new_v4().to_string(),
+    )
     .await
-    .expect("join")
     .expect("revoke");
     assert!(!unknown);
 }

@@ -279,17 +279,16 @@ async fn a_device_pulls_only_its_own_responses_and_a_coordinator_pulls_all() {
     // A second token of the same device (e.g. after re-enrolment) sees only its own documents.
     let again = {
         let id = org.enumerator_id.clone();
+        let (token, credential) = fieldsync_server::service::new_credential(
+            fieldsync_server::storage::CredentialKind::Device,
+        )
+        .expect("token");
         h.state
-            .store
-            .write(move |tx| {
-                fieldsync_server::store::principals::issue(
-                    tx,
-                    &id,
-                    fieldsync_server::store::principals::CredentialKind::Device,
-                )
-            })
+            .db
+            .issue_credential(&id, credential)
             .await
-            .expect("issue")
+            .expect("issue");
+        token
     };
     assert_eq!(flatten(&h.pull_all(&again).await), flatten(&mine));
     let all = flatten(&h.pull_all(&org.admin).await);

@@ -12,7 +12,7 @@ use std::sync::mpsc::{Receiver, Sender};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
-use super::StoreError;
+use crate::storage::StorageError;
 
 /// Most jobs committed together.
 const MAX_GROUP: usize = 64;
@@ -121,7 +121,7 @@ fn commit_group(conn: &mut Connection, jobs: Vec<Job>) -> Vec<Job> {
 pub(super) fn job<T, E, F>(f: F, reply: impl FnOnce(Result<T, E>) + Send + 'static) -> Job
 where
     T: Send + 'static,
-    E: From<StoreError> + Send + 'static,
+    E: From<StorageError> + Send + 'static,
     F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
 {
     Box::new(move |tx| {
@@ -131,7 +131,7 @@ where
             deliver: Box::new(move |commit| {
                 let result = match commit {
                     Ok(()) => out,
-                    Err(e) => Err(E::from(StoreError::CommitFailed(e))),
+                    Err(e) => Err(E::from(StorageError::CommitFailed(e))),
                 };
                 reply(result);
             }),

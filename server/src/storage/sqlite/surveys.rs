@@ -1,16 +1,13 @@
-//! Surveys: publishing immutable versions, status, assignments to enumerators, and the survey
-//! documents devices receive. The server is the only writer of survey documents, so it may
-//! build and read them in-process: their bytes never come from a client.
+//! Surveys: their immutable versions, status, assignments to enumerators, and the survey
+//! documents devices receive (built by the service; stored here as bytes).
 
-use fieldsync_protocol::api::{Published, SurveyInfo};
-use fieldsync_protocol::document::{SurveyDoc, SurveyMeta};
-use fieldsync_protocol::survey::Survey;
-use fieldsync_protocol::wire::{KnownSurvey, SurveyState, SurveyStatus, SurveyUpdate};
+use fieldsync_protocol::api::SurveyInfo;
+use fieldsync_protocol::wire::SurveyStatus;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_bytes::ByteBuf;
 use uuid::Uuid;
 
-use super::{StoreError, now_ms};
+use crate::service::policy::VisibleSurvey;
+use crate::storage::{StorageError, SurveyGate, SurveyHead, SurveyWrite};
 
 pub fn parse_status(s: &str) -> rusqlite::Result<SurveyStatus> {
     SurveyStatus::parse(s).ok_or_else(|| {
@@ -22,83 +19,83 @@ pub fn parse_status(s: &str) -> rusqlite::Result<SurveyStatus> {
     })
 }
 
-fn doc_error(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("survey document: {e}"))
+fn doc_error(e: impl std::fmt::Display) -> StorageError {
+    StorageError::Corrupt(format!("survey document: {e}"))
 }
 
-/// Publish a checked definition as the next version of the organisation's survey with the
-/// same `form_id`, creating the survey on its first publication.
-pub fn publish(
+/// The organisation's survey with `form_id`, as publishing needs it.
+pub fn head(
     conn: &Connection,
     org_id: &str,
-    survey: &Survey,
-    definition_json: &str,
-    published_by: &str,
-) -> Result<Published, StoreError> {
-    let now = now_ms();
-    let existing: Option<(String, u32, String, Vec<u8>)> = conn
+    form_id: &str,
+) -> Result<Option<SurveyHead>, StorageError> {
+    let row: Option<(String, u32, String, Vec<u8>)> = conn
         .prepare_cached(
             "SELECT id, latest_version, status, doc FROM surveys WHERE org_id = ?1 AND form_id = ?2",
         )?
-        .query_row(params![org_id, survey.form_id()], |r| {
+        .query_row(params![org_id, form_id], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })
         .optional()?;
-    let (survey_id, version, mut doc) = match existing {
-        Some((id, latest, status, bytes)) => {
-            if status == "closed" {
-                return Err(StoreError::Conflict(format!(
-                    "survey {} is closed; reopen it before publishing a new version",
-                    survey.form_id()
-                )));
-            }
-            let uuid = Uuid::parse_str(&id).map_err(doc_error)?;
-            let doc = SurveyDoc::load(&bytes)
-                .map_err(doc_error)?
-                .with_writer(uuid.into_bytes().to_vec());
-            (uuid, latest + 1, doc)
-        }
-        None => {
-            let uuid = Uuid::new_v4();
-            let meta = SurveyMeta {
-                survey_id: uuid,
-                form_id: survey.form_id().to_owned(),
-                title: survey.title().to_owned(),
-            };
-            // The survey's own id is the server's actor for it: only this server writes it.
-            let doc = SurveyDoc::new(&meta, uuid.into_bytes().to_vec(), now).map_err(doc_error)?;
-            (uuid, 1, doc)
-        }
-    };
-    doc.publish(version, definition_json, now)
-        .map_err(doc_error)?;
-    let bytes = doc.save();
-    let id = survey_id.to_string();
-    if version == 1 {
+    row.map(|(id, latest_version, status, doc)| {
+        Ok(SurveyHead {
+            id,
+            latest_version,
+            status: parse_status(&status)?,
+            doc,
+        })
+    })
+    .transpose()
+}
+
+/// Write a new version: the survey row (created with version 1) and the version's row.
+pub fn write_version(
+    conn: &Connection,
+    org_id: &str,
+    form_id: &str,
+    w: &SurveyWrite,
+) -> Result<(), StorageError> {
+    if w.version == 1 {
         conn.execute(
             "INSERT INTO surveys (id, org_id, form_id, title, status, latest_version, doc, created_at)
              VALUES (?1, ?2, ?3, ?4, 'open', 1, ?5, ?6)",
-            params![id, org_id, survey.form_id(), survey.title(), bytes, now],
+            params![w.survey_id, org_id, form_id, w.title, w.doc, w.published_at],
         )?;
     } else {
         conn.execute(
             "UPDATE surveys SET latest_version = ?3, title = ?4, doc = ?5 WHERE id = ?1 AND org_id = ?2",
-            params![id, org_id, version, survey.title(), bytes],
+            params![w.survey_id, org_id, w.version, w.title, w.doc],
         )?;
     }
     conn.execute(
         "INSERT INTO survey_versions (survey_id, version, definition, published_at, published_by)
          VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![id, version, definition_json, now, published_by],
+        params![
+            w.survey_id,
+            w.version,
+            w.definition,
+            w.published_at,
+            w.published_by
+        ],
     )?;
-    Ok(Published {
-        survey_id,
-        form_id: survey.form_id().to_owned(),
-        version,
-    })
+    Ok(())
 }
 
-fn versions_of(conn: &Connection, survey_id: &str) -> Result<Vec<u32>, StoreError> {
+/// Every version's definition, oldest first.
+pub fn definitions(
+    conn: &Connection,
+    org_id: &str,
+    survey_id: &str,
+) -> Result<Vec<String>, StorageError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT v.definition FROM survey_versions v JOIN surveys s ON s.id = v.survey_id
+         WHERE s.org_id = ?1 AND v.survey_id = ?2 ORDER BY v.version",
+    )?;
+    let rows = stmt.query_map([org_id, survey_id], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn versions_of(conn: &Connection, survey_id: &str) -> Result<Vec<u32>, StorageError> {
     let mut stmt = conn.prepare_cached(
         "SELECT version FROM survey_versions WHERE survey_id = ?1 ORDER BY version",
     )?;
@@ -106,7 +103,7 @@ fn versions_of(conn: &Connection, survey_id: &str) -> Result<Vec<u32>, StoreErro
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-fn info_row(conn: &Connection, r: &rusqlite::Row<'_>) -> Result<SurveyInfo, StoreError> {
+fn info_row(conn: &Connection, r: &rusqlite::Row<'_>) -> Result<SurveyInfo, StorageError> {
     let id: String = r.get(0)?;
     let versions = versions_of(conn, &id)?;
     Ok(SurveyInfo {
@@ -125,7 +122,7 @@ pub fn list(
     conn: &Connection,
     org_id: &str,
     enumerator: Option<&str>,
-) -> Result<Vec<SurveyInfo>, StoreError> {
+) -> Result<Vec<SurveyInfo>, StorageError> {
     let mut stmt = conn.prepare_cached(
         "SELECT s.id, s.form_id, s.title, s.status, s.latest_version FROM surveys s
          WHERE s.org_id = ?1
@@ -147,7 +144,7 @@ pub fn get(
     org_id: &str,
     survey_id: &str,
     enumerator: Option<&str>,
-) -> Result<Option<SurveyInfo>, StoreError> {
+) -> Result<Option<SurveyInfo>, StorageError> {
     let mut stmt = conn.prepare_cached(
         "SELECT s.id, s.form_id, s.title, s.status, s.latest_version FROM surveys s
          WHERE s.org_id = ?1 AND s.id = ?2
@@ -167,7 +164,7 @@ pub fn version(
     org_id: &str,
     survey_id: &str,
     version: u32,
-) -> Result<Option<(String, i64)>, StoreError> {
+) -> Result<Option<(String, i64)>, StorageError> {
     Ok(conn
         .prepare_cached(
             "SELECT v.definition, v.published_at FROM survey_versions v
@@ -186,7 +183,7 @@ pub fn set_status(
     org_id: &str,
     survey_id: &str,
     status: SurveyStatus,
-) -> Result<bool, StoreError> {
+) -> Result<bool, StorageError> {
     let n = conn.execute(
         "UPDATE surveys SET status = ?3 WHERE org_id = ?1 AND id = ?2",
         params![org_id, survey_id, status.as_str()],
@@ -200,14 +197,14 @@ pub fn assign(
     org_id: &str,
     survey_id: &str,
     enumerator_id: &str,
-) -> Result<(), StoreError> {
+) -> Result<(), StorageError> {
     let survey_ok: bool = conn
         .prepare_cached("SELECT 1 FROM surveys WHERE org_id = ?1 AND id = ?2")?
         .query_row([org_id, survey_id], |_| Ok(()))
         .optional()?
         .is_some();
     if !survey_ok {
-        return Err(StoreError::NotFound(format!(
+        return Err(StorageError::NotFound(format!(
             "no survey {survey_id} in this organisation; run `fieldsync survey list`"
         )));
     }
@@ -219,7 +216,7 @@ pub fn assign(
         .optional()?
         .is_some();
     if !enumerator_ok {
-        return Err(StoreError::NotFound(format!(
+        return Err(StorageError::NotFound(format!(
             "no enumerator {enumerator_id} in this organisation; `fieldsync member list` shows them"
         )));
     }
@@ -230,22 +227,13 @@ pub fn assign(
     Ok(())
 }
 
-/// What a pushing device needs to know about a survey: its status and whether the caller may
-/// write responses to it.
-#[derive(Clone, Debug)]
-pub struct SurveyGate {
-    pub status: SurveyStatus,
-    pub latest_version: u32,
-    pub assigned: bool,
-}
-
 /// The gate for one survey of the organisation, or `None` if there is no such survey.
 pub fn gate(
     conn: &Connection,
     org_id: &str,
     survey_id: &str,
     principal_id: &str,
-) -> Result<Option<SurveyGate>, StoreError> {
+) -> Result<Option<SurveyGate>, StorageError> {
     Ok(conn
         .prepare_cached(
             "SELECT s.status, s.latest_version,
@@ -262,54 +250,37 @@ pub fn gate(
         .optional()?)
 }
 
-/// The survey documents a pulling client lacks, and the status of those it has.
-///
-/// A survey that is `closing` is not sent to a device that does not have it yet (no new
-/// downloads), but a device that has it still learns its new versions and status.
-pub fn updates_for(
+/// The surveys a puller may see, as they stand.
+pub fn visible(
     conn: &Connection,
     org_id: &str,
     enumerator: Option<&str>,
-    known: &[KnownSurvey],
-) -> Result<(Vec<SurveyUpdate>, Vec<SurveyState>), StoreError> {
+) -> Result<Vec<VisibleSurvey>, StorageError> {
     let mut stmt = conn.prepare_cached(
         "SELECT s.id, s.status, s.latest_version FROM surveys s
          WHERE s.org_id = ?1
            AND (?2 IS NULL OR EXISTS (SELECT 1 FROM assignments a
                                       WHERE a.survey_id = s.id AND a.principal_id = ?2))",
     )?;
-    let visible: Vec<(String, SurveyStatus, u32)> = stmt
+    let rows: Vec<(String, SurveyStatus, u32)> = stmt
         .query_map(params![org_id, enumerator], |r| {
             Ok((r.get(0)?, parse_status(&r.get::<_, String>(1)?)?, r.get(2)?))
         })?
         .collect::<Result<_, _>>()?;
-    let mut updates = Vec::new();
-    let mut states = Vec::new();
-    for (id, status, latest) in visible {
-        let uuid = Uuid::parse_str(&id).map_err(doc_error)?;
-        let held = known.iter().find(|k| k.survey_id == uuid);
-        match held {
-            Some(k) => {
-                states.push(SurveyState {
-                    survey_id: uuid,
-                    status,
-                });
-                if k.latest_version >= latest {
-                    continue;
-                }
-            }
-            None if status != SurveyStatus::Open => continue,
-            None => {}
-        }
-        let doc: Vec<u8> = conn
-            .prepare_cached("SELECT doc FROM surveys WHERE id = ?1")?
-            .query_row([&id], |r| r.get(0))?;
-        updates.push(SurveyUpdate {
-            survey_id: uuid,
-            status,
-            latest_version: latest,
-            document: ByteBuf::from(doc),
-        });
-    }
-    Ok((updates, states))
+    rows.into_iter()
+        .map(|(id, status, latest_version)| {
+            Ok(VisibleSurvey {
+                id: Uuid::parse_str(&id).map_err(doc_error)?,
+                status,
+                latest_version,
+            })
+        })
+        .collect()
+}
+
+/// A survey's Automerge document.
+pub fn document(conn: &Connection, survey_id: &str) -> Result<Vec<u8>, StorageError> {
+    Ok(conn
+        .prepare_cached("SELECT doc FROM surveys WHERE id = ?1")?
+        .query_row([survey_id], |r| r.get(0))?)
 }

@@ -2,44 +2,23 @@
 //! credential changes, survey publication and status changes are recorded here.
 
 use rusqlite::{Connection, params};
-use serde::Serialize;
 
-use super::{StoreError, now_ms};
-
-/// One audit entry as listed.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct AuditEntry {
-    pub id: i64,
-    pub at: i64,
-    pub actor_id: Option<String>,
-    pub actor_role: Option<String>,
-    pub action: String,
-    pub target: Option<String>,
-    pub detail: Option<String>,
-}
+use crate::storage::{AuditEntry, AuditEvent, StorageError, now_ms};
 
 /// Append one entry.
-pub fn record(
-    conn: &Connection,
-    org_id: Option<&str>,
-    actor_id: &str,
-    actor_role: &str,
-    action: &str,
-    target: Option<&str>,
-    detail: Option<&str>,
-) -> Result<(), StoreError> {
+pub fn record(conn: &Connection, e: &AuditEvent) -> Result<(), StorageError> {
     conn.prepare_cached(
         "INSERT INTO audit (org_id, at, actor_id, actor_role, action, target, detail)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
-        org_id,
+        e.org_id,
         now_ms(),
-        actor_id,
-        actor_role,
-        action,
-        target,
-        detail
+        e.actor_id,
+        e.actor_role,
+        e.action,
+        e.target,
+        e.detail
     ])?;
     Ok(())
 }
@@ -50,7 +29,7 @@ pub fn list(
     org_id: &str,
     after_id: i64,
     limit: u32,
-) -> Result<Vec<AuditEntry>, StoreError> {
+) -> Result<Vec<AuditEntry>, StorageError> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, at, actor_id, actor_role, action, target, detail FROM audit
          WHERE org_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",

@@ -7,33 +7,19 @@ use fieldsync_protocol::api::{ResponseListItem, ResponsePage, ResponseView};
 use fieldsync_protocol::cbor::{self, Limits};
 use fieldsync_protocol::crypto::{Cipher, Sealed};
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use uuid::Uuid;
 
-use super::sync::{org_cipher, state};
-use super::{StoreError, now_ms};
+use super::sync::org_cipher;
 use crate::keys::{KeyRing, change_binding, summary_binding};
-use crate::worker::{ChangeVerdict, Checked};
-
-/// What the index stores (encrypted) about one response.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Summary {
-    pub view: Option<ResponseView>,
-    /// Why the document could not be read, when it could not.
-    pub broken: Option<String>,
-}
-
-/// A document waiting to be materialised.
-#[derive(Clone, Debug)]
-pub struct Queued {
-    pub doc_id: String,
-    pub org_id: String,
-    pub seq: i64,
-}
+use crate::storage::{
+    CheckOutcome, DocMaterial, PendingChange, Queued, ResponseQuery, StorageError, Summary, now_ms,
+    state,
+};
+use crate::worker::ChangeVerdict;
 
 /// The next documents to materialise.
-pub fn queued(conn: &Connection, limit: u32) -> Result<Vec<Queued>, StoreError> {
+pub fn queued(conn: &Connection, limit: u32) -> Result<Vec<Queued>, StorageError> {
     let mut stmt = conn.prepare_cached(
         "SELECT doc_id, org_id, seq FROM materialize_queue ORDER BY seq LIMIT ?1",
     )?;
@@ -47,35 +33,13 @@ pub fn queued(conn: &Connection, limit: u32) -> Result<Vec<Queued>, StoreError> 
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Everything the sandbox needs to check and materialise one document.
-#[derive(Debug)]
-pub struct DocMaterial {
-    /// Changes already accepted, in storage order (they load).
-    pub accepted: Vec<ByteBuf>,
-    /// Changes not checked yet, or waiting for a dependency, in storage order.
-    pub pending: Vec<PendingChange>,
-    pub survey_id: String,
-    pub survey_version: u32,
-    pub definition: Option<String>,
-    pub upto_seq: i64,
-}
-
-/// One change the checker has yet to settle.
-#[derive(Debug)]
-pub struct PendingChange {
-    pub seq: i64,
-    pub hash: Vec<u8>,
-    pub origin: String,
-    pub bytes: ByteBuf,
-}
-
 fn doc_cipher(
     conn: &Connection,
     keys: &KeyRing,
     org: &Cipher,
     org_id: &str,
     doc_id: &str,
-) -> Result<Option<(Arc<Cipher>, String, u32)>, StoreError> {
+) -> Result<Option<(Arc<Cipher>, String, u32)>, StorageError> {
     let row: Option<(Vec<u8>, String, u32)> = conn
         .prepare_cached(
             "SELECT wrapped_key, survey_id, survey_version FROM docs WHERE id = ?1 AND org_id = ?2",
@@ -86,7 +50,7 @@ fn doc_cipher(
         Some((wrapped, survey_id, version)) => {
             let cipher = keys
                 .doc_cipher(org, org_id, doc_id, &wrapped)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                .map_err(|e| StorageError::Corrupt(e.to_string()))?;
             Ok(Some((cipher, survey_id, version)))
         }
         None => Ok(None),
@@ -100,7 +64,7 @@ pub fn material(
     keys: &KeyRing,
     org_id: &str,
     doc_id: &str,
-) -> Result<Option<DocMaterial>, StoreError> {
+) -> Result<Option<DocMaterial>, StorageError> {
     let tx = conn.transaction()?;
     let org = org_cipher(&tx, keys, org_id)?;
     let Some((cipher, survey_id, survey_version)) = doc_cipher(&tx, keys, &org, org_id, doc_id)?
@@ -121,10 +85,10 @@ pub fn material(
         while let Some(r) = rows.next()? {
             let seq: i64 = r.get(0)?;
             let sealed = Sealed::from_bytes(&r.get::<_, Vec<u8>>(1)?)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                .map_err(|e| StorageError::Corrupt(e.to_string()))?;
             let plain = cipher
                 .open_owned(&change_binding(org_id, doc_id, seq), sealed)
-                .map_err(|e| StoreError::Corrupt(format!("change {seq}: {e}")))?;
+                .map_err(|e| StorageError::Corrupt(format!("change {seq}: {e}")))?;
             let bytes = ByteBuf::from(plain.as_bytes().to_vec());
             if r.get::<_, i64>(2)? == state::ACCEPTED {
                 accepted.push(bytes);
@@ -156,10 +120,6 @@ pub fn material(
     }))
 }
 
-/// What checking one document found: a verdict per pending change and the response as its
-/// accepted changes make it, or why its accepted changes no longer load.
-pub type CheckOutcome = Result<Checked, String>;
-
 /// Record what checking and materialisation found: settle each pending change (accepted and
 /// refused changes get the next relay numbers, so pulls see them in the order they settled),
 /// write the summary, and take the document off the queue unless newer changes arrived
@@ -171,16 +131,16 @@ pub fn save_summary(
     doc_id: &str,
     material: &DocMaterial,
     outcome: &CheckOutcome,
-) -> Result<(), StoreError> {
+) -> Result<(), StorageError> {
     let org = org_cipher(conn, keys, org_id)?;
     let Some((cipher, _, _)) = doc_cipher(conn, keys, &org, org_id, doc_id)? else {
         return Ok(());
     };
     let summary = settle_changes(conn, org_id, doc_id, material, outcome)?;
-    let plain = cbor::encode(&summary).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let plain = cbor::encode(&summary).map_err(|e| StorageError::Corrupt(e.to_string()))?;
     let sealed = cipher
         .seal(&summary_binding(org_id, doc_id, material.upto_seq), &plain)
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        .map_err(|e| StorageError::Corrupt(e.to_string()))?;
     let (status, errors, conflicts) = match &summary.view {
         Some(v) => (v.status.clone(), v.errors.len(), v.conflicts.len()),
         None => ("unknown".to_owned(), 0, 0),
@@ -219,7 +179,7 @@ fn settle_changes(
     doc_id: &str,
     material: &DocMaterial,
     outcome: &CheckOutcome,
-) -> Result<Summary, StoreError> {
+) -> Result<Summary, StorageError> {
     let checked = match outcome {
         Ok(c) => c,
         Err(reason) => {
@@ -234,7 +194,7 @@ fn settle_changes(
         }
     };
     if checked.verdicts.len() != material.pending.len() {
-        return Err(StoreError::Corrupt(format!(
+        return Err(StorageError::Corrupt(format!(
             "the checker gave {} verdicts for {} changes of {doc_id}",
             checked.verdicts.len(),
             material.pending.len()
@@ -317,19 +277,19 @@ fn open_summary(
     doc_id: &str,
     upto_seq: i64,
     blob: &[u8],
-) -> Result<Summary, StoreError> {
+) -> Result<Summary, StorageError> {
     let Some((cipher, _, _)) = doc_cipher(conn, keys, org, org_id, doc_id)? else {
-        return Err(StoreError::NotFound("no such response".into()));
+        return Err(StorageError::NotFound("no such response".into()));
     };
-    let sealed = Sealed::from_bytes(blob).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let sealed = Sealed::from_bytes(blob).map_err(|e| StorageError::Corrupt(e.to_string()))?;
     let plain = cipher
         .open_owned(&summary_binding(org_id, doc_id, upto_seq), sealed)
-        .map_err(|e| StoreError::Corrupt(format!("summary of {doc_id}: {e}")))?;
+        .map_err(|e| StorageError::Corrupt(format!("summary of {doc_id}: {e}")))?;
     let limits = Limits {
         max_bytes: 64 * 1024 * 1024,
         ..Limits::SYNC
     };
-    cbor::decode(plain.as_bytes(), &limits).map_err(|e| StoreError::Corrupt(e.to_string()))
+    cbor::decode(plain.as_bytes(), &limits).map_err(|e| StorageError::Corrupt(e.to_string()))
 }
 
 /// Decrypt one index row selected as `doc_id, upto_seq, summary`.
@@ -339,7 +299,7 @@ fn summary_row(
     conn: &Connection,
     org_id: &str,
     r: &rusqlite::Row<'_>,
-) -> Result<(String, Summary), StoreError> {
+) -> Result<(String, Summary), StorageError> {
     let doc_id: String = r.get(0)?;
     let summary = open_summary(
         keys,
@@ -353,28 +313,13 @@ fn summary_row(
     Ok((doc_id, summary))
 }
 
-/// Filters for listing a survey's responses.
-#[derive(Clone, Debug, Default)]
-pub struct ListFilter {
-    pub status: Option<String>,
-    /// Only responses owned by this principal (enumerator devices see only their own).
-    pub owner: Option<String>,
-    /// Only responses with validation errors.
-    pub invalid_only: bool,
-    /// Only responses with conflicts.
-    pub conflicted_only: bool,
-}
-
 /// One page of a survey's materialised responses, ordered by id.
 pub fn list(
     conn: &mut Connection,
     keys: &KeyRing,
-    org_id: &str,
-    survey_id: &str,
-    filter: &ListFilter,
-    after: Option<&str>,
-    limit: u32,
-) -> Result<ResponsePage, StoreError> {
+    q: &ResponseQuery,
+) -> Result<ResponsePage, StorageError> {
+    let (org_id, survey_id, limit) = (q.org_id.as_str(), q.survey_id.as_str(), q.limit);
     let tx = conn.transaction()?;
     let org = org_cipher(&tx, keys, org_id)?;
     let mut items = Vec::new();
@@ -389,11 +334,11 @@ pub fn list(
         let mut rows = stmt.query(params![
             org_id,
             survey_id,
-            after.unwrap_or(""),
-            filter.status,
-            filter.owner,
-            filter.invalid_only as i64,
-            filter.conflicted_only as i64,
+            q.after.as_deref().unwrap_or(""),
+            q.status,
+            q.owner,
+            q.invalid_only as i64,
+            q.conflicted_only as i64,
             limit
         ])?;
         while let Some(r) = rows.next()? {
@@ -406,7 +351,7 @@ pub fn list(
             "SELECT count(*) FROM materialize_queue q JOIN docs d ON d.id = q.doc_id
              WHERE q.org_id = ?1 AND d.survey_id = ?2 AND (?3 IS NULL OR d.owner_id = ?3)",
         )?
-        .query_row(params![org_id, survey_id, filter.owner], |r| r.get(0))?;
+        .query_row(params![org_id, survey_id, q.owner], |r| r.get(0))?;
     tx.finish()?;
     let next = if items.len() as u32 >= limit {
         items.last().map(|i| i.id.to_string())
@@ -420,8 +365,8 @@ pub fn list(
     })
 }
 
-fn list_item(doc_id: &str, summary: Summary) -> Result<ResponseListItem, StoreError> {
-    let id = Uuid::parse_str(doc_id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+fn list_item(doc_id: &str, summary: Summary) -> Result<ResponseListItem, StorageError> {
+    let id = Uuid::parse_str(doc_id).map_err(|e| StorageError::Corrupt(e.to_string()))?;
     Ok(match summary.view {
         Some(v) => ResponseListItem {
             id,
@@ -454,7 +399,7 @@ pub fn get(
     org_id: &str,
     doc_id: &str,
     owner: Option<&str>,
-) -> Result<Option<Summary>, StoreError> {
+) -> Result<Option<Summary>, StorageError> {
     let tx = conn.transaction()?;
     let visible: Option<String> = tx
         .prepare_cached("SELECT owner_id FROM docs WHERE id = ?1 AND org_id = ?2")?
@@ -491,7 +436,7 @@ pub fn export_page(
     survey_id: &str,
     after: &str,
     limit: u32,
-) -> Result<Vec<ResponseView>, StoreError> {
+) -> Result<Vec<ResponseView>, StorageError> {
     let tx = conn.transaction()?;
     let org = org_cipher(&tx, keys, org_id)?;
     let mut out = Vec::new();
@@ -514,7 +459,7 @@ pub fn export_page(
 }
 
 /// How many of a survey's responses still wait for materialisation.
-pub fn pending(conn: &Connection, org_id: &str, survey_id: &str) -> Result<u64, StoreError> {
+pub fn pending(conn: &Connection, org_id: &str, survey_id: &str) -> Result<u64, StorageError> {
     let n: i64 = conn
         .prepare_cached(
             "SELECT count(*) FROM materialize_queue q JOIN docs d ON d.id = q.doc_id
@@ -522,4 +467,11 @@ pub fn pending(conn: &Connection, org_id: &str, survey_id: &str) -> Result<u64, 
         )?
         .query_row([org_id, survey_id], |r| r.get(0))?;
     Ok(n as u64)
+}
+
+/// Take a document off the queue (it no longer exists).
+pub fn forget_queued(conn: &Connection, doc_id: &str) -> Result<(), StorageError> {
+    conn.prepare_cached("DELETE FROM materialize_queue WHERE doc_id = ?1")?
+        .execute([doc_id])?;
+    Ok(())
 }

@@ -7,15 +7,19 @@
 //! WAL lets run beside the writer.
 //!
 //! Query functions live in the submodules, grouped by what they are about; each takes the
-//! organisation id and filters on it.
+//! organisation id and filters on it. [`Sqlite`] implements [`crate::storage::Storage`] over
+//! them, one closure per operation.
 
-pub mod audit;
-pub mod orgs;
-pub mod principals;
-pub mod responses;
-pub mod surveys;
-pub mod sync;
+mod audit;
+mod backend;
+mod orgs;
+mod principals;
+mod responses;
+mod surveys;
+mod sync;
 mod writer;
+
+pub use backend::Sqlite;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -23,6 +27,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
 use tokio::sync::Semaphore;
+
+use crate::storage::StorageError;
 
 /// The schema as first released (version 1); every database starts from it and then runs the
 /// migration chain, so a new database and an upgraded one go through the same steps.
@@ -37,40 +43,26 @@ const MAX_IDLE_READERS: usize = 8;
 /// Async reads running at once (see `Inner::read_slots`).
 const MAX_READERS: usize = 8;
 
-/// Errors from the store. Callers map them onto API errors.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Conflict(String),
-    #[error("{0}")]
-    Invalid(String),
-    #[error(
-        "database {path} was written by a newer fieldsync-server (schema {found}); upgrade this binary"
-    )]
-    NewerSchema { path: PathBuf, found: String },
-    #[error(
-        "data directory {path} belongs to region {pinned:?}, not {requested:?}; start with --region {pinned} or use the {requested} instance's data directory"
-    )]
-    WrongRegion {
-        path: PathBuf,
-        pinned: String,
-        requested: String,
-    },
-    #[error("stored data could not be decrypted or decoded: {0}")]
-    Corrupt(String),
-    #[error("the database task stopped unexpectedly")]
-    TaskFailed,
-    #[error("the database could not commit: {0}")]
-    CommitFailed(String),
+impl From<rusqlite::Error> for StorageError {
+    fn from(e: rusqlite::Error) -> Self {
+        match &e {
+            rusqlite::Error::SqliteFailure(err, _)
+                if matches!(
+                    err.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) =>
+            {
+                StorageError::Busy(e.to_string())
+            }
+            _ => StorageError::Backend(e.to_string()),
+        }
+    }
 }
 
-/// A handle to the database; cheap to clone.
+/// The database file and its connections: one writer thread, a pool of readers; cheap to
+/// clone.
 #[derive(Clone, Debug)]
-pub struct Store {
+pub(crate) struct Store {
     inner: Arc<Inner>,
 }
 
@@ -95,11 +87,11 @@ impl std::fmt::Debug for Inner {
 
 impl Store {
     /// Open (creating if needed) the database at `path` and bring its schema up to date.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
+    pub fn open(path: &Path) -> Result<Store, StorageError> {
         let mut writer = open_connection(path, true)?;
         migrate(&mut writer, path)?;
         let jobs = writer::spawn(writer).map_err(|e| {
-            StoreError::CommitFailed(format!("cannot start the database writer: {e}"))
+            StorageError::CommitFailed(format!("cannot start the database writer: {e}"))
         })?;
         Ok(Store {
             inner: Arc::new(Inner {
@@ -113,7 +105,7 @@ impl Store {
 
     /// Record the instance's region on first use, and refuse any other region afterwards: an
     /// organisation's data, keys and backups stay in the region it was created in.
-    pub fn pin_region(&self, region: &str) -> Result<(), StoreError> {
+    pub fn pin_region(&self, region: &str) -> Result<(), StorageError> {
         let path = self.inner.path.clone();
         let region = region.to_owned();
         self.write_blocking(move |tx| {
@@ -131,18 +123,13 @@ impl Store {
                     Ok(())
                 }
                 Some(r) if r == region => Ok(()),
-                Some(r) => Err(StoreError::WrongRegion {
-                    path,
+                Some(r) => Err(StorageError::WrongRegion {
+                    location: path.display().to_string(),
                     pinned: r,
                     requested: region.to_owned(),
                 }),
             }
         })
-    }
-
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.inner.path
     }
 
     /// Run `f` as one atomic write on the writer thread; the answer comes only after the
@@ -151,7 +138,7 @@ impl Store {
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
+        E: From<StorageError> + Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
     {
         let (reply, answer) = tokio::sync::oneshot::channel();
@@ -161,8 +148,10 @@ impl Store {
         self.inner
             .jobs
             .send(job)
-            .map_err(|_| E::from(StoreError::TaskFailed))?;
-        answer.await.map_err(|_| E::from(StoreError::TaskFailed))?
+            .map_err(|_| E::from(StorageError::TaskFailed))?;
+        answer
+            .await
+            .map_err(|_| E::from(StorageError::TaskFailed))?
     }
 
     /// Run `f` on a reader connection on the blocking pool. `f` sees one consistent snapshot
@@ -170,28 +159,28 @@ impl Store {
     pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
+        E: From<StorageError> + Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
     {
         let inner = self.inner.clone();
         let slot = Arc::clone(&inner.read_slots)
             .acquire_owned()
             .await
-            .map_err(|_| E::from(StoreError::TaskFailed))?;
+            .map_err(|_| E::from(StorageError::TaskFailed))?;
         tokio::task::spawn_blocking(move || {
             let out = inner.read_blocking(f);
             drop(slot);
             out
         })
         .await
-        .map_err(|_| E::from(StoreError::TaskFailed))?
+        .map_err(|_| E::from(StorageError::TaskFailed))?
     }
 
     /// Synchronous write, for command-line tools; the same guarantees as [`Store::write`].
     pub fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
+        E: From<StorageError> + Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
     {
         let (reply, answer) = std::sync::mpsc::sync_channel(1);
@@ -201,24 +190,17 @@ impl Store {
         self.inner
             .jobs
             .send(job)
-            .map_err(|_| E::from(StoreError::TaskFailed))?;
-        answer.recv().map_err(|_| E::from(StoreError::TaskFailed))?
-    }
-
-    /// Synchronous read, for the blocking side of streams.
-    pub fn read_blocking<T, E, F>(&self, f: F) -> Result<T, E>
-    where
-        E: From<StoreError>,
-        F: FnOnce(&mut Connection) -> Result<T, E>,
-    {
-        self.inner.read_blocking(f)
+            .map_err(|_| E::from(StorageError::TaskFailed))?;
+        answer
+            .recv()
+            .map_err(|_| E::from(StorageError::TaskFailed))?
     }
 }
 
 impl Inner {
     fn read_blocking<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        E: From<StoreError>,
+        E: From<StorageError>,
         F: FnOnce(&mut Connection) -> Result<T, E>,
     {
         let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
@@ -235,7 +217,7 @@ impl Inner {
     }
 }
 
-fn open_connection(path: &Path, writer: bool) -> Result<Connection, StoreError> {
+fn open_connection(path: &Path, writer: bool) -> Result<Connection, StorageError> {
     let flags = if writer {
         OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
@@ -263,7 +245,7 @@ fn open_connection(path: &Path, writer: bool) -> Result<Connection, StoreError> 
     Ok(conn)
 }
 
-fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StorageError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let has_meta: bool = tx.query_row(
         "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
@@ -279,8 +261,8 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
         match found.parse::<u32>() {
             Ok(v) if (1..=SCHEMA_VERSION).contains(&v) => v,
             _ => {
-                return Err(StoreError::NewerSchema {
-                    path: path.to_owned(),
+                return Err(StorageError::NewerSchema {
+                    location: path.display().to_string(),
                     found,
                 });
             }
@@ -305,12 +287,6 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Milliseconds since the Unix epoch, the unit of every stored time.
-pub fn now_ms() -> i64 {
-    let now = time::OffsetDateTime::now_utc();
-    (now.unix_timestamp_nanos() / 1_000_000) as i64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,7 +300,7 @@ mod tests {
             let mode: String = store
                 .read(|c| {
                     c.query_row("PRAGMA journal_mode", [], |r| r.get(0))
-                        .map_err(StoreError::from)
+                        .map_err(StorageError::from)
                 })
                 .await
                 .expect("read");
@@ -380,7 +356,7 @@ mod tests {
                     .prepare("SELECT doc_id FROM materialize_queue")?
                     .query_map([], |r| r.get(0))?
                     .collect::<Result<_, _>>()?;
-                Ok::<_, StoreError>((version, rows, relay, queued))
+                Ok::<_, StorageError>((version, rows, relay, queued))
             })
             .await
             .expect("read");
@@ -414,7 +390,7 @@ mod tests {
                             [format!("k{i}")],
                         )?;
                         if i % 3 == 0 {
-                            return Err(StoreError::Invalid(format!("write {i} fails")));
+                            return Err(StorageError::Invalid(format!("write {i} fails")));
                         }
                         Ok(i)
                     })
@@ -428,7 +404,7 @@ mod tests {
                     assert_ne!(i % 3, 0);
                     ok += 1;
                 }
-                Err(StoreError::Invalid(_)) => {}
+                Err(StorageError::Invalid(_)) => {}
                 Err(e) => panic!("unexpected error {e}"),
             }
         }
@@ -437,7 +413,7 @@ mod tests {
                 c.query_row("SELECT count(*) FROM meta WHERE key LIKE 'k%'", [], |r| {
                     r.get(0)
                 })
-                .map_err(StoreError::from)
+                .map_err(StorageError::from)
             })
             .await
             .expect("read");
@@ -466,7 +442,7 @@ mod tests {
                         if i % 10 == 0 {
                             // Closes the writer's savepoint, so ROLLBACK TO it fails.
                             tx.execute_batch("RELEASE job")?;
-                            return Err(StoreError::Invalid(format!("write {i} fails")));
+                            return Err(StorageError::Invalid(format!("write {i} fails")));
                         }
                         Ok(())
                     })
@@ -483,7 +459,7 @@ mod tests {
                 c.prepare("SELECT key FROM meta WHERE key LIKE 'k%'")?
                     .query_map([], |r| r.get(0))?
                     .collect::<Result<_, _>>()
-                    .map_err(StoreError::from)
+                    .map_err(StorageError::from)
             })
             .await
             .expect("read");
@@ -501,7 +477,7 @@ mod tests {
         store
             .write(|tx| {
                 tx.execute("INSERT INTO meta (key, value) VALUES ('after', 'v')", [])?;
-                Ok::<_, StoreError>(())
+                Ok::<_, StorageError>(())
             })
             .await
             .expect("later write");
@@ -511,10 +487,10 @@ mod tests {
     async fn failed_write_rolls_back() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("db.sqlite")).expect("open");
-        let r: Result<(), StoreError> = store
+        let r: Result<(), StorageError> = store
             .write(|tx| {
                 tx.execute("INSERT INTO meta (key, value) VALUES ('x', 'y')", [])?;
-                Err(StoreError::Invalid("stop".into()))
+                Err(StorageError::Invalid("stop".into()))
             })
             .await;
         assert!(r.is_err());
@@ -523,7 +499,7 @@ mod tests {
                 c.query_row("SELECT count(*) FROM meta WHERE key = 'x'", [], |r| {
                     r.get(0)
                 })
-                .map_err(StoreError::from)
+                .map_err(StorageError::from)
             })
             .await
             .expect("read");

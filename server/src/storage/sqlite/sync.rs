@@ -13,48 +13,34 @@ use std::sync::Arc;
 use fieldsync_protocol::api::Role;
 use fieldsync_protocol::crypto::{Cipher, Sealed};
 use fieldsync_protocol::wire::{
-    DocChanges, DocKind, DocPushResult, ErrorCode, PROTOCOL_VERSION, PullResponse, PushOutcome,
-    RefusedChange, SurveyStatus,
+    DocChanges, DocKind, DocPushResult, PROTOCOL_VERSION, PullResponse, PushOutcome, RefusedChange,
+    SurveyUpdate,
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde_bytes::ByteBuf;
 use uuid::Uuid;
 
-use super::{StoreError, now_ms, surveys};
+use super::surveys;
 use crate::auth::Caller;
 use crate::keys::{KeyRing, change_binding};
-
-/// One pushed document whose changes the sandbox parsed successfully.
-#[derive(Debug)]
-pub struct VerifiedDoc {
-    pub doc: DocChanges,
-    /// The hash of each change, in the same order as `doc.changes`.
-    pub hashes: Vec<ByteBuf>,
-}
+use crate::service::policy::{self, Admission};
+use crate::storage::{
+    PullQuery, Pushed, StorageError, StoredDoc, SurveyGate, VerifiedDoc, now_ms, state,
+};
 
 /// The organisation key, resolved once per request.
 pub fn org_cipher(
     conn: &Connection,
     keys: &KeyRing,
     org_id: &str,
-) -> Result<Arc<Cipher>, StoreError> {
+) -> Result<Arc<Cipher>, StorageError> {
     let wrapped: Vec<u8> = conn
         .prepare_cached("SELECT wrapped_key FROM orgs WHERE id = ?1")?
         .query_row([org_id], |r| r.get(0))
         .optional()?
-        .ok_or_else(|| StoreError::NotFound("no such organisation".into()))?;
+        .ok_or_else(|| StorageError::NotFound("no such organisation".into()))?;
     keys.org_cipher(org_id, &wrapped)
-        .map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn rejected(doc_id: Uuid, code: ErrorCode, message: impl Into<String>) -> DocPushResult {
-    DocPushResult {
-        doc_id,
-        outcome: PushOutcome::Rejected {
-            code,
-            message: message.into(),
-        },
-    }
+        .map_err(|e| StorageError::Corrupt(e.to_string()))
 }
 
 /// Store a batch of verified documents in one transaction. Each document is accepted whole
@@ -63,10 +49,10 @@ pub fn push(
     tx: &Transaction<'_>,
     keys: &KeyRing,
     caller: &Caller,
-    origin: &str,
     docs: &[VerifiedDoc],
-) -> Result<(Vec<DocPushResult>, bool), StoreError> {
+) -> Result<Pushed, StorageError> {
     let org_id = caller.org_id.as_str();
+    let origin = caller.session.as_str();
     let org = org_cipher(tx, keys, org_id)?;
     let mut next_seq: i64 = tx
         .prepare_cached("SELECT coalesce(max(seq), 0) + 1 FROM changes")?
@@ -74,112 +60,60 @@ pub fn push(
     let now = now_ms();
     let mut results = Vec::with_capacity(docs.len());
     let mut stored_any = false;
-    let mut gates: HashMap<Uuid, Option<surveys::SurveyGate>> = HashMap::new();
+    let mut gates: HashMap<Uuid, Option<SurveyGate>> = HashMap::new();
 
     for VerifiedDoc { doc, hashes } in docs {
         let doc_id = doc.doc_id;
-        if doc.kind != DocKind::Response {
-            results.push(rejected(
-                doc_id,
-                ErrorCode::Forbidden,
-                "only the server writes survey documents; publish a new version instead",
-            ));
-            continue;
-        }
         let id = doc_id.to_string();
-        let survey_id = doc.survey_id.to_string();
         let gate = match gates.get(&doc.survey_id) {
             Some(g) => g.clone(),
             None => {
-                let g = surveys::gate(tx, org_id, &survey_id, &caller.principal_id)?;
+                let g =
+                    surveys::gate(tx, org_id, &doc.survey_id.to_string(), &caller.principal_id)?;
                 gates.insert(doc.survey_id, g.clone());
                 g
             }
         };
-        let existing: Option<(String, String, String, i64, Vec<u8>)> = tx
+        let existing: Option<(StoredDoc, Vec<u8>)> = tx
             .prepare_cached(
                 "SELECT org_id, survey_id, owner_id, survey_version, wrapped_key FROM docs WHERE id = ?1",
             )?
-            .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .query_row([&id], |r| {
+                Ok((
+                    StoredDoc {
+                        org_id: r.get(0)?,
+                        survey_id: r.get(1)?,
+                        owner_id: r.get(2)?,
+                        survey_version: r.get(3)?,
+                    },
+                    r.get(4)?,
+                ))
+            })
             .optional()?;
-        let is_device = caller.role == Role::Enumerator;
-        let cipher = match existing {
-            Some((doc_org, doc_survey, owner, version, wrapped)) => {
-                // Another organisation's document is "not found", never "forbidden": its
-                // existence is not ours to reveal.
-                if doc_org != org_id || (is_device && owner != caller.principal_id) {
-                    results.push(rejected(
-                        doc_id,
-                        ErrorCode::NotFound,
-                        format!("no response {doc_id} is visible to you"),
-                    ));
-                    continue;
-                }
-                if doc_survey != survey_id || version != i64::from(doc.survey_version) {
-                    results.push(rejected(
-                        doc_id,
-                        ErrorCode::Invalid,
-                        format!(
-                            "response {doc_id} belongs to survey {doc_survey} version {version}; it cannot move to another survey or version"
-                        ),
-                    ));
-                    continue;
-                }
-                // A retry of changes already stored (say, after a lost acknowledgement) is
-                // still acknowledged as duplicates: only new changes are refused.
-                if is_device
-                    && matches!(&gate, Some(g) if g.status == SurveyStatus::Closed)
-                    && has_new_change(tx, &id, hashes)?
-                {
-                    results.push(rejected(
-                        doc_id,
-                        ErrorCode::SurveyClosed,
-                        "the survey is closed and takes no more changes from devices; ask a coordinator",
-                    ));
-                    continue;
-                }
-                keys.doc_cipher(&org, org_id, &id, &wrapped)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?
+        let admission = policy::admit_push(
+            caller,
+            doc,
+            existing.as_ref().map(|(d, _)| d),
+            gate.as_ref(),
+            || has_new_change(tx, &id, hashes),
+        )?;
+        let cipher = match (admission, existing) {
+            (Admission::Refuse(answer), _) => {
+                results.push(answer);
+                continue;
             }
-            None => {
-                let Some(gate) = &gate else {
-                    results.push(rejected(
-                        doc_id,
-                        ErrorCode::NotFound,
-                        format!("no survey {} in this organisation", doc.survey_id),
-                    ));
-                    continue;
-                };
-                if is_device && !gate.assigned {
-                    results.push(rejected(
-                        doc_id,
-                        ErrorCode::Forbidden,
-                        format!("survey {} is not assigned to this device; ask a coordinator to assign it", doc.survey_id),
-                    ));
-                    continue;
-                }
-                if gate.status == SurveyStatus::Closed {
-                    results.push(rejected(
-                        doc_id,
-                        ErrorCode::SurveyClosed,
-                        format!("survey {} is closed and takes no new responses; keep the response and ask a coordinator", doc.survey_id),
-                    ));
-                    continue;
-                }
-                if doc.survey_version == 0 || doc.survey_version > gate.latest_version {
-                    results.push(rejected(
-                        doc_id,
-                        ErrorCode::Invalid,
-                        format!(
-                            "survey {} has no version {}; sync to get the published versions",
-                            doc.survey_id, doc.survey_version
-                        ),
-                    ));
-                    continue;
-                }
+            (Admission::Existing, Some((_, wrapped))) => keys
+                .doc_cipher(&org, org_id, &id, &wrapped)
+                .map_err(|e| StorageError::Corrupt(e.to_string()))?,
+            (Admission::Existing, None) => {
+                return Err(StorageError::Corrupt(format!(
+                    "the push policy took document {id} for a stored one, and it is not"
+                )));
+            }
+            (Admission::Create, _) => {
                 let (cipher, wrapped) = keys
                     .new_doc_key(&org, org_id, &id)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    .map_err(|e| StorageError::Corrupt(e.to_string()))?;
                 tx.prepare_cached(
                     "INSERT INTO docs (id, org_id, survey_id, survey_version, owner_id, wrapped_key, created_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -187,7 +121,7 @@ pub fn push(
                 .execute(params![
                     id,
                     org_id,
-                    survey_id,
+                    doc.survey_id.to_string(),
                     doc.survey_version,
                     caller.principal_id,
                     wrapped,
@@ -212,7 +146,7 @@ pub fn push(
             let seq = next_seq;
             let sealed = cipher
                 .seal(&change_binding(org_id, &id, seq), bytes)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                .map_err(|e| StorageError::Corrupt(e.to_string()))?;
             tx.prepare_cached(
                 "INSERT INTO changes (seq, org_id, doc_id, hash, origin, payload)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -242,7 +176,10 @@ pub fn push(
             outcome: PushOutcome::Stored { new, duplicate },
         });
     }
-    Ok((results, stored_any))
+    Ok(Pushed {
+        results,
+        stored_any,
+    })
 }
 
 /// Whether any of `hashes` is not stored yet for the document.
@@ -250,7 +187,7 @@ fn has_new_change(
     tx: &Transaction<'_>,
     doc_id: &str,
     hashes: &[ByteBuf],
-) -> Result<bool, StoreError> {
+) -> Result<bool, StorageError> {
     let mut stmt = tx.prepare_cached("SELECT 1 FROM changes WHERE doc_id = ?1 AND hash = ?2")?;
     for hash in hashes {
         if !stmt.exists(params![doc_id, hash.as_slice()])? {
@@ -260,23 +197,11 @@ fn has_new_change(
     Ok(false)
 }
 
-/// Where a stored change is in its checking (the `changes.state` column).
-pub mod state {
-    /// Stored, not yet checked by the sandbox: not relayed.
-    pub const UNCHECKED: i64 = 0;
-    /// Its document loads with it: relayed and materialised.
-    pub const ACCEPTED: i64 = 1;
-    /// It would break its document: never relayed; its pusher is told.
-    pub const REFUSED: i64 = 2;
-    /// It depends on a change the server does not have (yet): checked again when its
-    /// document next changes.
-    pub const WAITING: i64 = 3;
-}
-
 /// Whether changes pushed by others that this caller could pull are still being checked. A
 /// pull waits (bounded) for them, so that what one client pushed is in the next pull of the
 /// others, not one materialiser round later.
-pub fn unchecked_for(conn: &Connection, caller: &Caller, origin: &str) -> Result<bool, StoreError> {
+pub fn unchecked_for(conn: &Connection, caller: &Caller) -> Result<bool, StorageError> {
+    let origin = caller.session.as_str();
     let owner = (caller.role == Role::Enumerator).then_some(caller.principal_id.as_str());
     Ok(conn
         .prepare_cached(
@@ -299,13 +224,11 @@ pub fn unchecked_for(conn: &Connection, caller: &Caller, origin: &str) -> Result
 pub fn pull(
     conn: &mut Connection,
     keys: &KeyRing,
-    caller: &Caller,
-    origin: &str,
-    cursor: u64,
-    limit: u32,
-    max_bytes: usize,
-) -> Result<PullResponse, StoreError> {
+    q: &PullQuery,
+) -> Result<PullResponse, StorageError> {
+    let (caller, limit, max_bytes) = (&q.caller, q.limit, q.max_bytes);
     let org_id = caller.org_id.as_str();
+    let origin = caller.session.as_str();
     // One read transaction: the high-water mark and the page come from the same snapshot.
     let tx = conn.transaction()?;
     let org = org_cipher(&tx, keys, org_id)?;
@@ -319,7 +242,7 @@ pub fn pull(
         .query_row([org_id], |r| r.get(0))
         .optional()?
         .unwrap_or(0);
-    let cursor = i64::try_from(cursor).unwrap_or(i64::MAX);
+    let cursor = i64::try_from(q.cursor).unwrap_or(i64::MAX);
     let owner = (caller.role == Role::Enumerator).then_some(caller.principal_id.as_str());
     let mut docs: Vec<DocChanges> = Vec::new();
     let mut refused = Vec::new();
@@ -345,7 +268,7 @@ pub fn pull(
             let seq: i64 = r.get(1)?;
             let doc_id: String = r.get(2)?;
             let parsed_id =
-                Uuid::parse_str(&doc_id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                Uuid::parse_str(&doc_id).map_err(|e| StorageError::Corrupt(e.to_string()))?;
             last = relay;
             count += 1;
             if r.get::<_, i64>(3)? == state::REFUSED {
@@ -363,13 +286,13 @@ pub fn pull(
             }
             let payload: Vec<u8> = r.get(4)?;
             let sealed =
-                Sealed::from_bytes(&payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                Sealed::from_bytes(&payload).map_err(|e| StorageError::Corrupt(e.to_string()))?;
             let cipher = keys
                 .doc_cipher(&org, org_id, &doc_id, &r.get::<_, Vec<u8>>(8)?)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                .map_err(|e| StorageError::Corrupt(e.to_string()))?;
             let plain = cipher
                 .open_owned(&change_binding(org_id, &doc_id, seq), sealed)
-                .map_err(|e| StoreError::Corrupt(format!("change {seq}: {e}")))?;
+                .map_err(|e| StorageError::Corrupt(format!("change {seq}: {e}")))?;
             let slot = match index.get(&doc_id) {
                 Some(&i) => i,
                 None => {
@@ -378,7 +301,7 @@ pub fn pull(
                         doc_id: parsed_id,
                         kind: DocKind::Response,
                         survey_id: Uuid::parse_str(&survey_id)
-                            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                            .map_err(|e| StorageError::Corrupt(e.to_string()))?,
                         survey_version: r.get(7)?,
                         changes: Vec::new(),
                     });
@@ -400,12 +323,23 @@ pub fn pull(
     // caller may not see, so the next pull starts after all of them.
     let more = (count >= limit || bytes >= max_bytes) && last < high;
     let next = if more { last } else { high.max(cursor) };
+    let (survey_states, send) =
+        policy::survey_sync(&surveys::visible(&tx, org_id, owner)?, &q.known_surveys);
+    let mut updates = Vec::with_capacity(send.len());
+    for s in send {
+        updates.push(SurveyUpdate {
+            survey_id: s.id,
+            status: s.status,
+            latest_version: s.latest_version,
+            document: ByteBuf::from(surveys::document(&tx, &s.id.to_string())?),
+        });
+    }
     tx.finish()?;
     Ok(PullResponse {
         protocol: PROTOCOL_VERSION,
         docs,
-        surveys: Vec::new(),
-        survey_states: Vec::new(),
+        surveys: updates,
+        survey_states,
         cursor: next as u64,
         more,
         refused,

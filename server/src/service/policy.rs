@@ -1,0 +1,339 @@
+//! The rules of who may write what, as pure functions over what the database holds. Every
+//! backend calls them inside its own transaction, so the rules are written once and hold
+//! whichever backend is underneath.
+
+use fieldsync_protocol::api::Role;
+use fieldsync_protocol::wire::{
+    DocChanges, DocKind, DocPushResult, ErrorCode, KnownSurvey, PushOutcome, SurveyState,
+    SurveyStatus,
+};
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::storage::{StoredDoc, SurveyGate};
+
+/// What the push policy decided for one document.
+#[derive(Debug)]
+pub enum Admission {
+    /// Refused whole, with this answer.
+    Refuse(DocPushResult),
+    /// A document already stored: store its new changes.
+    Existing,
+    /// A new document: create it (owned by the pusher), then store its changes.
+    Create,
+}
+
+fn refuse(doc_id: Uuid, code: ErrorCode, message: impl Into<String>) -> Admission {
+    Admission::Refuse(DocPushResult {
+        doc_id,
+        outcome: PushOutcome::Rejected {
+            code,
+            message: message.into(),
+        },
+    })
+}
+
+/// Whether `pusher` may push `doc`, given the document as stored (if it is), its survey's
+/// gate (`None`: no such survey in the pusher's organisation), and a way to ask whether any
+/// of the pushed changes is new (asked only when the answer matters).
+pub fn admit_push<E>(
+    pusher: &Caller,
+    doc: &DocChanges,
+    stored: Option<&StoredDoc>,
+    gate: Option<&SurveyGate>,
+    has_new_change: impl FnOnce() -> Result<bool, E>,
+) -> Result<Admission, E> {
+    let doc_id = doc.doc_id;
+    if doc.kind != DocKind::Response {
+        return Ok(refuse(
+            doc_id,
+            ErrorCode::Forbidden,
+            "only the server writes survey documents; publish a new version instead",
+        ));
+    }
+    let is_device = pusher.role == Role::Enumerator;
+    let survey_id = doc.survey_id.to_string();
+    if let Some(stored) = stored {
+        // Another organisation's document is "not found", never "forbidden": its existence is
+        // not ours to reveal.
+        if stored.org_id != pusher.org_id || (is_device && stored.owner_id != pusher.principal_id) {
+            return Ok(refuse(
+                doc_id,
+                ErrorCode::NotFound,
+                format!("no response {doc_id} is visible to you"),
+            ));
+        }
+        if stored.survey_id != survey_id || stored.survey_version != doc.survey_version {
+            return Ok(refuse(
+                doc_id,
+                ErrorCode::Invalid,
+                format!(
+                    "response {doc_id} belongs to survey {} version {}; it cannot move to another survey or version",
+                    stored.survey_id, stored.survey_version
+                ),
+            ));
+        }
+        // A retry of changes already stored (say, after a lost acknowledgement) is still
+        // acknowledged as duplicates: only new changes are refused.
+        if is_device
+            && matches!(gate, Some(g) if g.status == SurveyStatus::Closed)
+            && has_new_change()?
+        {
+            return Ok(refuse(
+                doc_id,
+                ErrorCode::SurveyClosed,
+                "the survey is closed and takes no more changes from devices; ask a coordinator",
+            ));
+        }
+        return Ok(Admission::Existing);
+    }
+    let Some(gate) = gate else {
+        return Ok(refuse(
+            doc_id,
+            ErrorCode::NotFound,
+            format!("no survey {} in this organisation", doc.survey_id),
+        ));
+    };
+    if is_device && !gate.assigned {
+        return Ok(refuse(
+            doc_id,
+            ErrorCode::Forbidden,
+            format!(
+                "survey {} is not assigned to this device; ask a coordinator to assign it",
+                doc.survey_id
+            ),
+        ));
+    }
+    if gate.status == SurveyStatus::Closed {
+        return Ok(refuse(
+            doc_id,
+            ErrorCode::SurveyClosed,
+            format!(
+                "survey {} is closed and takes no new responses; keep the response and ask a coordinator",
+                doc.survey_id
+            ),
+        ));
+    }
+    if doc.survey_version == 0 || doc.survey_version > gate.latest_version {
+        return Ok(refuse(
+            doc_id,
+            ErrorCode::Invalid,
+            format!(
+                "survey {} has no version {}; sync to get the published versions",
+                doc.survey_id, doc.survey_version
+            ),
+        ));
+    }
+    Ok(Admission::Create)
+}
+
+/// A survey a puller may see, as it stands.
+#[derive(Clone, Debug)]
+pub struct VisibleSurvey {
+    pub id: Uuid,
+    pub status: SurveyStatus,
+    pub latest_version: u32,
+}
+
+/// Which survey documents a pulling client gets, and the states it learns: a client learns
+/// the status of every survey it holds and gets a document it lacks or holds an older version
+/// of; a survey that is not open is not sent to a client that does not have it (no new
+/// downloads), but one that has it still learns its new versions and status.
+pub fn survey_sync(
+    visible: &[VisibleSurvey],
+    known: &[KnownSurvey],
+) -> (Vec<SurveyState>, Vec<VisibleSurvey>) {
+    let mut states = Vec::new();
+    let mut send = Vec::new();
+    for s in visible {
+        match known.iter().find(|k| k.survey_id == s.id) {
+            Some(k) => {
+                states.push(SurveyState {
+                    survey_id: s.id,
+                    status: s.status,
+                });
+                if k.latest_version >= s.latest_version {
+                    continue;
+                }
+            }
+            None if s.status != SurveyStatus::Open => continue,
+            None => {}
+        }
+        send.push(s.clone());
+    }
+    (states, send)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(role: Role) -> Caller {
+        Caller {
+            principal_id: "p".into(),
+            session: "s".into(),
+            name: "n".into(),
+            role,
+            org_id: "o".into(),
+        }
+    }
+
+    fn doc(survey: Uuid, version: u32) -> DocChanges {
+        DocChanges {
+            doc_id: Uuid::from_u128(1),
+            kind: DocKind::Response,
+            survey_id: survey,
+            survey_version: version,
+            changes: Vec::new(),
+        }
+    }
+
+    fn code(a: Admission) -> Option<ErrorCode> {
+        match a {
+            Admission::Refuse(DocPushResult {
+                outcome: PushOutcome::Rejected { code, .. },
+                ..
+            }) => Some(code),
+            _ => None,
+        }
+    }
+
+    /// The push rules, one case each: what a device may do to its own and others'
+    /// documents, and how a closed survey treats new and retried changes.
+    #[test]
+    fn push_admission_follows_role_ownership_and_survey_status() {
+        let survey = Uuid::from_u128(7);
+        let open = SurveyGate {
+            status: SurveyStatus::Open,
+            latest_version: 2,
+            assigned: true,
+        };
+        let closed = SurveyGate {
+            status: SurveyStatus::Closed,
+            ..open.clone()
+        };
+        let unassigned = SurveyGate {
+            assigned: false,
+            ..open.clone()
+        };
+        let stored = |org: &str, owner: &str| StoredDoc {
+            org_id: org.into(),
+            survey_id: survey.to_string(),
+            owner_id: owner.into(),
+            survey_version: 1,
+        };
+        let device = caller(Role::Enumerator);
+        let coordinator = caller(Role::Coordinator);
+        let ok = || Ok::<_, ()>(true);
+        let none_new = || Ok::<_, ()>(false);
+        let admit = |c: &Caller, d: &DocChanges, s: Option<&StoredDoc>, g: Option<&SurveyGate>| {
+            admit_push(c, d, s, g, ok).expect("admit")
+        };
+
+        assert!(matches!(
+            admit(&device, &doc(survey, 1), None, Some(&open)),
+            Admission::Create
+        ));
+        assert_eq!(
+            code(admit(&device, &doc(survey, 1), None, Some(&unassigned))),
+            Some(ErrorCode::Forbidden)
+        );
+        assert!(matches!(
+            admit(&coordinator, &doc(survey, 1), None, Some(&unassigned)),
+            Admission::Create
+        ));
+        assert_eq!(
+            code(admit(&device, &doc(survey, 1), None, None)),
+            Some(ErrorCode::NotFound)
+        );
+        assert_eq!(
+            code(admit(&device, &doc(survey, 3), None, Some(&open))),
+            Some(ErrorCode::Invalid)
+        );
+        assert_eq!(
+            code(admit(&device, &doc(survey, 0), None, Some(&open))),
+            Some(ErrorCode::Invalid)
+        );
+        assert_eq!(
+            code(admit(&coordinator, &doc(survey, 1), None, Some(&closed))),
+            Some(ErrorCode::SurveyClosed)
+        );
+
+        let mine = stored("o", "p");
+        let theirs = stored("o", "q");
+        let foreign = stored("x", "p");
+        assert!(matches!(
+            admit(&device, &doc(survey, 1), Some(&mine), Some(&open)),
+            Admission::Existing
+        ));
+        assert_eq!(
+            code(admit(&device, &doc(survey, 1), Some(&theirs), Some(&open))),
+            Some(ErrorCode::NotFound)
+        );
+        assert!(matches!(
+            admit(&coordinator, &doc(survey, 1), Some(&theirs), Some(&open)),
+            Admission::Existing
+        ));
+        assert_eq!(
+            code(admit(
+                &coordinator,
+                &doc(survey, 1),
+                Some(&foreign),
+                Some(&open)
+            )),
+            Some(ErrorCode::NotFound)
+        );
+        assert_eq!(
+            code(admit(&device, &doc(survey, 2), Some(&mine), Some(&open))),
+            Some(ErrorCode::Invalid)
+        );
+        // Closed: a device's new change is refused, its retry of stored ones is not.
+        assert_eq!(
+            code(admit(&device, &doc(survey, 1), Some(&mine), Some(&closed))),
+            Some(ErrorCode::SurveyClosed)
+        );
+        assert!(matches!(
+            admit_push(
+                &device,
+                &doc(survey, 1),
+                Some(&mine),
+                Some(&closed),
+                none_new
+            )
+            .expect("admit"),
+            Admission::Existing
+        ));
+        let mut survey_doc = doc(survey, 1);
+        survey_doc.kind = DocKind::Survey;
+        assert_eq!(
+            code(admit(&coordinator, &survey_doc, None, Some(&open))),
+            Some(ErrorCode::Forbidden)
+        );
+    }
+
+    #[test]
+    fn closing_surveys_reach_only_devices_that_hold_them() {
+        let s = |n: u128, status| VisibleSurvey {
+            id: Uuid::from_u128(n),
+            status,
+            latest_version: 2,
+        };
+        let visible = [
+            s(1, SurveyStatus::Open),
+            s(2, SurveyStatus::Closing),
+            s(3, SurveyStatus::Closing),
+        ];
+        let known = [KnownSurvey {
+            survey_id: Uuid::from_u128(3),
+            latest_version: 1,
+        }];
+        let (states, send) = survey_sync(&visible, &known);
+        assert_eq!(states.len(), 1);
+        let sent: Vec<u128> = send.iter().map(|v| v.id.as_u128()).collect();
+        assert_eq!(
+            sent,
+            vec![1, 3],
+            "new open survey, and a new version of a held one"
+        );
+    }
+}

@@ -1,0 +1,119 @@
+//! Publishing survey versions, their status and assignments. The server is the only writer
+//! of survey documents, so it builds them in-process: their bytes never come from a client.
+
+use fieldsync_protocol::api::Published;
+use fieldsync_protocol::document::{SurveyDoc, SurveyMeta};
+use fieldsync_protocol::survey::Survey;
+use fieldsync_protocol::wire::SurveyStatus;
+use uuid::Uuid;
+
+use crate::auth::{Caller, MANAGERS};
+use crate::error::ApiError;
+use crate::storage::{AuditEvent, Db, StorageError, SurveyHead, SurveyWrite, now_ms};
+
+fn doc_error(e: impl std::fmt::Display) -> StorageError {
+    StorageError::Corrupt(format!("survey document: {e}"))
+}
+
+/// Publish a definition (JSON) as the next version of its survey, creating the survey on its
+/// first publication. A closed survey takes no new version.
+pub async fn publish(db: &Db, caller: &Caller, text: &str) -> Result<Published, ApiError> {
+    caller.require(MANAGERS, "publish surveys")?;
+    let survey = Survey::parse_json(text).map_err(|errors| ApiError::InvalidSurvey {
+        message: format!(
+            "the survey definition has {} problem(s); fix every one and publish again",
+            errors.0.len()
+        ),
+        details: errors.0.iter().map(|e| e.to_string()).collect(),
+    })?;
+    // Store the definition in its normalised serde form, so every reader parses the same text.
+    let definition = serde_json::to_string(survey.definition())
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let (form_id, title) = (survey.form_id().to_owned(), survey.title().to_owned());
+    let audit = AuditEvent::by(caller, "survey_published");
+    let by = caller.principal_id.clone();
+    let plan_form = form_id.clone();
+    let plan = Box::new(move |head: Option<SurveyHead>| {
+        let now = now_ms();
+        let (survey_id, version, mut doc) = match head {
+            Some(head) => {
+                if head.status == SurveyStatus::Closed {
+                    return Err(StorageError::Conflict(format!(
+                        "survey {plan_form} is closed; reopen it before publishing a new version"
+                    )));
+                }
+                let uuid = Uuid::parse_str(&head.id).map_err(doc_error)?;
+                let doc = SurveyDoc::load(&head.doc)
+                    .map_err(doc_error)?
+                    .with_writer(uuid.into_bytes().to_vec());
+                (uuid, head.latest_version + 1, doc)
+            }
+            None => {
+                let uuid = Uuid::new_v4();
+                let meta = SurveyMeta {
+                    survey_id: uuid,
+                    form_id: plan_form.clone(),
+                    title: title.clone(),
+                };
+                // The survey's own id is the server's actor for it: only this server writes it.
+                let doc =
+                    SurveyDoc::new(&meta, uuid.into_bytes().to_vec(), now).map_err(doc_error)?;
+                (uuid, 1, doc)
+            }
+        };
+        doc.publish(version, &definition, now).map_err(doc_error)?;
+        Ok(SurveyWrite {
+            survey_id: survey_id.to_string(),
+            version,
+            title,
+            doc: doc.save(),
+            definition,
+            published_by: by,
+            published_at: now,
+            audit: audit
+                .target(survey_id.to_string())
+                .detail(format!("version {version}")),
+        })
+    });
+    Ok(db.publish(&caller.org_id, &form_id, plan).await?)
+}
+
+/// Set a survey's status.
+pub async fn set_status(
+    db: &Db,
+    caller: &Caller,
+    survey_id: &str,
+    status: SurveyStatus,
+) -> Result<(), ApiError> {
+    caller.require(MANAGERS, "change a survey's status")?;
+    let survey_id = &super::parse_id(survey_id, "survey")?;
+    let audit = AuditEvent::by(caller, "survey_status")
+        .target(survey_id)
+        .detail(status.as_str());
+    if !db
+        .set_survey_status(&caller.org_id, survey_id, status, audit)
+        .await?
+    {
+        return Err(ApiError::NotFound(
+            "no such survey; run `fieldsync survey list`".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Assign a survey to an enumerator of the caller's organisation.
+pub async fn assign(
+    db: &Db,
+    caller: &Caller,
+    survey_id: &str,
+    enumerator_id: &str,
+) -> Result<(), ApiError> {
+    caller.require(MANAGERS, "assign surveys")?;
+    let survey_id = &super::parse_id(survey_id, "survey")?;
+    let audit = AuditEvent::by(caller, "survey_assigned")
+        .target(survey_id)
+        .detail(enumerator_id);
+    db.assign(&caller.org_id, survey_id, enumerator_id, audit)
+        .await?;
+    Ok(())
+}
