@@ -37,3 +37,6 @@ mod at_rest;
 
 #[path = "server/fuzz_replay.rs"]
 mod fuzz_replay;
+
+#[path = "server/storage.rs"]
+mod storage;
