@@ -128,14 +128,15 @@ fn push_fuzz() -> &'static Mutex<PushFuzz> {
             .build()
             .unwrap_or_else(|e| panic!("tokio runtime: {e}"));
         let region = "eu-central";
-        let state = AppState::open(StateConfig {
-            database: dir.join("fieldsync.sqlite"),
+        let state = rt
+            .block_on(AppState::open(StateConfig {
+                database: fieldsync_server::storage::Database::Sqlite(dir.join("fieldsync.sqlite")),
             master_key: dir.join("master.key"),
             worker_exe: exe.clone(),
             worker_limits: push::worker_limits(),
-            settings: fieldsync_server::settings::Settings::for_region(region),
-        })
-        .unwrap_or_else(|e| panic!("open state: {e}"));
+                settings: fieldsync_server::settings::Settings::for_region(region),
+            }))
+            .unwrap_or_else(|e| panic!("open state: {e}"));
         let target = rt.block_on(push::setup(&state, region, 256));
         eprintln!(
             "fieldsync fuzz: server state in {}, workers {}, survey {}",

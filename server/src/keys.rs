@@ -149,6 +149,32 @@ impl KeyRing {
     }
 }
 
+/// What [`KeyRing::check_value`] seals: a database records it on first use, and an instance
+/// whose master key cannot open it is refused.
+const CHECK_PLAINTEXT: &[u8] = b"fieldsync master key check, version 1";
+
+fn check_binding() -> Binding<'static> {
+    Binding::new(Purpose::Snapshot, "", "master-key-check", 0, MASTER_KEY_ID)
+}
+
+impl KeyRing {
+    /// A value only this master key can open, for a database to record.
+    pub fn check_value(&self) -> Result<Vec<u8>, KeyError> {
+        Ok(self
+            .master
+            .seal(&check_binding(), CHECK_PLAINTEXT)?
+            .to_bytes())
+    }
+
+    /// Whether `stored` was made by [`KeyRing::check_value`] with this master key.
+    pub fn verify_check_value(&self, stored: &[u8]) -> bool {
+        Sealed::from_bytes(stored)
+            .ok()
+            .and_then(|sealed| self.master.open(&check_binding(), &sealed).ok())
+            .is_some_and(|plain| plain.as_bytes() == CHECK_PLAINTEXT)
+    }
+}
+
 fn org_binding(org_id: &str) -> Binding<'_> {
     Binding::new(Purpose::OrgKey, org_id, org_id, 0, MASTER_KEY_ID)
 }

@@ -25,8 +25,7 @@ use tokio::sync::{Notify, Semaphore};
 use crate::auth::AttemptLimiter;
 use crate::keys::KeyRing;
 use crate::settings::Settings;
-use crate::storage::Db;
-use crate::storage::sqlite::Sqlite;
+use crate::storage::{Database, Db};
 use crate::worker::{WorkerLimits, WorkerPool};
 
 /// Everything a request handler may use; cheap to clone.
@@ -61,7 +60,7 @@ pub struct AppState {
 /// How to build an [`AppState`].
 #[derive(Debug)]
 pub struct StateConfig {
-    pub database: PathBuf,
+    pub database: Database,
     pub master_key: PathBuf,
     pub worker_exe: PathBuf,
     pub worker_limits: WorkerLimits,
@@ -70,14 +69,12 @@ pub struct StateConfig {
 
 impl AppState {
     /// Open the database and keys and prepare the worker pool (workers start on demand).
-    pub fn open(cfg: StateConfig) -> anyhow::Result<AppState> {
-        if let Some(dir) = cfg.database.parent() {
+    pub async fn open(cfg: StateConfig) -> anyhow::Result<AppState> {
+        if let Some(dir) = cfg.master_key.parent() {
             std::fs::create_dir_all(dir)?;
         }
         let keys = Arc::new(KeyRing::load_or_create(&cfg.master_key)?);
-        let sqlite = Sqlite::open(&cfg.database, keys.clone())?;
-        sqlite.pin_region_now(&cfg.settings.region)?;
-        let db: Db = Arc::new(sqlite);
+        let db = storage::open(&cfg.database, keys.clone(), &cfg.settings.region).await?;
         let settings = cfg.settings;
         Ok(AppState {
             db,

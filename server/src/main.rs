@@ -10,8 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use fieldsync_server::keys::KeyRing;
 use fieldsync_server::service;
 use fieldsync_server::settings::{DataArgs, ServeArgs, Settings};
-use fieldsync_server::storage::Db;
-use fieldsync_server::storage::sqlite::Sqlite;
+use fieldsync_server::storage::{Database, Db, StorageError};
 use fieldsync_server::worker::WorkerLimits;
 use fieldsync_server::{AppState, StateConfig};
 
@@ -135,11 +134,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
         tracing::warn!(error = %e, "cannot raise the open-file limit");
     }
-    let state = open_state(&args.data, settings, &args)?;
+    let database = args.data.database().map_err(UsageError)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        let state = open_state(database, &args.data, settings, &args).await?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -153,10 +153,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     })
 }
 
-fn open_state(data: &DataArgs, settings: Settings, args: &ServeArgs) -> anyhow::Result<AppState> {
+async fn open_state(
+    database: Database,
+    data: &DataArgs,
+    settings: Settings,
+    args: &ServeArgs,
+) -> anyhow::Result<AppState> {
     let worker_exe = std::env::current_exe().context("cannot find this program's path")?;
     AppState::open(StateConfig {
-        database: data.database_path(),
+        database,
         master_key: data.master_key_path(),
         worker_exe,
         worker_limits: WorkerLimits {
@@ -168,6 +173,7 @@ fn open_state(data: &DataArgs, settings: Settings, args: &ServeArgs) -> anyhow::
         },
         settings,
     })
+    .await
 }
 
 async fn shutdown_signal() {
@@ -196,8 +202,10 @@ fn create_org(args: CreateOrgArgs) -> anyhow::Result<()> {
     if name.is_empty() || name.len() > 200 {
         return Err(UsageError("--name must be 1 to 200 characters".into()).into());
     }
-    let (db, keys) = open_offline(&args.data)?;
-    let created = block_on(service::orgs::create(&db, &keys, &name, &region))??;
+    let created = offline(&args.data, |db, keys| {
+        let (name, region) = (name.clone(), region.clone());
+        async move { service::orgs::create(&db, &keys, &name, &region).await }
+    })?;
     if args.quiet {
         println!("{}", created.admin_token);
     } else if args.json {
@@ -230,8 +238,10 @@ fn create_support(args: CreateSupportArgs) -> anyhow::Result<()> {
     if name.is_empty() || name.len() > 200 {
         return Err(UsageError("--name must be 1 to 200 characters".into()).into());
     }
-    let (db, _keys) = open_offline(&args.data)?;
-    let (id, token) = block_on(service::orgs::create_support(&db, &name))??;
+    let (id, token) = offline(&args.data, |db, _| {
+        let name = name.clone();
+        async move { service::orgs::create_support(&db, &name).await }
+    })?;
     if args.json {
         println!(
             "{}",
@@ -246,8 +256,10 @@ fn create_support(args: CreateSupportArgs) -> anyhow::Result<()> {
 
 fn revoke_support(args: RevokeSupportArgs) -> anyhow::Result<()> {
     args.data.validate().map_err(UsageError)?;
-    let (db, _keys) = open_offline(&args.data)?;
-    if block_on(service::orgs::revoke_support(&db, &args.id.to_string()))?? {
+    let id = args.id.to_string();
+    if offline(&args.data, |db, _| async move {
+        service::orgs::revoke_support(&db, &id).await
+    })? {
         println!("revoked support agent {} and all its tokens", args.id);
         Ok(())
     } else {
@@ -259,20 +271,22 @@ fn revoke_support(args: RevokeSupportArgs) -> anyhow::Result<()> {
     }
 }
 
-/// The database and keys for a command-line tool, without a server.
-fn open_offline(data: &DataArgs) -> anyhow::Result<(Db, Arc<KeyRing>)> {
+/// Run one storage operation of a command-line tool on the server's database and keys,
+/// without a server.
+fn offline<T, F, Fut>(data: &DataArgs, f: F) -> anyhow::Result<T>
+where
+    F: FnOnce(Db, Arc<KeyRing>) -> Fut,
+    Fut: std::future::Future<Output = Result<T, StorageError>>,
+{
+    let database = data.database().map_err(UsageError)?;
     std::fs::create_dir_all(&data.data_dir)
         .with_context(|| format!("cannot create {}", data.data_dir.display()))?;
     let keys = Arc::new(KeyRing::load_or_create(&data.master_key_path())?);
-    let sqlite = Sqlite::open(&data.database_path(), keys.clone())?;
-    sqlite.pin_region_now(&data.region)?;
-    Ok((Arc::new(sqlite), keys))
-}
-
-/// Run one storage operation of a command-line tool to completion.
-fn block_on<T>(f: impl std::future::Future<Output = T>) -> anyhow::Result<T> {
-    Ok(tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()?
-        .block_on(f))
+        .build()?;
+    runtime.block_on(async {
+        let db = fieldsync_server::storage::open(&database, keys.clone(), &data.region).await?;
+        Ok(f(db, keys).await?)
+    })
 }

@@ -3,6 +3,8 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+
+use crate::storage::Database;
 use std::time::Duration;
 
 use clap::Args;
@@ -24,14 +26,30 @@ pub struct DataArgs {
     pub region: String,
 
     /// The master key file (32 bytes, mode 0600). Created on first start if missing.
-    /// Defaults to `master.key` inside the data directory.
+    /// Defaults to `master.key` inside the data directory. Every instance on one PostgreSQL
+    /// database must be given the same file.
     #[arg(long, env = "FIELDSYNC_MASTER_KEY")]
     pub master_key: Option<PathBuf>,
+
+    /// A PostgreSQL database, `postgres://USER:PASSWORD@HOST:PORT/DATABASE`, instead of the
+    /// embedded SQLite file in the data directory. Several instances may share it.
+    #[arg(long, env = "FIELDSYNC_DATABASE")]
+    pub database: Option<String>,
 }
 
 impl DataArgs {
-    pub fn database_path(&self) -> PathBuf {
-        self.data_dir.join("fieldsync.sqlite")
+    /// The database this instance uses: `--database`, or SQLite in the data directory.
+    pub fn database(&self) -> Result<Database, String> {
+        match self.database.as_deref().map(str::trim) {
+            None | Some("") => Ok(Database::Sqlite(self.data_dir.join("fieldsync.sqlite"))),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(Database::Postgres(url.to_owned()))
+            }
+            Some(other) => Err(format!(
+                "--database {:?} is not a PostgreSQL URL; write postgres://USER:PASSWORD@HOST:PORT/DATABASE, or leave it out to use SQLite in --data",
+                crate::storage::postgres::redact(other)
+            )),
+        }
     }
 
     pub fn master_key_path(&self) -> PathBuf {

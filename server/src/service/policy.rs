@@ -17,39 +17,43 @@ use crate::storage::{StoredDoc, SurveyGate};
 pub enum Admission {
     /// Refused whole, with this answer.
     Refuse(DocPushResult),
-    /// A document already stored: store its new changes.
-    Existing,
+    /// A document already stored: store its new changes, unless `unless_new` is given: then
+    /// the push may only repeat changes already stored, and is refused with this answer if
+    /// any of them is new.
+    Existing { unless_new: Option<DocPushResult> },
     /// A new document: create it (owned by the pusher), then store its changes.
     Create,
 }
 
-fn refuse(doc_id: Uuid, code: ErrorCode, message: impl Into<String>) -> Admission {
-    Admission::Refuse(DocPushResult {
+fn refusal(doc_id: Uuid, code: ErrorCode, message: impl Into<String>) -> DocPushResult {
+    DocPushResult {
         doc_id,
         outcome: PushOutcome::Rejected {
             code,
             message: message.into(),
         },
-    })
+    }
 }
 
-/// Whether `pusher` may push `doc`, given the document as stored (if it is), its survey's
-/// gate (`None`: no such survey in the pusher's organisation), and a way to ask whether any
-/// of the pushed changes is new (asked only when the answer matters).
-pub fn admit_push<E>(
+fn refuse(doc_id: Uuid, code: ErrorCode, message: impl Into<String>) -> Admission {
+    Admission::Refuse(refusal(doc_id, code, message))
+}
+
+/// Whether `pusher` may push `doc`, given the document as stored (if it is) and its survey's
+/// gate (`None`: no such survey in the pusher's organisation).
+pub fn admit_push(
     pusher: &Caller,
     doc: &DocChanges,
     stored: Option<&StoredDoc>,
     gate: Option<&SurveyGate>,
-    has_new_change: impl FnOnce() -> Result<bool, E>,
-) -> Result<Admission, E> {
+) -> Admission {
     let doc_id = doc.doc_id;
     if doc.kind != DocKind::Response {
-        return Ok(refuse(
+        return refuse(
             doc_id,
             ErrorCode::Forbidden,
             "only the server writes survey documents; publish a new version instead",
-        ));
+        );
     }
     let is_device = pusher.role == Role::Enumerator;
     let survey_id = doc.survey_id.to_string();
@@ -57,74 +61,72 @@ pub fn admit_push<E>(
         // Another organisation's document is "not found", never "forbidden": its existence is
         // not ours to reveal.
         if stored.org_id != pusher.org_id || (is_device && stored.owner_id != pusher.principal_id) {
-            return Ok(refuse(
+            return refuse(
                 doc_id,
                 ErrorCode::NotFound,
                 format!("no response {doc_id} is visible to you"),
-            ));
+            );
         }
         if stored.survey_id != survey_id || stored.survey_version != doc.survey_version {
-            return Ok(refuse(
+            return refuse(
                 doc_id,
                 ErrorCode::Invalid,
                 format!(
                     "response {doc_id} belongs to survey {} version {}; it cannot move to another survey or version",
                     stored.survey_id, stored.survey_version
                 ),
-            ));
+            );
         }
         // A retry of changes already stored (say, after a lost acknowledgement) is still
         // acknowledged as duplicates: only new changes are refused.
-        if is_device
-            && matches!(gate, Some(g) if g.status == SurveyStatus::Closed)
-            && has_new_change()?
-        {
-            return Ok(refuse(
-                doc_id,
-                ErrorCode::SurveyClosed,
-                "the survey is closed and takes no more changes from devices; ask a coordinator",
-            ));
-        }
-        return Ok(Admission::Existing);
+        let unless_new = (is_device && matches!(gate, Some(g) if g.status == SurveyStatus::Closed))
+            .then(|| {
+                refusal(
+                    doc_id,
+                    ErrorCode::SurveyClosed,
+                    "the survey is closed and takes no more changes from devices; ask a coordinator",
+                )
+            });
+        return Admission::Existing { unless_new };
     }
     let Some(gate) = gate else {
-        return Ok(refuse(
+        return refuse(
             doc_id,
             ErrorCode::NotFound,
             format!("no survey {} in this organisation", doc.survey_id),
-        ));
+        );
     };
     if is_device && !gate.assigned {
-        return Ok(refuse(
+        return refuse(
             doc_id,
             ErrorCode::Forbidden,
             format!(
                 "survey {} is not assigned to this device; ask a coordinator to assign it",
                 doc.survey_id
             ),
-        ));
+        );
     }
     if gate.status == SurveyStatus::Closed {
-        return Ok(refuse(
+        return refuse(
             doc_id,
             ErrorCode::SurveyClosed,
             format!(
                 "survey {} is closed and takes no new responses; keep the response and ask a coordinator",
                 doc.survey_id
             ),
-        ));
+        );
     }
     if doc.survey_version == 0 || doc.survey_version > gate.latest_version {
-        return Ok(refuse(
+        return refuse(
             doc_id,
             ErrorCode::Invalid,
             format!(
                 "survey {} has no version {}; sync to get the published versions",
                 doc.survey_id, doc.survey_version
             ),
-        ));
+        );
     }
-    Ok(Admission::Create)
+    Admission::Create
 }
 
 /// A survey a puller may see, as it stands.
@@ -224,11 +226,7 @@ mod tests {
         };
         let device = caller(Role::Enumerator);
         let coordinator = caller(Role::Coordinator);
-        let ok = || Ok::<_, ()>(true);
-        let none_new = || Ok::<_, ()>(false);
-        let admit = |c: &Caller, d: &DocChanges, s: Option<&StoredDoc>, g: Option<&SurveyGate>| {
-            admit_push(c, d, s, g, ok).expect("admit")
-        };
+        let admit = admit_push;
 
         assert!(matches!(
             admit(&device, &doc(survey, 1), None, Some(&open)),
@@ -264,7 +262,7 @@ mod tests {
         let foreign = stored("x", "p");
         assert!(matches!(
             admit(&device, &doc(survey, 1), Some(&mine), Some(&open)),
-            Admission::Existing
+            Admission::Existing { unless_new: None }
         ));
         assert_eq!(
             code(admit(&device, &doc(survey, 1), Some(&theirs), Some(&open))),
@@ -272,7 +270,7 @@ mod tests {
         );
         assert!(matches!(
             admit(&coordinator, &doc(survey, 1), Some(&theirs), Some(&open)),
-            Admission::Existing
+            Admission::Existing { unless_new: None }
         ));
         assert_eq!(
             code(admit(
@@ -287,21 +285,20 @@ mod tests {
             code(admit(&device, &doc(survey, 2), Some(&mine), Some(&open))),
             Some(ErrorCode::Invalid)
         );
-        // Closed: a device's new change is refused, its retry of stored ones is not.
-        assert_eq!(
-            code(admit(&device, &doc(survey, 1), Some(&mine), Some(&closed))),
-            Some(ErrorCode::SurveyClosed)
-        );
+        // Closed: a device may only repeat what is stored (new changes are refused with the
+        // given answer); a coordinator may still correct.
+        match admit(&device, &doc(survey, 1), Some(&mine), Some(&closed)) {
+            Admission::Existing {
+                unless_new: Some(refusal),
+            } => assert_eq!(
+                code(Admission::Refuse(refusal)),
+                Some(ErrorCode::SurveyClosed)
+            ),
+            other => panic!("{other:?}"),
+        }
         assert!(matches!(
-            admit_push(
-                &device,
-                &doc(survey, 1),
-                Some(&mine),
-                Some(&closed),
-                none_new
-            )
-            .expect("admit"),
-            Admission::Existing
+            admit(&coordinator, &doc(survey, 1), Some(&theirs), Some(&closed)),
+            Admission::Existing { unless_new: None }
         ));
         let mut survey_doc = doc(survey, 1);
         survey_doc.kind = DocKind::Survey;

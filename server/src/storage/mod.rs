@@ -9,8 +9,10 @@
 //! Every operation that changes something an organisation's admins must be able to see later
 //! takes the [`AuditEvent`] to record with it, in the same transaction.
 
+pub mod postgres;
 pub mod sqlite;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use fieldsync_protocol::api::{
@@ -23,10 +25,65 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use crate::auth::Caller;
+use crate::keys::KeyRing;
 use crate::worker::Checked;
 
 /// The storage every request handler and background job uses; cheap to clone.
 pub type Db = Arc<dyn Storage>;
+
+/// Which database an instance uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Database {
+    /// The embedded default: one SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL server, by URL (`postgres://user:password@host:port/dbname`); several
+    /// instances may share it.
+    Postgres(String),
+}
+
+impl std::fmt::Display for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Sqlite(path) => write!(f, "{}", path.display()),
+            Database::Postgres(url) => f.write_str(&postgres::redact(url)),
+        }
+    }
+}
+
+/// Open `database` (creating or upgrading its schema) and pin it to `region`.
+pub async fn open(database: &Database, keys: Arc<KeyRing>, region: &str) -> Result<Db> {
+    let db: Db = match database {
+        Database::Sqlite(path) => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StorageError::Backend(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+            let (path, keys) = (path.clone(), keys.clone());
+            let sqlite = tokio::task::spawn_blocking(move || sqlite::Sqlite::open(&path, keys))
+                .await
+                .map_err(|_| StorageError::TaskFailed)??;
+            Arc::new(sqlite)
+        }
+        Database::Postgres(url) => Arc::new(postgres::Postgres::connect(url, keys.clone()).await?),
+    };
+    db.pin_region(region).await?;
+    db.pin_master_key(
+        keys.check_value()
+            .map_err(|e| StorageError::Corrupt(e.to_string()))?,
+    )
+    .await
+    .and_then(|stored| {
+        if keys.verify_check_value(&stored) {
+            Ok(())
+        } else {
+            Err(StorageError::WrongMasterKey {
+                location: database.to_string(),
+            })
+        }
+    })?;
+    Ok(db)
+}
 
 /// Errors from storage, whatever the backend. The service maps them onto API errors.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +112,10 @@ pub enum StorageError {
         pinned: String,
         requested: String,
     },
+    #[error(
+        "database {location} was set up with another master key; start with the master key file its other instances use (--master-key)"
+    )]
+    WrongMasterKey { location: String },
     #[error("stored data could not be decrypted or decoded: {0}")]
     Corrupt(String),
     #[error("the database task stopped unexpectedly")]
@@ -78,6 +139,10 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// ([`StorageError::WrongRegion`]): an organisation's data, keys and backups stay in the
     /// region it was created in.
     async fn pin_region(&self, region: &str) -> Result<()>;
+    /// Record `check` (sealed by the master key, see [`KeyRing::check_value`]) on first use
+    /// and return what is recorded, so that an instance started with another master key is
+    /// refused before it writes anything the others cannot read.
+    async fn pin_master_key(&self, check: Vec<u8>) -> Result<Vec<u8>>;
 
     // --- organisations ---
 

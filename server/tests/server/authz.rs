@@ -260,192 +260,202 @@ async fn every_endpoint_answers_each_caller_as_the_checked_in_table_says_and_nev
         login_attempts: 1_000_000,
         ..Settings::for_region(REGION)
     };
-    let h = Harness::with_settings(settings);
-    let a = h.org("Org Alpha").await;
-    let b = h.org("Org Bravo Hidden Name").await;
+    for db in test_databases() {
+        let h = Harness::on(&db, settings.clone()).await;
+        let a = h.org("Org Alpha").await;
+        let b = h.org("Org Bravo Hidden Name").await;
 
-    let survey_a = h
-        .publish(
-            &a.admin,
-            &household_v1_as("household_survey", "Household Living Conditions Survey"),
-        )
-        .await
-        .survey_id;
-    let survey_b = h
-        .publish(
-            &b.admin,
-            &household_v1_as("bravo_census", "Bravo Confidential Census"),
-        )
-        .await
-        .survey_id;
-    h.assign(&a.admin, survey_a, &a.enumerator_id).await;
-    h.assign(&b.admin, survey_b, &b.enumerator_id).await;
-    let doc_a = response(survey_a, 1, &[&[("head_name", text("Alpha Respondent"))]]);
-    let doc_b = response(
-        survey_b,
-        1,
-        &[&[("head_name", text("bravo-marker-answer"))]],
-    );
-    let (response_a, response_b) = (doc_a.doc_id, doc_b.doc_id);
-    h.push_ok(&a.enumerator, vec![doc_a]).await;
-    h.push_ok(&b.enumerator, vec![doc_b]).await;
-    h.materialize().await;
-    let (victim_a, _) = h.member(&a, Role::Coordinator, "Victim Alpha").await;
-    let (victim_b, _) = h.member(&b, Role::Coordinator, "Victim Bravo").await;
-    let (revoked_id, revoked) = h.member(&a, Role::Coordinator, "Logged Out").await;
-    let r = h.send(Req::post("/v1/logout").token(&revoked)).await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT);
-    let (support_id, support) = h.support("Support Agent").await;
+        let survey_a = h
+            .publish(
+                &a.admin,
+                &household_v1_as("household_survey", "Household Living Conditions Survey"),
+            )
+            .await
+            .survey_id;
+        let survey_b = h
+            .publish(
+                &b.admin,
+                &household_v1_as("bravo_census", "Bravo Confidential Census"),
+            )
+            .await
+            .survey_id;
+        h.assign(&a.admin, survey_a, &a.enumerator_id).await;
+        h.assign(&b.admin, survey_b, &b.enumerator_id).await;
+        let doc_a = response(survey_a, 1, &[&[("head_name", text("Alpha Respondent"))]]);
+        let doc_b = response(
+            survey_b,
+            1,
+            &[&[("head_name", text("bravo-marker-answer"))]],
+        );
+        let (response_a, response_b) = (doc_a.doc_id, doc_b.doc_id);
+        h.push_ok(&a.enumerator, vec![doc_a]).await;
+        h.push_ok(&b.enumerator, vec![doc_b]).await;
+        h.materialize().await;
+        let (victim_a, _) = h.member(&a, Role::Coordinator, "Victim Alpha").await;
+        let (victim_b, _) = h.member(&b, Role::Coordinator, "Victim Bravo").await;
+        let (revoked_id, revoked) = h.member(&a, Role::Coordinator, "Logged Out").await;
+        let r = h.send(Req::post("/v1/logout").token(&revoked)).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        let (support_id, support) = h.support("Support Agent").await;
 
-    let own = Target {
-        survey: survey_a,
-        response: response_a,
-        victim: victim_a,
-        enumerator: a.enumerator_id.clone(),
-        header_org: a.id.clone(),
-    };
-    let another = Target {
-        survey: survey_b,
-        response: response_b,
-        victim: victim_b.clone(),
-        enumerator: b.enumerator_id.clone(),
-        header_org: b.id.clone(),
-    };
-    // Nothing of organisation B may reach a caller of A, unless the caller itself sent it.
-    let forbidden: Vec<String> = [
-        b.id.clone(),
-        b.name.clone(),
-        b.admin_id.clone(),
-        b.coordinator_id.clone(),
-        b.enumerator_id.clone(),
-        victim_b,
-        survey_b.to_string(),
-        response_b.to_string(),
-        "Bravo Confidential Census".into(),
-        "bravo_census".into(),
-        "bravo-marker-answer".into(),
-        "Victim Bravo".into(),
-    ]
-    .into();
-    let _ = revoked_id;
+        let own = Target {
+            survey: survey_a,
+            response: response_a,
+            victim: victim_a,
+            enumerator: a.enumerator_id.clone(),
+            header_org: a.id.clone(),
+        };
+        let another = Target {
+            survey: survey_b,
+            response: response_b,
+            victim: victim_b.clone(),
+            enumerator: b.enumerator_id.clone(),
+            header_org: b.id.clone(),
+        };
+        // Nothing of organisation B may reach a caller of A, unless the caller itself sent it.
+        let forbidden: Vec<String> = [
+            b.id.clone(),
+            b.name.clone(),
+            b.admin_id.clone(),
+            b.coordinator_id.clone(),
+            b.enumerator_id.clone(),
+            victim_b,
+            survey_b.to_string(),
+            response_b.to_string(),
+            "Bravo Confidential Census".into(),
+            "bravo_census".into(),
+            "bravo-marker-answer".into(),
+            "Victim Bravo".into(),
+        ]
+        .into();
+        let _ = revoked_id;
 
-    let mut observed: BTreeMap<(String, String, String), String> = BTreeMap::new();
-    let mut order = Vec::new();
-    let mut leaks = Vec::new();
-    for endpoint in endpoints() {
-        for (org_name, target) in [("own", &own), ("another", &another)] {
-            for (who, who_name) in CALLERS {
-                // The support switch of A as this caller needs it; everyone else sees it off.
-                let on = who == Who::SupportOn;
-                let org_id = a.id.clone();
-                h.state
-                    .db
-                    .set_support_access(&org_id, on, AuditEvent::operator(Some(&org_id), "test"))
-                    .await
-                    .expect("switch");
-                // An export waits for pending materialisation; settle it first.
-                h.materialize().await;
-                let token = match who {
-                    Who::Anonymous => None,
-                    Who::Revoked => Some(revoked.clone()),
-                    // Logging out revokes the token, so each logout row gets a fresh one.
-                    _ if endpoint.name == "POST /v1/logout" => {
-                        let (principal, kind) = match who {
-                            Who::Enumerator => (a.enumerator_id.clone(), CredentialKind::Device),
-                            Who::Coordinator => (a.coordinator_id.clone(), CredentialKind::Session),
-                            Who::Ops => (ops_id(&h, &a).await, CredentialKind::Session),
-                            Who::Admin => (a.admin_id.clone(), CredentialKind::Session),
-                            _ => (support_id.clone(), CredentialKind::Session),
-                        };
-                        let (token, credential) = new_credential(kind).expect("token");
-                        h.state
-                            .db
-                            .issue_credential(&principal, credential)
-                            .await
-                            .expect("issue");
-                        Some(token)
-                    }
-                    Who::Enumerator => Some(a.enumerator.clone()),
-                    Who::Coordinator => Some(a.coordinator.clone()),
-                    Who::Ops => Some(a.ops.clone()),
-                    Who::Admin => Some(a.admin.clone()),
-                    Who::SupportOff | Who::SupportOn => Some(support.clone()),
-                };
-                let header = if org_name == "another" && !endpoint.takes_ids {
-                    target.header_org.clone()
-                } else {
-                    a.id.clone()
-                };
-                let req = (endpoint.build)(target)
-                    .maybe_token(token.as_deref())
-                    .org(Some(&header));
-                let sent = format!(
-                    "{} {} {}",
-                    req.path,
-                    String::from_utf8_lossy(&req.body),
-                    header
-                );
-                let reply = h.send(req).await;
-                let key = (
-                    endpoint.name.to_owned(),
-                    who_name.to_owned(),
-                    org_name.to_owned(),
-                );
-                order.push(key.clone());
-                observed.insert(key, outcome(&reply));
-                let body = if endpoint.name == "GET /v1/audit" {
-                    audit_without_support_paths(&reply.body)
-                } else {
-                    readable(&reply.body)
-                };
-                for f in &forbidden {
-                    if body.contains(f.as_str()) && !sent.contains(f.as_str()) {
-                        leaks.push(format!(
-                            "{} as {who_name} ({org_name}): body holds {f:?}: {body}",
-                            endpoint.name
-                        ));
+        let mut observed: BTreeMap<(String, String, String), String> = BTreeMap::new();
+        let mut order = Vec::new();
+        let mut leaks = Vec::new();
+        for endpoint in endpoints() {
+            for (org_name, target) in [("own", &own), ("another", &another)] {
+                for (who, who_name) in CALLERS {
+                    // The support switch of A as this caller needs it; everyone else sees it off.
+                    let on = who == Who::SupportOn;
+                    let org_id = a.id.clone();
+                    h.state
+                        .db
+                        .set_support_access(
+                            &org_id,
+                            on,
+                            AuditEvent::operator(Some(&org_id), "test"),
+                        )
+                        .await
+                        .expect("switch");
+                    // An export waits for pending materialisation; settle it first.
+                    h.materialize().await;
+                    let token = match who {
+                        Who::Anonymous => None,
+                        Who::Revoked => Some(revoked.clone()),
+                        // Logging out revokes the token, so each logout row gets a fresh one.
+                        _ if endpoint.name == "POST /v1/logout" => {
+                            let (principal, kind) = match who {
+                                Who::Enumerator => {
+                                    (a.enumerator_id.clone(), CredentialKind::Device)
+                                }
+                                Who::Coordinator => {
+                                    (a.coordinator_id.clone(), CredentialKind::Session)
+                                }
+                                Who::Ops => (ops_id(&h, &a).await, CredentialKind::Session),
+                                Who::Admin => (a.admin_id.clone(), CredentialKind::Session),
+                                _ => (support_id.clone(), CredentialKind::Session),
+                            };
+                            let (token, credential) = new_credential(kind).expect("token");
+                            h.state
+                                .db
+                                .issue_credential(&principal, credential)
+                                .await
+                                .expect("issue");
+                            Some(token)
+                        }
+                        Who::Enumerator => Some(a.enumerator.clone()),
+                        Who::Coordinator => Some(a.coordinator.clone()),
+                        Who::Ops => Some(a.ops.clone()),
+                        Who::Admin => Some(a.admin.clone()),
+                        Who::SupportOff | Who::SupportOn => Some(support.clone()),
+                    };
+                    let header = if org_name == "another" && !endpoint.takes_ids {
+                        target.header_org.clone()
+                    } else {
+                        a.id.clone()
+                    };
+                    let req = (endpoint.build)(target)
+                        .maybe_token(token.as_deref())
+                        .org(Some(&header));
+                    let sent = format!(
+                        "{} {} {}",
+                        req.path,
+                        String::from_utf8_lossy(&req.body),
+                        header
+                    );
+                    let reply = h.send(req).await;
+                    let key = (
+                        endpoint.name.to_owned(),
+                        who_name.to_owned(),
+                        org_name.to_owned(),
+                    );
+                    order.push(key.clone());
+                    observed.insert(key, outcome(&reply));
+                    let body = if endpoint.name == "GET /v1/audit" {
+                        audit_without_support_paths(&reply.body)
+                    } else {
+                        readable(&reply.body)
+                    };
+                    for f in &forbidden {
+                        if body.contains(f.as_str()) && !sent.contains(f.as_str()) {
+                            leaks.push(format!(
+                                "{} as {who_name} ({org_name}): body holds {f:?}: {body}",
+                                endpoint.name
+                            ));
+                        }
                     }
                 }
             }
         }
-    }
 
-    let table = render(&order, &observed);
-    let path = format!("{}/{MATRIX}", env!("CARGO_MANIFEST_DIR"));
-    if std::env::var_os("FIELDSYNC_WRITE_MATRIX").is_some() {
-        std::fs::write(&path, &table).expect("write matrix");
-    }
-    let expected =
-        parse(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}")));
-    let mut problems = Vec::new();
-    for key in &order {
-        match expected.get(key) {
-            None => problems.push(format!("{} {} {}: not in the table", key.0, key.1, key.2)),
-            Some(want) if want != &observed[key] => problems.push(format!(
-                "{} {} {}: expected {want}, got {}",
-                key.0, key.1, key.2, observed[key]
-            )),
-            Some(_) => {}
+        let table = render(&order, &observed);
+        let path = format!("{}/{MATRIX}", env!("CARGO_MANIFEST_DIR"));
+        if std::env::var_os("FIELDSYNC_WRITE_MATRIX").is_some() {
+            std::fs::write(&path, &table).expect("write matrix");
         }
-    }
-    for key in expected.keys() {
-        if !observed.contains_key(key) {
-            problems.push(format!(
-                "{} {} {}: in the table but not tested",
-                key.0, key.1, key.2
-            ));
+        let expected =
+            parse(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}")));
+        let mut problems = Vec::new();
+        for key in &order {
+            match expected.get(key) {
+                None => problems.push(format!("{} {} {}: not in the table", key.0, key.1, key.2)),
+                Some(want) if want != &observed[key] => problems.push(format!(
+                    "{} {} {}: expected {want}, got {}",
+                    key.0, key.1, key.2, observed[key]
+                )),
+                Some(_) => {}
+            }
         }
+        for key in expected.keys() {
+            if !observed.contains_key(key) {
+                problems.push(format!(
+                    "{} {} {}: in the table but not tested",
+                    key.0, key.1, key.2
+                ));
+            }
+        }
+        assert!(
+            problems.is_empty(),
+            "authorization matrix mismatches:\n{}",
+            problems.join("\n")
+        );
+        assert!(
+            leaks.is_empty(),
+            "another organisation's data leaked:\n{}",
+            leaks.join("\n")
+        );
     }
-    assert!(
-        problems.is_empty(),
-        "authorization matrix mismatches:\n{}",
-        problems.join("\n")
-    );
-    assert!(
-        leaks.is_empty(),
-        "another organisation's data leaked:\n{}",
-        leaks.join("\n")
-    );
 }
 
 /// The audit log records each support request's path verbatim, including ids the support

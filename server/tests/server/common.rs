@@ -21,6 +21,7 @@ use fieldsync_protocol::wire::{
 };
 use fieldsync_server::service::orgs;
 use fieldsync_server::settings::Settings;
+use fieldsync_server::storage::Database;
 use fieldsync_server::worker::WorkerLimits;
 use fieldsync_server::{AppState, StateConfig};
 use http_body_util::BodyExt;
@@ -167,6 +168,7 @@ impl Req {
 #[derive(Debug)]
 pub struct Harness {
     pub dir: tempfile::TempDir,
+    pub database: Database,
     pub state: AppState,
     /// Stops the background materialiser when the harness goes.
     _materialiser: StopOnDrop,
@@ -185,7 +187,12 @@ impl Drop for StopOnDrop {
 impl Harness {
     /// A harness with organisation "Acme" that has published the household survey v1.
     pub async fn with_household() -> (Harness, Org, Uuid) {
-        let h = Harness::new();
+        Harness::with_household_on(&TestDb::Sqlite).await
+    }
+
+    /// The same, on a fresh database of `db`'s kind.
+    pub async fn with_household_on(db: &TestDb) -> (Harness, Org, Uuid) {
+        let h = Harness::new_on(db).await;
         let org = h.org("Acme").await;
         let survey = h
             .publish(&org.admin, &fixture("surveys/household-v1.json"))
@@ -194,14 +201,35 @@ impl Harness {
         (h, org, survey)
     }
 
-    pub fn new() -> Harness {
-        Harness::with_settings(Settings::for_region(REGION))
+    /// On the embedded SQLite.
+    pub async fn new() -> Harness {
+        Harness::on(&TestDb::Sqlite, Settings::for_region(REGION)).await
     }
 
-    pub fn with_settings(settings: Settings) -> Harness {
+    pub async fn with_settings(settings: Settings) -> Harness {
+        Harness::on(&TestDb::Sqlite, settings).await
+    }
+
+    /// On a fresh database of `db`'s kind, with the default settings.
+    pub async fn new_on(db: &TestDb) -> Harness {
+        Harness::on(db, Settings::for_region(REGION)).await
+    }
+
+    /// On a fresh database of `db`'s kind.
+    pub async fn on(db: &TestDb, settings: Settings) -> Harness {
+        Harness::open(db, settings, true).await
+    }
+
+    /// On SQLite, without the background materialiser: the caller drains it itself.
+    pub async fn without_materialiser() -> Harness {
+        Harness::open(&TestDb::Sqlite, Settings::for_region(REGION), false).await
+    }
+
+    async fn open(db: &TestDb, settings: Settings, materialise: bool) -> Harness {
         let dir = tempfile::tempdir().expect("tempdir");
+        let database = db.fresh(dir.path()).await;
         let state = AppState::open(StateConfig {
-            database: dir.path().join("fieldsync.sqlite"),
+            database: database.clone(),
             master_key: dir.path().join("master.key"),
             worker_exe: PathBuf::from(BIN),
             worker_limits: WorkerLimits {
@@ -210,18 +238,20 @@ impl Harness {
             },
             settings,
         })
+        .await
         .expect("open state");
         // As in the real server, the materialiser runs beside the router: pulls relay only
         // what it has checked.
         let stop = std::sync::Arc::new(tokio::sync::Notify::new());
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(fieldsync_server::materialize::run(
+        if materialise {
+            tokio::spawn(fieldsync_server::materialize::run(
                 state.clone(),
                 stop.clone(),
             ));
         }
         Harness {
             dir,
+            database,
             state,
             _materialiser: StopOnDrop(stop),
         }
@@ -427,18 +457,41 @@ impl Harness {
 
     /// Run the background materialiser until its queue is empty.
     pub async fn materialize(&self) {
-        for _ in 0..1000 {
+        // Until the queue is empty: a document the background materialiser has claimed is not
+        // claimable here (on PostgreSQL, where claims are leases), so wait for it to settle.
+        let started = std::time::Instant::now();
+        while started.elapsed() < Duration::from_secs(60) {
             let n = fieldsync_server::materialize::drain_once(&self.state)
                 .await
                 .expect("materialise");
             if n == 0 {
-                return;
+                if self.count("materialize_queue").await == 0 {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
         panic!("the materialiser never drained its queue");
     }
 
-    /// Run a query on the database file itself.
+    /// How many rows `table` holds, whatever the backend.
+    pub async fn count(&self, table: &str) -> i64 {
+        let sql = format!("SELECT count(*) FROM {table}");
+        match &self.database {
+            Database::Sqlite(path) => rusqlite::Connection::open(path)
+                .and_then(|c| c.query_row(&sql, [], |r| r.get(0)))
+                .expect("count"),
+            Database::Postgres(url) => {
+                let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                    .await
+                    .expect("connect");
+                tokio::spawn(connection);
+                client.query_one(&sql, &[]).await.expect("count").get(0)
+            }
+        }
+    }
+
+    /// Run a query on the SQLite database file itself.
     pub fn db<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>) -> T {
         let conn =
             rusqlite::Connection::open(self.dir.path().join("fieldsync.sqlite")).expect("open db");
@@ -536,7 +589,10 @@ pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
 
+#[path = "common/databases.rs"]
+mod databases;
 #[path = "common/real.rs"]
 mod real;
 
+pub use databases::*;
 pub use real::*;

@@ -159,16 +159,16 @@ const CALLERS: usize = 96;
 /// every few inputs and at the end.
 #[test]
 fn push_corpus_replays() {
-    // Built outside a runtime, so the harness starts no background materialiser: the replay
-    // drains it itself after each push, as the fuzz targets do. The pool gets the fuzz
-    // targets' limits (3 s per request instead of 20), so time bombs cost seconds.
-    let mut h = Harness::new();
-    h.state.workers = Arc::new(WorkerPool::new(PathBuf::from(BIN), push::worker_limits()));
+    // No background materialiser: the replay drains it itself after each push, as the fuzz
+    // targets do. The pool gets the fuzz targets' limits (3 s per request instead of 20), so
+    // time bombs cost seconds.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
+    let mut h = rt.block_on(Harness::without_materialiser());
+    h.state.workers = Arc::new(WorkerPool::new(PathBuf::from(BIN), push::worker_limits()));
     let started = Instant::now();
     let mut failures = Vec::new();
     let mut slow = Vec::new();

@@ -237,7 +237,8 @@ async fn an_oversized_body_gets_a_413_and_the_server_keeps_answering() {
     let h = Harness::with_settings(Settings {
         max_body: 64 * 1024,
         ..Settings::for_region(REGION)
-    });
+    })
+    .await;
     let org = h.org("Acme").await;
     let survey = h
         .publish(&org.admin, &fixture("surveys/household-v1.json"))

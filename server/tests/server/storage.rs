@@ -1,6 +1,7 @@
 //! The storage contract: what every backend of the `Storage` trait must do, tested at the
 //! trait, so that one suite holds each backend to the same behaviour. Each scenario runs on a
-//! fresh database of every backend built into this binary (today the embedded SQLite).
+//! fresh database of every backend: the embedded SQLite, and PostgreSQL when the run has one
+//! (see `common::databases`).
 //!
 //! The change bytes pushed here are opaque to storage (the sandbox parses them before a push
 //! reaches it, and checks them before they are relayed), so scenarios push made-up bytes and
@@ -16,16 +17,15 @@ use fieldsync_server::auth::Caller;
 use fieldsync_server::error::ApiError;
 use fieldsync_server::keys::KeyRing;
 use fieldsync_server::service::{self, new_credential};
-use fieldsync_server::storage::sqlite::Sqlite;
 use fieldsync_server::storage::{
-    AuditEvent, CredentialKind, Db, NewPrincipal, PullQuery, Redeem, ResponseQuery, Settlement,
-    StorageError, VerifiedDoc,
+    self, AuditEvent, CredentialKind, Db, NewPrincipal, PullQuery, Redeem, ResponseQuery,
+    Settlement, StorageError, VerifiedDoc,
 };
 use fieldsync_server::worker::{ChangeVerdict, Checked};
 use serde_bytes::ByteBuf;
 use uuid::Uuid;
 
-use crate::common::fixture;
+use crate::common::{TestDb, fixture, test_databases};
 
 const REGION: &str = "eu-central";
 
@@ -36,23 +36,20 @@ struct Fresh {
     _dir: tempfile::TempDir,
 }
 
-fn sqlite() -> Fresh {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let keys = Arc::new(KeyRing::load_or_create(&dir.path().join("master.key")).expect("keys"));
-    let sqlite = Sqlite::open(&dir.path().join("db.sqlite"), keys.clone()).expect("open");
-    Fresh {
-        db: Arc::new(sqlite),
-        keys,
-        _dir: dir,
+impl Fresh {
+    async fn new(kind: &TestDb) -> Fresh {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = Arc::new(KeyRing::load_or_create(&dir.path().join("master.key")).expect("keys"));
+        let database = kind.fresh(dir.path()).await;
+        let db = storage::open(&database, keys.clone(), REGION)
+            .await
+            .unwrap_or_else(|e| panic!("open {database}: {e}"));
+        Fresh {
+            db,
+            keys,
+            _dir: dir,
+        }
     }
-}
-
-/// Opens a fresh database of one backend.
-type Opener = fn() -> Fresh;
-
-/// Every backend this suite runs against, by name.
-fn backends() -> Vec<(&'static str, Opener)> {
-    vec![("sqlite", sqlite)]
 }
 
 /// An organisation with an admin (logged in) and a coordinator caller.
@@ -132,8 +129,8 @@ where
     F: Fn(&'static str, World) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    for (name, open) in backends() {
-        scenario(name, World::new(open()).await).await;
+    for kind in test_databases() {
+        scenario(kind.name(), World::new(Fresh::new(&kind).await).await).await;
     }
 }
 

@@ -37,7 +37,7 @@ async fn support_entries(h: &Harness, admin: &str) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn support_is_refused_until_the_admin_switches_access_on_and_every_access_is_audited() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let org = h.org("Acme").await;
     let other = h.org("Other Org").await;
     let (_, support) = h.support("Sam Support").await;
@@ -124,7 +124,7 @@ async fn support_is_refused_until_the_admin_switches_access_on_and_every_access_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn support_must_name_an_existing_organisation() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let org = h.org("Acme").await;
     let (_, support) = h.support("Sam Support").await;
     let r = h.send(Req::get("/v1/members").token(&support)).await;
@@ -150,7 +150,7 @@ async fn support_must_name_an_existing_organisation() {
 /// agent, its session is refused even by an organisation that allows support access.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_support_agent_is_refused_everywhere() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let org = h.org("Acme").await;
     switch(&h, &org.admin, true).await;
     let (support_id, support) = h.support("Sam Support").await;

@@ -46,12 +46,11 @@ async fn dump(h: &Harness, org: &Org, survey: Uuid, sent: &[DocChanges]) -> Dump
         })
         .collect();
     export.sort();
-    let count = |sql: &'static str| h.db(|c| c.query_row(sql, [], |r| r.get::<_, i64>(0)));
     Dump {
-        changes: count("SELECT count(*) FROM changes"),
-        docs: count("SELECT count(*) FROM docs"),
-        queue_after_materialising: count("SELECT count(*) FROM materialize_queue"),
-        indexed: count("SELECT count(*) FROM response_index"),
+        changes: h.count("changes").await,
+        docs: h.count("docs").await,
+        queue_after_materialising: h.count("materialize_queue").await,
+        indexed: h.count("response_index").await,
         export,
     }
 }
@@ -115,8 +114,11 @@ fn fresh(survey: Uuid, n: usize) -> Vec<DocChanges> {
 async fn the_same_push_sent_once_twice_or_ten_times_leaves_identical_server_state() {
     let survey_def = fixture("surveys/household-v1.json");
     let mut dumps = Vec::new();
-    for times in [1, 2, 10] {
-        let h = Harness::new();
+    for (db, times) in test_databases()
+        .into_iter()
+        .flat_map(|db| [1, 2, 10].map(|t| (db.clone(), t)))
+    {
+        let h = Harness::new_on(&db).await;
         let org = h.org("Acme").await;
         let survey = h.publish(&org.admin, &survey_def).await.survey_id;
         let device = org.enumerator_token_for_push(&h, survey).await;
@@ -149,14 +151,13 @@ async fn the_same_push_sent_once_twice_or_ten_times_leaves_identical_server_stat
         assert_eq!(d.export.len(), 6, "{:#?}", d.export);
         dumps.push(d);
     }
-    assert_eq!(
-        dumps[0], dumps[1],
-        "pushing twice differs from pushing once"
-    );
-    assert_eq!(
-        dumps[0], dumps[2],
-        "pushing ten times differs from pushing once"
-    );
+    // Three dumps per backend, and the backends agree with each other too.
+    for d in &dumps[1..] {
+        assert_eq!(
+            &dumps[0], d,
+            "pushing twice or ten times, or on another backend, differs from pushing once"
+        );
+    }
 }
 
 trait PushAs {
@@ -173,53 +174,80 @@ impl PushAs for Org {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_interrupted_after_some_documents_resumes_without_duplicates() {
-    let (h, org, survey) = Harness::with_household().await;
-    let docs = fresh(survey, 6);
-    // A first attempt got only half the documents (and only their first change) through.
-    let partial: Vec<DocChanges> = docs[..3]
-        .iter()
-        .cloned()
-        .map(|mut d| {
-            d.changes.truncate(1);
-            d
-        })
-        .collect();
-    h.push_ok(&org.coordinator, partial).await;
-    // The retry sends everything.
-    let resp = h.push_ok(&org.coordinator, docs.clone()).await;
-    for (i, r) in resp.results.iter().enumerate() {
-        let want = if i < 3 {
-            PushOutcome::Stored {
-                new: 2,
-                duplicate: 1,
-            }
-        } else {
-            PushOutcome::Stored {
-                new: 3,
-                duplicate: 0,
-            }
-        };
-        assert_eq!(r.outcome, want, "document {i}");
+    for db in test_databases() {
+        let (h, org, survey) = Harness::with_household_on(&db).await;
+        let docs = fresh(survey, 6);
+        // A first attempt got only half the documents (and only their first change) through.
+        let partial: Vec<DocChanges> = docs[..3]
+            .iter()
+            .cloned()
+            .map(|mut d| {
+                d.changes.truncate(1);
+                d
+            })
+            .collect();
+        h.push_ok(&org.coordinator, partial).await;
+        // The retry sends everything.
+        let resp = h.push_ok(&org.coordinator, docs.clone()).await;
+        for (i, r) in resp.results.iter().enumerate() {
+            let want = if i < 3 {
+                PushOutcome::Stored {
+                    new: 2,
+                    duplicate: 1,
+                }
+            } else {
+                PushOutcome::Stored {
+                    new: 3,
+                    duplicate: 0,
+                }
+            };
+            assert_eq!(r.outcome, want, "document {i}");
+        }
+        let pulled = flatten(&h.pull_all(&org.admin).await);
+        let sent = flatten(&docs);
+        assert_eq!(
+            pulled, sent,
+            "another session pulls exactly what was pushed, once"
+        );
     }
-    let pulled = flatten(&h.pull_all(&org.admin).await);
-    let sent = flatten(&docs);
-    assert_eq!(
-        pulled, sent,
-        "another session pulls exactly what was pushed, once"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pull_pages_through_every_change_once_and_skips_the_pushing_session() {
-    let (h, org, survey) = Harness::with_household().await;
-    let docs = fresh(survey, 24);
-    h.push_ok(&org.coordinator, docs.clone()).await;
+    for db in test_databases() {
+        let (h, org, survey) = Harness::with_household_on(&db).await;
+        let docs = fresh(survey, 24);
+        h.push_ok(&org.coordinator, docs.clone()).await;
 
-    // Small pages: every change exactly once, cursors strictly increasing.
-    let mut cursor = 0;
-    let mut seen = Vec::new();
-    let mut pages = 0;
-    loop {
+        // Small pages: every change exactly once, cursors strictly increasing.
+        let mut cursor = 0;
+        let mut seen = Vec::new();
+        let mut pages = 0;
+        loop {
+            let r = h
+                .send(
+                    Req::post("/v1/sync/pull")
+                        .token(&org.admin)
+                        .cbor(&pull_request(cursor, 7)),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::OK);
+            let page: PullResponse = r.cbor();
+            assert!(page.cursor >= cursor, "the cursor never goes back");
+            let n: usize = page.docs.iter().map(|d| d.changes.len()).sum();
+            assert!(n <= 7, "a page holds at most the limit");
+            seen.extend(page.docs);
+            cursor = page.cursor;
+            pages += 1;
+            assert!(pages < 100, "paging does not end");
+            if !page.more {
+                break;
+            }
+        }
+        assert_eq!(flatten(&seen), flatten(&docs));
+        assert!(pages >= (24 * 3) / 7, "small pages were used");
+
+        // Nothing new: one small round trip with an empty page and the same cursor.
         let r = h
             .send(
                 Req::post("/v1/sync/pull")
@@ -227,89 +255,70 @@ async fn pull_pages_through_every_change_once_and_skips_the_pushing_session() {
                     .cbor(&pull_request(cursor, 7)),
             )
             .await;
-        assert_eq!(r.status, StatusCode::OK);
         let page: PullResponse = r.cbor();
-        assert!(page.cursor >= cursor, "the cursor never goes back");
-        let n: usize = page.docs.iter().map(|d| d.changes.len()).sum();
-        assert!(n <= 7, "a page holds at most the limit");
-        seen.extend(page.docs);
-        cursor = page.cursor;
-        pages += 1;
-        assert!(pages < 100, "paging does not end");
-        if !page.more {
-            break;
-        }
+        assert!(page.docs.is_empty() && !page.more);
+        assert_eq!(page.cursor, cursor);
+
+        // The session that pushed does not get its own changes back.
+        let own = h.pull_all(&org.coordinator).await;
+        assert!(
+            own.is_empty(),
+            "the pushing session pulled its own changes: {}",
+            own.len()
+        );
     }
-    assert_eq!(flatten(&seen), flatten(&docs));
-    assert!(pages >= (24 * 3) / 7, "small pages were used");
-
-    // Nothing new: one small round trip with an empty page and the same cursor.
-    let r = h
-        .send(
-            Req::post("/v1/sync/pull")
-                .token(&org.admin)
-                .cbor(&pull_request(cursor, 7)),
-        )
-        .await;
-    let page: PullResponse = r.cbor();
-    assert!(page.docs.is_empty() && !page.more);
-    assert_eq!(page.cursor, cursor);
-
-    // The session that pushed does not get its own changes back.
-    let own = h.pull_all(&org.coordinator).await;
-    assert!(
-        own.is_empty(),
-        "the pushing session pulled its own changes: {}",
-        own.len()
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_pulls_only_its_own_responses_and_a_coordinator_pulls_all() {
-    let (h, org, survey) = Harness::with_household().await;
-    let (_, other_device) = h.enumerator(&org, "Other", &[survey]).await;
-    h.assign(&org.admin, survey, &org.enumerator_id).await;
-    let mine = fresh(survey, 6);
-    let theirs = fresh(survey, 6);
-    h.push_ok(&org.enumerator, mine.clone()).await;
-    h.push_ok(&other_device, theirs.clone()).await;
-    h.push_ok(&org.coordinator, vec![response(survey, 1, &[])])
-        .await;
+    for db in test_databases() {
+        let (h, org, survey) = Harness::with_household_on(&db).await;
+        let (_, other_device) = h.enumerator(&org, "Other", &[survey]).await;
+        h.assign(&org.admin, survey, &org.enumerator_id).await;
+        let mine = fresh(survey, 6);
+        let theirs = fresh(survey, 6);
+        h.push_ok(&org.enumerator, mine.clone()).await;
+        h.push_ok(&other_device, theirs.clone()).await;
+        h.push_ok(&org.coordinator, vec![response(survey, 1, &[])])
+            .await;
 
-    // A second token of the same device (e.g. after re-enrolment) sees only its own documents.
-    let again = {
-        let id = org.enumerator_id.clone();
-        let (token, credential) = fieldsync_server::service::new_credential(
-            fieldsync_server::storage::CredentialKind::Device,
-        )
-        .expect("token");
-        h.state
-            .db
-            .issue_credential(&id, credential)
-            .await
-            .expect("issue");
-        token
-    };
-    assert_eq!(flatten(&h.pull_all(&again).await), flatten(&mine));
-    let all = flatten(&h.pull_all(&org.admin).await);
-    assert!(flatten(&mine).is_subset(&all) && flatten(&theirs).is_subset(&all));
-    assert_eq!(all.len(), 2 * 6 * 3 + 1);
+        // A second token of the same device (e.g. after re-enrolment) sees only its own documents.
+        let again = {
+            let id = org.enumerator_id.clone();
+            let (token, credential) = fieldsync_server::service::new_credential(
+                fieldsync_server::storage::CredentialKind::Device,
+            )
+            .expect("token");
+            h.state
+                .db
+                .issue_credential(&id, credential)
+                .await
+                .expect("issue");
+            token
+        };
+        assert_eq!(flatten(&h.pull_all(&again).await), flatten(&mine));
+        let all = flatten(&h.pull_all(&org.admin).await);
+        assert!(flatten(&mine).is_subset(&all) && flatten(&theirs).is_subset(&all));
+        assert_eq!(all.len(), 2 * 6 * 3 + 1);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_cannot_write_another_devices_response() {
-    let (h, org, survey) = Harness::with_household().await;
-    let (_, other) = h.enumerator(&org, "Other", &[survey]).await;
-    h.assign(&org.admin, survey, &org.enumerator_id).await;
-    let doc = response(survey, 1, &[&[("head_name", text("Original"))]]);
-    h.push_ok(&org.enumerator, vec![doc.clone()]).await;
-    let mut hijack = doc.clone();
-    hijack.changes = response(survey, 1, &[&[("head_name", text("Hijacked"))]]).changes;
-    let resp = h.push_ok(&other, vec![hijack]).await;
-    assert!(
-        matches!(&resp.results[0].outcome, PushOutcome::Rejected { code, .. } if *code == fieldsync_protocol::wire::ErrorCode::NotFound),
-        "{:?}",
-        resp.results
-    );
-    assert_eq!(flatten(&h.pull_all(&org.admin).await), flatten(&[doc]));
+    for db in test_databases() {
+        let (h, org, survey) = Harness::with_household_on(&db).await;
+        let (_, other) = h.enumerator(&org, "Other", &[survey]).await;
+        h.assign(&org.admin, survey, &org.enumerator_id).await;
+        let doc = response(survey, 1, &[&[("head_name", text("Original"))]]);
+        h.push_ok(&org.enumerator, vec![doc.clone()]).await;
+        let mut hijack = doc.clone();
+        hijack.changes = response(survey, 1, &[&[("head_name", text("Hijacked"))]]).changes;
+        let resp = h.push_ok(&other, vec![hijack]).await;
+        assert!(
+            matches!(&resp.results[0].outcome, PushOutcome::Rejected { code, .. } if *code == fieldsync_protocol::wire::ErrorCode::NotFound),
+            "{:?}",
+            resp.results
+        );
+        assert_eq!(flatten(&h.pull_all(&org.admin).await), flatten(&[doc]));
+    }
 }

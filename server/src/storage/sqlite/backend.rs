@@ -32,11 +32,6 @@ impl Sqlite {
             keys,
         })
     }
-
-    /// [`Storage::pin_region`] for synchronous callers (startup, command-line tools).
-    pub fn pin_region_now(&self, region: &str) -> Result<()> {
-        self.store.pin_region(region)
-    }
 }
 
 fn owned(s: Option<&str>) -> Option<String> {
@@ -49,6 +44,13 @@ impl Storage for Sqlite {
         let store = self.store.clone();
         let region = region.to_owned();
         tokio::task::spawn_blocking(move || store.pin_region(&region))
+            .await
+            .map_err(|_| StorageError::TaskFailed)?
+    }
+
+    async fn pin_master_key(&self, check: Vec<u8>) -> Result<Vec<u8>> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.pin_master_key(check))
             .await
             .map_err(|_| StorageError::TaskFailed)?
     }

@@ -132,6 +132,34 @@ impl Store {
         })
     }
 
+    /// Record the master key's check value on first use; what is recorded.
+    pub fn pin_master_key(&self, check: Vec<u8>) -> Result<Vec<u8>, StorageError> {
+        self.write_blocking(move |tx| {
+            let hex: String = check.iter().map(|b| format!("{b:02x}")).collect();
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('master_key_check', ?1)
+                 ON CONFLICT (key) DO NOTHING",
+                [&hex],
+            )?;
+            let stored: String = tx.query_row(
+                "SELECT value FROM meta WHERE key = 'master_key_check'",
+                [],
+                |r| r.get(0),
+            )?;
+            (0..stored.len())
+                .step_by(2)
+                .map(|i| {
+                    stored
+                        .get(i..i + 2)
+                        .and_then(|h| u8::from_str_radix(h, 16).ok())
+                        .ok_or_else(|| {
+                            StorageError::Corrupt("the master key check is not hex".into())
+                        })
+                })
+                .collect()
+        })
+    }
+
     /// Run `f` as one atomic write on the writer thread; the answer comes only after the
     /// transaction holding it has committed durably, and `f`'s writes are kept only if it
     /// returns `Ok`.

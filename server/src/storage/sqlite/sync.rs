@@ -95,17 +95,25 @@ pub fn push(
             doc,
             existing.as_ref().map(|(d, _)| d),
             gate.as_ref(),
-            || has_new_change(tx, &id, hashes),
-        )?;
+        );
         let cipher = match (admission, existing) {
             (Admission::Refuse(answer), _) => {
                 results.push(answer);
                 continue;
             }
-            (Admission::Existing, Some((_, wrapped))) => keys
+            (
+                Admission::Existing {
+                    unless_new: Some(answer),
+                },
+                Some(_),
+            ) if has_new_change(tx, &id, hashes)? => {
+                results.push(answer);
+                continue;
+            }
+            (Admission::Existing { .. }, Some((_, wrapped))) => keys
                 .doc_cipher(&org, org_id, &id, &wrapped)
                 .map_err(|e| StorageError::Corrupt(e.to_string()))?,
-            (Admission::Existing, None) => {
+            (Admission::Existing { .. }, None) => {
                 return Err(StorageError::Corrupt(format!(
                     "the push policy took document {id} for a stored one, and it is not"
                 )));

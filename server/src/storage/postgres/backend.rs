@@ -1,0 +1,723 @@
+//! [`Storage`] for [`Postgres`]: organisations, principals, the audit log and surveys here;
+//! the sync path in [`super::sync`], the materialiser and responses in [`super::responses`].
+
+use fieldsync_protocol::api::{
+    MemberInfo, Published, ResponsePage, ResponseView, Role, SurveyInfo,
+};
+use fieldsync_protocol::wire::{PullResponse, SurveyStatus};
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use super::{Postgres, big, small};
+use crate::auth::Caller;
+use crate::storage::{
+    AuditEntry, AuditEvent, DocMaterial, NewCredential, NewOrg, NewPrincipal, Org, Principal,
+    PublishPlan, PullQuery, Pushed, Queued, Redeem, Redeemed, ResponseQuery, Result, Settlement,
+    Storage, StorageError, Summary, SurveyHead, VerifiedDoc, now_ms,
+};
+
+pub(super) type Tx<'a> = deadpool_postgres::Transaction<'a>;
+
+pub(super) async fn record(tx: &Tx<'_>, e: &AuditEvent) -> Result<()> {
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO audit (org_id, at, actor_id, actor_role, action, target, detail)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .await?;
+    tx.execute(
+        &stmt,
+        &[
+            &e.org_id,
+            &now_ms(),
+            &e.actor_id,
+            &e.actor_role,
+            &e.action,
+            &e.target,
+            &e.detail,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+fn role_of(s: &str) -> Result<Role> {
+    Role::parse(s).ok_or_else(|| StorageError::Corrupt(format!("unknown role {s:?}")))
+}
+
+pub(super) fn status_of(s: &str) -> Result<SurveyStatus> {
+    SurveyStatus::parse(s)
+        .ok_or_else(|| StorageError::Corrupt(format!("unknown survey status {s:?}")))
+}
+
+pub(super) fn uuid_of(s: &str) -> Result<Uuid> {
+    Uuid::parse_str(s).map_err(|e| StorageError::Corrupt(format!("stored id {s:?}: {e}")))
+}
+
+fn principal_row(r: &Row) -> Result<Principal> {
+    Ok(Principal {
+        id: r.try_get(0)?,
+        org_id: r.try_get(1)?,
+        role: role_of(r.try_get(2)?)?,
+        name: r.try_get(3)?,
+    })
+}
+
+fn member_row(r: &Row) -> Result<MemberInfo> {
+    Ok(MemberInfo {
+        id: uuid_of(r.try_get(0)?)?,
+        name: r.try_get(1)?,
+        role: role_of(r.try_get(2)?)?,
+        created_at: r.try_get(3)?,
+        revoked: r.try_get::<_, Option<i64>>(4)?.is_some(),
+    })
+}
+
+async fn org_row(tx: &Tx<'_>, org_id: &str) -> Result<Option<Org>> {
+    let stmt = tx
+        .prepare_cached(
+            "SELECT id, name, region, support_access, wrapped_key FROM orgs WHERE id = $1",
+        )
+        .await?;
+    tx.query_opt(&stmt, &[&org_id])
+        .await?
+        .map(|r| {
+            Ok(Org {
+                id: r.try_get(0)?,
+                name: r.try_get(1)?,
+                region: r.try_get(2)?,
+                support_access: r.try_get(3)?,
+                wrapped_key: r.try_get(4)?,
+            })
+        })
+        .transpose()
+}
+
+async fn insert_credential(tx: &Tx<'_>, principal_id: &str, c: &NewCredential) -> Result<()> {
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO credentials (hash, principal_id, kind, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .await?;
+    tx.execute(
+        &stmt,
+        &[
+            &&c.hash[..],
+            &principal_id,
+            &c.kind.as_str(),
+            &now_ms(),
+            &c.expires_at,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn create_principal(tx: &Tx<'_>, p: &NewPrincipal) -> Result<()> {
+    tx.execute(
+        "INSERT INTO principals (id, org_id, role, name, created_at, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            &p.id,
+            &p.org_id,
+            &p.role.as_str(),
+            &p.name,
+            &now_ms(),
+            &p.created_by,
+        ],
+    )
+    .await?;
+    insert_credential(tx, &p.id, &p.credential).await
+}
+
+async fn revoke_credentials_of(tx: &Tx<'_>, principal_id: &str) -> Result<()> {
+    tx.execute(
+        "UPDATE credentials SET revoked_at = coalesce(revoked_at, $2) WHERE principal_id = $1",
+        &[&principal_id, &now_ms()],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn assign(tx: &Tx<'_>, org_id: &str, survey_id: &str, enumerator_id: &str) -> Result<()> {
+    let survey = tx
+        .query_opt(
+            "SELECT 1 FROM surveys WHERE org_id = $1 AND id = $2",
+            &[&org_id, &survey_id],
+        )
+        .await?;
+    if survey.is_none() {
+        return Err(StorageError::NotFound(format!(
+            "no survey {survey_id} in this organisation; run `fieldsync survey list`"
+        )));
+    }
+    let enumerator = tx
+        .query_opt(
+            "SELECT 1 FROM principals WHERE org_id = $1 AND id = $2 AND role = 'enumerator'",
+            &[&org_id, &enumerator_id],
+        )
+        .await?;
+    if enumerator.is_none() {
+        return Err(StorageError::NotFound(format!(
+            "no enumerator {enumerator_id} in this organisation; `fieldsync member list` shows them"
+        )));
+    }
+    tx.execute(
+        "INSERT INTO assignments (survey_id, principal_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        &[&survey_id, &enumerator_id],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn survey_info(tx: &Tx<'_>, r: &Row) -> Result<SurveyInfo> {
+    let id: String = r.try_get(0)?;
+    let stmt = tx
+        .prepare_cached("SELECT version FROM survey_versions WHERE survey_id = $1 ORDER BY version")
+        .await?;
+    let versions = tx
+        .query(&stmt, &[&id])
+        .await?
+        .iter()
+        .map(|v| small(v.try_get(0)?))
+        .collect::<Result<_>>()?;
+    Ok(SurveyInfo {
+        id: uuid_of(&id)?,
+        form_id: r.try_get(1)?,
+        title: r.try_get(2)?,
+        status: status_of(r.try_get(3)?)?,
+        latest_version: small(r.try_get(4)?)?,
+        versions,
+    })
+}
+
+/// The surveys visible to `enumerator` (all, for `None`), optionally only `survey_id`.
+async fn survey_rows(
+    tx: &Tx<'_>,
+    org_id: &str,
+    survey_id: Option<&str>,
+    enumerator: Option<&str>,
+) -> Result<Vec<SurveyInfo>> {
+    let stmt = tx
+        .prepare_cached(
+            "SELECT s.id, s.form_id, s.title, s.status, s.latest_version FROM surveys s
+             WHERE s.org_id = $1 AND ($2::text IS NULL OR s.id = $2)
+               AND ($3::text IS NULL OR EXISTS (SELECT 1 FROM assignments a
+                                                WHERE a.survey_id = s.id AND a.principal_id = $3))
+             ORDER BY s.created_at, s.id",
+        )
+        .await?;
+    let mut out = Vec::new();
+    for r in tx.query(&stmt, &[&org_id, &survey_id, &enumerator]).await? {
+        out.push(survey_info(tx, &r).await?);
+    }
+    Ok(out)
+}
+
+impl Postgres {
+    /// Run `f` in a read-only transaction that sees one snapshot.
+    pub(super) async fn client(&self) -> Result<deadpool_postgres::Client> {
+        Ok(self.pool.get().await?)
+    }
+}
+
+#[async_trait::async_trait]
+impl Storage for Postgres {
+    async fn pin_region(&self, region: &str) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('region', $1) ON CONFLICT (key) DO NOTHING",
+            &[&region],
+        )
+        .await?;
+        let pinned: String = tx
+            .query_one("SELECT value FROM meta WHERE key = 'region'", &[])
+            .await?
+            .try_get(0)?;
+        tx.commit().await?;
+        if pinned != region {
+            return Err(StorageError::WrongRegion {
+                location: self.location.clone(),
+                pinned,
+                requested: region.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn pin_master_key(&self, check: Vec<u8>) -> Result<Vec<u8>> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('master_key_check', encode($1, 'hex'))
+             ON CONFLICT (key) DO NOTHING",
+            &[&check],
+        )
+        .await?;
+        let stored: Vec<u8> = tx
+            .query_one(
+                "SELECT decode(value, 'hex') FROM meta WHERE key = 'master_key_check'",
+                &[],
+            )
+            .await?
+            .try_get(0)?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    async fn create_org(&self, org: NewOrg, admin: NewPrincipal) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "INSERT INTO orgs (id, name, region, support_access, wrapped_key, key_id, created_at)
+             VALUES ($1, $2, $3, FALSE, $4, $5, $6)",
+            &[
+                &org.id,
+                &org.name,
+                &org.region,
+                &org.wrapped_key,
+                &big(org.key_id),
+                &now_ms(),
+            ],
+        )
+        .await?;
+        create_principal(&tx, &admin).await?;
+        record(&tx, &org.audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn org(&self, org_id: &str) -> Result<Option<Org>> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        org_row(&tx, org_id).await
+    }
+
+    async fn set_support_access(
+        &self,
+        org_id: &str,
+        enabled: bool,
+        audit: AuditEvent,
+    ) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "UPDATE orgs SET support_access = $2 WHERE id = $1",
+            &[&org_id, &enabled],
+        )
+        .await?;
+        record(&tx, &audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn authenticate(&self, token_hash: [u8; 32]) -> Result<Option<Principal>> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT p.id, p.org_id, p.role, p.name FROM credentials c
+                 JOIN principals p ON p.id = c.principal_id
+                 WHERE c.hash = $1 AND c.kind IN ('session', 'device')
+                   AND c.revoked_at IS NULL AND (c.expires_at IS NULL OR c.expires_at > $2)
+                   AND p.revoked_at IS NULL",
+            )
+            .await?;
+        client
+            .query_opt(&stmt, &[&&token_hash[..], &now_ms()])
+            .await?
+            .map(|r| principal_row(&r))
+            .transpose()
+    }
+
+    async fn redeem(&self, r: Redeem) -> Result<Option<Redeemed>> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let now = now_ms();
+        // FOR UPDATE: of two instances redeeming one secret at once, the second waits, then
+        // finds it used.
+        let found = tx
+            .query_opt(
+                "SELECT p.id, p.org_id, p.role, p.name FROM credentials c
+                 JOIN principals p ON p.id = c.principal_id
+                 WHERE c.hash = $1 AND c.kind = $2 AND c.used_at IS NULL AND c.revoked_at IS NULL
+                   AND (c.expires_at IS NULL OR c.expires_at > $3) AND p.revoked_at IS NULL
+                 FOR UPDATE OF c",
+                &[&&r.hash[..], &r.from.as_str(), &now],
+            )
+            .await?;
+        let Some(row) = found else {
+            return Ok(None);
+        };
+        let principal = principal_row(&row)?;
+        let org = match &principal.org_id {
+            Some(org_id) => Some(
+                org_row(&tx, org_id)
+                    .await?
+                    .filter(|o| o.region == r.region)
+                    .ok_or_else(|| StorageError::NotFound("no such organisation".into()))?,
+            ),
+            None => None,
+        };
+        tx.execute(
+            "UPDATE credentials SET used_at = $2 WHERE hash = $1",
+            &[&&r.hash[..], &now],
+        )
+        .await?;
+        insert_credential(&tx, &principal.id, &r.new).await?;
+        record(
+            &tx,
+            &AuditEvent {
+                org_id: principal.org_id.clone(),
+                actor_id: principal.id.clone(),
+                actor_role: principal.role.as_str().to_owned(),
+                action: r.action.clone(),
+                target: principal.org_id.as_ref().map(|_| principal.id.clone()),
+                detail: r.client.clone(),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(Redeemed { principal, org }))
+    }
+
+    async fn create_principal(&self, new: NewPrincipal) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        create_principal(&tx, &new).await?;
+        if let Some(org_id) = &new.org_id {
+            for survey in &new.assign {
+                assign(&tx, org_id, survey, &new.id).await?;
+            }
+        }
+        if let Some(a) = &new.audit {
+            record(&tx, a).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn issue_credential(&self, principal_id: &str, credential: NewCredential) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        insert_credential(&tx, principal_id, &credential).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn member(&self, org_id: &str, principal_id: &str) -> Result<Option<MemberInfo>> {
+        let client = self.client().await?;
+        client
+            .query_opt(
+                "SELECT id, name, role, created_at, revoked_at FROM principals
+                 WHERE org_id = $1 AND id = $2",
+                &[&org_id, &principal_id],
+            )
+            .await?
+            .map(|r| member_row(&r))
+            .transpose()
+    }
+
+    async fn members(&self, org_id: &str) -> Result<Vec<MemberInfo>> {
+        let client = self.client().await?;
+        client
+            .query(
+                "SELECT id, name, role, created_at, revoked_at FROM principals
+                 WHERE org_id = $1 ORDER BY created_at, id",
+                &[&org_id],
+            )
+            .await?
+            .iter()
+            .map(member_row)
+            .collect()
+    }
+
+    async fn revoke_member(
+        &self,
+        org_id: &str,
+        principal_id: &str,
+        audit: AuditEvent,
+    ) -> Result<bool> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let n = tx
+            .execute(
+                "UPDATE principals SET revoked_at = coalesce(revoked_at, $3)
+                 WHERE org_id = $1 AND id = $2",
+                &[&org_id, &principal_id, &now_ms()],
+            )
+            .await?;
+        if n == 0 {
+            return Ok(false);
+        }
+        revoke_credentials_of(&tx, principal_id).await?;
+        record(&tx, &audit).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn revoke_credential(&self, token_hash: [u8; 32], audit: AuditEvent) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "UPDATE credentials SET revoked_at = coalesce(revoked_at, $2) WHERE hash = $1",
+            &[&&token_hash[..], &now_ms()],
+        )
+        .await?;
+        record(&tx, &audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn revoke_support(&self, support_id: &str, audit: AuditEvent) -> Result<bool> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let n = tx
+            .execute(
+                "UPDATE principals SET revoked_at = coalesce(revoked_at, $2)
+                 WHERE id = $1 AND role = 'support' AND org_id IS NULL",
+                &[&support_id, &now_ms()],
+            )
+            .await?;
+        if n == 0 {
+            return Ok(false);
+        }
+        revoke_credentials_of(&tx, support_id).await?;
+        record(&tx, &audit).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn record_audit(&self, event: AuditEvent) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        record(&tx, &event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn audit_log(&self, org_id: &str, after_id: i64, limit: u32) -> Result<Vec<AuditEntry>> {
+        let client = self.client().await?;
+        client
+            .query(
+                "SELECT id, at, actor_id, actor_role, action, target, detail FROM audit
+                 WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+                &[&org_id, &after_id, &big(limit)],
+            )
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    id: r.try_get(0)?,
+                    at: r.try_get(1)?,
+                    actor_id: r.try_get(2)?,
+                    actor_role: r.try_get(3)?,
+                    action: r.try_get(4)?,
+                    target: r.try_get(5)?,
+                    detail: r.try_get(6)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn publish(&self, org_id: &str, form_id: &str, plan: PublishPlan) -> Result<Published> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // One publication of a form at a time, across instances: the second waits here and
+        // then sees the first's version (a new statement sees what committed before it).
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))",
+            &[&org_id, &form_id],
+        )
+        .await?;
+        let head = tx
+            .query_opt(
+                "SELECT id, latest_version, status, doc FROM surveys
+                 WHERE org_id = $1 AND form_id = $2 FOR UPDATE",
+                &[&org_id, &form_id],
+            )
+            .await?
+            .map(|r| {
+                Ok::<_, StorageError>(SurveyHead {
+                    id: r.try_get(0)?,
+                    latest_version: small(r.try_get(1)?)?,
+                    status: status_of(r.try_get(2)?)?,
+                    doc: r.try_get(3)?,
+                })
+            })
+            .transpose()?;
+        let w = plan(head)?;
+        if w.version == 1 {
+            tx.execute(
+                "INSERT INTO surveys (id, org_id, form_id, title, status, latest_version, doc, created_at)
+                 VALUES ($1, $2, $3, $4, 'open', 1, $5, $6)",
+                &[&w.survey_id, &org_id, &form_id, &w.title, &w.doc, &w.published_at],
+            )
+            .await?;
+        } else {
+            tx.execute(
+                "UPDATE surveys SET latest_version = $3, title = $4, doc = $5
+                 WHERE id = $1 AND org_id = $2",
+                &[&w.survey_id, &org_id, &big(w.version), &w.title, &w.doc],
+            )
+            .await?;
+        }
+        tx.execute(
+            "INSERT INTO survey_versions (survey_id, version, definition, published_at, published_by)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &w.survey_id,
+                &big(w.version),
+                &w.definition,
+                &w.published_at,
+                &w.published_by,
+            ],
+        )
+        .await?;
+        record(&tx, &w.audit).await?;
+        tx.commit().await?;
+        Ok(Published {
+            survey_id: uuid_of(&w.survey_id)?,
+            form_id: form_id.to_owned(),
+            version: w.version,
+        })
+    }
+
+    async fn surveys(&self, org_id: &str, enumerator: Option<&str>) -> Result<Vec<SurveyInfo>> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        survey_rows(&tx, org_id, None, enumerator).await
+    }
+
+    async fn survey(
+        &self,
+        org_id: &str,
+        survey_id: &str,
+        enumerator: Option<&str>,
+    ) -> Result<Option<SurveyInfo>> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        Ok(survey_rows(&tx, org_id, Some(survey_id), enumerator)
+            .await?
+            .pop())
+    }
+
+    async fn survey_version(
+        &self,
+        org_id: &str,
+        survey_id: &str,
+        version: u32,
+    ) -> Result<Option<(String, i64)>> {
+        let client = self.client().await?;
+        client
+            .query_opt(
+                "SELECT v.definition, v.published_at FROM survey_versions v
+                 JOIN surveys s ON s.id = v.survey_id
+                 WHERE s.org_id = $1 AND v.survey_id = $2 AND v.version = $3",
+                &[&org_id, &survey_id, &big(version)],
+            )
+            .await?
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .transpose()
+    }
+
+    async fn survey_definitions(&self, org_id: &str, survey_id: &str) -> Result<Vec<String>> {
+        let client = self.client().await?;
+        client
+            .query(
+                "SELECT v.definition FROM survey_versions v JOIN surveys s ON s.id = v.survey_id
+                 WHERE s.org_id = $1 AND v.survey_id = $2 ORDER BY v.version",
+                &[&org_id, &survey_id],
+            )
+            .await?
+            .iter()
+            .map(|r| Ok(r.try_get(0)?))
+            .collect()
+    }
+
+    async fn set_survey_status(
+        &self,
+        org_id: &str,
+        survey_id: &str,
+        status: SurveyStatus,
+        audit: AuditEvent,
+    ) -> Result<bool> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let n = tx
+            .execute(
+                "UPDATE surveys SET status = $3 WHERE org_id = $1 AND id = $2",
+                &[&org_id, &survey_id, &status.as_str()],
+            )
+            .await?;
+        if n == 0 {
+            return Ok(false);
+        }
+        record(&tx, &audit).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn assign(
+        &self,
+        org_id: &str,
+        survey_id: &str,
+        enumerator_id: &str,
+        audit: AuditEvent,
+    ) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        assign(&tx, org_id, survey_id, enumerator_id).await?;
+        record(&tx, &audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn push(&self, pusher: Caller, docs: Vec<VerifiedDoc>) -> Result<Pushed> {
+        self.push_batch(&pusher, &docs).await
+    }
+
+    async fn pull(&self, query: PullQuery) -> Result<PullResponse> {
+        self.pull_page(&query).await
+    }
+
+    async fn unchecked_for(&self, caller: &Caller) -> Result<bool> {
+        self.any_unchecked_for(caller).await
+    }
+
+    async fn queued_material(&self, limit: u32) -> Result<Vec<(Queued, Option<DocMaterial>)>> {
+        self.claim_queued(limit).await
+    }
+
+    async fn settle(&self, settled: Vec<Settlement>) -> Result<()> {
+        self.settle_all(&settled).await
+    }
+
+    async fn responses(&self, query: ResponseQuery) -> Result<ResponsePage> {
+        self.list_responses(&query).await
+    }
+
+    async fn response(
+        &self,
+        org_id: &str,
+        doc_id: &str,
+        owner: Option<&str>,
+    ) -> Result<Option<Summary>> {
+        self.one_response(org_id, doc_id, owner).await
+    }
+
+    async fn export_page(
+        &self,
+        org_id: &str,
+        survey_id: &str,
+        after: &str,
+        limit: u32,
+    ) -> Result<Vec<ResponseView>> {
+        self.export_rows(org_id, survey_id, after, limit).await
+    }
+
+    async fn pending(&self, org_id: &str, survey_id: &str) -> Result<u64> {
+        self.pending_count(org_id, survey_id).await
+    }
+}
