@@ -40,3 +40,6 @@ mod fuzz_replay;
 
 #[path = "server/storage.rs"]
 mod storage;
+
+#[path = "server/instances.rs"]
+mod instances;

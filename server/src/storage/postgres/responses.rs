@@ -21,7 +21,7 @@ use crate::worker::ChangeVerdict;
 
 /// How long a materialiser's claim on a queued document lasts: long enough to check a batch,
 /// short enough that a document claimed by an instance that died is soon checked by another.
-const LEASE_MS: i64 = 60_000;
+const LEASE_MS: i64 = 30_000;
 
 fn corrupt(e: impl std::fmt::Display) -> StorageError {
     StorageError::Corrupt(e.to_string())
