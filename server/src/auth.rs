@@ -1,21 +1,20 @@
-//! Who is calling: the bearer-token extractor, role checks, the support-access switch, and the
-//! limiter on login and enrollment attempts.
+//! Who is calling: the bearer-token extractor, role checks, and the limiter on login and
+//! enrollment attempts.
 //!
 //! Tokens are opaque random strings; the database holds only their SHA-256, so a copied
 //! database lets nobody in. Support staff belong to no organisation: they name the one they
 //! act on in the `X-Fieldsync-Org` header, are refused while that organisation's support switch
 //! is off, and every request they make is written to that organisation's audit log.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use fieldsync_protocol::api::Role;
 
 use crate::error::ApiError;
+use crate::storage::{Db, now_ms};
 use crate::{AppState, service};
 
 /// The header a support agent uses to name the organisation it acts on.
@@ -118,12 +117,16 @@ pub fn client_ip(parts_ext: &axum::http::Extensions) -> Option<IpAddr> {
 
 /// Limits failed login and enrollment attempts per client address: after `max_failures`
 /// failures within `window`, further attempts from that address are refused until the window
-/// has passed. One limiter is shared by the whole server (it lives in [`AppState`]).
+/// has passed. The counts are kept in the database, so every instance on one database shares
+/// them (an attacker cannot spread guesses over instances).
 #[derive(Debug)]
 pub struct AttemptLimiter {
     max_failures: u32,
     window: Duration,
-    failures: Mutex<HashMap<Option<IpAddr>, (Instant, u32)>>,
+}
+
+fn client_key(ip: Option<IpAddr>) -> String {
+    ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
 }
 
 impl AttemptLimiter {
@@ -131,60 +134,76 @@ impl AttemptLimiter {
         AttemptLimiter {
             max_failures,
             window,
-            failures: Mutex::new(HashMap::new()),
         }
     }
 
+    fn window_ms(&self) -> i64 {
+        i64::try_from(self.window.as_millis()).unwrap_or(i64::MAX)
+    }
+
     /// Refuse if this address has failed too often recently.
-    pub fn check(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((since, count)) = map.get(&ip).copied() {
-            let elapsed = since.elapsed();
-            if elapsed >= self.window {
-                map.remove(&ip);
-            } else if count >= self.max_failures {
-                let wait = (self.window - elapsed).as_secs().max(1);
-                return Err(ApiError::RateLimited(format!(
-                    "too many failed attempts from this address; wait {wait} seconds and try again"
-                )));
-            }
+    pub async fn check(&self, db: &Db, ip: Option<IpAddr>) -> Result<(), ApiError> {
+        let Some((since, count)) = db.sign_in_failures(&client_key(ip)).await? else {
+            return Ok(());
+        };
+        let elapsed = now_ms() - since;
+        if elapsed < self.window_ms() && count >= self.max_failures {
+            let wait = ((self.window_ms() - elapsed) / 1000).max(1);
+            return Err(ApiError::RateLimited(format!(
+                "too many failed attempts from this address; wait {wait} seconds and try again"
+            )));
         }
         Ok(())
     }
 
-    /// Count one failed attempt.
-    pub fn failed(&self, ip: Option<IpAddr>) {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        // Forget stale entries now and then so the map cannot grow without bound.
-        if map.len() > 10_000 {
-            let window = self.window;
-            map.retain(|_, (since, _)| since.elapsed() < window);
+    /// Count one failed attempt. A count that cannot be written is logged: the attempt was
+    /// refused anyway.
+    pub async fn failed(&self, db: &Db, ip: Option<IpAddr>) {
+        if let Err(e) = db
+            .record_sign_in_failure(&client_key(ip), self.window_ms())
+            .await
+        {
+            tracing::warn!(error = %e, "a failed sign-in could not be counted");
         }
-        let entry = map.entry(ip).or_insert((Instant::now(), 0));
-        if entry.0.elapsed() >= self.window {
-            *entry = (Instant::now(), 0);
-        }
-        entry.1 += 1;
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::sync::Arc;
 
-    #[test]
-    fn limiter_refuses_after_failures_and_recovers() {
-        let limiter = AttemptLimiter::new(3, Duration::from_millis(200));
+    use super::*;
+    use crate::keys::KeyRing;
+    use crate::storage::Database;
+
+    #[tokio::test]
+    async fn limiter_refuses_after_failures_and_recovers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = Arc::new(KeyRing::load_or_create(&dir.path().join("key")).expect("key"));
+        let db = crate::storage::open(
+            &Database::Sqlite(dir.path().join("db.sqlite")),
+            keys,
+            "eu-central",
+        )
+        .await
+        .expect("open");
+        let limiter = AttemptLimiter::new(3, Duration::from_millis(300));
         let ip = Some(IpAddr::from([127, 0, 0, 1]));
         let other = Some(IpAddr::from([127, 0, 0, 2]));
         for _ in 0..3 {
-            assert!(limiter.check(ip).is_ok());
-            limiter.failed(ip);
+            assert!(limiter.check(&db, ip).await.is_ok());
+            limiter.failed(&db, ip).await;
         }
-        assert!(matches!(limiter.check(ip), Err(ApiError::RateLimited(_))));
+        assert!(matches!(
+            limiter.check(&db, ip).await,
+            Err(ApiError::RateLimited(_))
+        ));
         // Another address is not affected.
-        assert!(limiter.check(other).is_ok());
-        std::thread::sleep(Duration::from_millis(250));
-        assert!(limiter.check(ip).is_ok());
+        assert!(limiter.check(&db, other).await.is_ok());
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        assert!(limiter.check(&db, ip).await.is_ok());
+        // A new window counts from one again.
+        limiter.failed(&db, ip).await;
+        assert!(limiter.check(&db, ip).await.is_ok());
     }
 }

@@ -32,9 +32,9 @@ async fn redeem(
     to: CredentialKind,
     client: Option<String>,
 ) -> Result<SessionGrant, ApiError> {
-    state.limiter.check(ip)?;
+    state.limiter.check(&state.db, ip).await?;
     if secret.is_empty() || secret.len() > 256 {
-        state.limiter.failed(ip);
+        state.limiter.failed(&state.db, ip).await;
         return Err(ApiError::Unauthenticated(
             "that token or code is not valid; check it and try again".into(),
         ));
@@ -45,7 +45,7 @@ async fn redeem(
     match grant {
         Some(g) => Ok(g),
         None => {
-            state.limiter.failed(ip);
+            state.limiter.failed(&state.db, ip).await;
             Err(ApiError::Unauthenticated(
                 "that token or code is unknown, already used or expired; ask an admin for a new one"
                     .into(),

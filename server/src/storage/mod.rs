@@ -181,6 +181,13 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Revoke a support agent (no organisation) and its credentials; false if none.
     async fn revoke_support(&self, support_id: &str, audit: AuditEvent) -> Result<bool>;
 
+    /// Failed sign-in attempts from `client` (an address) in its current window: when the
+    /// window started, and how many. Shared by every instance on the database.
+    async fn sign_in_failures(&self, client: &str) -> Result<Option<(i64, u32)>>;
+    /// Count one failed sign-in from `client`; a window older than `window_ms` starts over.
+    /// Windows that have ended are forgotten.
+    async fn record_sign_in_failure(&self, client: &str, window_ms: i64) -> Result<()>;
+
     // --- the audit log ---
 
     async fn record_audit(&self, event: AuditEvent) -> Result<()>;

@@ -59,6 +59,10 @@ struct Cluster {
 }
 
 fn cluster(url: &str) -> Cluster {
+    cluster_with(url, &[])
+}
+
+fn cluster_with(url: &str, extra: &[&str]) -> Cluster {
     let dir = tempfile::tempdir().expect("tempdir");
     let key = dir.path().join("master.key");
     let flags = vec![
@@ -69,8 +73,9 @@ fn cluster(url: &str) -> Cluster {
     ];
     let flag_refs: Vec<&str> = flags.iter().map(String::as_str).collect();
     let admin_once = create_org_on(&dir.path().join("admin"), &flag_refs);
+    let serve_flags: Vec<&str> = flag_refs.iter().chain(extra).copied().collect();
     let servers: Vec<Server> = (0..INSTANCES)
-        .map(|i| Server::start(&dir.path().join(format!("instance-{i}")), &flag_refs))
+        .map(|i| Server::start(&dir.path().join(format!("instance-{i}")), &serve_flags))
         .collect();
     let client = Server::client();
     let admin = login_http(&servers[1], &client, &admin_once);
@@ -500,4 +505,34 @@ fn an_instance_killed_during_pushes_loses_nothing_and_the_others_keep_serving() 
         acked.len(),
         "the restarted instance serves every change"
     );
+}
+
+/// Failed sign-ins are counted in the database: guesses spread over instances are limited
+/// as if they went to one.
+#[test]
+fn failed_sign_ins_on_any_instance_count_on_every_instance() {
+    let Some(database) = fresh_database() else {
+        eprintln!("no FIELDSYNC_TEST_POSTGRES: several instances need PostgreSQL; not run here");
+        return;
+    };
+    let c = cluster_with(&database, &["--login-attempts", "3"]);
+    let client = Server::client();
+    let guess = |server: &Server| {
+        server
+            .send(
+                &client,
+                Req::post("/v1/login").json(&serde_json::json!({ "token": "fsl_guessed" })),
+            )
+            .status
+    };
+    for server in &c.servers {
+        assert_eq!(guess(server), StatusCode::UNAUTHORIZED);
+    }
+    for server in &c.servers {
+        assert_eq!(
+            guess(server),
+            StatusCode::TOO_MANY_REQUESTS,
+            "three failures, one on each instance, are the limit on all of them"
+        );
+    }
 }

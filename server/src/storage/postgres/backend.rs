@@ -489,6 +489,36 @@ impl Storage for Postgres {
         Ok(true)
     }
 
+    async fn sign_in_failures(&self, client: &str) -> Result<Option<(i64, u32)>> {
+        let db = self.client().await?;
+        db.query_opt(
+            "SELECT window_start, failures FROM login_failures WHERE client = $1",
+            &[&client],
+        )
+        .await?
+        .map(|r| Ok((r.try_get(0)?, small(r.try_get(1)?)?)))
+        .transpose()
+    }
+
+    async fn record_sign_in_failure(&self, client: &str, window_ms: i64) -> Result<()> {
+        let mut db = self.client().await?;
+        let tx = db.transaction().await?;
+        let now = now_ms();
+        tx.execute(
+            "DELETE FROM login_failures WHERE window_start <= $1",
+            &[&(now - window_ms)],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO login_failures (client, window_start, failures) VALUES ($1, $2, 1)
+             ON CONFLICT (client) DO UPDATE SET failures = login_failures.failures + 1",
+            &[&client, &now],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn record_audit(&self, event: AuditEvent) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;

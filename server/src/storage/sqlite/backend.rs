@@ -197,6 +197,20 @@ impl Storage for Sqlite {
             .await
     }
 
+    async fn sign_in_failures(&self, client: &str) -> Result<Option<(i64, u32)>> {
+        let client = client.to_owned();
+        self.store
+            .read(move |c| principals::sign_in_failures(c, &client))
+            .await
+    }
+
+    async fn record_sign_in_failure(&self, client: &str, window_ms: i64) -> Result<()> {
+        let client = client.to_owned();
+        self.store
+            .write(move |tx| principals::record_sign_in_failure(tx, &client, window_ms))
+            .await
+    }
+
     async fn record_audit(&self, event: AuditEvent) -> Result<()> {
         self.store.write(move |tx| audit::record(tx, &event)).await
     }

@@ -36,7 +36,10 @@ const SCHEMA_V1: &str = include_str!("schema.sql");
 /// Upgrades, in order: entry `i` takes a database from version `i + 1` to `i + 2`. Each runs
 /// in the same transaction as the version bump, so an interrupted upgrade leaves the old
 /// version intact. Never edit a released entry; add a new one.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0002_checked_relay.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0002_checked_relay.sql"),
+    include_str!("migrations/0003_sign_in_failures.sql"),
+];
 /// The version this build writes.
 pub const SCHEMA_VERSION: u32 = 1 + MIGRATIONS.len() as u32;
 const MAX_IDLE_READERS: usize = 8;

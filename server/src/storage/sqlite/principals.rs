@@ -190,3 +190,31 @@ pub fn revoke_support(conn: &Connection, support_id: &str) -> Result<bool, Stora
     revoke_credentials_of(conn, support_id)?;
     Ok(true)
 }
+
+/// Failed sign-ins from `client` in its current window: (window start, count).
+pub fn sign_in_failures(
+    conn: &Connection,
+    client: &str,
+) -> Result<Option<(i64, u32)>, StorageError> {
+    Ok(conn
+        .prepare_cached("SELECT window_start, failures FROM login_failures WHERE client = ?1")?
+        .query_row([client], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
+/// Count one failed sign-in from `client`, starting a new window when the last one ended.
+pub fn record_sign_in_failure(
+    conn: &Connection,
+    client: &str,
+    window_ms: i64,
+) -> Result<(), StorageError> {
+    let now = now_ms();
+    conn.prepare_cached("DELETE FROM login_failures WHERE window_start <= ?1")?
+        .execute([now - window_ms])?;
+    conn.prepare_cached(
+        "INSERT INTO login_failures (client, window_start, failures) VALUES (?1, ?2, 1)
+         ON CONFLICT (client) DO UPDATE SET failures = failures + 1",
+    )?
+    .execute(params![client, now])?;
+    Ok(())
+}
