@@ -248,8 +248,13 @@ pub fn server_command(args: &[&str]) -> Output {
 
 /// Create an organisation on a data directory; returns `(org_id, admin_token)`.
 pub fn create_org(data_dir: &Path, name: &str) -> (String, String) {
+    create_org_with(data_dir, name, &[])
+}
+
+/// [`create_org`] with extra flags (`--database URL`).
+pub fn create_org_with(data_dir: &Path, name: &str, extra: &[&str]) -> (String, String) {
     let data = data_dir.to_str().expect("utf-8 temp path");
-    let out = server_command(&[
+    let mut args = vec![
         "admin",
         "create-org",
         "--name",
@@ -257,7 +262,9 @@ pub fn create_org(data_dir: &Path, name: &str) -> (String, String) {
         "--data",
         data,
         "--json",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let out = server_command(&args);
     assert_eq!(out.code, Some(0), "create-org failed\n{}", out.describe());
     let v: serde_json::Value = serde_json::from_str(out.stdout.trim())
         .unwrap_or_else(|e| panic!("create-org printed no JSON ({e})\n{}", out.describe()));

@@ -8,7 +8,8 @@ use tempfile::TempDir;
 
 use crate::bins::fixture;
 use crate::client::{Client, str_field};
-use crate::server::{Server, create_org};
+use crate::databases::Backend;
+use crate::server::{Server, create_org_with};
 
 /// Everything one test needs; dropping it kills the server and deletes the files.
 #[derive(Debug)]
@@ -23,13 +24,20 @@ pub struct World {
 impl World {
     /// A server with one organisation, and its admin logged in from `ROOT/admin`.
     pub fn start() -> World {
+        World::start_on(&Backend::Sqlite)
+    }
+
+    /// The same, with the server on `backend`.
+    pub fn start_on(backend: &Backend) -> World {
         let root = tempfile::Builder::new()
             .prefix("fieldsync-e2e-")
             .tempdir()
             .expect("create a temp dir");
         let data = root.path().join("server-data");
-        let (org_id, admin_token) = create_org(&data, "Acme Health");
-        let server = Server::start(&data, &[]);
+        let args = backend.args();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (org_id, admin_token) = create_org_with(&data, "Acme Health", &args);
+        let server = Server::start(&data, &args);
         let admin = Client::new(&root.path().join("admin"));
         admin.login(&server.url(), &admin_token);
         World {
