@@ -36,6 +36,14 @@ pub struct Args {
     /// Skip the many-devices scenario.
     #[arg(long)]
     pub skip_devices: bool,
+    /// Run the server on PostgreSQL: a fresh database is created on the server this URL
+    /// names (`postgres://USER:PASSWORD@HOST:PORT/DATABASE`, a role that may create databases).
+    #[arg(long, env = "FIELDSYNC_BENCH_POSTGRES")]
+    pub postgres: Option<String>,
+    /// Server instances on the one PostgreSQL database (needs --postgres): devices are spread
+    /// over them, and the coordinator pulls from another instance than the one pushed to.
+    #[arg(long, default_value_t = 1)]
+    pub instances: usize,
 }
 
 impl Args {
@@ -56,6 +64,12 @@ impl Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.instances == 0 || (args.instances > 1 && args.postgres.is_none()) {
+        eprintln!(
+            "fieldsync-bench: --instances above 1 needs --postgres (SQLite is one instance's file)"
+        );
+        return ExitCode::from(2);
+    }
     match scenarios::run(&args) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => {

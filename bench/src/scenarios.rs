@@ -21,7 +21,9 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::Args;
-use crate::server::{Server, create_org, dir_bytes, reset_own_peak, vm_hwm};
+use crate::server::{
+    Server, create_org, dir_bytes, fresh_postgres, postgres_bytes, reset_own_peak, vm_hwm,
+};
 
 const PASSPHRASE: &str = "bench passphrase for fieldsync";
 const SURVEY: &str = include_str!("../../fixtures/surveys/household-v1.json");
@@ -114,20 +116,43 @@ impl Transport for Counting<'_> {
     }
 }
 
-/// The organisation every scenario works in.
+/// The organisation every scenario works in, on one or more server instances.
 struct Org {
+    /// The first instance: publishing, the device of the push scenario.
     server: Server,
+    /// Every instance (the first one again first).
+    urls: Vec<String>,
+    others: Vec<Server>,
+    /// The PostgreSQL database, when the run is on one.
+    database: Option<String>,
     admin: ApiClient,
     admin_grant: SessionGrant,
     survey: Published,
     root: tempfile::TempDir,
 }
 
-fn setup() -> anyhow::Result<Org> {
+fn setup(args: &Args) -> anyhow::Result<Org> {
     let root = tempfile::tempdir()?;
     let data = root.path().join("server");
-    let token = create_org(&data)?;
-    let server = Server::start(&data, &[])?;
+    let database = args.postgres.as_deref().map(fresh_postgres).transpose()?;
+    let mut flags = Vec::new();
+    if let Some(url) = &database {
+        // Every instance on one database shares one master key.
+        flags.extend([
+            "--database".to_owned(),
+            url.clone(),
+            "--master-key".to_owned(),
+            root.path().join("master.key").display().to_string(),
+        ]);
+    }
+    let token = create_org(&data, &flags)?;
+    let server = Server::start(&data, &flags)?;
+    let others = (1..args.instances)
+        .map(|i| Server::start(&root.path().join(format!("server-{i}")), &flags))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let urls = std::iter::once(server.url.clone())
+        .chain(others.iter().map(|s| s.url.clone()))
+        .collect();
     let anon = ApiClient::new(&server.url, None)?;
     let grant: SessionGrant = anon.send_json(
         reqwest::Method::POST,
@@ -141,11 +166,24 @@ fn setup() -> anyhow::Result<Org> {
     let survey: Published = admin.post_text("/v1/surveys", SURVEY.to_owned())?;
     Ok(Org {
         server,
+        urls,
+        others,
+        database,
         admin,
         admin_grant: grant,
         survey,
         root,
     })
+}
+
+impl Org {
+    /// The largest peak memory of any instance, and of any of their workers.
+    fn peak_memory(&self) -> (u64, u64) {
+        std::iter::once(&self.server)
+            .chain(&self.others)
+            .map(Server::peak_memory)
+            .fold((0, 0), |(a, b), (x, y)| (a.max(x), b.max(y)))
+    }
 }
 
 fn account(url: &str, g: &SessionGrant) -> Account {
@@ -160,8 +198,10 @@ fn account(url: &str, g: &SessionGrant) -> Account {
     }
 }
 
-/// An enrolled device with the survey, in its own client home.
-fn new_device(org: &Org, name: &str) -> anyhow::Result<(Store, ApiClient)> {
+/// An enrolled device with the survey, in its own client home, syncing with instance `at`
+/// (modulo the instances).
+fn new_device(org: &Org, name: &str, at: usize) -> anyhow::Result<(Store, ApiClient)> {
+    let url = &org.urls[at % org.urls.len()];
     let created: CreatedMember = org.admin.send_json(
         reqwest::Method::POST,
         "/v1/enumerators",
@@ -170,7 +210,7 @@ fn new_device(org: &Org, name: &str) -> anyhow::Result<(Store, ApiClient)> {
             surveys: vec![org.survey.survey_id],
         },
     )?;
-    let anon = ApiClient::new(&org.server.url, None)?;
+    let anon = ApiClient::new(url, None)?;
     let grant: SessionGrant = anon.send_json(
         reqwest::Method::POST,
         "/v1/enroll",
@@ -180,8 +220,8 @@ fn new_device(org: &Org, name: &str) -> anyhow::Result<(Store, ApiClient)> {
         },
     )?;
     let mut store = Store::create(&org.root.path().join(format!("home-{name}")), PASSPHRASE)?;
-    store.set_account(account(&org.server.url, &grant))?;
-    let client = ApiClient::new(&org.server.url, Some(grant.token))?;
+    store.set_account(account(url, &grant))?;
+    let client = ApiClient::new(url, Some(grant.token))?;
     engine::sync(&mut store, &client, &mut |_| {})?;
     Ok((store, client))
 }
@@ -291,12 +331,12 @@ fn check(ok: &mut bool, cond: bool, what: &str) {
 pub fn run(args: &Args) -> anyhow::Result<bool> {
     let mut ok = true;
     let mut rows = Vec::new();
-    let org = setup()?;
+    let org = setup(args)?;
     let survey_key = org.survey.survey_id.to_string();
     let n = args.n();
 
     // collect: one at a time, then the import batch path.
-    let (mut device, device_client) = new_device(&org, "main")?;
+    let (mut device, device_client) = new_device(&org, "main", 0)?;
     let one = args.one_at_a_time();
     let start = Instant::now();
     for i in 0..one {
@@ -326,7 +366,7 @@ pub fn run(args: &Args) -> anyhow::Result<bool> {
     let report = engine::sync(&mut device, &counting, &mut |_| {})?;
     let push_time = start.elapsed();
     let client_peak = vm_hwm(std::process::id()).unwrap_or(0);
-    let (server_peak, worker_peak) = org.server.peak_memory();
+    let (server_peak, worker_peak) = org.peak_memory();
     check(
         &mut ok,
         report.pushed_docs as usize == total,
@@ -366,9 +406,12 @@ pub fn run(args: &Args) -> anyhow::Result<bool> {
 
     // pull: a fresh coordinator client pulls everything.
     let mut coordinator = Store::create(&org.root.path().join("home-coordinator"), PASSPHRASE)?;
-    coordinator.set_account(account(&org.server.url, &org.admin_grant))?;
+    // From another instance than the one the device pushed to, when there are several.
+    let pull_url = &org.urls[1 % org.urls.len()];
+    coordinator.set_account(account(pull_url, &org.admin_grant))?;
+    let puller = ApiClient::new(pull_url, Some(org.admin_grant.token.clone()))?;
     reset_own_peak();
-    let counting = Counting::new(&org.admin);
+    let counting = Counting::new(&puller);
     let start = Instant::now();
     let report = engine::sync(&mut coordinator, &counting, &mut |_| {})?;
     let pull_time = start.elapsed();
@@ -394,7 +437,7 @@ pub fn run(args: &Args) -> anyhow::Result<bool> {
     rows.push(row);
 
     // no-op sync: both sides hold everything.
-    let counting = Counting::new(&org.admin);
+    let counting = Counting::new(&puller);
     let start = Instant::now();
     let report = engine::sync(&mut coordinator, &counting, &mut |_| {})?;
     let noop = start.elapsed();
@@ -436,7 +479,13 @@ pub fn run(args: &Args) -> anyhow::Result<bool> {
     )
     .set(
         "server_bytes_per_response",
-        round(org.server.disk_bytes() as f64 / total as f64),
+        round(
+            match &org.database {
+                Some(url) => postgres_bytes(url)?,
+                None => org.server.disk_bytes(),
+            } as f64
+                / total as f64,
+        ),
     );
     rows.push(row);
 
@@ -458,6 +507,14 @@ pub fn run(args: &Args) -> anyhow::Result<bool> {
         rows.push(many_devices(&org, args, &mut ok, &mut coordinator, total)?);
     }
 
+    let backend = if org.database.is_some() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    for r in &mut rows {
+        r.set("backend", backend).set("instances", org.urls.len());
+    }
     for r in &rows {
         r.print();
     }
@@ -518,7 +575,7 @@ fn many_devices(
                 s.spawn(move || -> anyhow::Result<Vec<(Store, ApiClient)>> {
                     let mut out = Vec::new();
                     for d in chunk {
-                        let (mut store, client) = new_device(org, &format!("dev{d}"))?;
+                        let (mut store, client) = new_device(org, &format!("dev{d}"), d)?;
                         import(&mut store, &org.survey.survey_id.to_string(), m)?;
                         out.push((store, client));
                     }
@@ -564,7 +621,7 @@ fn many_devices(
             .collect()
     });
     let elapsed = start.elapsed();
-    let (server_peak, worker_peak) = org.server.peak_memory();
+    let (server_peak, worker_peak) = org.peak_memory();
     let mut acknowledged = 0;
     let mut latencies = Vec::new();
     let mut failures = 0;
@@ -586,7 +643,9 @@ fn many_devices(
         acknowledged as usize == k * m,
         "every device's responses were acknowledged",
     );
-    // Nothing lost: the coordinator pulls exactly the new responses.
+    // Nothing lost: once the server has checked them, the coordinator pulls exactly the new
+    // responses.
+    wait_materialised(org, k * m)?;
     engine::sync(coordinator, &org.admin, &mut |_| {})?;
     let held = coordinator.status_report()?.responses as usize;
     check(

@@ -30,8 +30,9 @@ pub fn server_binary() -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// Create an organisation in `data` and return its one-time admin token.
-pub fn create_org(data: &Path) -> anyhow::Result<String> {
+/// Create an organisation in `data` (or on the database `flags` name) and return its
+/// one-time admin token.
+pub fn create_org(data: &Path, flags: &[String]) -> anyhow::Result<String> {
     let out = Command::new(server_binary()?)
         .args([
             "admin",
@@ -42,6 +43,7 @@ pub fn create_org(data: &Path) -> anyhow::Result<String> {
             "--data",
         ])
         .arg(data)
+        .args(flags)
         .output()?;
     if !out.status.success() {
         bail!(
@@ -58,7 +60,7 @@ pub fn create_org(data: &Path) -> anyhow::Result<String> {
 
 impl Server {
     /// Start the server on `data` and wait until it listens.
-    pub fn start(data: &Path, extra: &[&str]) -> anyhow::Result<Server> {
+    pub fn start(data: &Path, extra: &[String]) -> anyhow::Result<Server> {
         let mut child = Command::new(server_binary()?)
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
@@ -159,4 +161,46 @@ pub fn dir_bytes(dir: &Path) -> u64 {
             Err(_) => 0,
         })
         .sum()
+}
+
+/// A fresh database on the PostgreSQL server at `base`; its URL.
+pub fn fresh_postgres(base: &str) -> anyhow::Result<String> {
+    let name = format!("fieldsync_bench_{}", uuid::Uuid::new_v4().simple());
+    let create = format!("CREATE DATABASE {name}");
+    postgres(base, |client| async move {
+        client.batch_execute(&create).await?;
+        Ok(())
+    })?;
+    let cut = base.rfind('/').context("a database URL has a path")?;
+    Ok(format!("{}/{name}", &base[..cut]))
+}
+
+/// Bytes the PostgreSQL database at `url` occupies.
+pub fn postgres_bytes(url: &str) -> anyhow::Result<u64> {
+    postgres(url, |client| async move {
+        let n: i64 = client
+            .query_one("SELECT pg_database_size(current_database())", &[])
+            .await?
+            .get(0);
+        Ok(n as u64)
+    })
+}
+
+fn postgres<T, F, Fut>(url: &str, f: F) -> anyhow::Result<T>
+where
+    F: FnOnce(tokio_postgres::Client) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .with_context(|| format!("cannot connect to {url}"))?;
+        let task = tokio::spawn(connection);
+        let out = f(client).await;
+        let _ = task.await;
+        out
+    })
 }

@@ -32,14 +32,24 @@ impl Backend {
 /// Every backend this run covers, each a fresh database.
 pub fn backends() -> Vec<Backend> {
     let mut all = vec![Backend::Sqlite];
-    match std::env::var("FIELDSYNC_TEST_POSTGRES") {
-        Ok(base) if !base.trim().is_empty() => all.push(Backend::Postgres(fresh_postgres(&base))),
-        _ => assert!(
-            std::env::var_os("CI").is_none(),
-            "FIELDSYNC_TEST_POSTGRES is not set: on CI the storage tests must run on PostgreSQL too (.ci/run starts one)"
-        ),
+    if let Some(base) = postgres_server() {
+        all.push(Backend::Postgres(fresh_postgres(&base)));
     }
     all
+}
+
+/// The PostgreSQL server of this run (a role that may create databases), if it has one.
+pub fn postgres_server() -> Option<String> {
+    match std::env::var("FIELDSYNC_TEST_POSTGRES") {
+        Ok(base) if !base.trim().is_empty() => Some(base),
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "FIELDSYNC_TEST_POSTGRES is not set: on CI the storage tests must run on PostgreSQL too (.ci/run starts one)"
+            );
+            None
+        }
+    }
 }
 
 /// Create an empty database on the server at `base` and return its URL.

@@ -16,7 +16,7 @@ pub mod world;
 
 pub use bins::{binaries, fixture, workspace_root};
 pub use client::Client;
-pub use databases::{Backend, backends};
+pub use databases::{Backend, backends, postgres_server};
 pub use process::Output;
 pub use proxy::{Fault, FaultProxy};
 pub use rng::Rng;

@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use fieldsync_e2e::{binaries, process};
+use fieldsync_e2e::{binaries, postgres_server, process};
 
 const SCENARIOS: [&str; 8] = [
     "collect",
@@ -18,14 +18,30 @@ const SCENARIOS: [&str; 8] = [
     "many_devices",
 ];
 
+/// On SQLite, and (when the run has PostgreSQL) on three instances on one PostgreSQL database.
 #[test]
 fn the_benchmark_short_mode_runs_every_scenario_and_loses_nothing() {
+    let mut runs = vec![Vec::new()];
+    if let Some(base) = postgres_server() {
+        runs.push(vec![
+            "--postgres".to_owned(),
+            base,
+            "--instances".to_owned(),
+            "3".to_owned(),
+        ]);
+    }
+    for extra in runs {
+        short_run(&extra);
+    }
+}
+
+fn short_run(extra: &[String]) {
     let bins = binaries();
     let mut cmd = Command::new(&bins.bench);
     process::clean_env(&mut cmd);
-    cmd.arg("--short");
-    let out =
-        process::spawn(cmd, None, "fieldsync-bench --short".into()).wait(Duration::from_secs(600));
+    cmd.arg("--short").args(extra);
+    let out = process::spawn(cmd, None, format!("fieldsync-bench --short {extra:?}"))
+        .wait(Duration::from_secs(600));
     assert_eq!(
         out.code,
         Some(0),

@@ -70,9 +70,10 @@ impl From<tokio_postgres::Error> for StorageError {
                     || *c == SqlState::CANNOT_CONNECT_NOW
             );
         // The server's own words (`Display` of the error says only "db error").
-        let text = match e.as_db_error() {
-            Some(db) => format!("{}: {}", db.code().code(), db.message()),
-            None => e.to_string(),
+        let text = match (e.as_db_error(), std::error::Error::source(&e)) {
+            (Some(db), _) => format!("{}: {}", db.code().code(), db.message()),
+            (None, Some(source)) => format!("{e}: {source}"),
+            (None, None) => e.to_string(),
         };
         if busy {
             StorageError::Busy(text)

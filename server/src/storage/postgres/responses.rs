@@ -1,15 +1,16 @@
 //! The materialiser's queue and settlement, and the response index, on PostgreSQL.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use fieldsync_protocol::api::{ResponseListItem, ResponsePage, ResponseView};
-use fieldsync_protocol::cbor::{self, Limits};
+use fieldsync_protocol::api::{ResponsePage, ResponseView};
+use fieldsync_protocol::cbor;
 use fieldsync_protocol::crypto::{Cipher, Sealed};
 use serde_bytes::ByteBuf;
 use tokio_postgres::IsolationLevel;
 use tokio_postgres::types::ToSql;
 
-use super::backend::{Tx, uuid_of};
+use super::backend::Tx;
 use super::sync::{keys_doc, org_cipher};
 use super::{Postgres, big, small};
 use crate::keys::{change_binding, summary_binding};
@@ -75,37 +76,7 @@ async fn open_summary(
     let plain = cipher
         .open_owned(&summary_binding(org_id, doc_id, upto_seq), sealed)
         .map_err(|e| corrupt(format!("summary of {doc_id}: {e}")))?;
-    let limits = Limits {
-        max_bytes: 64 * 1024 * 1024,
-        ..Limits::SYNC
-    };
-    cbor::decode(plain.as_bytes(), &limits).map_err(corrupt)
-}
-
-fn list_item(doc_id: &str, summary: Summary) -> Result<ResponseListItem> {
-    let id = uuid_of(doc_id)?;
-    Ok(match summary.view {
-        Some(v) => ResponseListItem {
-            id,
-            survey_version: v.survey_version,
-            status: v.status,
-            valid: v.errors.is_empty() && summary.broken.is_none(),
-            errors: v.errors,
-            conflicts: v.conflicts.into_iter().map(|c| c.question).collect(),
-            broken: summary.broken,
-            updated_at: v.updated_at,
-        },
-        None => ResponseListItem {
-            id,
-            survey_version: 0,
-            status: "unknown".into(),
-            valid: false,
-            errors: Vec::new(),
-            conflicts: Vec::new(),
-            broken: summary.broken,
-            updated_at: 0,
-        },
-    })
+    crate::storage::decode_summary(plain.as_bytes())
 }
 
 impl Postgres {
@@ -143,77 +114,130 @@ impl Postgres {
             claimed.sort_by_key(|q| q.seq);
             claimed
         };
-        let mut out = Vec::with_capacity(claimed.len());
-        for item in claimed {
-            let material = self.material(&mut client, &item).await?;
-            out.push((item, material));
-        }
-        Ok(out)
+        self.materials(&mut client, claimed).await
     }
 
-    /// Every change of a document that is accepted or still to be checked, decrypted, with
-    /// its survey definition, from one snapshot.
-    async fn material(
+    /// Every change of each document that is accepted or still to be checked, decrypted,
+    /// with its survey definition, from one snapshot and a few statements for all of them.
+    async fn materials(
         &self,
         client: &mut deadpool_postgres::Client,
-        item: &Queued,
-    ) -> Result<Option<DocMaterial>> {
-        let (org_id, doc_id) = (item.org_id.as_str(), item.doc_id.as_str());
+        claimed: Vec<Queued>,
+    ) -> Result<Vec<(Queued, Option<DocMaterial>)>> {
+        if claimed.is_empty() {
+            return Ok(Vec::new());
+        }
         let tx = snapshot(client).await?;
-        let org = org_cipher(&tx, &self.keys, org_id).await?;
-        let Some((cipher, survey_id, survey_version)) =
-            doc_cipher(&tx, self, &org, org_id, doc_id).await?
-        else {
-            return Ok(None);
-        };
-        let stmt = tx
-            .prepare_cached(
-                "SELECT seq, payload, state, hash, origin FROM changes
-                 WHERE doc_id = $1 AND state <> 2 ORDER BY seq",
+        let ids: Vec<&str> = claimed.iter().map(|q| q.doc_id.as_str()).collect();
+        // The documents (of the organisation they were queued for) and their keys.
+        let mut docs: HashMap<String, (Arc<Cipher>, String, u32)> = HashMap::new();
+        let mut orgs: HashMap<String, Arc<Cipher>> = HashMap::new();
+        let rows = tx
+            .query(
+                "SELECT id, org_id, wrapped_key, survey_id, survey_version FROM docs WHERE id = ANY($1)",
+                &[&ids],
             )
             .await?;
-        let mut accepted = Vec::new();
-        let mut pending = Vec::new();
-        let mut upto_seq = 0;
-        for r in tx.query(&stmt, &[&doc_id]).await? {
-            let seq: i64 = r.try_get(0)?;
-            let sealed = Sealed::from_bytes(r.try_get(1)?).map_err(corrupt)?;
+        for r in rows {
+            let (id, org_id): (String, String) = (r.try_get(0)?, r.try_get(1)?);
+            if !claimed.iter().any(|q| q.doc_id == id && q.org_id == org_id) {
+                continue;
+            }
+            let org = match orgs.get(&org_id) {
+                Some(c) => c.clone(),
+                None => {
+                    let c = org_cipher(&tx, &self.keys, &org_id).await?;
+                    orgs.insert(org_id.clone(), c.clone());
+                    c
+                }
+            };
+            let wrapped: Vec<u8> = r.try_get(2)?;
+            let cipher = keys_doc(&self.keys, &org, &org_id, &id, &wrapped)?;
+            docs.insert(id, (cipher, r.try_get(3)?, small(r.try_get(4)?)?));
+        }
+        let mut materials: HashMap<String, DocMaterial> = docs
+            .iter()
+            .map(|(id, (_, survey_id, version))| {
+                (
+                    id.clone(),
+                    DocMaterial {
+                        accepted: Vec::new(),
+                        pending: Vec::new(),
+                        survey_id: survey_id.clone(),
+                        survey_version: *version,
+                        definition: None,
+                        upto_seq: 0,
+                    },
+                )
+            })
+            .collect();
+        let stmt = tx
+            .prepare_cached(
+                "SELECT doc_id, seq, payload, state, hash, origin FROM changes
+                 WHERE doc_id = ANY($1) AND state <> 2 ORDER BY doc_id, seq",
+            )
+            .await?;
+        for r in tx.query(&stmt, &[&ids]).await? {
+            let doc_id: String = r.try_get(0)?;
+            let (Some((cipher, _, _)), Some(m)) = (docs.get(&doc_id), materials.get_mut(&doc_id))
+            else {
+                continue;
+            };
+            let org_id = claimed
+                .iter()
+                .find(|q| q.doc_id == doc_id)
+                .map(|q| q.org_id.as_str())
+                .unwrap_or_default();
+            let seq: i64 = r.try_get(1)?;
+            let sealed = Sealed::from_bytes(r.try_get(2)?).map_err(corrupt)?;
             let plain = cipher
-                .open_owned(&change_binding(org_id, doc_id, seq), sealed)
+                .open_owned(&change_binding(org_id, &doc_id, seq), sealed)
                 .map_err(|e| corrupt(format!("change {seq}: {e}")))?;
             let bytes = ByteBuf::from(plain.as_bytes().to_vec());
-            if r.try_get::<_, i64>(2)? == state::ACCEPTED {
-                accepted.push(bytes);
+            if r.try_get::<_, i64>(3)? == state::ACCEPTED {
+                m.accepted.push(bytes);
             } else {
-                pending.push(PendingChange {
+                m.pending.push(PendingChange {
                     seq,
-                    hash: r.try_get(3)?,
-                    origin: r.try_get(4)?,
+                    hash: r.try_get(4)?,
+                    origin: r.try_get(5)?,
                     bytes,
                 });
             }
-            upto_seq = seq;
+            m.upto_seq = seq;
         }
-        let definition: Option<String> = tx
-            .query_opt(
-                "SELECT definition FROM survey_versions WHERE survey_id = $1 AND version = $2",
-                &[&survey_id, &big(survey_version)],
+        let (survey_ids, versions): (Vec<&str>, Vec<i64>) = materials
+            .values()
+            .map(|m| (m.survey_id.as_str(), big(m.survey_version)))
+            .unzip();
+        let definitions: HashMap<(String, i64), String> = tx
+            .query(
+                "SELECT v.survey_id, v.version, v.definition FROM survey_versions v
+                 JOIN unnest($1::text[], $2::bigint[]) AS w(survey_id, version)
+                   ON v.survey_id = w.survey_id AND v.version = w.version",
+                &[&survey_ids, &versions],
             )
             .await?
-            .map(|r| r.try_get(0))
-            .transpose()?;
+            .iter()
+            .map(|r| Ok(((r.try_get(0)?, r.try_get(1)?), r.try_get(2)?)))
+            .collect::<Result<_>>()?;
         tx.commit().await?;
-        Ok(Some(DocMaterial {
-            accepted,
-            pending,
-            survey_id,
-            survey_version,
-            definition,
-            upto_seq,
-        }))
+        Ok(claimed
+            .into_iter()
+            .map(|item| {
+                let material = materials.remove(&item.doc_id).map(|mut m| {
+                    m.definition = definitions
+                        .get(&(m.survey_id.clone(), big(m.survey_version)))
+                        .cloned();
+                    m
+                });
+                (item, material)
+            })
+            .collect())
     }
 
-    /// Record what checking found, in one transaction.
+    /// Record what checking found, in one transaction of a few statements, whatever the
+    /// number of documents.
     pub(super) async fn settle_all(&self, settled: &[Settlement]) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
@@ -227,18 +251,29 @@ impl Postgres {
             .await?
             .try_get(0)?;
         let start = relay;
-        for s in settled {
-            match s {
-                Settlement::Gone(doc_id) => {
-                    tx.execute("DELETE FROM materialize_queue WHERE doc_id = $1", &[doc_id])
-                        .await?;
-                }
-                Settlement::Done(done) => {
-                    let (item, material, outcome) = &**done;
-                    self.save_summary(&tx, item, material, outcome, &mut relay)
-                        .await?;
-                }
-            }
+        let gone: Vec<&str> = settled
+            .iter()
+            .filter_map(|s| match s {
+                Settlement::Gone(doc_id) => Some(doc_id.as_str()),
+                Settlement::Done(_) => None,
+            })
+            .collect();
+        if !gone.is_empty() {
+            tx.execute(
+                "DELETE FROM materialize_queue WHERE doc_id = ANY($1)",
+                &[&gone],
+            )
+            .await?;
+        }
+        let done: Vec<&(Queued, DocMaterial, CheckOutcome)> = settled
+            .iter()
+            .filter_map(|s| match s {
+                Settlement::Done(d) => Some(&**d),
+                Settlement::Gone(_) => None,
+            })
+            .collect();
+        if !done.is_empty() {
+            self.settle_done(&tx, &done, &mut relay).await?;
         }
         if relay != start {
             tx.execute(
@@ -251,33 +286,134 @@ impl Postgres {
         Ok(())
     }
 
-    async fn save_summary(
+    /// Settle the pending changes of checked documents (numbering them from `relay`), write
+    /// their summaries, and take them off the queue unless newer changes arrived meanwhile.
+    async fn settle_done(
         &self,
         tx: &Tx<'_>,
-        item: &Queued,
-        material: &DocMaterial,
-        outcome: &CheckOutcome,
+        done: &[&(Queued, DocMaterial, CheckOutcome)],
         relay: &mut i64,
     ) -> Result<()> {
-        let (org_id, doc_id) = (item.org_id.as_str(), item.doc_id.as_str());
-        let org = org_cipher(tx, &self.keys, org_id).await?;
-        let Some((cipher, _, _)) = doc_cipher(tx, self, &org, org_id, doc_id).await? else {
-            return Ok(());
-        };
-        let summary = settle_changes(tx, org_id, doc_id, material, outcome, relay).await?;
-        let plain = cbor::encode(&summary).map_err(corrupt)?;
-        let sealed = cipher
-            .seal(&summary_binding(org_id, doc_id, material.upto_seq), &plain)
-            .map_err(corrupt)?;
-        let (status, errors, conflicts) = match &summary.view {
-            Some(v) => (v.status.clone(), v.errors.len(), v.conflicts.len()),
-            None => ("unknown".to_owned(), 0, 0),
-        };
+        let ids: Vec<&str> = done.iter().map(|(q, _, _)| q.doc_id.as_str()).collect();
+        let ciphers = self.doc_ciphers(tx, done).await?;
+        // Verdicts, as arrays for one statement each.
+        let (mut seqs, mut states, mut relays) = (Vec::new(), Vec::new(), Vec::new());
+        let mut waiting: Vec<i64> = Vec::new();
+        let mut unreadable: Vec<&str> = Vec::new();
+        for (item, material, outcome) in done {
+            let checked = match outcome {
+                Ok(c) => c,
+                Err(_) => {
+                    unreadable.push(item.doc_id.as_str());
+                    continue;
+                }
+            };
+            if checked.verdicts.len() != material.pending.len() {
+                return Err(corrupt(format!(
+                    "the checker gave {} verdicts for {} changes of {}",
+                    checked.verdicts.len(),
+                    material.pending.len(),
+                    item.doc_id
+                )));
+            }
+            for (change, verdict) in material.pending.iter().zip(&checked.verdicts) {
+                let state = match verdict {
+                    ChangeVerdict::Accepted => state::ACCEPTED,
+                    ChangeVerdict::Refused(_) => state::REFUSED,
+                    ChangeVerdict::Waiting => {
+                        waiting.push(change.seq);
+                        continue;
+                    }
+                };
+                *relay += 1;
+                seqs.push(change.seq);
+                states.push(state);
+                relays.push(*relay);
+            }
+        }
+        // Only a change still waiting to be settled is settled, so settling the same material
+        // twice (a lease that ran out) changes nothing the second time; a number handed out to
+        // a change settled meanwhile is simply never used.
+        let settle = tx
+            .prepare_cached(
+                "UPDATE changes c SET state = v.state, relay = v.relay
+                 FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS v(seq, state, relay)
+                 WHERE c.seq = v.seq AND c.state IN (0, 3)
+                 RETURNING c.seq",
+            )
+            .await?;
+        let settled: std::collections::HashSet<i64> = tx
+            .query(&settle, &[&seqs, &states, &relays])
+            .await?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<std::result::Result<_, _>>()?;
+        if !waiting.is_empty() {
+            tx.execute(
+                "UPDATE changes SET state = 3 WHERE seq = ANY($1) AND state = 0",
+                &[&waiting],
+            )
+            .await?;
+        }
+        if !unreadable.is_empty() {
+            // Nothing can be checked on top of accepted changes that no longer load: what
+            // waits, waits (and blocks no pull).
+            tx.execute(
+                "UPDATE changes SET state = 3 WHERE doc_id = ANY($1) AND state = 0",
+                &[&unreadable],
+            )
+            .await?;
+        }
+        // Refusals, and each document's summary.
+        let now = now_ms();
+        let mut index: IndexRows = IndexRows::default();
+        for (item, material, outcome) in done {
+            let (org_id, doc_id) = (item.org_id.as_str(), item.doc_id.as_str());
+            let Some(cipher) = ciphers.get(doc_id) else {
+                continue;
+            };
+            let summary = match outcome {
+                Err(reason) => Summary {
+                    view: None,
+                    broken: Some(reason.clone()),
+                },
+                Ok(checked) => {
+                    let mut first_refusal = None;
+                    for (change, verdict) in material.pending.iter().zip(&checked.verdicts) {
+                        if let ChangeVerdict::Refused(reason) = verdict
+                            && settled.contains(&change.seq)
+                        {
+                            tx.execute(
+                                "INSERT INTO refusals (doc_id, hash, org_id, origin, reason, at)
+                                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                                &[&doc_id, &change.hash, &org_id, &change.origin, reason, &now],
+                            )
+                            .await?;
+                            tracing::warn!(doc = %doc_id, seq = change.seq, %reason, "a pushed change was refused by its check");
+                            first_refusal.get_or_insert(reason.clone());
+                        }
+                    }
+                    Summary {
+                        broken: crate::storage::unreadable_because(
+                            checked.view.is_some(),
+                            first_refusal,
+                        ),
+                        view: checked.view.clone(),
+                    }
+                }
+            };
+            index.push(cipher, item, material, &summary)?;
+        }
         let stmt = tx
             .prepare_cached(
                 "INSERT INTO response_index (doc_id, org_id, survey_id, survey_version, status,
                      error_count, conflict_count, broken, upto_seq, summary, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 SELECT doc_id, org_id, survey_id, survey_version, status, error_count,
+                        conflict_count, broken, upto_seq, summary, $10
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[],
+                             $6::bigint[], $7::bigint[], $8::boolean[], $9::bigint[], $11::bytea[])
+                      AS r(doc_id, org_id, survey_id, survey_version, status, error_count,
+                           conflict_count, broken, upto_seq, summary)
                  ON CONFLICT (doc_id) DO UPDATE SET status = excluded.status,
                      error_count = excluded.error_count, conflict_count = excluded.conflict_count,
                      broken = excluded.broken, upto_seq = excluded.upto_seq,
@@ -287,33 +423,74 @@ impl Postgres {
         tx.execute(
             &stmt,
             &[
-                &doc_id,
-                &org_id,
-                &material.survey_id,
-                &big(material.survey_version),
-                &status,
-                &(errors as i64),
-                &(conflicts as i64),
-                &summary.broken.is_some(),
-                &material.upto_seq,
-                &sealed.to_bytes(),
+                &index.doc_ids,
+                &index.org_ids,
+                &index.survey_ids,
+                &index.versions,
+                &index.statuses,
+                &index.errors,
+                &index.conflicts,
+                &index.broken,
+                &index.upto,
                 &now_ms(),
+                &index.summaries,
             ],
         )
         .await?;
-        // Off the queue unless newer changes arrived meanwhile; then it is free to be claimed
-        // again at once.
+        // Off the queue unless newer changes arrived meanwhile; then free to be claimed again
+        // at once.
         tx.execute(
-            "DELETE FROM materialize_queue WHERE doc_id = $1 AND seq <= $2",
-            &[&doc_id, &material.upto_seq],
+            "DELETE FROM materialize_queue q USING unnest($1::text[], $2::bigint[]) AS d(doc_id, upto)
+             WHERE q.doc_id = d.doc_id AND q.seq <= d.upto",
+            &[&index.doc_ids, &index.upto],
         )
         .await?;
         tx.execute(
-            "UPDATE materialize_queue SET claimed_until = NULL WHERE doc_id = $1",
-            &[&doc_id],
+            "UPDATE materialize_queue SET claimed_until = NULL WHERE doc_id = ANY($1)",
+            &[&ids],
         )
         .await?;
         Ok(())
+    }
+
+    /// The data keys of checked documents that still exist, by id.
+    async fn doc_ciphers(
+        &self,
+        tx: &Tx<'_>,
+        done: &[&(Queued, DocMaterial, CheckOutcome)],
+    ) -> Result<HashMap<String, Arc<Cipher>>> {
+        let ids: Vec<&str> = done.iter().map(|(q, _, _)| q.doc_id.as_str()).collect();
+        let mut orgs: HashMap<String, Arc<Cipher>> = HashMap::new();
+        let mut out = HashMap::new();
+        for r in tx
+            .query(
+                "SELECT id, org_id, wrapped_key FROM docs WHERE id = ANY($1)",
+                &[&ids],
+            )
+            .await?
+        {
+            let (id, org_id): (String, String) = (r.try_get(0)?, r.try_get(1)?);
+            if !done
+                .iter()
+                .any(|(q, _, _)| q.doc_id == id && q.org_id == org_id)
+            {
+                continue;
+            }
+            let org = match orgs.get(&org_id) {
+                Some(c) => c.clone(),
+                None => {
+                    let c = org_cipher(tx, &self.keys, &org_id).await?;
+                    orgs.insert(org_id.clone(), c.clone());
+                    c
+                }
+            };
+            let wrapped: Vec<u8> = r.try_get(2)?;
+            out.insert(
+                id.clone(),
+                keys_doc(&self.keys, &org, &org_id, &id, &wrapped)?,
+            );
+        }
+        Ok(out)
     }
 
     /// One page of a survey's materialised responses, ordered by id.
@@ -356,7 +533,7 @@ impl Postgres {
                 r.try_get(2)?,
             )
             .await?;
-            items.push(list_item(&doc_id, summary)?);
+            items.push(crate::storage::list_item(&doc_id, summary)?);
         }
         let pending: i64 = tx
             .query_one(
@@ -487,90 +664,49 @@ impl Postgres {
     }
 }
 
-/// Apply the checker's verdicts to the stored changes, numbering the settled ones from
-/// `relay`, and say what the index should hold.
-async fn settle_changes(
-    tx: &Tx<'_>,
-    org_id: &str,
-    doc_id: &str,
-    material: &DocMaterial,
-    outcome: &CheckOutcome,
-    relay: &mut i64,
-) -> Result<Summary> {
-    let checked = match outcome {
-        Ok(c) => c,
-        Err(reason) => {
-            tx.execute(
-                "UPDATE changes SET state = 3 WHERE doc_id = $1 AND state = 0",
-                &[&doc_id],
-            )
-            .await?;
-            return Ok(Summary {
-                view: None,
-                broken: Some(reason.clone()),
-            });
-        }
-    };
-    if checked.verdicts.len() != material.pending.len() {
-        return Err(corrupt(format!(
-            "the checker gave {} verdicts for {} changes of {doc_id}",
-            checked.verdicts.len(),
-            material.pending.len()
-        )));
+/// Response index rows, as arrays for one statement.
+#[derive(Default)]
+struct IndexRows {
+    doc_ids: Vec<String>,
+    org_ids: Vec<String>,
+    survey_ids: Vec<String>,
+    versions: Vec<i64>,
+    statuses: Vec<String>,
+    errors: Vec<i64>,
+    conflicts: Vec<i64>,
+    broken: Vec<bool>,
+    upto: Vec<i64>,
+    summaries: Vec<Vec<u8>>,
+}
+
+impl IndexRows {
+    /// Seal a document's summary and add its row.
+    fn push(
+        &mut self,
+        cipher: &Cipher,
+        item: &Queued,
+        material: &DocMaterial,
+        summary: &Summary,
+    ) -> Result<()> {
+        let (org_id, doc_id) = (item.org_id.as_str(), item.doc_id.as_str());
+        let plain = cbor::encode(summary).map_err(corrupt)?;
+        let sealed = cipher
+            .seal(&summary_binding(org_id, doc_id, material.upto_seq), &plain)
+            .map_err(corrupt)?;
+        let (status, errors, conflicts) = match &summary.view {
+            Some(v) => (v.status.clone(), v.errors.len(), v.conflicts.len()),
+            None => ("unknown".to_owned(), 0, 0),
+        };
+        self.doc_ids.push(doc_id.to_owned());
+        self.org_ids.push(org_id.to_owned());
+        self.survey_ids.push(material.survey_id.clone());
+        self.versions.push(big(material.survey_version));
+        self.statuses.push(status);
+        self.errors.push(errors as i64);
+        self.conflicts.push(conflicts as i64);
+        self.broken.push(summary.broken.is_some());
+        self.upto.push(material.upto_seq);
+        self.summaries.push(sealed.to_bytes());
+        Ok(())
     }
-    let settle = tx
-        .prepare_cached(
-            "UPDATE changes SET state = $1, relay = $2 WHERE seq = $3 AND state IN (0, 3)",
-        )
-        .await?;
-    let now = now_ms();
-    let mut first_refusal = None;
-    for (change, verdict) in material.pending.iter().zip(&checked.verdicts) {
-        match verdict {
-            ChangeVerdict::Accepted => {
-                let n = tx
-                    .execute(&settle, &[&state::ACCEPTED, &(*relay + 1), &change.seq])
-                    .await?;
-                *relay += n as i64;
-            }
-            ChangeVerdict::Refused(reason) => {
-                let n = tx
-                    .execute(&settle, &[&state::REFUSED, &(*relay + 1), &change.seq])
-                    .await?;
-                if n == 0 {
-                    continue;
-                }
-                *relay += 1;
-                tx.execute(
-                    "INSERT INTO refusals (doc_id, hash, org_id, origin, reason, at)
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-                    &[&doc_id, &change.hash, &org_id, &change.origin, reason, &now],
-                )
-                .await?;
-                tracing::warn!(doc = %doc_id, seq = change.seq, %reason, "a pushed change was refused by its check");
-                first_refusal.get_or_insert(reason.clone());
-            }
-            ChangeVerdict::Waiting => {
-                tx.execute(
-                    "UPDATE changes SET state = 3 WHERE seq = $1 AND state = 0",
-                    &[&change.seq],
-                )
-                .await?;
-            }
-        }
-    }
-    let broken = match (&checked.view, first_refusal) {
-        (Some(_), _) => None,
-        (None, Some(reason)) => Some(format!(
-            "nothing readable has been pushed for it; its changes were refused: {reason}"
-        )),
-        (None, None) => Some(
-            "its changes depend on changes the server does not have; the device that made them must sync"
-                .to_owned(),
-        ),
-    };
-    Ok(Summary {
-        view: checked.view.clone(),
-        broken,
-    })
 }

@@ -2,7 +2,7 @@
 //! paging checked changes out by relay number. See the module docs of [`super`] for why this
 //! is safe with several instances on one database.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use fieldsync_protocol::api::Role;
@@ -42,29 +42,34 @@ fn corrupt(e: impl std::fmt::Display) -> StorageError {
     StorageError::Corrupt(e.to_string())
 }
 
-async fn gate(
+/// The gate of every survey the pushed documents name (`None`: not in this organisation).
+async fn gates(
     tx: &Tx<'_>,
     org_id: &str,
-    survey_id: &str,
     principal_id: &str,
-) -> Result<Option<SurveyGate>> {
+    docs: &[VerifiedDoc],
+) -> Result<HashMap<Uuid, Option<SurveyGate>>> {
+    let mut out: HashMap<Uuid, Option<SurveyGate>> =
+        docs.iter().map(|d| (d.doc.survey_id, None)).collect();
+    let ids: Vec<String> = out.keys().map(Uuid::to_string).collect();
     let stmt = tx
         .prepare_cached(
-            "SELECT s.status, s.latest_version,
+            "SELECT s.id, s.status, s.latest_version,
                     EXISTS (SELECT 1 FROM assignments a WHERE a.survey_id = s.id AND a.principal_id = $3)
-             FROM surveys s WHERE s.org_id = $1 AND s.id = $2",
+             FROM surveys s WHERE s.org_id = $1 AND s.id = ANY($2)",
         )
         .await?;
-    tx.query_opt(&stmt, &[&org_id, &survey_id, &principal_id])
-        .await?
-        .map(|r| {
-            Ok(SurveyGate {
-                status: status_of(r.try_get(0)?)?,
-                latest_version: small(r.try_get(1)?)?,
-                assigned: r.try_get(2)?,
-            })
-        })
-        .transpose()
+    for r in tx.query(&stmt, &[&org_id, &ids, &principal_id]).await? {
+        out.insert(
+            uuid_of(r.try_get(0)?)?,
+            Some(SurveyGate {
+                status: status_of(r.try_get(1)?)?,
+                latest_version: small(r.try_get(2)?)?,
+                assigned: r.try_get(3)?,
+            }),
+        );
+    }
+    Ok(out)
 }
 
 /// The stored document, locked until the push commits.
@@ -108,124 +113,283 @@ async fn has_new_change(tx: &Tx<'_>, doc_id: &str, hashes: &[ByteBuf]) -> Result
 }
 
 impl Postgres {
-    /// Store a batch in one transaction; see [`crate::storage::Storage::push`].
+    /// Store a batch in one transaction; see [`crate::storage::Storage::push`]. A handful of
+    /// statements per push, whatever its size: the documents are locked, read and created,
+    /// and their changes looked up, numbered and inserted, each in one statement over arrays.
     pub(super) async fn push_batch(&self, caller: &Caller, docs: &[VerifiedDoc]) -> Result<Pushed> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let org_id = caller.org_id.as_str();
         let org = org_cipher(&tx, &self.keys, org_id).await?;
         let now = now_ms();
-        let mut gates: HashMap<Uuid, Option<SurveyGate>> = HashMap::new();
-        let mut results: Vec<Option<DocPushResult>> = (0..docs.len()).map(|_| None).collect();
-        let mut stored_any = false;
-        // Documents in id order: every push takes its row locks in the same order, so two
-        // pushes that share documents wait for each other instead of deadlocking.
-        let mut order: Vec<usize> = (0..docs.len()).collect();
-        order.sort_by_key(|&i| docs[i].doc.doc_id);
-        let next_seq = tx
-            .prepare_cached("SELECT nextval(pg_get_serial_sequence('changes', 'seq'))")
-            .await?;
-        let seen = tx
-            .prepare_cached("SELECT 1 FROM changes WHERE doc_id = $1 AND hash = $2")
-            .await?;
-        let insert = tx
+        let ids: Vec<String> = docs.iter().map(|d| d.doc.doc_id.to_string()).collect();
+
+        // Lock the stored documents, in id order: every push takes its row locks in the same
+        // order, so two pushes that share documents wait for each other, never deadlock.
+        let mut stored: HashMap<String, (StoredDoc, Vec<u8>)> = HashMap::new();
+        let lock = tx
             .prepare_cached(
-                "INSERT INTO changes (seq, org_id, doc_id, hash, origin, payload)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (doc_id, hash) DO NOTHING",
+                "SELECT id, org_id, survey_id, owner_id, survey_version, wrapped_key FROM docs
+                 WHERE id = ANY($1) ORDER BY id FOR UPDATE",
             )
             .await?;
-        for i in order {
-            let VerifiedDoc { doc, hashes } = &docs[i];
-            let id = doc.doc_id.to_string();
-            let gate = match gates.get(&doc.survey_id) {
-                Some(g) => g.clone(),
-                None => {
-                    let g = gate(
-                        &tx,
-                        org_id,
-                        &doc.survey_id.to_string(),
-                        &caller.principal_id,
-                    )
-                    .await?;
-                    gates.insert(doc.survey_id, g.clone());
-                    g
-                }
-            };
-            let Some(cipher) = self
-                .admit(
-                    &tx,
-                    caller,
-                    doc,
-                    hashes,
-                    gate.as_ref(),
-                    &org,
-                    now,
-                    &mut results[i],
-                )
-                .await?
-            else {
-                continue;
-            };
-            let (mut new, mut duplicate) = (0u32, 0u32);
-            let mut last_seq = None;
-            for (bytes, hash) in doc.changes.iter().zip(hashes) {
-                if tx
-                    .query_opt(&seen, &[&id, &hash.as_slice()])
-                    .await?
-                    .is_some()
-                {
-                    duplicate += 1;
-                    continue;
-                }
-                let seq: i64 = tx.query_one(&next_seq, &[]).await?.try_get(0)?;
-                let sealed = cipher
-                    .seal(&change_binding(org_id, &id, seq), bytes)
-                    .map_err(corrupt)?;
-                let n = tx
-                    .execute(
-                        &insert,
-                        &[
-                            &seq,
-                            &org_id,
-                            &id,
-                            &hash.as_slice(),
-                            &caller.session,
-                            &sealed.to_bytes(),
-                        ],
-                    )
-                    .await?;
-                if n == 0 {
-                    duplicate += 1;
-                    continue;
-                }
-                new += 1;
-                last_seq = Some(seq);
-            }
-            if let Some(seq) = last_seq {
-                // New changes end any lease a materialiser holds on the document: they must
-                // be checked too.
-                tx.execute(
-                    "INSERT INTO materialize_queue (doc_id, org_id, seq) VALUES ($1, $2, $3)
-                     ON CONFLICT (doc_id) DO UPDATE SET seq = excluded.seq, claimed_until = NULL",
-                    &[&id, &org_id, &seq],
+        for r in tx.query(&lock, &[&ids]).await? {
+            stored.insert(
+                r.try_get(0)?,
+                (
+                    StoredDoc {
+                        org_id: r.try_get(1)?,
+                        survey_id: r.try_get(2)?,
+                        owner_id: r.try_get(3)?,
+                        survey_version: small(r.try_get(4)?)?,
+                    },
+                    r.try_get(5)?,
+                ),
+            );
+        }
+        let gates = gates(&tx, org_id, &caller.principal_id, docs).await?;
+        // Which pushed changes are stored already.
+        let (pair_docs, pair_hashes): (Vec<&str>, Vec<&[u8]>) = docs
+            .iter()
+            .zip(&ids)
+            .filter(|(_, id)| stored.contains_key(*id))
+            .flat_map(|(d, id)| d.hashes.iter().map(move |h| (id.as_str(), h.as_slice())))
+            .unzip();
+        let mut seen: HashSet<(String, Vec<u8>)> = HashSet::new();
+        if !pair_docs.is_empty() {
+            let stmt = tx
+                .prepare_cached(
+                    "SELECT c.doc_id, c.hash FROM changes c
+                     JOIN unnest($1::text[], $2::bytea[]) AS p(doc_id, hash)
+                       ON c.doc_id = p.doc_id AND c.hash = p.hash",
                 )
                 .await?;
-                stored_any = true;
+            for r in tx.query(&stmt, &[&pair_docs, &pair_hashes]).await? {
+                seen.insert((r.try_get(0)?, r.try_get(1)?));
             }
-            results[i] = Some(DocPushResult {
-                doc_id: doc.doc_id,
-                outcome: PushOutcome::Stored { new, duplicate },
-            });
+        }
+
+        // The policy, document by document; new documents get their keys.
+        let mut results: Vec<Option<DocPushResult>> = (0..docs.len()).map(|_| None).collect();
+        let mut ciphers: Vec<Option<Arc<Cipher>>> = (0..docs.len()).map(|_| None).collect();
+        let mut create: Vec<(usize, Vec<u8>)> = Vec::new();
+        for (i, VerifiedDoc { doc, hashes }) in docs.iter().enumerate() {
+            let existing = stored.get(&ids[i]);
+            let gate = gates.get(&doc.survey_id).and_then(Option::as_ref);
+            match policy::admit_push(caller, doc, existing.map(|(d, _)| d), gate) {
+                Admission::Refuse(refusal) => results[i] = Some(refusal),
+                Admission::Existing { unless_new } => {
+                    let Some((_, wrapped)) = existing else {
+                        return Err(corrupt(format!(
+                            "the push policy took document {} for a stored one, and it is not",
+                            ids[i]
+                        )));
+                    };
+                    let new_change = hashes
+                        .iter()
+                        .any(|h| !seen.contains(&(ids[i].clone(), h.to_vec())));
+                    match unless_new {
+                        Some(refusal) if new_change => results[i] = Some(refusal),
+                        _ => {
+                            ciphers[i] = Some(keys_doc(&self.keys, &org, org_id, &ids[i], wrapped)?)
+                        }
+                    }
+                }
+                Admission::Create => {
+                    let (cipher, wrapped) = self
+                        .keys
+                        .new_doc_key(&org, org_id, &ids[i])
+                        .map_err(corrupt)?;
+                    ciphers[i] = Some(cipher);
+                    create.push((i, wrapped));
+                }
+            }
+        }
+        if !create.is_empty() {
+            let created = self
+                .create_docs(&tx, caller, docs, &ids, &create, now)
+                .await?;
+            for (i, _) in &create {
+                if !created.contains(&ids[*i]) {
+                    // Another push created it since we looked: decide again on its row.
+                    self.keys.forget_doc(&ids[*i]);
+                    ciphers[*i] = self
+                        .admit(
+                            &tx,
+                            caller,
+                            &docs[*i].doc,
+                            &docs[*i].hashes,
+                            gates.get(&docs[*i].doc.survey_id).and_then(Option::as_ref),
+                            &org,
+                            now,
+                            &mut results[*i],
+                        )
+                        .await?;
+                }
+            }
+        }
+
+        // Number, seal and insert every new change at once.
+        let mut new_changes: Vec<(usize, &ByteBuf, &ByteBuf)> = Vec::new();
+        let mut counts = vec![(0u32, 0u32); docs.len()];
+        for (i, VerifiedDoc { doc, hashes }) in docs.iter().enumerate() {
+            if ciphers[i].is_none() {
+                continue;
+            }
+            let mut in_batch = HashSet::new();
+            for (bytes, hash) in doc.changes.iter().zip(hashes) {
+                if seen.contains(&(ids[i].clone(), hash.to_vec())) || !in_batch.insert(hash) {
+                    counts[i].1 += 1;
+                } else {
+                    new_changes.push((i, bytes, hash));
+                }
+            }
+        }
+        let mut last_seq: Vec<Option<i64>> = vec![None; docs.len()];
+        if !new_changes.is_empty() {
+            let seqs: Vec<i64> = tx
+                .query(
+                    "SELECT nextval(pg_get_serial_sequence('changes', 'seq')) FROM generate_series(1, $1::bigint)",
+                    &[&(new_changes.len() as i64)],
+                )
+                .await?
+                .iter()
+                .map(|r| r.try_get(0))
+                .collect::<std::result::Result<_, _>>()?;
+            let mut change_docs = Vec::with_capacity(seqs.len());
+            let mut change_hashes = Vec::with_capacity(seqs.len());
+            let mut payloads = Vec::with_capacity(seqs.len());
+            for ((i, bytes, hash), seq) in new_changes.iter().zip(&seqs) {
+                let cipher = ciphers[*i].as_ref().ok_or_else(|| corrupt("no cipher"))?;
+                let sealed = cipher
+                    .seal(&change_binding(org_id, &ids[*i], *seq), bytes)
+                    .map_err(corrupt)?;
+                change_docs.push(ids[*i].as_str());
+                change_hashes.push(hash.as_slice());
+                payloads.push(sealed.to_bytes());
+            }
+            let insert = tx
+                .prepare_cached(
+                    "INSERT INTO changes (seq, org_id, doc_id, hash, origin, payload)
+                     SELECT seq, $2, doc_id, hash, $3, payload
+                     FROM unnest($1::bigint[], $4::text[], $5::bytea[], $6::bytea[])
+                          AS n(seq, doc_id, hash, payload)
+                     ON CONFLICT (doc_id, hash) DO NOTHING
+                     RETURNING seq",
+                )
+                .await?;
+            let inserted: HashSet<i64> = tx
+                .query(
+                    &insert,
+                    &[
+                        &seqs,
+                        &org_id,
+                        &caller.session,
+                        &change_docs,
+                        &change_hashes,
+                        &payloads,
+                    ],
+                )
+                .await?
+                .iter()
+                .map(|r| r.try_get(0))
+                .collect::<std::result::Result<_, _>>()?;
+            for ((i, _, _), seq) in new_changes.iter().zip(&seqs) {
+                if inserted.contains(seq) {
+                    counts[*i].0 += 1;
+                    last_seq[*i] = Some(last_seq[*i].map_or(*seq, |s: i64| s.max(*seq)));
+                } else {
+                    counts[*i].1 += 1;
+                }
+            }
+        }
+        // New changes end any lease a materialiser holds on their document: they must be
+        // checked too.
+        let (queue_docs, queue_seqs): (Vec<&str>, Vec<i64>) = last_seq
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.map(|s| (ids[i].as_str(), s)))
+            .unzip();
+        let stored_any = !queue_docs.is_empty();
+        if stored_any {
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO materialize_queue (doc_id, org_id, seq)
+                     SELECT doc_id, $1, seq FROM unnest($2::text[], $3::bigint[]) AS q(doc_id, seq)
+                     ON CONFLICT (doc_id) DO UPDATE SET seq = excluded.seq, claimed_until = NULL",
+                )
+                .await?;
+            tx.execute(&stmt, &[&org_id, &queue_docs, &queue_seqs])
+                .await?;
         }
         tx.commit().await?;
+        let results = results
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                r.unwrap_or(DocPushResult {
+                    doc_id: docs[i].doc.doc_id,
+                    outcome: PushOutcome::Stored {
+                        new: counts[i].0,
+                        duplicate: counts[i].1,
+                    },
+                })
+            })
+            .collect();
         Ok(Pushed {
-            results: results
-                .into_iter()
-                .map(|r| r.ok_or_else(|| corrupt("a pushed document got no answer")))
-                .collect::<Result<_>>()?,
+            results,
             stored_any,
         })
+    }
+
+    /// Insert new documents owned by the pusher; the ids actually inserted (an id another push
+    /// created meanwhile is not).
+    async fn create_docs(
+        &self,
+        tx: &Tx<'_>,
+        caller: &Caller,
+        docs: &[VerifiedDoc],
+        ids: &[String],
+        create: &[(usize, Vec<u8>)],
+        now: i64,
+    ) -> Result<HashSet<String>> {
+        let new_ids: Vec<&str> = create.iter().map(|(i, _)| ids[*i].as_str()).collect();
+        let surveys: Vec<String> = create
+            .iter()
+            .map(|(i, _)| docs[*i].doc.survey_id.to_string())
+            .collect();
+        let versions: Vec<i64> = create
+            .iter()
+            .map(|(i, _)| big(docs[*i].doc.survey_version))
+            .collect();
+        let wrapped: Vec<&[u8]> = create.iter().map(|(_, w)| w.as_slice()).collect();
+        let stmt = tx
+            .prepare_cached(
+                "INSERT INTO docs (id, org_id, survey_id, survey_version, owner_id, wrapped_key, created_at)
+                 SELECT id, $2, survey_id, survey_version, $3, wrapped_key, $4
+                 FROM unnest($1::text[], $5::text[], $6::bigint[], $7::bytea[])
+                      AS n(id, survey_id, survey_version, wrapped_key)
+                 ORDER BY id
+                 ON CONFLICT (id) DO NOTHING
+                 RETURNING id",
+            )
+            .await?;
+        tx.query(
+            &stmt,
+            &[
+                &new_ids,
+                &caller.org_id,
+                &caller.principal_id,
+                &now,
+                &surveys,
+                &versions,
+                &wrapped,
+            ],
+        )
+        .await?
+        .iter()
+        .map(|r| Ok(r.try_get(0)?))
+        .collect()
     }
 
     /// Apply the push policy to one document, creating it if it is new. The document's

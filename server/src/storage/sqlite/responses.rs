@@ -3,12 +3,11 @@
 
 use std::sync::Arc;
 
-use fieldsync_protocol::api::{ResponseListItem, ResponsePage, ResponseView};
-use fieldsync_protocol::cbor::{self, Limits};
+use fieldsync_protocol::api::{ResponsePage, ResponseView};
+use fieldsync_protocol::cbor;
 use fieldsync_protocol::crypto::{Cipher, Sealed};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_bytes::ByteBuf;
-use uuid::Uuid;
 
 use super::sync::org_cipher;
 use crate::keys::{KeyRing, change_binding, summary_binding};
@@ -253,16 +252,7 @@ fn settle_changes(
         conn.prepare_cached("UPDATE counters SET value = ?1 WHERE name = 'relay'")?
             .execute([relay])?;
     }
-    let broken = match (&checked.view, first_refusal) {
-        (Some(_), _) => None,
-        (None, Some(reason)) => Some(format!(
-            "nothing readable has been pushed for it; its changes were refused: {reason}"
-        )),
-        (None, None) => Some(
-            "its changes depend on changes the server does not have; the device that made them must sync"
-                .to_owned(),
-        ),
-    };
+    let broken = crate::storage::unreadable_because(checked.view.is_some(), first_refusal);
     Ok(Summary {
         view: checked.view.clone(),
         broken,
@@ -285,11 +275,7 @@ fn open_summary(
     let plain = cipher
         .open_owned(&summary_binding(org_id, doc_id, upto_seq), sealed)
         .map_err(|e| StorageError::Corrupt(format!("summary of {doc_id}: {e}")))?;
-    let limits = Limits {
-        max_bytes: 64 * 1024 * 1024,
-        ..Limits::SYNC
-    };
-    cbor::decode(plain.as_bytes(), &limits).map_err(|e| StorageError::Corrupt(e.to_string()))
+    crate::storage::decode_summary(plain.as_bytes())
 }
 
 /// Decrypt one index row selected as `doc_id, upto_seq, summary`.
@@ -343,7 +329,7 @@ pub fn list(
         ])?;
         while let Some(r) = rows.next()? {
             let (doc_id, summary) = summary_row(keys, &org, &tx, org_id, r)?;
-            items.push(list_item(&doc_id, summary)?);
+            items.push(crate::storage::list_item(&doc_id, summary)?);
         }
     }
     let pending: i64 = tx
@@ -362,32 +348,6 @@ pub fn list(
         items,
         next,
         pending: pending as u64,
-    })
-}
-
-fn list_item(doc_id: &str, summary: Summary) -> Result<ResponseListItem, StorageError> {
-    let id = Uuid::parse_str(doc_id).map_err(|e| StorageError::Corrupt(e.to_string()))?;
-    Ok(match summary.view {
-        Some(v) => ResponseListItem {
-            id,
-            survey_version: v.survey_version,
-            status: v.status,
-            valid: v.errors.is_empty() && summary.broken.is_none(),
-            errors: v.errors,
-            conflicts: v.conflicts.into_iter().map(|c| c.question).collect(),
-            broken: summary.broken,
-            updated_at: v.updated_at,
-        },
-        None => ResponseListItem {
-            id,
-            survey_version: 0,
-            status: "unknown".into(),
-            valid: false,
-            errors: Vec::new(),
-            conflicts: Vec::new(),
-            broken: summary.broken,
-            updated_at: 0,
-        },
     })
 }
 
