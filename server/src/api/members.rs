@@ -3,9 +3,7 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use fieldsync_protocol::api::{
-    CreatedMember, MemberInfo, NewEnumerator, NewMember, Role, SupportAccess,
-};
+use fieldsync_protocol::api::{CreatedMember, MemberInfo, NewEnumerator, NewMember, SupportAccess};
 use serde::Deserialize;
 
 use super::Json;
@@ -19,11 +17,9 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<axum::Json<Vec<MemberInfo>>, ApiError> {
-    caller.require(
-        &[Role::Admin, Role::Coordinator, Role::Ops, Role::Support],
-        "list members",
-    )?;
-    Ok(axum::Json(state.db.members(&caller.org_id).await?))
+    Ok(axum::Json(
+        service::members::list(&state.db, &caller).await?,
+    ))
 }
 
 /// `POST /v1/members`: a coordinator, ops or (by an admin) another admin, with a one-time
@@ -82,8 +78,7 @@ pub async fn audit(
     caller: Caller,
     Query(q): Query<AuditQuery>,
 ) -> Result<axum::Json<Vec<AuditEntry>>, ApiError> {
-    caller.require(&[Role::Admin], "read the audit log")?;
-    let limit = q.limit.unwrap_or(500).clamp(1, 5000);
-    let entries = state.db.audit_log(&caller.org_id, q.after, limit).await?;
-    Ok(axum::Json(entries))
+    Ok(axum::Json(
+        service::members::audit_log(&state.db, &caller, q.after, q.limit).await?,
+    ))
 }

@@ -27,7 +27,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, CborError};
-pub(crate) use crate::service::parse_id;
 
 /// Largest body of a sign-in request (login, enroll): a token or code and a device name.
 const PUBLIC_BODY: usize = 16 * 1024;

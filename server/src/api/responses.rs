@@ -8,16 +8,14 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use fieldsync_protocol::api::{ResponsePage, ResponseView, Role};
-use fieldsync_protocol::survey::Survey;
+use fieldsync_protocol::api::{ResponsePage, ResponseView};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::parse_id;
 use crate::AppState;
-use crate::auth::{Caller, READERS};
+use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::storage::ResponseQuery;
+use crate::service::responses;
 
 /// Rows per export page.
 const EXPORT_PAGE: u32 = 500;
@@ -36,22 +34,6 @@ pub struct ListQuery {
     limit: Option<u32>,
 }
 
-fn owner_filter(caller: &Caller) -> Option<String> {
-    (caller.role == Role::Enumerator).then(|| caller.principal_id.clone())
-}
-
-/// The survey must exist in the caller's organisation (and be assigned, for a device).
-async fn visible_survey(state: &AppState, caller: &Caller, id: &str) -> Result<(), ApiError> {
-    let enumerator = owner_filter(caller);
-    let found = state
-        .db
-        .survey(&caller.org_id, id, enumerator.as_deref())
-        .await?;
-    found
-        .map(|_| ())
-        .ok_or_else(|| ApiError::NotFound("no such survey; run `fieldsync survey list`".into()))
-}
-
 /// `GET /v1/surveys/{id}/responses`.
 pub async fn list(
     State(state): State<AppState>,
@@ -59,29 +41,16 @@ pub async fn list(
     Path(id): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> Result<axum::Json<ResponsePage>, ApiError> {
-    let id = parse_id(&id, "survey")?;
-    visible_survey(&state, &caller, &id).await?;
-    if let Some(s) = &q.status
-        && !["draft", "submitted", "reviewed"].contains(&s.as_str())
-    {
-        return Err(ApiError::Invalid(format!(
-            "unknown status {s:?}; use draft, submitted or reviewed"
-        )));
-    }
-    let page = state
-        .db
-        .responses(ResponseQuery {
-            org_id: caller.org_id.clone(),
-            survey_id: id,
-            status: q.status,
-            owner: owner_filter(&caller),
-            invalid_only: q.invalid,
-            conflicted_only: q.conflicted,
-            after: q.after,
-            limit: q.limit.unwrap_or(500).clamp(1, 5000),
-        })
-        .await?;
-    Ok(axum::Json(page))
+    let listing = responses::Listing {
+        status: q.status,
+        invalid_only: q.invalid,
+        conflicted_only: q.conflicted,
+        after: q.after,
+        limit: q.limit,
+    };
+    Ok(axum::Json(
+        responses::list(&state.db, &caller, &id, listing).await?,
+    ))
 }
 
 /// `GET /v1/responses/{id}`: one response, decrypted.
@@ -90,22 +59,7 @@ pub async fn show(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<axum::Json<ResponseView>, ApiError> {
-    let id = parse_id(&id, "response")?;
-    let owner = owner_filter(&caller);
-    let summary = state
-        .db
-        .response(&caller.org_id, &id, owner.as_deref())
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no response {id} is visible to you")))?;
-    match (summary.view, summary.broken) {
-        (Some(view), None) => Ok(axum::Json(view)),
-        (_, Some(reason)) => Err(ApiError::Invalid(format!(
-            "response {id} is stored but cannot be read: {reason}"
-        ))),
-        (None, None) => Err(ApiError::Unavailable(format!(
-            "response {id} was received and is still being processed; try again in a moment"
-        ))),
-    }
+    Ok(axum::Json(responses::show(&state.db, &caller, &id).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -127,7 +81,7 @@ pub async fn export(
     Path(id): Path<String>,
     Query(q): Query<ExportQuery>,
 ) -> Result<Response, ApiError> {
-    caller.require(READERS, "export responses")?;
+    let (id, columns) = responses::export_columns(&state.db, &caller, &id).await?;
     let format = match q.format.as_deref().unwrap_or("csv") {
         "csv" => Format::Csv,
         "jsonl" => Format::Jsonl,
@@ -137,9 +91,6 @@ pub async fn export(
             )));
         }
     };
-    let id = parse_id(&id, "survey")?;
-    visible_survey(&state, &caller, &id).await?;
-    let columns = question_columns(&state, &caller.org_id, &id).await?;
     settle(&state, &caller.org_id, &id).await?;
 
     // Exports have their own permits: once its headers are sent an export leaves the request
@@ -256,29 +207,6 @@ async fn settle(state: &AppState, org: &str, survey: &str) -> Result<(), ApiErro
         state.materialize.notify_one();
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// Question names across every version, in form order: the first version's order, then
-/// questions added by later versions where they first appear.
-async fn question_columns(
-    state: &AppState,
-    org: &str,
-    survey: &str,
-) -> Result<Vec<String>, ApiError> {
-    let definitions = state.db.survey_definitions(org, survey).await?;
-    let mut columns: Vec<String> = Vec::new();
-    for json in definitions {
-        let survey = Survey::parse_json(&json)
-            .map_err(|e| ApiError::Internal(format!("stored definition does not parse: {e}")))?;
-        // Answers inside repeats are not columns of the main table (`fieldsync export`
-        // writes them as tables of their own, from the JSON Lines export).
-        for q in survey.answerable().filter(|q| q.repeat.is_none()) {
-            if !columns.iter().any(|c| c == &q.name) {
-                columns.push(q.name.clone());
-            }
-        }
-    }
-    Ok(columns)
 }
 
 const META_COLUMNS: [&str; 6] = [

@@ -3,11 +3,9 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::StatusCode;
-use fieldsync_protocol::api::{
-    Assignment, Published, Role, StatusChange, SurveyInfo, SurveyVersion,
-};
+use fieldsync_protocol::api::{Assignment, Published, StatusChange, SurveyInfo, SurveyVersion};
 
-use super::{Json, body_error, parse_id};
+use super::{Json, body_error};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::{AppState, service};
@@ -27,10 +25,6 @@ impl FromRequest<AppState> for DefinitionBody {
     }
 }
 
-fn enumerator_filter(caller: &Caller) -> Option<String> {
-    (caller.role == Role::Enumerator).then(|| caller.principal_id.clone())
-}
-
 /// `POST /v1/surveys`: publish a definition (JSON) as the next version of its survey.
 pub async fn publish(
     State(state): State<AppState>,
@@ -46,12 +40,9 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<axum::Json<Vec<SurveyInfo>>, ApiError> {
-    let enumerator = enumerator_filter(&caller);
-    let list = state
-        .db
-        .surveys(&caller.org_id, enumerator.as_deref())
-        .await?;
-    Ok(axum::Json(list))
+    Ok(axum::Json(
+        service::surveys::list(&state.db, &caller).await?,
+    ))
 }
 
 /// `GET /v1/surveys/{id}`.
@@ -60,14 +51,9 @@ pub async fn show(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<axum::Json<SurveyInfo>, ApiError> {
-    let id = parse_id(&id, "survey")?;
-    let enumerator = enumerator_filter(&caller);
-    let info = state
-        .db
-        .survey(&caller.org_id, &id, enumerator.as_deref())
-        .await?
-        .ok_or_else(|| ApiError::NotFound("no such survey; run `fieldsync survey list`".into()))?;
-    Ok(axum::Json(info))
+    Ok(axum::Json(
+        service::surveys::show(&state.db, &caller, &id).await?,
+    ))
 }
 
 /// `GET /v1/surveys/{id}/versions/{version}`.
@@ -76,30 +62,9 @@ pub async fn version(
     caller: Caller,
     Path((id, version)): Path<(String, u32)>,
 ) -> Result<axum::Json<SurveyVersion>, ApiError> {
-    let id = parse_id(&id, "survey")?;
-    let enumerator = enumerator_filter(&caller);
-    let found = match state
-        .db
-        .survey(&caller.org_id, &id, enumerator.as_deref())
-        .await?
-    {
-        Some(_) => {
-            state
-                .db
-                .survey_version(&caller.org_id, &id, version)
-                .await?
-        }
-        None => None,
-    };
-    let (definition, published_at) =
-        found.ok_or_else(|| ApiError::NotFound(format!("survey {id} has no version {version}")))?;
-    Ok(axum::Json(SurveyVersion {
-        survey_id: uuid::Uuid::parse_str(&id).map_err(|e| ApiError::Internal(e.to_string()))?,
-        version,
-        published_at,
-        definition: serde_json::from_str(&definition)
-            .map_err(|e| ApiError::Internal(format!("stored definition: {e}")))?,
-    }))
+    Ok(axum::Json(
+        service::surveys::version(&state.db, &caller, &id, version).await?,
+    ))
 }
 
 /// `PUT /v1/surveys/{id}/status`.

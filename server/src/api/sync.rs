@@ -4,17 +4,16 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
-use fieldsync_protocol::api::Role;
 use fieldsync_protocol::wire::{
     PROTOCOL_VERSION, PullRequest, PullResponse, PushRequest, PushResponse,
 };
 
 use super::Cbor;
-use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, CborError};
 use crate::storage::{PullQuery, VerifiedDoc};
 use crate::worker::Verdict;
+use crate::{AppState, service};
 
 /// Most documents in one push.
 pub const MAX_PUSH_DOCS: usize = 5_000;
@@ -29,15 +28,13 @@ pub const MAX_PULL_LIMIT: u32 = 5_000;
 const MAX_PAGE_BYTES: usize = 8 * 1024 * 1024;
 const MIN_PAGE_BYTES: usize = 256 * 1024;
 
-const WRITERS: &[Role] = &[Role::Admin, Role::Coordinator, Role::Ops, Role::Enumerator];
-
 /// `POST /v1/sync/push`: store a batch of changes; answered after the durable commit.
 pub async fn push(
     State(state): State<AppState>,
     caller: Caller,
     Cbor(req): Cbor<PushRequest>,
 ) -> Result<Cbor<PushResponse>, CborError> {
-    caller.require(WRITERS, "push changes")?;
+    service::sync::may_push(&caller)?;
     let _in_flight = Counted::enter(&state.pushes_in_flight);
     if req.docs.len() > MAX_PUSH_DOCS {
         return Err(ApiError::BadRequest(format!(
@@ -112,11 +109,7 @@ pub async fn push(
         }
         .into());
     }
-    let pushed = state
-        .db
-        .push(caller, verified)
-        .await
-        .map_err(ApiError::from)?;
+    let pushed = service::sync::push(&state.db, caller, verified).await?;
     if pushed.stored_any {
         state.materialize.notify_one();
     }
@@ -153,12 +146,7 @@ pub async fn pull(
     caller: Caller,
     Cbor(req): Cbor<PullRequest>,
 ) -> Result<Cbor<PullResponse>, CborError> {
-    if caller.role == Role::Support {
-        return Err(ApiError::Forbidden(
-            "support staff do not sync; use the read endpoints".into(),
-        )
-        .into());
-    }
+    service::sync::may_pull(&caller)?;
     let limit = req.limit.clamp(1, MAX_PULL_LIMIT);
     wait_for_checks(&state, &caller).await?;
     // A page's memory comes out of the in-flight budget like a request body: a page holds its
@@ -175,17 +163,17 @@ pub async fn pull(
             })?;
     let page_bytes = page_bytes / 3;
     let protocol = req.protocol.min(PROTOCOL_VERSION);
-    let mut response = state
-        .db
-        .pull(PullQuery {
+    let mut response = service::sync::pull(
+        &state.db,
+        PullQuery {
             caller,
             cursor: req.cursor,
             limit,
             max_bytes: page_bytes,
             known_surveys: req.known_surveys,
-        })
-        .await
-        .map_err(ApiError::from)?;
+        },
+    )
+    .await?;
     // Answer in the version the client spoke; fields it does not know it ignores.
     response.protocol = protocol;
     Ok(Cbor(response))

@@ -1,12 +1,12 @@
 //! Members and enumerators of an organisation, revocation and the support-access switch.
 
-use fieldsync_protocol::api::{CreatedMember, NewEnumerator, NewMember, Role};
+use fieldsync_protocol::api::{CreatedMember, MemberInfo, NewEnumerator, NewMember, Role};
 use uuid::Uuid;
 
 use super::new_credential;
 use crate::auth::{Caller, MANAGERS};
 use crate::error::ApiError;
-use crate::storage::{AuditEvent, CredentialKind, Db, NewPrincipal};
+use crate::storage::{AuditEntry, AuditEvent, CredentialKind, Db, NewPrincipal};
 
 fn check_name(name: &str) -> Result<String, ApiError> {
     let name = name.trim();
@@ -130,4 +130,25 @@ pub async fn set_support_access(db: &Db, caller: &Caller, enabled: bool) -> Resu
     db.set_support_access(&caller.org_id, enabled, AuditEvent::by(caller, action))
         .await?;
     Ok(())
+}
+
+/// Every member and enumerator of the caller's organisation.
+pub async fn list(db: &Db, caller: &Caller) -> Result<Vec<MemberInfo>, ApiError> {
+    caller.require(
+        &[Role::Admin, Role::Coordinator, Role::Ops, Role::Support],
+        "list members",
+    )?;
+    Ok(db.members(&caller.org_id).await?)
+}
+
+/// The organisation's audit log after entry `after`, for its admins.
+pub async fn audit_log(
+    db: &Db,
+    caller: &Caller,
+    after: i64,
+    limit: Option<u32>,
+) -> Result<Vec<AuditEntry>, ApiError> {
+    caller.require(&[Role::Admin], "read the audit log")?;
+    let limit = limit.unwrap_or(500).clamp(1, 5000);
+    Ok(db.audit_log(&caller.org_id, after, limit).await?)
 }

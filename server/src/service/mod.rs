@@ -8,8 +8,10 @@
 pub mod members;
 pub mod orgs;
 pub mod policy;
+pub mod responses;
 pub mod sessions;
 pub mod surveys;
+pub mod sync;
 
 use fieldsync_protocol::crypto::{new_token, token_hash};
 

@@ -1,7 +1,7 @@
 //! Publishing survey versions, their status and assignments. The server is the only writer
 //! of survey documents, so it builds them in-process: their bytes never come from a client.
 
-use fieldsync_protocol::api::Published;
+use fieldsync_protocol::api::{Published, SurveyInfo, SurveyVersion};
 use fieldsync_protocol::document::{SurveyDoc, SurveyMeta};
 use fieldsync_protocol::survey::Survey;
 use fieldsync_protocol::wire::SurveyStatus;
@@ -116,4 +116,46 @@ pub async fn assign(
     db.assign(&caller.org_id, survey_id, enumerator_id, audit)
         .await?;
     Ok(())
+}
+
+/// The surveys the caller may see: all of its organisation's, or a device's assigned ones.
+pub async fn list(db: &Db, caller: &Caller) -> Result<Vec<SurveyInfo>, ApiError> {
+    let enumerator = super::responses::owner_scope(caller);
+    Ok(db.surveys(&caller.org_id, enumerator.as_deref()).await?)
+}
+
+/// One survey, if the caller may see it.
+pub async fn show(db: &Db, caller: &Caller, survey_id: &str) -> Result<SurveyInfo, ApiError> {
+    let id = super::parse_id(survey_id, "survey")?;
+    let enumerator = super::responses::owner_scope(caller);
+    db.survey(&caller.org_id, &id, enumerator.as_deref())
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no such survey; run `fieldsync survey list`".into()))
+}
+
+/// One version's definition, if the caller may see the survey.
+pub async fn version(
+    db: &Db,
+    caller: &Caller,
+    survey_id: &str,
+    version: u32,
+) -> Result<SurveyVersion, ApiError> {
+    let id = super::parse_id(survey_id, "survey")?;
+    let enumerator = super::responses::owner_scope(caller);
+    let found = match db
+        .survey(&caller.org_id, &id, enumerator.as_deref())
+        .await?
+    {
+        Some(_) => db.survey_version(&caller.org_id, &id, version).await?,
+        None => None,
+    };
+    let (definition, published_at) =
+        found.ok_or_else(|| ApiError::NotFound(format!("survey {id} has no version {version}")))?;
+    Ok(SurveyVersion {
+        survey_id: Uuid::parse_str(&id).map_err(|e| ApiError::Internal(e.to_string()))?,
+        version,
+        published_at,
+        definition: serde_json::from_str(&definition)
+            .map_err(|e| ApiError::Internal(format!("stored definition: {e}")))?,
+    })
 }
