@@ -20,6 +20,8 @@
 
 mod backend;
 mod responses;
+mod rows;
+mod settle;
 mod sync;
 
 use std::sync::Arc;

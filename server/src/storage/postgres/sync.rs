@@ -15,7 +15,8 @@ use serde_bytes::ByteBuf;
 use tokio_postgres::IsolationLevel;
 use uuid::Uuid;
 
-use super::backend::{Tx, status_of, uuid_of};
+use super::backend::Tx;
+use super::rows::{status_of, uuid_of};
 use super::{Postgres, big, small};
 use crate::auth::Caller;
 use crate::keys::{KeyRing, change_binding};
