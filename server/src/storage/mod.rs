@@ -9,8 +9,11 @@
 //! Every operation that changes something an organisation's admins must be able to see later
 //! takes the [`AuditEvent`] to record with it, in the same transaction.
 
+mod page;
 pub mod postgres;
 pub mod sqlite;
+
+pub(crate) use page::{Page, open_change};
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -126,6 +126,10 @@ impl Postgres {
         }
         let tx = snapshot(client).await?;
         let ids: Vec<&str> = claimed.iter().map(|q| q.doc_id.as_str()).collect();
+        let queued_for: HashMap<&str, &str> = claimed
+            .iter()
+            .map(|q| (q.doc_id.as_str(), q.org_id.as_str()))
+            .collect();
         // The documents (of the organisation they were queued for) and their keys.
         let mut docs: HashMap<String, (Arc<Cipher>, String, u32)> = HashMap::new();
         let mut orgs: HashMap<String, Arc<Cipher>> = HashMap::new();
@@ -137,7 +141,7 @@ impl Postgres {
             .await?;
         for r in rows {
             let (id, org_id): (String, String) = (r.try_get(0)?, r.try_get(1)?);
-            if !claimed.iter().any(|q| q.doc_id == id && q.org_id == org_id) {
+            if queued_for.get(id.as_str()) != Some(&org_id.as_str()) {
                 continue;
             }
             let org = match orgs.get(&org_id) {
@@ -180,11 +184,7 @@ impl Postgres {
             else {
                 continue;
             };
-            let org_id = claimed
-                .iter()
-                .find(|q| q.doc_id == doc_id)
-                .map(|q| q.org_id.as_str())
-                .unwrap_or_default();
+            let org_id = queued_for.get(doc_id.as_str()).copied().unwrap_or_default();
             let seq: i64 = r.try_get(1)?;
             let sealed = Sealed::from_bytes(r.try_get(2)?).map_err(corrupt)?;
             let plain = cipher

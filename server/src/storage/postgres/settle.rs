@@ -244,7 +244,11 @@ impl Postgres {
         tx: &Tx<'_>,
         done: &[&(Queued, DocMaterial, CheckOutcome)],
     ) -> Result<HashMap<String, Arc<Cipher>>> {
-        let ids: Vec<&str> = done.iter().map(|(q, _, _)| q.doc_id.as_str()).collect();
+        let queued_for: HashMap<&str, &str> = done
+            .iter()
+            .map(|(q, _, _)| (q.doc_id.as_str(), q.org_id.as_str()))
+            .collect();
+        let ids: Vec<&str> = queued_for.keys().copied().collect();
         let mut orgs: HashMap<String, Arc<Cipher>> = HashMap::new();
         let mut out = HashMap::new();
         for r in tx
@@ -255,10 +259,7 @@ impl Postgres {
             .await?
         {
             let (id, org_id): (String, String) = (r.try_get(0)?, r.try_get(1)?);
-            if !done
-                .iter()
-                .any(|(q, _, _)| q.doc_id == id && q.org_id == org_id)
-            {
+            if queued_for.get(id.as_str()) != Some(&org_id.as_str()) {
                 continue;
             }
             let org = match orgs.get(&org_id) {

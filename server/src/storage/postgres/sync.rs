@@ -6,10 +6,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use fieldsync_protocol::api::Role;
-use fieldsync_protocol::crypto::{Cipher, Sealed};
+use fieldsync_protocol::crypto::Cipher;
 use fieldsync_protocol::wire::{
-    DocChanges, DocKind, DocPushResult, PROTOCOL_VERSION, PullResponse, PushOutcome, RefusedChange,
-    SurveyUpdate,
+    DocChanges, DocPushResult, PullResponse, PushOutcome, RefusedChange, SurveyUpdate,
 };
 use serde_bytes::ByteBuf;
 use tokio_postgres::IsolationLevel;
@@ -22,7 +21,8 @@ use crate::auth::Caller;
 use crate::keys::{KeyRing, change_binding};
 use crate::service::policy::{self, Admission, VisibleSurvey};
 use crate::storage::{
-    PullQuery, Pushed, Result, StorageError, StoredDoc, SurveyGate, VerifiedDoc, now_ms, state,
+    Page, PullQuery, Pushed, Result, StorageError, StoredDoc, SurveyGate, VerifiedDoc, now_ms,
+    open_change, state,
 };
 
 /// The organisation key.
@@ -156,7 +156,7 @@ impl Postgres {
             .filter(|(_, id)| stored.contains_key(*id))
             .flat_map(|(d, id)| d.hashes.iter().map(move |h| (id.as_str(), h.as_slice())))
             .unzip();
-        let mut seen: HashSet<(String, Vec<u8>)> = HashSet::new();
+        let mut seen: HashMap<String, HashSet<Vec<u8>>> = HashMap::new();
         if !pair_docs.is_empty() {
             let stmt = tx
                 .prepare_cached(
@@ -166,7 +166,7 @@ impl Postgres {
                 )
                 .await?;
             for r in tx.query(&stmt, &[&pair_docs, &pair_hashes]).await? {
-                seen.insert((r.try_get(0)?, r.try_get(1)?));
+                seen.entry(r.try_get(0)?).or_default().insert(r.try_get(1)?);
             }
         }
 
@@ -186,9 +186,7 @@ impl Postgres {
                             ids[i]
                         )));
                     };
-                    let new_change = hashes
-                        .iter()
-                        .any(|h| !seen.contains(&(ids[i].clone(), h.to_vec())));
+                    let new_change = hashes.iter().any(|h| !is_stored(&seen, &ids[i], h));
                     match unless_new {
                         Some(refusal) if new_change => results[i] = Some(refusal),
                         _ => {
@@ -239,7 +237,7 @@ impl Postgres {
             }
             let mut in_batch = HashSet::new();
             for (bytes, hash) in doc.changes.iter().zip(hashes) {
-                if seen.contains(&(ids[i].clone(), hash.to_vec())) || !in_batch.insert(hash) {
+                if is_stored(&seen, &ids[i], hash) || !in_batch.insert(hash) {
                     counts[i].1 += 1;
                 } else {
                     new_changes.push((i, bytes, hash));
@@ -516,12 +514,7 @@ impl Postgres {
             .unwrap_or(0);
         let cursor = i64::try_from(q.cursor).unwrap_or(i64::MAX);
         let owner = (caller.role == Role::Enumerator).then_some(caller.principal_id.as_str());
-        let mut docs: Vec<DocChanges> = Vec::new();
-        let mut refused = Vec::new();
-        let mut index: HashMap<String, usize> = HashMap::new();
-        let mut last = cursor;
-        let mut count = 0u32;
-        let mut bytes = 0usize;
+        let mut page = Page::new(cursor, q.limit, q.max_bytes);
         if high > cursor {
             let stmt = tx
                 .prepare_cached(
@@ -545,57 +538,40 @@ impl Postgres {
                 .await?;
             for r in rows {
                 let relay: i64 = r.try_get(0)?;
-                let seq: i64 = r.try_get(1)?;
                 let doc_id: String = r.try_get(2)?;
                 let parsed_id = uuid_of(&doc_id)?;
-                last = relay;
-                count += 1;
-                let hash: Vec<u8> = r.try_get(5)?;
                 if r.try_get::<_, i64>(3)? == state::REFUSED {
+                    let hash: Vec<u8> = r.try_get(5)?;
                     let reason: String = match tx.query_opt(&reason_stmt, &[&doc_id, &hash]).await?
                     {
                         Some(row) => row.try_get(0)?,
                         None => "the server's checks refused it".to_owned(),
                     };
-                    refused.push(RefusedChange {
-                        doc_id: parsed_id,
-                        hash: ByteBuf::from(hash),
-                        reason,
-                    });
+                    page.refused(
+                        relay,
+                        RefusedChange {
+                            doc_id: parsed_id,
+                            hash: ByteBuf::from(hash),
+                            reason,
+                        },
+                    );
                     continue;
                 }
-                let payload: Vec<u8> = r.try_get(4)?;
-                let sealed = Sealed::from_bytes(&payload).map_err(corrupt)?;
-                let wrapped: Vec<u8> = r.try_get(8)?;
-                let cipher = keys_doc(&self.keys, &org, org_id, &doc_id, &wrapped)?;
-                let plain = cipher
-                    .open_owned(&change_binding(org_id, &doc_id, seq), sealed)
-                    .map_err(|e| corrupt(format!("change {seq}: {e}")))?;
-                let slot = match index.get(&doc_id) {
-                    Some(&i) => i,
-                    None => {
-                        docs.push(DocChanges {
-                            doc_id: parsed_id,
-                            kind: DocKind::Response,
-                            survey_id: uuid_of(r.try_get(6)?)?,
-                            survey_version: small(r.try_get(7)?)?,
-                            changes: Vec::new(),
-                        });
-                        index.insert(doc_id, docs.len() - 1);
-                        docs.len() - 1
-                    }
-                };
-                bytes += plain.as_bytes().len();
-                docs[slot]
-                    .changes
-                    .push(ByteBuf::from(plain.as_bytes().to_vec()));
-                if bytes >= q.max_bytes {
+                let plain = open_change(
+                    &self.keys,
+                    &org,
+                    org_id,
+                    &doc_id,
+                    r.try_get(8)?,
+                    r.try_get(1)?,
+                    r.try_get(4)?,
+                )?;
+                let survey_id = uuid_of(r.try_get(6)?)?;
+                if !page.change(relay, parsed_id, survey_id, small(r.try_get(7)?)?, plain) {
                     break;
                 }
             }
         }
-        let more = (count >= q.limit || bytes >= q.max_bytes) && last < high;
-        let next = if more { last } else { high.max(cursor) };
 
         let visible = tx
             .query(
@@ -633,16 +609,13 @@ impl Postgres {
             });
         }
         tx.commit().await?;
-        Ok(PullResponse {
-            protocol: PROTOCOL_VERSION,
-            docs,
-            surveys,
-            survey_states,
-            cursor: next as u64,
-            more,
-            refused,
-        })
+        Ok(page.finish(high, surveys, survey_states))
     }
+}
+
+/// Whether a pushed change was found stored (in the map a push reads them into).
+fn is_stored(seen: &HashMap<String, HashSet<Vec<u8>>>, doc_id: &str, hash: &[u8]) -> bool {
+    seen.get(doc_id).is_some_and(|hashes| hashes.contains(hash))
 }
 
 /// A document's cipher from its wrapped key.

@@ -11,10 +11,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use fieldsync_protocol::api::Role;
-use fieldsync_protocol::crypto::{Cipher, Sealed};
+use fieldsync_protocol::crypto::Cipher;
 use fieldsync_protocol::wire::{
-    DocChanges, DocKind, DocPushResult, PROTOCOL_VERSION, PullResponse, PushOutcome, RefusedChange,
-    SurveyUpdate,
+    DocPushResult, PullResponse, PushOutcome, RefusedChange, SurveyUpdate,
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde_bytes::ByteBuf;
@@ -25,7 +24,8 @@ use crate::auth::Caller;
 use crate::keys::{KeyRing, change_binding};
 use crate::service::policy::{self, Admission};
 use crate::storage::{
-    PullQuery, Pushed, StorageError, StoredDoc, SurveyGate, VerifiedDoc, now_ms, state,
+    Page, PullQuery, Pushed, StorageError, StoredDoc, SurveyGate, VerifiedDoc, now_ms, open_change,
+    state,
 };
 
 /// The organisation key, resolved once per request.
@@ -252,12 +252,7 @@ pub fn pull(
         .unwrap_or(0);
     let cursor = i64::try_from(q.cursor).unwrap_or(i64::MAX);
     let owner = (caller.role == Role::Enumerator).then_some(caller.principal_id.as_str());
-    let mut docs: Vec<DocChanges> = Vec::new();
-    let mut refused = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut last = cursor;
-    let mut count = 0u32;
-    let mut bytes = 0usize;
+    let mut page = Page::new(cursor, limit, max_bytes);
     if high > cursor {
         let mut stmt = tx.prepare_cached(
             "SELECT c.relay, c.seq, c.doc_id, c.state, c.payload, c.hash,
@@ -273,64 +268,42 @@ pub fn pull(
         let mut rows = stmt.query(params![org_id, cursor, high, origin, owner, limit])?;
         while let Some(r) = rows.next()? {
             let relay: i64 = r.get(0)?;
-            let seq: i64 = r.get(1)?;
             let doc_id: String = r.get(2)?;
             let parsed_id =
                 Uuid::parse_str(&doc_id).map_err(|e| StorageError::Corrupt(e.to_string()))?;
-            last = relay;
-            count += 1;
             if r.get::<_, i64>(3)? == state::REFUSED {
                 let hash: Vec<u8> = r.get(5)?;
                 let reason: String = reason_stmt
                     .query_row(params![doc_id, hash], |r| r.get(0))
                     .optional()?
                     .unwrap_or_else(|| "the server's checks refused it".to_owned());
-                refused.push(RefusedChange {
-                    doc_id: parsed_id,
-                    hash: ByteBuf::from(hash),
-                    reason,
-                });
+                page.refused(
+                    relay,
+                    RefusedChange {
+                        doc_id: parsed_id,
+                        hash: ByteBuf::from(hash),
+                        reason,
+                    },
+                );
                 continue;
             }
-            let payload: Vec<u8> = r.get(4)?;
-            let sealed =
-                Sealed::from_bytes(&payload).map_err(|e| StorageError::Corrupt(e.to_string()))?;
-            let cipher = keys
-                .doc_cipher(&org, org_id, &doc_id, &r.get::<_, Vec<u8>>(8)?)
-                .map_err(|e| StorageError::Corrupt(e.to_string()))?;
-            let plain = cipher
-                .open_owned(&change_binding(org_id, &doc_id, seq), sealed)
-                .map_err(|e| StorageError::Corrupt(format!("change {seq}: {e}")))?;
-            let slot = match index.get(&doc_id) {
-                Some(&i) => i,
-                None => {
-                    let survey_id: String = r.get(6)?;
-                    docs.push(DocChanges {
-                        doc_id: parsed_id,
-                        kind: DocKind::Response,
-                        survey_id: Uuid::parse_str(&survey_id)
-                            .map_err(|e| StorageError::Corrupt(e.to_string()))?,
-                        survey_version: r.get(7)?,
-                        changes: Vec::new(),
-                    });
-                    index.insert(doc_id, docs.len() - 1);
-                    docs.len() - 1
-                }
-            };
-            bytes += plain.as_bytes().len();
-            docs[slot]
-                .changes
-                .push(ByteBuf::from(plain.as_bytes().to_vec()));
-            if bytes >= max_bytes {
-                // Pages are bounded in bytes too, whatever the change count asked for.
+            let plain = open_change(
+                keys,
+                &org,
+                org_id,
+                &doc_id,
+                &r.get::<_, Vec<u8>>(8)?,
+                r.get(1)?,
+                &r.get::<_, Vec<u8>>(4)?,
+            )?;
+            let survey_id: String = r.get(6)?;
+            let survey_id =
+                Uuid::parse_str(&survey_id).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+            if !page.change(relay, parsed_id, survey_id, r.get(7)?, plain) {
                 break;
             }
         }
     }
-    // A short page means everything up to the high-water mark was examined, including rows the
-    // caller may not see, so the next pull starts after all of them.
-    let more = (count >= limit || bytes >= max_bytes) && last < high;
-    let next = if more { last } else { high.max(cursor) };
     let (survey_states, send) =
         policy::survey_sync(&surveys::visible(&tx, org_id, owner)?, &q.known_surveys);
     let mut updates = Vec::with_capacity(send.len());
@@ -343,13 +316,5 @@ pub fn pull(
         });
     }
     tx.finish()?;
-    Ok(PullResponse {
-        protocol: PROTOCOL_VERSION,
-        docs,
-        surveys: updates,
-        survey_states,
-        cursor: next as u64,
-        more,
-        refused,
-    })
+    Ok(page.finish(high, updates, survey_states))
 }
