@@ -43,7 +43,9 @@ pub enum KeyError {
 /// Keys in use by this server instance.
 pub struct KeyRing {
     master: Cipher,
-    orgs: Mutex<HashMap<String, Arc<Cipher>>>,
+    /// Chains the audit entries of no organisation (the operator's, support staff's).
+    master_audit: ring::hmac::Key,
+    orgs: Mutex<HashMap<String, Arc<OrgKeys>>>,
     docs: Mutex<HashMap<String, Arc<Cipher>>>,
 }
 
@@ -59,6 +61,7 @@ impl KeyRing {
         let key = load_or_create_master(path)?;
         Ok(KeyRing {
             master: Cipher::new(&key)?,
+            master_audit: derive_mac(&key, AUDIT_LABEL),
             orgs: Mutex::new(HashMap::new()),
             docs: Mutex::new(HashMap::new()),
         })
@@ -71,28 +74,42 @@ impl KeyRing {
         self.orgs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(org_id.to_owned(), Arc::new(Cipher::new(&key)?));
+            .insert(org_id.to_owned(), Arc::new(OrgKeys::from_key(&key)?));
         Ok(wrapped.to_bytes())
     }
 
     /// The organisation's key, unwrapped from its stored form.
     pub fn org_cipher(&self, org_id: &str, wrapped: &[u8]) -> Result<Arc<Cipher>, KeyError> {
-        if let Some(c) = self
+        Ok(self.org_keys(org_id, wrapped)?.cipher.clone())
+    }
+
+    /// The organisation's key and the keys derived from it, unwrapped from its stored form.
+    pub fn org_keys(&self, org_id: &str, wrapped: &[u8]) -> Result<Arc<OrgKeys>, KeyError> {
+        if let Some(k) = self
             .orgs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(org_id)
         {
-            return Ok(c.clone());
+            return Ok(k.clone());
         }
         let sealed = Sealed::from_bytes(wrapped)?;
         let key = self.master.unwrap_key(&org_binding(org_id), &sealed)?;
-        let cipher = Arc::new(Cipher::new(&key)?);
+        let keys = Arc::new(OrgKeys::from_key(&key)?);
         self.orgs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(org_id.to_owned(), cipher.clone());
-        Ok(cipher)
+            .insert(org_id.to_owned(), keys.clone());
+        Ok(keys)
+    }
+
+    /// The key chaining the audit entries of `org` (its id and wrapped key), or of no
+    /// organisation.
+    pub fn audit_key(&self, org: Option<(&str, &[u8])>) -> Result<ring::hmac::Key, KeyError> {
+        match org {
+            Some((org_id, wrapped)) => Ok(self.org_keys(org_id, wrapped)?.audit.clone()),
+            None => Ok(self.master_audit.clone()),
+        }
     }
 
     /// A new data key for a document: the cipher to seal with and its wrapped form to store.
@@ -151,6 +168,53 @@ impl KeyRing {
 
 /// What [`KeyRing::check_value`] seals: a database records it on first use, and an instance
 /// whose master key cannot open it is refused.
+/// What an organisation's key protects: its data keys (wrapped by `cipher`), the subject
+/// index and the audit chain (keyed by MAC keys derived from it, so that only a holder of
+/// the organisation key can compute or forge either).
+pub struct OrgKeys {
+    pub cipher: Arc<Cipher>,
+    subject: ring::hmac::Key,
+    audit: ring::hmac::Key,
+}
+
+impl std::fmt::Debug for OrgKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OrgKeys(***)")
+    }
+}
+
+const SUBJECT_LABEL: &[u8] = b"fieldsync subject index, version 1";
+const AUDIT_LABEL: &[u8] = b"fieldsync audit chain, version 1";
+
+/// A MAC key for one purpose, derived from a key with HMAC-SHA256 over the purpose's label
+/// (HKDF's extract step with the label as salt would serve as well; one step is enough for a
+/// uniformly random input key).
+fn derive_mac(key: &SecretKey, label: &[u8]) -> ring::hmac::Key {
+    let parent = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.expose_bytes());
+    let derived = ring::hmac::sign(&parent, label);
+    ring::hmac::Key::new(ring::hmac::HMAC_SHA256, derived.as_ref())
+}
+
+impl OrgKeys {
+    fn from_key(key: &SecretKey) -> Result<OrgKeys, KeyError> {
+        Ok(OrgKeys {
+            cipher: Arc::new(Cipher::new(key)?),
+            subject: derive_mac(key, SUBJECT_LABEL),
+            audit: derive_mac(key, AUDIT_LABEL),
+        })
+    }
+
+    /// The subject index entry of an identifier (already normalised, see
+    /// `fieldsync_protocol::subject::normalize`): equal for equal identifiers within the
+    /// organisation, unrelated across organisations, and not reversible without the key.
+    pub fn subject_hash(&self, normalized: &str) -> [u8; 32] {
+        let tag = ring::hmac::sign(&self.subject, normalized.as_bytes());
+        let mut out = [0; 32];
+        out.copy_from_slice(tag.as_ref());
+        out
+    }
+}
+
 const CHECK_PLAINTEXT: &[u8] = b"fieldsync master key check, version 1";
 
 fn check_binding() -> Binding<'static> {

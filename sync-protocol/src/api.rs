@@ -217,6 +217,9 @@ pub struct ResponseListItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub broken: Option<String>,
     pub updated_at: i64,
+    /// Processing is restricted at the respondent's request (listed to admins only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restricted: bool,
 }
 
 /// A page of the response list.

@@ -262,6 +262,8 @@ fn status_of(code: &ErrorCode) -> Option<u16> {
         ErrorCode::MethodNotAllowed => 405,
         ErrorCode::Timeout => 408,
         ErrorCode::Conflict | ErrorCode::SurveyClosed => 409,
+        ErrorCode::Erased => 410,
+        ErrorCode::Restricted => 423,
         ErrorCode::TooLarge => 413,
         ErrorCode::MalformedDocument | ErrorCode::InvalidSurvey | ErrorCode::Invalid => 422,
         ErrorCode::RateLimited => 429,

@@ -30,6 +30,10 @@
 //!
 //! Version 2 added [`PullResponse::refused`] (changes the server stored but refused after
 //! checking them) and [`ErrorBody::docs`] (every document at fault in a refused request).
+//! Version 3 added [`PullResponse::notices`] (responses erased or restricted at a
+//! respondent's request, which a device must apply to its own copy) and the push refusals
+//! [`ErrorCode::Erased`] and [`ErrorCode::Restricted`]. A server never lets a reader below
+//! version 3 pull past a notice it could not understand.
 //!
 //! Binary fields are CBOR byte strings, never arrays of integers. Decode with
 //! [`crate::cbor::decode`], which bounds untrusted input.
@@ -41,7 +45,7 @@ use uuid::Uuid;
 use crate::cbor::{self, DecodeError, EncodeError, Limits};
 
 /// The newest version of this wire format, the one this build writes by default.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 /// The oldest version this build still reads and answers in.
 pub const MIN_PROTOCOL_VERSION: u16 = 1;
 /// The version error bodies are written in: their layout has not changed since version 1, and
@@ -233,6 +237,34 @@ pub struct PullResponse {
     /// them on the server; the client sets its copy aside. Since version 2.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refused: Vec<RefusedChange>,
+    /// What happened to responses at a respondent's request since the cursor, in order: a
+    /// device deletes its copy of an erased response (and anything waiting to be pushed for
+    /// it) and stops editing a restricted one until it is lifted. Since version 3.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<DocNotice>,
+}
+
+/// What happened to one response on the server, for every device that may hold a copy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocNotice {
+    pub doc_id: Uuid,
+    pub kind: NoticeKind,
+}
+
+/// The kinds of [`DocNotice`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeKind {
+    /// The response was erased (the respondent's right to erasure, or its survey's retention
+    /// period ended): delete every copy; the server refuses it for ever.
+    Erased,
+    /// Processing is restricted: keep the response, but make no edits until it is lifted.
+    Restricted,
+    /// The restriction was lifted.
+    Unrestricted,
+    /// A kind added by a newer server; ignored.
+    #[serde(other)]
+    Unknown,
 }
 
 /// A pushed change the server's checks refused after storing it.
@@ -314,6 +346,12 @@ pub enum ErrorCode {
     Timeout,
     /// Something went wrong on the server; it has been logged.
     Internal,
+    /// The response was erased on the server and can never be stored again: the device
+    /// deletes its copy. Since version 3.
+    Erased,
+    /// The response's processing is restricted: the server takes no edits of it until an
+    /// admin lifts the restriction; the device keeps them waiting. Since version 3.
+    Restricted,
     /// A code added by a newer peer. Readers treat it as a failure that may pass (retry later)
     /// and show the message, which still says what to do.
     #[serde(other)]

@@ -39,12 +39,14 @@ fn refuse(doc_id: Uuid, code: ErrorCode, message: impl Into<String>) -> Admissio
     Admission::Refuse(refusal(doc_id, code, message))
 }
 
-/// Whether `pusher` may push `doc`, given the document as stored (if it is) and its survey's
-/// gate (`None`: no such survey in the pusher's organisation).
+/// Whether `pusher` may push `doc`, given the document as stored (if it is), whether the
+/// pusher's organisation erased it, and its survey's gate (`None`: no such survey in the
+/// pusher's organisation).
 pub fn admit_push(
     pusher: &Caller,
     doc: &DocChanges,
     stored: Option<&StoredDoc>,
+    erased: bool,
     gate: Option<&SurveyGate>,
 ) -> Admission {
     let doc_id = doc.doc_id;
@@ -53,6 +55,17 @@ pub fn admit_push(
             doc_id,
             ErrorCode::Forbidden,
             "only the server writes survey documents; publish a new version instead",
+        );
+    }
+    if erased {
+        // Never stored again, whatever the pusher: an erased response must not come back from
+        // a device that was offline when it was erased.
+        return refuse(
+            doc_id,
+            ErrorCode::Erased,
+            format!(
+                "response {doc_id} was erased on the server (at the respondent's request, or when its survey's retention period ended) and cannot be stored again; this device deletes its copy"
+            ),
         );
     }
     let is_device = pusher.role == Role::Enumerator;
@@ -79,6 +92,17 @@ pub fn admit_push(
         }
         // A retry of changes already stored (say, after a lost acknowledgement) is still
         // acknowledged as duplicates: only new changes are refused.
+        if stored.restricted {
+            return Admission::Existing {
+                unless_new: Some(refusal(
+                    doc_id,
+                    ErrorCode::Restricted,
+                    format!(
+                        "response {doc_id} is restricted at the respondent's request and takes no edits until an admin lifts the restriction; the edits stay on this device until then"
+                    ),
+                )),
+            };
+        }
         let unless_new = (is_device && matches!(gate, Some(g) if g.status == SurveyStatus::Closed))
             .then(|| {
                 refusal(

@@ -57,6 +57,7 @@ pub async fn list(
             owner: owner_scope(caller),
             invalid_only: listing.invalid_only,
             conflicted_only: listing.conflicted_only,
+            include_restricted: caller.role == Role::Admin,
             after: listing.after,
             limit: listing.limit.unwrap_or(500).clamp(1, 5000),
         })
@@ -71,6 +72,11 @@ pub async fn show(db: &Db, caller: &Caller, doc_id: &str) -> Result<ResponseView
         .response(&caller.org_id, &id, owner.as_deref())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no response {id} is visible to you")))?;
+    if summary.restricted && caller.role != Role::Admin {
+        return Err(ApiError::Forbidden(format!(
+            "response {id} is restricted at the respondent's request; only an admin can see it until the restriction is lifted"
+        )));
+    }
     match (summary.view, summary.broken) {
         (Some(view), None) => Ok(view),
         (_, Some(reason)) => Err(ApiError::Invalid(format!(

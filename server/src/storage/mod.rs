@@ -11,9 +11,15 @@
 
 mod page;
 pub mod postgres;
+mod rights;
 pub mod sqlite;
+mod summary;
 
 pub(crate) use page::{Page, open_change};
+pub(crate) use rights::{ChainCheck, Sealable, chain_key, chain_of};
+pub use rights::{AuditHead, ChainReport, ErasureCause, Expired, SubjectResponse};
+pub use summary::Summary;
+pub(crate) use summary::{decode_summary, list_item, unreadable_because};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,7 +30,7 @@ use fieldsync_protocol::api::{
 use fieldsync_protocol::wire::{
     DocChanges, DocPushResult, KnownSurvey, PullResponse, SurveyStatus,
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_bytes::ByteBuf;
 
 use crate::auth::Caller;
@@ -278,6 +284,72 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<ResponseView>>;
     /// How many of a survey's responses still wait for materialisation.
     async fn pending(&self, org_id: &str, survey_id: &str) -> Result<u64>;
+
+    // --- respondents' rights ---
+
+    /// The organisation's responses whose subject index holds any of `subjects` (see
+    /// [`crate::keys::OrgKeys::subject_hash`]), of one survey if given, in id order.
+    async fn subject_responses(
+        &self,
+        org_id: &str,
+        subjects: Vec<[u8; 32]>,
+        survey_id: Option<String>,
+    ) -> Result<Vec<SubjectResponse>>;
+    /// Erase responses: delete every row of them, their wrapped document keys included (what
+    /// is left anywhere is ciphertext nobody can open), remember their ids so a push of one is
+    /// refused for ever, and number an erasure notice for devices. Returns the ids erased
+    /// (those the organisation had). When it returns, the backend has cleared what its own
+    /// files kept of them as far as it can (SQLite: zeroed pages, checkpointed write-ahead
+    /// log).
+    async fn erase(
+        &self,
+        org_id: &str,
+        doc_ids: Vec<String>,
+        cause: ErasureCause,
+        audit: AuditEvent,
+    ) -> Result<Vec<String>>;
+    /// Restrict processing of responses, or lift it, numbering a notice for devices for each
+    /// that changed; returns those.
+    async fn set_restricted(
+        &self,
+        org_id: &str,
+        doc_ids: Vec<String>,
+        restricted: bool,
+        audit: AuditEvent,
+    ) -> Result<Vec<String>>;
+    /// Put a person on the do-not-contact list or take them off; false if nothing changed.
+    async fn set_do_not_contact(
+        &self,
+        org_id: &str,
+        subject: [u8; 32],
+        listed: bool,
+        audit: AuditEvent,
+    ) -> Result<bool>;
+    /// Which of `subjects` are on the do-not-contact list.
+    async fn do_not_contact(&self, org_id: &str, subjects: Vec<[u8; 32]>)
+    -> Result<Vec<[u8; 32]>>;
+    /// Set how long a survey's responses are kept (`None`: until erased); false if no such
+    /// survey.
+    async fn set_retention(
+        &self,
+        org_id: &str,
+        survey_id: &str,
+        retention_ms: Option<i64>,
+        audit: AuditEvent,
+    ) -> Result<bool>;
+    /// Responses past their survey's retention period at `now`, oldest first, at most
+    /// `limit`, of every organisation.
+    async fn expired(&self, now: i64, limit: u32) -> Result<Vec<Expired>>;
+    /// One page of an audit chain (an organisation's, or of no organisation) after `after_id`,
+    /// with each entry's seal.
+    async fn audit_chain(
+        &self,
+        org_id: Option<&str>,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>>;
+    /// Where an audit chain ends, if anything was recorded in it.
+    async fn audit_head(&self, org_id: Option<&str>) -> Result<Option<AuditHead>>;
 }
 
 /// One audit entry to record.
@@ -337,6 +409,12 @@ pub struct AuditEntry {
     pub action: String,
     pub target: Option<String>,
     pub detail: Option<String>,
+    /// The previous entry's MAC in its chain, and this entry's (`None` for entries recorded
+    /// before the log was chained).
+    #[serde(skip)]
+    pub prev: Option<Vec<u8>>,
+    #[serde(skip)]
+    pub mac: Option<Vec<u8>>,
 }
 
 /// A new organisation.
@@ -480,6 +558,8 @@ pub struct StoredDoc {
     pub survey_id: String,
     pub owner_id: String,
     pub survey_version: u32,
+    /// Processing restricted at the respondent's request: no edits.
+    pub restricted: bool,
 }
 
 /// One pushed document whose changes the sandbox parsed successfully.
@@ -568,71 +648,6 @@ pub enum Settlement {
     Done(Box<(Queued, DocMaterial, CheckOutcome)>),
 }
 
-/// Why a response shows as unreadable after a settlement, if it does: nothing of it is
-/// accepted (`readable` is false) and its changes were refused, or wait for changes the
-/// server lacks.
-pub(crate) fn unreadable_because(readable: bool, first_refusal: Option<String>) -> Option<String> {
-    match (readable, first_refusal) {
-        (true, _) => None,
-        (false, Some(reason)) => Some(format!(
-            "nothing readable has been pushed for it; its changes were refused: {reason}"
-        )),
-        (false, None) => Some(
-            "its changes depend on changes the server does not have; the device that made them must sync"
-                .to_owned(),
-        ),
-    }
-}
-
-/// How a decrypted summary is decoded: the sync limits, with room for a large response.
-pub(crate) fn decode_summary(plain: &[u8]) -> Result<Summary> {
-    let limits = fieldsync_protocol::cbor::Limits {
-        max_bytes: 64 * 1024 * 1024,
-        ..fieldsync_protocol::cbor::Limits::SYNC
-    };
-    fieldsync_protocol::cbor::decode(plain, &limits)
-        .map_err(|e| StorageError::Corrupt(e.to_string()))
-}
-
-/// A response's line in a listing, from its summary.
-pub(crate) fn list_item(
-    doc_id: &str,
-    summary: Summary,
-) -> Result<fieldsync_protocol::api::ResponseListItem> {
-    use fieldsync_protocol::api::ResponseListItem;
-    let id = uuid::Uuid::parse_str(doc_id).map_err(|e| StorageError::Corrupt(e.to_string()))?;
-    Ok(match summary.view {
-        Some(v) => ResponseListItem {
-            id,
-            survey_version: v.survey_version,
-            status: v.status,
-            valid: v.errors.is_empty() && summary.broken.is_none(),
-            errors: v.errors,
-            conflicts: v.conflicts.into_iter().map(|c| c.question).collect(),
-            broken: summary.broken,
-            updated_at: v.updated_at,
-        },
-        None => ResponseListItem {
-            id,
-            survey_version: 0,
-            status: "unknown".into(),
-            valid: false,
-            errors: Vec::new(),
-            conflicts: Vec::new(),
-            broken: summary.broken,
-            updated_at: 0,
-        },
-    })
-}
-
-/// What the index stores (encrypted) about one response.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Summary {
-    pub view: Option<ResponseView>,
-    /// Why the document could not be read, when it could not.
-    pub broken: Option<String>,
-}
-
 /// Listing a survey's responses, one page after `after` (ids in order).
 #[derive(Clone, Debug, Default)]
 pub struct ResponseQuery {
@@ -645,6 +660,8 @@ pub struct ResponseQuery {
     pub invalid_only: bool,
     /// Only responses with conflicts.
     pub conflicted_only: bool,
+    /// Restricted responses too (admins only).
+    pub include_restricted: bool,
     pub after: Option<String>,
     pub limit: u32,
 }

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 
 use fieldsync_protocol::crypto::{Cipher, Sealed};
 use fieldsync_protocol::wire::{
-    DocChanges, DocKind, PROTOCOL_VERSION, PullResponse, RefusedChange, SurveyState, SurveyUpdate,
+    DocChanges, DocKind, DocNotice, NoticeKind, PROTOCOL_VERSION, PullResponse, RefusedChange,
+    SurveyState, SurveyUpdate,
 };
 use serde_bytes::ByteBuf;
 use uuid::Uuid;
@@ -39,6 +40,9 @@ pub(crate) struct Page {
     docs: Vec<DocChanges>,
     index: HashMap<Uuid, usize>,
     refused: Vec<RefusedChange>,
+    notices: Vec<(i64, DocNotice)>,
+    /// Where the page must end because its notices filled it.
+    capped: Option<i64>,
     cursor: i64,
     last: i64,
     count: u32,
@@ -54,6 +58,8 @@ impl Page {
             docs: Vec::new(),
             index: HashMap::new(),
             refused: Vec::new(),
+            notices: Vec::new(),
+            capped: None,
             cursor,
             last: cursor,
             count: 0,
@@ -61,6 +67,30 @@ impl Page {
             limit,
             max_bytes,
         }
+    }
+
+    /// The notices after the cursor up to `high` (relay number, doc id, kind as stored), read
+    /// in relay order before the changes, at most the page's limit of them. Returns where the
+    /// changes read next must stop: at the last notice when they fill the page.
+    pub(crate) fn notices(&mut self, high: i64, rows: Vec<(i64, String, String)>) -> Result<i64> {
+        let full = rows.len() >= self.limit as usize;
+        for (relay, doc_id, kind) in rows {
+            let doc_id =
+                Uuid::parse_str(&doc_id).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+            let kind = match kind.as_str() {
+                "erased" => NoticeKind::Erased,
+                "restricted" => NoticeKind::Restricted,
+                "unrestricted" => NoticeKind::Unrestricted,
+                other => return Err(StorageError::Corrupt(format!("notice kind {other:?}"))),
+            };
+            self.notices.push((relay, DocNotice { doc_id, kind }));
+        }
+        let end = match self.notices.last() {
+            Some((relay, _)) if full => *relay,
+            _ => high,
+        };
+        self.capped = full.then_some(end);
+        Ok(end)
     }
 
     /// A notice of a change of the caller's session that the checks refused.
@@ -98,21 +128,31 @@ impl Page {
         self.bytes < self.max_bytes
     }
 
-    /// The answer, given the high-water mark of the snapshot the rows came from. A short page
-    /// means everything up to the high-water mark was examined, including rows the caller may
-    /// not see, so the next pull starts after all of them.
+    /// The answer, given the high-water mark of the snapshot the rows came from (of changes
+    /// and notices). A short page means everything up to the high-water mark (or the last
+    /// notice, when notices filled the page) was examined, including rows the caller may not
+    /// see, so the next pull starts after all of them. Notices past the page's end come again
+    /// with the next page.
     pub(crate) fn finish(
         self,
         high: i64,
         surveys: Vec<SurveyUpdate>,
         survey_states: Vec<SurveyState>,
     ) -> PullResponse {
-        let more = (self.count >= self.limit || self.bytes >= self.max_bytes) && self.last < high;
-        let next = if more {
+        let end = self.capped.unwrap_or(high);
+        let full = (self.count >= self.limit || self.bytes >= self.max_bytes) && self.last < end;
+        let next = if full {
             self.last
         } else {
-            high.max(self.cursor)
+            end.max(self.cursor)
         };
+        let more = next < high;
+        let notices = self
+            .notices
+            .into_iter()
+            .filter(|(relay, _)| *relay <= next)
+            .map(|(_, n)| n)
+            .collect();
         PullResponse {
             protocol: PROTOCOL_VERSION,
             docs: self.docs,
@@ -121,6 +161,7 @@ impl Page {
             cursor: next as u64,
             more,
             refused: self.refused,
+            notices,
         }
     }
 }

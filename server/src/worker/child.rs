@@ -210,12 +210,18 @@ fn materialize(job: MaterializeJob, cache: &mut SurveyCache) -> Result<Checked, 
         return Ok(Checked {
             verdicts,
             view: None,
+            subjects: Vec::new(),
         });
     };
     let view = guard(|| view_of(&doc, &job, cache))?;
+    let subjects = match &job.definition {
+        Some(json) => fieldsync_protocol::subject::identifiers(&*cache.get(json)?, &view.answers),
+        None => Vec::new(),
+    };
     Ok(Checked {
         verdicts,
         view: Some(view),
+        subjects,
     })
 }
 

@@ -244,6 +244,7 @@ impl WorkerPool {
         let mut accepted = job.accepted.clone();
         let mut verdicts = Vec::with_capacity(job.pending.len());
         let mut view = None;
+        let mut subjects = Vec::new();
         for change in &job.pending {
             let single = MaterializeJob {
                 accepted: accepted.clone(),
@@ -266,6 +267,7 @@ impl WorkerPool {
                         }
                         if checked.view.is_some() {
                             view = checked.view;
+                            subjects = checked.subjects;
                         }
                         verdicts.push(verdict);
                     }
@@ -295,7 +297,10 @@ impl WorkerPool {
                 .await
             {
                 Ok(Reply::Materialized(mut results)) if results.len() == 1 => match results.pop() {
-                    Some(Ok(checked)) => view = checked.view,
+                    Some(Ok(checked)) => {
+                        view = checked.view;
+                        subjects = checked.subjects;
+                    }
                     Some(Err(why)) => return Ok(Err(why)),
                     None => unreachable_reply()?,
                 },
@@ -308,7 +313,11 @@ impl WorkerPool {
                 }
             }
         }
-        Ok(Ok(Checked { verdicts, view }))
+        Ok(Ok(Checked {
+            verdicts,
+            view,
+            subjects,
+        }))
     }
 
     /// Wait for this caller's turn: one worker at a time per caller.

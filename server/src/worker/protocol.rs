@@ -76,6 +76,10 @@ pub struct Checked {
     pub verdicts: Vec<ChangeVerdict>,
     /// The response as it is with its accepted changes; `None` when none is accepted yet.
     pub view: Option<ResponseView>,
+    /// The identifiers it holds (normalised answers of its survey's subject field and
+    /// identifying questions), which settling turns into subject-index entries.
+    #[serde(default)]
+    pub subjects: Vec<String>,
 }
 
 /// What a worker answers.

@@ -98,6 +98,10 @@ pub fn seeds(hostile: &[(String, Vec<u8>)], golden_push: &[u8]) -> Vec<Seed> {
         }],
         cursor: 99,
         more: true,
+        notices: vec![crate::wire::DocNotice {
+            doc_id: good_a.doc_id,
+            kind: crate::wire::NoticeKind::Erased,
+        }],
         refused: vec![crate::wire::RefusedChange {
             doc_id: good_a.doc_id,
             hash: ByteBuf::from(vec![7; 32]),

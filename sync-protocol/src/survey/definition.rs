@@ -114,6 +114,9 @@ pub struct Question {
     pub choice_filter: Option<XPath>,
     /// `read_only`: never changed by the enumerator.
     pub read_only: bool,
+    /// `identifying`: its answer names the respondent (or a person in a repeat entry), so
+    /// data-subject requests find the response by it (see [`crate::subject`]).
+    pub identifying: bool,
     /// Questions whose change recomputes this one (`trigger`).
     pub trigger: Vec<String>,
     /// `appearance` words.
@@ -341,6 +344,20 @@ impl Survey {
     /// The question identifying the respondent.
     pub fn subject_field(&self) -> Option<&str> {
         self.settings.subject_field.as_deref()
+    }
+
+    /// The questions whose answers identify a person: the subject field first, then every
+    /// question marked `identifying`, in form order.
+    pub fn identifying(&self) -> Vec<&Question> {
+        let subject = self.subject_field().and_then(|n| self.question(n));
+        subject
+            .into_iter()
+            .chain(
+                self.questions
+                    .iter()
+                    .filter(|q| q.identifying && Some(q.name.as_str()) != self.subject_field()),
+            )
+            .collect()
     }
 
     /// The languages of the form's labels, default first.

@@ -90,7 +90,7 @@ pub const TRANSLATABLE_CHOICES: [&str; 5] = [
     "media::video",
 ];
 
-const SURVEY_COLUMNS: [&str; 22] = [
+const SURVEY_COLUMNS: [&str; 23] = [
     "type",
     "name",
     "label",
@@ -105,6 +105,7 @@ const SURVEY_COLUMNS: [&str; 22] = [
     "trigger",
     "default",
     "read_only",
+    "identifying",
     "appearance",
     "choice_filter",
     "parameters",

@@ -15,7 +15,7 @@ use super::rows::{
 use super::{Postgres, big, small};
 use crate::auth::Caller;
 use crate::storage::{
-    AuditEntry, AuditEvent, DocMaterial, NewCredential, NewOrg, NewPrincipal, Org, Principal,
+    AuditEntry, AuditEvent, AuditHead, DocMaterial, ErasureCause, Expired, SubjectResponse, NewCredential, NewOrg, NewPrincipal, Org, Principal,
     PublishPlan, PullQuery, Pushed, Queued, Redeem, Redeemed, ResponseQuery, Result, Settlement,
     Storage, StorageError, Summary, SurveyHead, VerifiedDoc, now_ms,
 };
@@ -89,7 +89,7 @@ impl Storage for Postgres {
         )
         .await?;
         create_principal(&tx, &admin).await?;
-        record(&tx, &org.audit).await?;
+        record(&tx, &self.keys, &org.audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -113,7 +113,7 @@ impl Storage for Postgres {
             &[&org_id, &enabled],
         )
         .await?;
-        record(&tx, &audit).await?;
+        record(&tx, &self.keys, &audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -173,6 +173,7 @@ impl Storage for Postgres {
         insert_credential(&tx, &principal.id, &r.new).await?;
         record(
             &tx,
+            &self.keys,
             &AuditEvent {
                 org_id: principal.org_id.clone(),
                 actor_id: principal.id.clone(),
@@ -197,7 +198,7 @@ impl Storage for Postgres {
             }
         }
         if let Some(a) = &new.audit {
-            record(&tx, a).await?;
+            record(&tx, &self.keys, a).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -257,7 +258,7 @@ impl Storage for Postgres {
             return Ok(false);
         }
         revoke_credentials_of(&tx, principal_id).await?;
-        record(&tx, &audit).await?;
+        record(&tx, &self.keys, &audit).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -270,7 +271,7 @@ impl Storage for Postgres {
             &[&&token_hash[..], &now_ms()],
         )
         .await?;
-        record(&tx, &audit).await?;
+        record(&tx, &self.keys, &audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -289,7 +290,7 @@ impl Storage for Postgres {
             return Ok(false);
         }
         revoke_credentials_of(&tx, support_id).await?;
-        record(&tx, &audit).await?;
+        record(&tx, &self.keys, &audit).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -327,33 +328,13 @@ impl Storage for Postgres {
     async fn record_audit(&self, event: AuditEvent) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        record(&tx, &event).await?;
+        record(&tx, &self.keys, &event).await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn audit_log(&self, org_id: &str, after_id: i64, limit: u32) -> Result<Vec<AuditEntry>> {
-        let client = self.client().await?;
-        client
-            .query(
-                "SELECT id, at, actor_id, actor_role, action, target, detail FROM audit
-                 WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-                &[&org_id, &after_id, &big(limit)],
-            )
-            .await?
-            .iter()
-            .map(|r| {
-                Ok(AuditEntry {
-                    id: r.try_get(0)?,
-                    at: r.try_get(1)?,
-                    actor_id: r.try_get(2)?,
-                    actor_role: r.try_get(3)?,
-                    action: r.try_get(4)?,
-                    target: r.try_get(5)?,
-                    detail: r.try_get(6)?,
-                })
-            })
-            .collect()
+        self.chain_page(Some(org_id), after_id, limit).await
     }
 
     async fn publish(&self, org_id: &str, form_id: &str, plan: PublishPlan) -> Result<Published> {
@@ -410,7 +391,7 @@ impl Storage for Postgres {
             ],
         )
         .await?;
-        record(&tx, &w.audit).await?;
+        record(&tx, &self.keys, &w.audit).await?;
         tx.commit().await?;
         Ok(Published {
             survey_id: uuid_of(&w.survey_id)?,
@@ -489,7 +470,7 @@ impl Storage for Postgres {
         if n == 0 {
             return Ok(false);
         }
-        record(&tx, &audit).await?;
+        record(&tx, &self.keys, &audit).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -504,7 +485,7 @@ impl Storage for Postgres {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         assign(&tx, org_id, survey_id, enumerator_id).await?;
-        record(&tx, &audit).await?;
+        record(&tx, &self.keys, &audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -554,5 +535,83 @@ impl Storage for Postgres {
 
     async fn pending(&self, org_id: &str, survey_id: &str) -> Result<u64> {
         self.pending_count(org_id, survey_id).await
+    }
+
+    async fn subject_responses(
+        &self,
+        org_id: &str,
+        subjects: Vec<[u8; 32]>,
+        survey_id: Option<String>,
+    ) -> Result<Vec<SubjectResponse>> {
+        self.subject_rows(org_id, &subjects, survey_id.as_deref())
+            .await
+    }
+
+    async fn erase(
+        &self,
+        org_id: &str,
+        doc_ids: Vec<String>,
+        cause: ErasureCause,
+        audit: AuditEvent,
+    ) -> Result<Vec<String>> {
+        self.erase_docs(org_id, &doc_ids, cause, &audit).await
+    }
+
+    async fn set_restricted(
+        &self,
+        org_id: &str,
+        doc_ids: Vec<String>,
+        restricted: bool,
+        audit: AuditEvent,
+    ) -> Result<Vec<String>> {
+        self.restrict_docs(org_id, &doc_ids, restricted, &audit)
+            .await
+    }
+
+    async fn set_do_not_contact(
+        &self,
+        org_id: &str,
+        subject: [u8; 32],
+        listed: bool,
+        audit: AuditEvent,
+    ) -> Result<bool> {
+        self.list_do_not_contact(org_id, subject, listed, &audit)
+            .await
+    }
+
+    async fn do_not_contact(
+        &self,
+        org_id: &str,
+        subjects: Vec<[u8; 32]>,
+    ) -> Result<Vec<[u8; 32]>> {
+        self.listed_do_not_contact(org_id, &subjects).await
+    }
+
+    async fn set_retention(
+        &self,
+        org_id: &str,
+        survey_id: &str,
+        retention_ms: Option<i64>,
+        audit: AuditEvent,
+    ) -> Result<bool> {
+        self.retention(org_id, survey_id, retention_ms, &audit)
+            .await
+    }
+
+    async fn expired(&self, now: i64, limit: u32) -> Result<Vec<Expired>> {
+        self.expired_rows(now, limit).await
+    }
+
+    async fn audit_chain(
+        &self,
+        org_id: Option<&str>,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>> {
+        self.chain_page(org_id, after_id, limit).await
+    }
+
+    async fn audit_head(&self, org_id: Option<&str>) -> Result<Option<AuditHead>> {
+        self.chain_head(org_id).await
     }
 }

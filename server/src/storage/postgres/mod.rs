@@ -20,6 +20,7 @@
 
 mod backend;
 mod responses;
+mod rights;
 mod rows;
 mod settle;
 mod sync;
@@ -35,7 +36,10 @@ use crate::storage::StorageError;
 
 /// Upgrades, in order: entry `i` takes a database to version `i + 1`, in the same
 /// transaction as the version bump. Never edit a released entry; add a new one.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_schema.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_schema.sql"),
+    include_str!("migrations/0002_respondents_rights.sql"),
+];
 /// The version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 /// The advisory lock key migrations hold ("fieldsyn" in ASCII).

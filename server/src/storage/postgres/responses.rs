@@ -241,16 +241,17 @@ impl Postgres {
         let org = org_cipher(&tx, &self.keys, org_id).await?;
         let stmt = tx
             .prepare_cached(
-                "SELECT i.doc_id, i.upto_seq, i.summary FROM response_index i
+                "SELECT i.doc_id, i.upto_seq, i.summary, d.restricted FROM response_index i
                  JOIN docs d ON d.id = i.doc_id
                  WHERE i.org_id = $1 AND i.survey_id = $2 AND i.doc_id > $3
                    AND ($4::text IS NULL OR i.status = $4) AND ($5::text IS NULL OR d.owner_id = $5)
                    AND (NOT $6 OR i.error_count > 0 OR i.broken) AND (NOT $7 OR i.conflict_count > 0)
+                   AND ($9 OR NOT d.restricted)
                  ORDER BY i.doc_id LIMIT $8",
             )
             .await?;
         let after = q.after.clone().unwrap_or_default();
-        let params: [&(dyn ToSql + Sync); 8] = [
+        let params: [&(dyn ToSql + Sync); 9] = [
             &org_id,
             &q.survey_id,
             &after,
@@ -259,11 +260,12 @@ impl Postgres {
             &q.invalid_only,
             &q.conflicted_only,
             &big(q.limit),
+            &q.include_restricted,
         ];
         let mut items = Vec::new();
         for r in tx.query(&stmt, &params).await? {
             let doc_id: String = r.try_get(0)?;
-            let summary = open_summary(
+            let mut summary = open_summary(
                 &tx,
                 self,
                 &org,
@@ -273,6 +275,7 @@ impl Postgres {
                 r.try_get(2)?,
             )
             .await?;
+            summary.restricted = r.try_get(3)?;
             items.push(crate::storage::list_item(&doc_id, summary)?);
         }
         let pending: i64 = tx
@@ -305,19 +308,19 @@ impl Postgres {
     ) -> Result<Option<Summary>> {
         let mut client = self.client().await?;
         let tx = snapshot(&mut client).await?;
-        let visible: Option<String> = tx
+        let visible: Option<(String, bool)> = tx
             .query_opt(
-                "SELECT owner_id FROM docs WHERE id = $1 AND org_id = $2",
+                "SELECT owner_id, restricted FROM docs WHERE id = $1 AND org_id = $2",
                 &[&doc_id, &org_id],
             )
             .await?
-            .map(|r| r.try_get(0))
+            .map(|r| Ok::<_, StorageError>((r.try_get(0)?, r.try_get(1)?)))
             .transpose()?;
-        match (visible, owner) {
+        let restricted = match (visible, owner) {
             (None, _) => return Ok(None),
-            (Some(o), Some(want)) if o != want => return Ok(None),
-            _ => {}
-        }
+            (Some((o, _)), Some(want)) if o != want => return Ok(None),
+            (Some((_, restricted)), _) => restricted,
+        };
         let org = org_cipher(&tx, &self.keys, org_id).await?;
         let row = tx
             .query_opt(
@@ -325,8 +328,8 @@ impl Postgres {
                 &[&doc_id, &org_id],
             )
             .await?;
-        let out = match row {
-            Some(r) => Some(
+        let mut out = match row {
+            Some(r) => {
                 open_summary(
                     &tx,
                     self,
@@ -336,15 +339,17 @@ impl Postgres {
                     r.try_get(0)?,
                     r.try_get(1)?,
                 )
-                .await?,
-            ),
-            None => Some(Summary {
+                .await?
+            }
+            None => Summary {
                 view: None,
                 broken: None,
-            }),
+                restricted: false,
+            },
         };
+        out.restricted = restricted;
         tx.commit().await?;
-        Ok(out)
+        Ok(Some(out))
     }
 
     /// One page of a survey's readable responses for export, in id order.
@@ -360,9 +365,12 @@ impl Postgres {
         let org = org_cipher(&tx, &self.keys, org_id).await?;
         let stmt = tx
             .prepare_cached(
-                "SELECT doc_id, upto_seq, summary FROM response_index
-                 WHERE org_id = $1 AND survey_id = $2 AND doc_id > $3 AND NOT broken
-                 ORDER BY doc_id LIMIT $4",
+                // Restricted responses are never exported.
+                "SELECT i.doc_id, i.upto_seq, i.summary FROM response_index i
+                 JOIN docs d ON d.id = i.doc_id
+                 WHERE i.org_id = $1 AND i.survey_id = $2 AND i.doc_id > $3 AND NOT i.broken
+                   AND NOT d.restricted
+                 ORDER BY i.doc_id LIMIT $4",
             )
             .await?;
         let mut out = Vec::new();

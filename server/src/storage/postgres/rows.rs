@@ -8,28 +8,69 @@ use uuid::Uuid;
 
 use super::backend::Tx;
 use super::small;
+use crate::keys::KeyRing;
 use crate::storage::{
-    AuditEvent, NewCredential, NewPrincipal, Org, Principal, Result, StorageError, now_ms,
+    AuditEvent, NewCredential, NewPrincipal, Org, Principal, Result, Sealable, StorageError,
+    chain_key, chain_of, now_ms,
 };
 
-pub(super) async fn record(tx: &Tx<'_>, e: &AuditEvent) -> Result<()> {
+/// Append one entry to its chain. The chain's head row is locked until commit, so entries
+/// of one chain are sealed one after another whichever instance records them.
+pub(super) async fn record(tx: &Tx<'_>, keys: &KeyRing, e: &AuditEvent) -> Result<()> {
+    let chain = chain_of(e.org_id.as_deref());
+    let wrapped: Option<Vec<u8>> = match &e.org_id {
+        Some(org_id) => tx
+            .query_opt("SELECT wrapped_key FROM orgs WHERE id = $1", &[org_id])
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?,
+        None => None,
+    };
+    let key = chain_key(keys, e.org_id.as_deref(), wrapped.as_deref())?;
+    tx.execute(
+        "INSERT INTO audit_heads (chain, last_id, mac, entries) VALUES ($1, 0, '', 0)
+         ON CONFLICT (chain) DO NOTHING",
+        &[&chain],
+    )
+    .await?;
+    let head = tx
+        .query_one(
+            "SELECT mac, entries FROM audit_heads WHERE chain = $1 FOR UPDATE",
+            &[&chain],
+        )
+        .await?;
+    let prev: Vec<u8> = head.try_get(0)?;
+    let at = now_ms();
     let stmt = tx
         .prepare_cached(
             "INSERT INTO audit (org_id, at, actor_id, actor_role, action, target, detail)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         )
         .await?;
+    let id: i64 = tx
+        .query_one(
+            &stmt,
+            &[
+                &e.org_id,
+                &at,
+                &e.actor_id,
+                &e.actor_role,
+                &e.action,
+                &e.target,
+                &e.detail,
+            ],
+        )
+        .await?
+        .try_get(0)?;
+    let mac = Sealable::event(id, at, e).mac(&key, &prev);
     tx.execute(
-        &stmt,
-        &[
-            &e.org_id,
-            &now_ms(),
-            &e.actor_id,
-            &e.actor_role,
-            &e.action,
-            &e.target,
-            &e.detail,
-        ],
+        "UPDATE audit SET prev = $2, mac = $3 WHERE id = $1",
+        &[&id, &prev, &mac],
+    )
+    .await?;
+    tx.execute(
+        "UPDATE audit_heads SET last_id = $2, mac = $3, entries = entries + 1 WHERE chain = $1",
+        &[&chain, &id, &mac],
     )
     .await?;
     Ok(())

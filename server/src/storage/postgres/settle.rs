@@ -8,7 +8,7 @@ use fieldsync_protocol::cbor;
 use fieldsync_protocol::crypto::Cipher;
 
 use super::backend::Tx;
-use super::sync::{keys_doc, org_cipher};
+use super::sync::{keys_doc, org_cipher, org_keys};
 use super::{Postgres, big};
 use crate::keys::summary_binding;
 use crate::storage::{
@@ -161,6 +161,7 @@ impl Postgres {
                 Err(reason) => Summary {
                     view: None,
                     broken: Some(reason.clone()),
+                    restricted: false,
                 },
                 Ok(checked) => {
                     let mut first_refusal = None;
@@ -184,6 +185,7 @@ impl Postgres {
                             first_refusal,
                         ),
                         view: checked.view.clone(),
+                        restricted: false,
                     }
                 }
             };
@@ -222,6 +224,7 @@ impl Postgres {
             ],
         )
         .await?;
+        self.index_subjects(tx, done, &ciphers).await?;
         // Off the queue unless newer changes arrived meanwhile; then free to be claimed again
         // at once.
         tx.execute(
@@ -235,6 +238,52 @@ impl Postgres {
             &[&ids],
         )
         .await?;
+        Ok(())
+    }
+
+    /// Replace the subject-index entries of the checked documents that still exist.
+    async fn index_subjects(
+        &self,
+        tx: &Tx<'_>,
+        done: &[&(Queued, DocMaterial, CheckOutcome)],
+        existing: &HashMap<String, Arc<Cipher>>,
+    ) -> Result<()> {
+        let (mut ids, mut orgs, mut subjects, mut surveys) = (vec![], vec![], vec![], vec![]);
+        let mut cleared: Vec<&str> = Vec::new();
+        for (item, material, outcome) in done {
+            let Ok(checked) = outcome else { continue };
+            if !existing.contains_key(&item.doc_id) {
+                continue;
+            }
+            cleared.push(&item.doc_id);
+            if checked.subjects.is_empty() {
+                continue;
+            }
+            let keys = org_keys(tx, &self.keys, &item.org_id).await?;
+            for id in &checked.subjects {
+                ids.push(item.doc_id.as_str());
+                orgs.push(item.org_id.as_str());
+                subjects.push(keys.subject_hash(id).to_vec());
+                surveys.push(material.survey_id.as_str());
+            }
+        }
+        if cleared.is_empty() {
+            return Ok(());
+        }
+        tx.execute(
+            "DELETE FROM subject_index WHERE doc_id = ANY($1)",
+            &[&cleared],
+        )
+        .await?;
+        if !ids.is_empty() {
+            tx.execute(
+                "INSERT INTO subject_index (org_id, subject, doc_id, survey_id)
+                 SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[], $4::text[])
+                 ON CONFLICT DO NOTHING",
+                &[&orgs, &subjects, &ids, &surveys],
+            )
+            .await?;
+        }
         Ok(())
     }
 

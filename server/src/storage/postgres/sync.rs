@@ -18,7 +18,7 @@ use super::backend::Tx;
 use super::rows::{status_of, uuid_of};
 use super::{Postgres, big, small};
 use crate::auth::Caller;
-use crate::keys::{KeyRing, change_binding};
+use crate::keys::{KeyRing, OrgKeys, change_binding};
 use crate::service::policy::{self, Admission, VisibleSurvey};
 use crate::storage::{
     Page, PullQuery, Pushed, Result, StorageError, StoredDoc, SurveyGate, VerifiedDoc, now_ms,
@@ -27,6 +27,11 @@ use crate::storage::{
 
 /// The organisation key.
 pub(super) async fn org_cipher(tx: &Tx<'_>, keys: &KeyRing, org_id: &str) -> Result<Arc<Cipher>> {
+    Ok(org_keys(tx, keys, org_id).await?.cipher.clone())
+}
+
+/// The organisation key and the keys derived from it.
+pub(super) async fn org_keys(tx: &Tx<'_>, keys: &KeyRing, org_id: &str) -> Result<Arc<OrgKeys>> {
     let stmt = tx
         .prepare_cached("SELECT wrapped_key FROM orgs WHERE id = $1")
         .await?;
@@ -35,7 +40,7 @@ pub(super) async fn org_cipher(tx: &Tx<'_>, keys: &KeyRing, org_id: &str) -> Res
         .await?
         .ok_or_else(|| StorageError::NotFound("no such organisation".into()))?
         .try_get(0)?;
-    keys.org_cipher(org_id, &wrapped)
+    keys.org_keys(org_id, &wrapped)
         .map_err(|e| StorageError::Corrupt(e.to_string()))
 }
 
@@ -77,7 +82,7 @@ async fn gates(
 async fn locked_doc(tx: &Tx<'_>, id: &str) -> Result<Option<(StoredDoc, Vec<u8>)>> {
     let stmt = tx
         .prepare_cached(
-            "SELECT org_id, survey_id, owner_id, survey_version, wrapped_key FROM docs
+            "SELECT org_id, survey_id, owner_id, survey_version, wrapped_key, restricted FROM docs
              WHERE id = $1 FOR UPDATE",
         )
         .await?;
@@ -90,11 +95,24 @@ async fn locked_doc(tx: &Tx<'_>, id: &str) -> Result<Option<(StoredDoc, Vec<u8>)
                     survey_id: r.try_get(1)?,
                     owner_id: r.try_get(2)?,
                     survey_version: small(r.try_get(3)?)?,
+                    restricted: r.try_get(5)?,
                 },
                 r.try_get(4)?,
             ))
         })
         .transpose()
+}
+
+/// Which of `ids` the organisation erased.
+async fn erased_among(tx: &Tx<'_>, org_id: &str, ids: &[String]) -> Result<HashSet<String>> {
+    let stmt = tx
+        .prepare_cached("SELECT doc_id FROM erased WHERE org_id = $1 AND doc_id = ANY($2)")
+        .await?;
+    tx.query(&stmt, &[&org_id, &ids])
+        .await?
+        .iter()
+        .map(|r| Ok(r.try_get(0)?))
+        .collect()
 }
 
 async fn has_new_change(tx: &Tx<'_>, doc_id: &str, hashes: &[ByteBuf]) -> Result<bool> {
@@ -130,8 +148,8 @@ impl Postgres {
         let mut stored: HashMap<String, (StoredDoc, Vec<u8>)> = HashMap::new();
         let lock = tx
             .prepare_cached(
-                "SELECT id, org_id, survey_id, owner_id, survey_version, wrapped_key FROM docs
-                 WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+                "SELECT id, org_id, survey_id, owner_id, survey_version, wrapped_key, restricted
+                 FROM docs WHERE id = ANY($1) ORDER BY id FOR UPDATE",
             )
             .await?;
         for r in tx.query(&lock, &[&ids]).await? {
@@ -143,12 +161,14 @@ impl Postgres {
                         survey_id: r.try_get(2)?,
                         owner_id: r.try_get(3)?,
                         survey_version: small(r.try_get(4)?)?,
+                        restricted: r.try_get(6)?,
                     },
                     r.try_get(5)?,
                 ),
             );
         }
         let gates = gates(&tx, org_id, &caller.principal_id, docs).await?;
+        let erased = erased_among(&tx, org_id, &ids).await?;
         // Which pushed changes are stored already.
         let (pair_docs, pair_hashes): (Vec<&str>, Vec<&[u8]>) = docs
             .iter()
@@ -177,7 +197,8 @@ impl Postgres {
         for (i, VerifiedDoc { doc, hashes }) in docs.iter().enumerate() {
             let existing = stored.get(&ids[i]);
             let gate = gates.get(&doc.survey_id).and_then(Option::as_ref);
-            match policy::admit_push(caller, doc, existing.map(|(d, _)| d), gate) {
+            let gone = existing.is_none() && erased.contains(&ids[i]);
+            match policy::admit_push(caller, doc, existing.map(|(d, _)| d), gone, gate) {
                 Admission::Refuse(refusal) => results[i] = Some(refusal),
                 Admission::Existing { unless_new } => {
                     let Some((_, wrapped)) = existing else {
@@ -410,8 +431,12 @@ impl Postgres {
         // Twice at most: a document another instance created since we looked is then stored.
         for _ in 0..2 {
             let existing = locked_doc(tx, &id).await?;
+            let gone = existing.is_none()
+                && erased_among(tx, org_id, std::slice::from_ref(&id))
+                    .await?
+                    .contains(&id);
             let admission =
-                policy::admit_push(caller, doc, existing.as_ref().map(|(d, _)| d), gate);
+                policy::admit_push(caller, doc, existing.as_ref().map(|(d, _)| d), gone, gate);
             match (admission, existing) {
                 (Admission::Refuse(refusal), _) => {
                     *answer = Some(refusal);
@@ -512,10 +537,36 @@ impl Postgres {
             .map(|r| r.try_get(0))
             .transpose()?
             .unwrap_or(0);
+        let last_notice: i64 = tx
+            .query_opt(
+                "SELECT relay FROM notices WHERE org_id = $1 ORDER BY relay DESC LIMIT 1",
+                &[&org_id],
+            )
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?
+            .unwrap_or(0);
+        let high = high.max(last_notice);
         let cursor = i64::try_from(q.cursor).unwrap_or(i64::MAX);
         let owner = (caller.role == Role::Enumerator).then_some(caller.principal_id.as_str());
         let mut page = Page::new(cursor, q.limit, q.max_bytes);
-        if high > cursor {
+        // Notices go to every device of the organisation (ids only), as on SQLite.
+        let end = if last_notice > cursor {
+            let rows = tx
+                .query(
+                    "SELECT relay, doc_id, kind FROM notices
+                     WHERE org_id = $1 AND relay > $2 AND relay <= $3 ORDER BY relay LIMIT $4",
+                    &[&org_id, &cursor, &high, &big(q.limit)],
+                )
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+                .collect::<Result<Vec<_>>>()?;
+            page.notices(high, rows)?
+        } else {
+            high
+        };
+        if end > cursor {
             let stmt = tx
                 .prepare_cached(
                     "SELECT c.relay, c.seq, c.doc_id, c.state, c.payload, c.hash,
@@ -533,7 +584,7 @@ impl Postgres {
             let rows = tx
                 .query(
                     &stmt,
-                    &[&org_id, &cursor, &high, &origin, &owner, &big(q.limit)],
+                    &[&org_id, &cursor, &end, &origin, &owner, &big(q.limit)],
                 )
                 .await?;
             for r in rows {

@@ -8,11 +8,11 @@ use fieldsync_protocol::api::{MemberInfo, Published, ResponsePage, ResponseView,
 use fieldsync_protocol::wire::{PullResponse, SurveyStatus};
 use uuid::Uuid;
 
-use super::{Store, audit, orgs, principals, responses, surveys, sync};
+use super::{Store, audit, orgs, principals, responses, rights, surveys, sync};
 use crate::auth::Caller;
 use crate::keys::KeyRing;
 use crate::storage::{
-    AuditEntry, AuditEvent, DocMaterial, NewCredential, NewOrg, NewPrincipal, Org, Principal,
+    AuditEntry, AuditEvent, AuditHead, DocMaterial, ErasureCause, Expired, SubjectResponse, NewCredential, NewOrg, NewPrincipal, Org, Principal,
     PublishPlan, PullQuery, Pushed, Queued, Redeem, Redeemed, ResponseQuery, Result, Settlement,
     Storage, StorageError, Summary, VerifiedDoc,
 };
@@ -56,11 +56,12 @@ impl Storage for Sqlite {
     }
 
     async fn create_org(&self, org: NewOrg, admin: NewPrincipal) -> Result<()> {
+        let keys = self.keys.clone();
         self.store
             .write(move |tx| {
                 orgs::insert(tx, &org)?;
                 principals::create(tx, &admin)?;
-                audit::record(tx, &org.audit)
+                audit::record(tx, &keys, &org.audit)
             })
             .await
     }
@@ -76,11 +77,12 @@ impl Storage for Sqlite {
         enabled: bool,
         audit: AuditEvent,
     ) -> Result<()> {
+        let keys = self.keys.clone();
         let org_id = org_id.to_owned();
         self.store
             .write(move |tx| {
                 orgs::set_support_access(tx, &org_id, enabled)?;
-                audit::record(tx, &audit)
+                audit::record(tx, &keys, &audit)
             })
             .await
     }
@@ -92,6 +94,7 @@ impl Storage for Sqlite {
     }
 
     async fn redeem(&self, r: Redeem) -> Result<Option<Redeemed>> {
+        let keys = self.keys.clone();
         self.store
             .write(move |tx| {
                 let Some(principal) = principals::redeem(tx, &r.hash, r.from, &r.new)? else {
@@ -107,6 +110,7 @@ impl Storage for Sqlite {
                 };
                 audit::record(
                     tx,
+                    &keys,
                     &AuditEvent {
                         org_id: principal.org_id.clone(),
                         actor_id: principal.id.clone(),
@@ -122,6 +126,7 @@ impl Storage for Sqlite {
     }
 
     async fn create_principal(&self, new: NewPrincipal) -> Result<()> {
+        let keys = self.keys.clone();
         self.store
             .write(move |tx| {
                 principals::create(tx, &new)?;
@@ -131,7 +136,7 @@ impl Storage for Sqlite {
                     }
                 }
                 match &new.audit {
-                    Some(a) => audit::record(tx, a),
+                    Some(a) => audit::record(tx, &keys, a),
                     None => Ok(()),
                 }
             })
@@ -163,35 +168,38 @@ impl Storage for Sqlite {
         principal_id: &str,
         audit: AuditEvent,
     ) -> Result<bool> {
+        let keys = self.keys.clone();
         let (org_id, id) = (org_id.to_owned(), principal_id.to_owned());
         self.store
             .write(move |tx| {
                 if !principals::revoke(tx, &org_id, &id)? {
                     return Ok(false);
                 }
-                audit::record(tx, &audit)?;
+                audit::record(tx, &keys, &audit)?;
                 Ok(true)
             })
             .await
     }
 
     async fn revoke_credential(&self, token_hash: [u8; 32], audit: AuditEvent) -> Result<()> {
+        let keys = self.keys.clone();
         self.store
             .write(move |tx| {
                 principals::revoke_token(tx, &token_hash)?;
-                audit::record(tx, &audit)
+                audit::record(tx, &keys, &audit)
             })
             .await
     }
 
     async fn revoke_support(&self, support_id: &str, audit: AuditEvent) -> Result<bool> {
+        let keys = self.keys.clone();
         let id = support_id.to_owned();
         self.store
             .write(move |tx| {
                 if !principals::revoke_support(tx, &id)? {
                     return Ok(false);
                 }
-                audit::record(tx, &audit)?;
+                audit::record(tx, &keys, &audit)?;
                 Ok(true)
             })
             .await
@@ -212,24 +220,26 @@ impl Storage for Sqlite {
     }
 
     async fn record_audit(&self, event: AuditEvent) -> Result<()> {
-        self.store.write(move |tx| audit::record(tx, &event)).await
+        let keys = self.keys.clone();
+        self.store.write(move |tx| audit::record(tx, &keys, &event)).await
     }
 
     async fn audit_log(&self, org_id: &str, after_id: i64, limit: u32) -> Result<Vec<AuditEntry>> {
         let org_id = org_id.to_owned();
         self.store
-            .read(move |c| audit::list(c, &org_id, after_id, limit))
+            .read(move |c| audit::list(c, Some(&org_id), after_id, limit))
             .await
     }
 
     async fn publish(&self, org_id: &str, form_id: &str, plan: PublishPlan) -> Result<Published> {
+        let keys = self.keys.clone();
         let (org_id, form_id) = (org_id.to_owned(), form_id.to_owned());
         self.store
             .write(move |tx| {
                 let head = surveys::head(tx, &org_id, &form_id)?;
                 let write = plan(head)?;
                 surveys::write_version(tx, &org_id, &form_id, &write)?;
-                audit::record(tx, &write.audit)?;
+                audit::record(tx, &keys, &write.audit)?;
                 Ok(Published {
                     survey_id: Uuid::parse_str(&write.survey_id)
                         .map_err(|e| StorageError::Corrupt(e.to_string()))?,
@@ -285,13 +295,14 @@ impl Storage for Sqlite {
         status: SurveyStatus,
         audit: AuditEvent,
     ) -> Result<bool> {
+        let keys = self.keys.clone();
         let (org_id, id) = (org_id.to_owned(), survey_id.to_owned());
         self.store
             .write(move |tx| {
                 if !surveys::set_status(tx, &org_id, &id, status)? {
                     return Ok(false);
                 }
-                audit::record(tx, &audit)?;
+                audit::record(tx, &keys, &audit)?;
                 Ok(true)
             })
             .await
@@ -304,6 +315,7 @@ impl Storage for Sqlite {
         enumerator_id: &str,
         audit: AuditEvent,
     ) -> Result<()> {
+        let keys = self.keys.clone();
         let (org_id, id, enumerator) = (
             org_id.to_owned(),
             survey_id.to_owned(),
@@ -312,7 +324,7 @@ impl Storage for Sqlite {
         self.store
             .write(move |tx| {
                 surveys::assign(tx, &org_id, &id, &enumerator)?;
-                audit::record(tx, &audit)
+                audit::record(tx, &keys, &audit)
             })
             .await
     }
@@ -414,6 +426,141 @@ impl Storage for Sqlite {
         let (org_id, id) = (org_id.to_owned(), survey_id.to_owned());
         self.store
             .read(move |c| responses::pending(c, &org_id, &id))
+            .await
+    }
+
+    async fn subject_responses(
+        &self,
+        org_id: &str,
+        subjects: Vec<[u8; 32]>,
+        survey_id: Option<String>,
+    ) -> Result<Vec<SubjectResponse>> {
+        let org_id = org_id.to_owned();
+        self.store
+            .read(move |c| rights::subject_responses(c, &org_id, &subjects, survey_id.as_deref()))
+            .await
+    }
+
+    async fn erase(
+        &self,
+        org_id: &str,
+        doc_ids: Vec<String>,
+        cause: ErasureCause,
+        audit: AuditEvent,
+    ) -> Result<Vec<String>> {
+        let keys = self.keys.clone();
+        let org_id = org_id.to_owned();
+        let erased = self
+            .store
+            .write(move |tx| {
+                let erased = rights::erase(tx, &org_id, &doc_ids, cause)?;
+                audit::record(tx, &keys, &audit)?;
+                Ok::<_, StorageError>(erased)
+            })
+            .await?;
+        for id in &erased {
+            self.keys.forget_doc(id);
+        }
+        // The rows are gone and their pages zeroed; the log's older frames still hold them
+        // until it is checkpointed.
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.checkpoint())
+            .await
+            .map_err(|_| StorageError::TaskFailed)??;
+        Ok(erased)
+    }
+
+    async fn set_restricted(
+        &self,
+        org_id: &str,
+        doc_ids: Vec<String>,
+        restricted: bool,
+        audit: AuditEvent,
+    ) -> Result<Vec<String>> {
+        let keys = self.keys.clone();
+        let org_id = org_id.to_owned();
+        self.store
+            .write(move |tx| {
+                let changed = rights::set_restricted(tx, &org_id, &doc_ids, restricted)?;
+                audit::record(tx, &keys, &audit)?;
+                Ok(changed)
+            })
+            .await
+    }
+
+    async fn set_do_not_contact(
+        &self,
+        org_id: &str,
+        subject: [u8; 32],
+        listed: bool,
+        audit: AuditEvent,
+    ) -> Result<bool> {
+        let keys = self.keys.clone();
+        let org_id = org_id.to_owned();
+        self.store
+            .write(move |tx| {
+                let changed = rights::set_do_not_contact(tx, &org_id, &subject, listed)?;
+                if changed {
+                    audit::record(tx, &keys, &audit)?;
+                }
+                Ok(changed)
+            })
+            .await
+    }
+
+    async fn do_not_contact(
+        &self,
+        org_id: &str,
+        subjects: Vec<[u8; 32]>,
+    ) -> Result<Vec<[u8; 32]>> {
+        let org_id = org_id.to_owned();
+        self.store
+            .read(move |c| rights::do_not_contact(c, &org_id, &subjects))
+            .await
+    }
+
+    async fn set_retention(
+        &self,
+        org_id: &str,
+        survey_id: &str,
+        retention_ms: Option<i64>,
+        audit: AuditEvent,
+    ) -> Result<bool> {
+        let keys = self.keys.clone();
+        let (org_id, id) = (org_id.to_owned(), survey_id.to_owned());
+        self.store
+            .write(move |tx| {
+                if !rights::set_retention(tx, &org_id, &id, retention_ms)? {
+                    return Ok(false);
+                }
+                audit::record(tx, &keys, &audit)?;
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn expired(&self, now: i64, limit: u32) -> Result<Vec<Expired>> {
+        self.store
+            .read(move |c| rights::expired(c, now, limit))
+            .await
+    }
+
+    async fn audit_chain(
+        &self,
+        org_id: Option<&str>,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>> {
+        let org_id = owned(org_id);
+        self.store
+            .read(move |c| audit::list(c, org_id.as_deref(), after_id, limit))
+            .await
+    }
+
+    async fn audit_head(&self, org_id: Option<&str>) -> Result<Option<AuditHead>> {
+        let chain = crate::storage::chain_of(org_id).to_owned();
+        self.store
+            .read(move |c| rights::audit_head(c, &chain))
             .await
     }
 }

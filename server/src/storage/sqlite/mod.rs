@@ -15,6 +15,7 @@ mod backend;
 mod orgs;
 mod principals;
 mod responses;
+mod rights;
 mod surveys;
 mod sync;
 mod writer;
@@ -39,6 +40,7 @@ const SCHEMA_V1: &str = include_str!("schema.sql");
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_checked_relay.sql"),
     include_str!("migrations/0003_sign_in_failures.sql"),
+    include_str!("migrations/0004_respondents_rights.sql"),
 ];
 /// The version this build writes.
 pub const SCHEMA_VERSION: u32 = 1 + MIGRATIONS.len() as u32;
@@ -163,6 +165,29 @@ impl Store {
         })
     }
 
+    /// Copy the write-ahead log into the database and empty it (`wal_checkpoint(TRUNCATE)`),
+    /// so that what was deleted (and zeroed, `secure_delete`) is not still in the log's older
+    /// frames. Retried while readers or the writer hold the log; an error if it never gets
+    /// through.
+    pub fn checkpoint(&self) -> Result<(), StorageError> {
+        let conn = Connection::open_with_flags(
+            &self.inner.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        for _ in 0..50 {
+            let busy: i64 =
+                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+            if busy == 0 {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(StorageError::Busy(
+            "the write-ahead log could not be checkpointed: readers kept it busy".into(),
+        ))
+    }
+
     /// Run `f` as one atomic write on the writer thread; the answer comes only after the
     /// transaction holding it has committed durably, and `f`'s writes are kept only if it
     /// returns `Ok`.
@@ -264,6 +289,9 @@ fn open_connection(path: &Path, writer: bool) -> Result<Connection, StorageError
     // FULL: a commit is on disk before we acknowledge it, in WAL mode too.
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // What is deleted is overwritten with zeros, not just unlinked: an erased response must
+    // not survive in free pages.
+    conn.pragma_update(None, "secure_delete", "ON")?;
     // KiB of page cache, beyond SQLite's 2 MiB default: the writer keeps hot index pages;
     // each reader needs less. (No memory map: its pages would count as the server's own
     // memory once per connection.)

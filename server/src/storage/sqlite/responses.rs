@@ -136,6 +136,16 @@ pub fn save_summary(
         return Ok(());
     };
     let summary = settle_changes(conn, org_id, doc_id, material, outcome)?;
+    if let Ok(checked) = outcome {
+        super::rights::index_subjects(
+            conn,
+            keys,
+            org_id,
+            doc_id,
+            &material.survey_id,
+            &checked.subjects,
+        )?;
+    }
     let plain = cbor::encode(&summary).map_err(|e| StorageError::Corrupt(e.to_string()))?;
     let sealed = cipher
         .seal(&summary_binding(org_id, doc_id, material.upto_seq), &plain)
@@ -189,6 +199,7 @@ fn settle_changes(
             return Ok(Summary {
                 view: None,
                 broken: Some(reason.clone()),
+                restricted: false,
             });
         }
     };
@@ -256,6 +267,7 @@ fn settle_changes(
     Ok(Summary {
         view: checked.view.clone(),
         broken,
+        restricted: false,
     })
 }
 
@@ -311,10 +323,12 @@ pub fn list(
     let mut items = Vec::new();
     {
         let mut stmt = tx.prepare_cached(
-            "SELECT i.doc_id, i.upto_seq, i.summary FROM response_index i JOIN docs d ON d.id = i.doc_id
+            "SELECT i.doc_id, i.upto_seq, i.summary, d.restricted
+             FROM response_index i JOIN docs d ON d.id = i.doc_id
              WHERE i.org_id = ?1 AND i.survey_id = ?2 AND i.doc_id > ?3
                AND (?4 IS NULL OR i.status = ?4) AND (?5 IS NULL OR d.owner_id = ?5)
                AND (?6 = 0 OR i.error_count > 0 OR i.broken = 1) AND (?7 = 0 OR i.conflict_count > 0)
+               AND (?9 = 1 OR d.restricted = 0)
              ORDER BY i.doc_id LIMIT ?8",
         )?;
         let mut rows = stmt.query(params![
@@ -325,10 +339,12 @@ pub fn list(
             q.owner,
             q.invalid_only as i64,
             q.conflicted_only as i64,
-            limit
+            limit,
+            q.include_restricted as i64
         ])?;
         while let Some(r) = rows.next()? {
-            let (doc_id, summary) = summary_row(keys, &org, &tx, org_id, r)?;
+            let (doc_id, mut summary) = summary_row(keys, &org, &tx, org_id, r)?;
+            summary.restricted = r.get::<_, i64>(3)? != 0;
             items.push(crate::storage::list_item(&doc_id, summary)?);
         }
     }
@@ -361,15 +377,15 @@ pub fn get(
     owner: Option<&str>,
 ) -> Result<Option<Summary>, StorageError> {
     let tx = conn.transaction()?;
-    let visible: Option<String> = tx
-        .prepare_cached("SELECT owner_id FROM docs WHERE id = ?1 AND org_id = ?2")?
-        .query_row([doc_id, org_id], |r| r.get(0))
+    let visible: Option<(String, i64)> = tx
+        .prepare_cached("SELECT owner_id, restricted FROM docs WHERE id = ?1 AND org_id = ?2")?
+        .query_row([doc_id, org_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    match (visible, owner) {
+    let restricted = match (visible, owner) {
         (None, _) => return Ok(None),
-        (Some(o), Some(want)) if o != want => return Ok(None),
-        _ => {}
-    }
+        (Some((o, _)), Some(want)) if o != want => return Ok(None),
+        (Some((_, restricted)), _) => restricted != 0,
+    };
     let org = org_cipher(&tx, keys, org_id)?;
     let row: Option<(i64, Vec<u8>)> = tx
         .prepare_cached(
@@ -377,13 +393,16 @@ pub fn get(
         )?
         .query_row([doc_id, org_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    let out = match row {
-        Some((upto, blob)) => Some(open_summary(keys, &org, &tx, org_id, doc_id, upto, &blob)?),
-        None => Some(Summary {
+    let mut out = match row {
+        Some((upto, blob)) => open_summary(keys, &org, &tx, org_id, doc_id, upto, &blob)?,
+        None => Summary {
             view: None,
             broken: None,
-        }),
+            restricted: false,
+        },
     };
+    out.restricted = restricted;
+    let out = Some(out);
     tx.finish()?;
     Ok(out)
 }
@@ -402,9 +421,11 @@ pub fn export_page(
     let mut out = Vec::new();
     {
         let mut stmt = tx.prepare_cached(
-            "SELECT doc_id, upto_seq, summary FROM response_index
-             WHERE org_id = ?1 AND survey_id = ?2 AND doc_id > ?3 AND broken = 0
-             ORDER BY doc_id LIMIT ?4",
+            // Restricted responses are never exported.
+            "SELECT i.doc_id, i.upto_seq, i.summary FROM response_index i JOIN docs d ON d.id = i.doc_id
+             WHERE i.org_id = ?1 AND i.survey_id = ?2 AND i.doc_id > ?3 AND i.broken = 0
+               AND d.restricted = 0
+             ORDER BY i.doc_id LIMIT ?4",
         )?;
         let mut rows = stmt.query(params![org_id, survey_id, after, limit])?;
         while let Some(r) = rows.next()? {

@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use super::surveys;
 use crate::auth::Caller;
-use crate::keys::{KeyRing, change_binding};
+use crate::keys::{KeyRing, OrgKeys, change_binding};
 use crate::service::policy::{self, Admission};
 use crate::storage::{
     Page, PullQuery, Pushed, StorageError, StoredDoc, SurveyGate, VerifiedDoc, now_ms, open_change,
@@ -34,12 +34,21 @@ pub fn org_cipher(
     keys: &KeyRing,
     org_id: &str,
 ) -> Result<Arc<Cipher>, StorageError> {
+    Ok(org_keys(conn, keys, org_id)?.cipher.clone())
+}
+
+/// The organisation key and the keys derived from it.
+pub fn org_keys(
+    conn: &Connection,
+    keys: &KeyRing,
+    org_id: &str,
+) -> Result<Arc<OrgKeys>, StorageError> {
     let wrapped: Vec<u8> = conn
         .prepare_cached("SELECT wrapped_key FROM orgs WHERE id = ?1")?
         .query_row([org_id], |r| r.get(0))
         .optional()?
         .ok_or_else(|| StorageError::NotFound("no such organisation".into()))?;
-    keys.org_cipher(org_id, &wrapped)
+    keys.org_keys(org_id, &wrapped)
         .map_err(|e| StorageError::Corrupt(e.to_string()))
 }
 
@@ -54,9 +63,12 @@ pub fn push(
     let org_id = caller.org_id.as_str();
     let origin = caller.session.as_str();
     let org = org_cipher(tx, keys, org_id)?;
-    let mut next_seq: i64 = tx
-        .prepare_cached("SELECT coalesce(max(seq), 0) + 1 FROM changes")?
+    // From a counter, never `max(seq) + 1`: erasure deletes changes, and a number handed out
+    // once must never be handed out again.
+    let first_seq: i64 = tx
+        .prepare_cached("SELECT value + 1 FROM counters WHERE name = 'seq'")?
         .query_row([], |r| r.get(0))?;
+    let mut next_seq = first_seq;
     let now = now_ms();
     let mut results = Vec::with_capacity(docs.len());
     let mut stored_any = false;
@@ -76,7 +88,8 @@ pub fn push(
         };
         let existing: Option<(StoredDoc, Vec<u8>)> = tx
             .prepare_cached(
-                "SELECT org_id, survey_id, owner_id, survey_version, wrapped_key FROM docs WHERE id = ?1",
+                "SELECT org_id, survey_id, owner_id, survey_version, wrapped_key, restricted
+                 FROM docs WHERE id = ?1",
             )?
             .query_row([&id], |r| {
                 Ok((
@@ -85,15 +98,18 @@ pub fn push(
                         survey_id: r.get(1)?,
                         owner_id: r.get(2)?,
                         survey_version: r.get(3)?,
+                        restricted: r.get::<_, i64>(5)? != 0,
                     },
                     r.get(4)?,
                 ))
             })
             .optional()?;
+        let erased = existing.is_none() && super::rights::is_erased(tx, org_id, &id)?;
         let admission = policy::admit_push(
             caller,
             doc,
             existing.as_ref().map(|(d, _)| d),
+            erased,
             gate.as_ref(),
         );
         let cipher = match (admission, existing) {
@@ -184,6 +200,10 @@ pub fn push(
             outcome: PushOutcome::Stored { new, duplicate },
         });
     }
+    if next_seq != first_seq {
+        tx.prepare_cached("UPDATE counters SET value = ?1 WHERE name = 'seq'")?
+            .execute([next_seq - 1])?;
+    }
     Ok(Pushed {
         results,
         stored_any,
@@ -250,10 +270,32 @@ pub fn pull(
         .query_row([org_id], |r| r.get(0))
         .optional()?
         .unwrap_or(0);
+    let last_notice: i64 = tx
+        .prepare_cached("SELECT relay FROM notices WHERE org_id = ?1 ORDER BY relay DESC LIMIT 1")?
+        .query_row([org_id], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0);
+    let high = high.max(last_notice);
     let cursor = i64::try_from(q.cursor).unwrap_or(i64::MAX);
     let owner = (caller.role == Role::Enumerator).then_some(caller.principal_id.as_str());
     let mut page = Page::new(cursor, limit, max_bytes);
-    if high > cursor {
+    // Notices go to every device of the organisation (they hold ids only): one that never
+    // had the response ignores it.
+    let end = if last_notice > cursor {
+        let rows = tx
+            .prepare_cached(
+                "SELECT relay, doc_id, kind FROM notices
+                 WHERE org_id = ?1 AND relay > ?2 AND relay <= ?3 ORDER BY relay LIMIT ?4",
+            )?
+            .query_map(params![org_id, cursor, high, limit], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        page.notices(high, rows)?
+    } else {
+        high
+    };
+    if end > cursor {
         let mut stmt = tx.prepare_cached(
             "SELECT c.relay, c.seq, c.doc_id, c.state, c.payload, c.hash,
                     d.survey_id, d.survey_version, d.wrapped_key
@@ -265,7 +307,7 @@ pub fn pull(
         )?;
         let mut reason_stmt =
             tx.prepare_cached("SELECT reason FROM refusals WHERE doc_id = ?1 AND hash = ?2")?;
-        let mut rows = stmt.query(params![org_id, cursor, high, origin, owner, limit])?;
+        let mut rows = stmt.query(params![org_id, cursor, end, origin, owner, limit])?;
         while let Some(r) = rows.next()? {
             let relay: i64 = r.get(0)?;
             let doc_id: String = r.get(2)?;

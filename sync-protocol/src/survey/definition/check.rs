@@ -5,10 +5,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{
-    Choice, DefaultValue, DefinitionError, DefinitionErrors, FormSettings, Group, Question,
-    Requirement, Sheet, Survey, SurveyDefinition, Text,
-};
+use super::{Choice, DefaultValue, DefinitionError, DefinitionErrors, FormSettings, Group};
+use super::{Question, Requirement, Sheet, Survey, SurveyDefinition, Text};
 use crate::survey::sheet::{Row, plain_quotes};
 use crate::survey::types::{ChoiceSource, MetaKind, QuestionType, RowType, parse_type};
 use crate::survey::validate;
@@ -23,6 +21,7 @@ pub(super) fn build(def: SurveyDefinition) -> Result<Survey, DefinitionErrors> {
     let pending = b.rows(&def.survey);
     b.expressions(&def.settings, &def.survey, pending);
     b.subject_field();
+    b.identifying(&def.survey);
     b.errors.sort_by_key(|e| (e.sheet, e.row));
     if !b.errors.is_empty() {
         return Err(DefinitionErrors(b.errors));
@@ -386,6 +385,7 @@ impl Builder {
                 calculation: None,
                 choice_filter: None,
                 read_only: false,
+                identifying: false,
                 trigger: Vec::new(),
                 appearance: words(r.get("appearance")),
                 parameters: BTreeMap::new(),

@@ -143,6 +143,32 @@ impl Builder {
         self.err(Sheet::Settings, None, "subject_field", problem);
     }
 
+    /// `identifying` cells: yes/no, on questions that hold a value.
+    pub(super) fn identifying(&mut self, rows: &[Row]) {
+        for r in rows {
+            let Some(cell) = r.get("identifying") else {
+                continue;
+            };
+            let flag = match yes_no(cell) {
+                Some(flag) => flag,
+                None => {
+                    let msg = format!("`{cell}` is not yes or no");
+                    self.err(Sheet::Survey, Some(r.number), "identifying", msg);
+                    continue;
+                }
+            };
+            let question = r.get("name").and_then(|n| self.index.get(n).copied());
+            match question.and_then(|i| self.questions.get_mut(i)) {
+                Some(q) if q.qtype.holds_value() => q.identifying = flag,
+                _ if !flag => {}
+                _ => {
+                    let msg = "only a question with an answer can be identifying; remove `identifying` from this row".to_owned();
+                    self.err(Sheet::Survey, Some(r.number), "identifying", msg);
+                }
+            }
+        }
+    }
+
     /// Languages used by any translatable column, the default first.
     pub(super) fn languages(&self, def: &SurveyDefinition) -> Vec<String> {
         let mut langs: Vec<String> = Vec::new();
