@@ -73,6 +73,9 @@ pub struct SyncReport {
     pub surveys_updated: u64,
     pub pages: u64,
     pub cursor: u64,
+    /// Responses erased on the server (a respondent's right to erasure, or retention): this
+    /// device's copies and waiting edits were deleted.
+    pub erased: Vec<Uuid>,
 }
 
 /// The request for one push batch.
@@ -185,6 +188,10 @@ fn settle(
                         report.pushed_changes += u64::from(*new);
                         report.duplicate_changes += u64::from(*duplicate);
                     }
+                    PushOutcome::Rejected {
+                        code: ErrorCode::Erased,
+                        ..
+                    } => {}
                     PushOutcome::Rejected { message, .. } => {
                         report.rejected.push((r.doc_id, message.clone()));
                     }
@@ -192,7 +199,9 @@ fn settle(
                     PushOutcome::Unknown => {}
                 }
             }
-            let (stored, rejected) = store.acknowledge(batch, &response.results)?;
+            let ack = store.acknowledge(batch, &response.results)?;
+            let (stored, rejected) = (ack.stored, ack.rejected + ack.erased.len() as u64);
+            report.erased.extend(ack.erased);
             report.pushed_docs += stored;
             *done += stored + rejected;
             if stored + rejected == 0 {
@@ -261,6 +270,7 @@ fn pull_all(
         let applied = store.apply_pull(&page)?;
         report.unreadable.extend(applied.unreadable);
         report.rejected.extend(applied.refused);
+        report.erased.extend(applied.erased);
         report.pages += 1;
         report.pulled_docs += applied.changed as u64;
         report.surveys_updated += page.surveys.len() as u64;

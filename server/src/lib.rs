@@ -111,9 +111,30 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let stop = Arc::new(Notify::new());
     let materializer = tokio::spawn(materialize::run(state.clone(), stop.clone()));
+    let purger = state
+        .settings
+        .purge_every
+        .map(|every| tokio::spawn(purge_on_schedule(state.db.clone(), every)));
     let settings = state.settings.clone();
     let result = http::serve(listener, router(state), settings, shutdown).await;
     stop.notify_one();
     let _ = materializer.await;
+    if let Some(p) = purger {
+        p.abort();
+    }
     result
+}
+
+/// Erase responses past their survey's retention period, at start and then every `every`
+/// (until the server stops and aborts it; an erasure in progress is one transaction).
+async fn purge_on_schedule(db: storage::Db, every: std::time::Duration) {
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        ticks.tick().await;
+        match service::rights::purge(&db, storage::now_ms(), "server").await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(erased = n, "retention purge erased responses past their period"),
+            Err(e) => tracing::warn!(error = %e, "retention purge failed; it runs again later"),
+        }
+    }
 }

@@ -50,6 +50,21 @@ enum AdminCommand {
     CreateSupport(CreateSupportArgs),
     /// Revoke a support agent and every token it holds.
     RevokeSupport(RevokeSupportArgs),
+    /// Erase every response past its survey's retention period now (the server also does
+    /// this on its own, see `serve --purge-every`).
+    Purge(PurgeArgs),
+}
+
+#[derive(Args, Debug)]
+struct PurgeArgs {
+    /// List what would be erased, and erase nothing.
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -99,6 +114,7 @@ fn main() -> ExitCode {
         Command::Admin(AdminCommand::CreateOrg(args)) => create_org(args),
         Command::Admin(AdminCommand::CreateSupport(args)) => create_support(args),
         Command::Admin(AdminCommand::RevokeSupport(args)) => revoke_support(args),
+        Command::Admin(AdminCommand::Purge(args)) => purge(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -269,6 +285,35 @@ fn revoke_support(args: RevokeSupportArgs) -> anyhow::Result<()> {
         ))
         .into())
     }
+}
+
+fn purge(args: PurgeArgs) -> anyhow::Result<()> {
+    args.data.validate().map_err(UsageError)?;
+    let now = fieldsync_server::storage::now_ms();
+    if args.dry_run {
+        let due = offline(&args.data, |db, _| async move {
+            service::rights::expired(&db, now, u32::MAX).await
+        })?;
+        if args.json {
+            println!("{}", serde_json::json!({ "would_erase": due }));
+        } else {
+            println!("{} response(s) are past their survey's retention period:", due.len());
+            for d in &due {
+                println!("  {} (survey {}, organisation {})", d.doc_id, d.survey_id, d.org_id);
+            }
+            println!("nothing was erased (dry run); run without --dry-run to erase them");
+        }
+        return Ok(());
+    }
+    let erased = offline(&args.data, |db, _| async move {
+        service::rights::purge(&db, now, "cli").await
+    })?;
+    if args.json {
+        println!("{}", serde_json::json!({ "erased": erased }));
+    } else {
+        println!("erased {erased} response(s) past their survey's retention period");
+    }
+    Ok(())
 }
 
 /// Run one storage operation of a command-line tool on the server's database and keys,

@@ -169,6 +169,11 @@ pub struct ServeArgs {
     /// Longest time a worker may spend on one request before it is killed, in seconds.
     #[arg(long, env = "FIELDSYNC_WORKER_TIMEOUT", default_value_t = 20)]
     pub worker_timeout_secs: u64,
+
+    /// How often the server erases responses past their survey's retention period, in
+    /// seconds (also once at start); 0 leaves it to `fieldsync-server admin purge`.
+    #[arg(long, env = "FIELDSYNC_PURGE_EVERY", default_value_t = 3600)]
+    pub purge_every_secs: u64,
 }
 
 /// The settings the running server needs, resolved from [`ServeArgs`].
@@ -191,6 +196,8 @@ pub struct Settings {
     pub max_exports: usize,
     pub max_connections: usize,
     pub max_connections_per_address: usize,
+    /// How often the retention purge runs; `None`: never on its own.
+    pub purge_every: Option<Duration>,
 }
 
 impl Settings {
@@ -242,6 +249,8 @@ impl Settings {
             max_exports: args.max_exports,
             max_connections: args.max_connections,
             max_connections_per_address: args.max_connections_per_address,
+            purge_every: (args.purge_every_secs > 0)
+                .then(|| Duration::from_secs(args.purge_every_secs)),
         })
     }
 
@@ -264,6 +273,7 @@ impl Settings {
             max_exports: 8,
             max_connections: 4096,
             max_connections_per_address: 512,
+            purge_every: Some(Duration::from_secs(3600)),
         }
     }
 }

@@ -273,3 +273,132 @@ impl std::fmt::Debug for CreatedMember {
             .finish()
     }
 }
+
+/// A person, named by an identifier, for the `POST /v1/subjects/…` requests (in the body,
+/// never in a URL, so it stays out of logs). The server compares it normalised (see
+/// [`crate::subject::normalize`]) and keeps only a keyed hash of it.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct SubjectQuery {
+    pub value: String,
+    /// Only responses of this survey.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub survey_id: Option<Uuid>,
+}
+
+/// `POST /v1/subjects/erase`: the person and why (recorded in the audit log, so it must not
+/// contain the identifier).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct SubjectErase {
+    pub value: String,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub survey_id: Option<Uuid>,
+}
+
+impl std::fmt::Debug for SubjectQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubjectQuery")
+            .field("value", &"***")
+            .field("survey_id", &self.survey_id)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for SubjectErase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubjectErase")
+            .field("value", &"***")
+            .field("survey_id", &self.survey_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One response held about a person.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SubjectMatch {
+    pub response_id: Uuid,
+    pub survey_id: Uuid,
+    pub survey_version: u32,
+    /// The member or device that collected it.
+    pub collected_by: Uuid,
+    /// When the server first received it (ms since the epoch).
+    pub received_at: i64,
+    pub restricted: bool,
+}
+
+/// `POST /v1/subjects/find`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SubjectFound {
+    pub responses: Vec<SubjectMatch>,
+    /// The person asked not to be contacted.
+    pub do_not_contact: bool,
+}
+
+/// One entry of the processing record: what was done with a response, by whom, when.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub at: i64,
+    pub actor_id: Option<String>,
+    pub actor_role: Option<String>,
+    pub action: String,
+    pub target: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// Everything held about one response of a person.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SubjectRecord {
+    #[serde(rename = "response")]
+    pub found: SubjectMatch,
+    /// Its answers and metadata, when it is readable.
+    pub view: Option<ResponseView>,
+    /// Why it could not be read, when it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
+    /// The audit entries about it (edits, restriction), oldest first.
+    pub processing: Vec<AuditRecord>,
+}
+
+/// `POST /v1/subjects/export`: the answer to a person's right of access.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SubjectExport {
+    pub exported_at: i64,
+    pub responses: Vec<SubjectRecord>,
+    pub do_not_contact: bool,
+}
+
+/// What erasing, restricting or lifting changed: the responses, by id.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SubjectChanged {
+    pub responses: Vec<Uuid>,
+    /// Responses found for the person (some may have been in that state already).
+    pub found: u32,
+}
+
+/// `POST /v1/subjects/opt-out` and `/opt-in`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DoNotContact {
+    /// Whether the person is on the list now.
+    pub listed: bool,
+    /// Whether this request changed it.
+    pub changed: bool,
+}
+
+/// `PUT /v1/surveys/{id}/retention`: how long responses are kept after the server first
+/// received them; `None` keeps them until erased.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Retention {
+    pub retention_seconds: Option<u64>,
+}
+
+/// `GET /v1/audit/verify`: whether the organisation's audit chain is intact.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditVerification {
+    /// Entries whose seal and link were checked.
+    pub verified: u64,
+    /// Entries recorded before the log was chained (an upgrade), not covered.
+    pub unchained: u64,
+    /// The first thing wrong, naming the entry; `None` when the chain is intact.
+    pub problem: Option<String>,
+}

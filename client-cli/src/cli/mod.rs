@@ -1,6 +1,7 @@
 //! The `fieldsync` command tree: global options, the settings they resolve to, one module
 //! per subcommand, and the one place where errors become messages and exit codes.
 
+mod audit;
 mod collect;
 mod enroll;
 mod enumerator;
@@ -9,8 +10,10 @@ mod import;
 mod login;
 mod logout;
 mod member;
+mod org;
 mod response;
 mod status;
+mod subject;
 mod survey;
 mod sync;
 mod whoami;
@@ -68,6 +71,12 @@ enum Command {
     Member(member::Command),
     #[command(subcommand)]
     Enumerator(enumerator::Command),
+    #[command(subcommand)]
+    Org(org::Command),
+    #[command(subcommand)]
+    Subject(subject::Command),
+    #[command(subcommand)]
+    Audit(audit::Command),
     #[command(subcommand)]
     Survey(survey::Command),
     Collect(collect::Args),
@@ -221,6 +230,9 @@ fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
         Command::Whoami(a) => whoami::run(a, s),
         Command::Member(c) => member::run(c, s),
         Command::Enumerator(c) => enumerator::run(c, s),
+        Command::Org(c) => org::run(c, s),
+        Command::Subject(c) => subject::run(c, s),
+        Command::Audit(c) => audit::run(c, s),
         Command::Survey(c) => survey::run(c, s),
         Command::Collect(a) => collect::run(a, s),
         Command::Response(c) => response::run(c, s),

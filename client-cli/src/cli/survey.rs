@@ -78,6 +78,41 @@ pub enum Command {
         #[arg(value_enum)]
         status: NewStatus,
     },
+    /// Keep a survey's responses only this long after the server first received them (then
+    /// they are erased, as a respondent's erasure is), or `off` to keep them until erased.
+    Retention {
+        /// The survey id or form id.
+        survey: String,
+        /// A period such as `365d`, `12h`, `30m` or `90s`, or `off`.
+        #[arg(value_parser = parse_period)]
+        period: Period,
+    },
+}
+
+/// A retention period in seconds, or none.
+#[derive(Clone, Copy, Debug)]
+pub struct Period(Option<u64>);
+
+fn parse_period(text: &str) -> Result<Period, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(Period(None));
+    }
+    let bad = || format!("{text:?} is not a period; write a number and a unit (d, h, m or s), such as 365d, or off");
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (n, unit) = text.split_at(split);
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let per = match unit {
+        "d" => 86_400,
+        "h" => 3_600,
+        "m" => 60,
+        "s" => 1,
+        _ => return Err(bad()),
+    };
+    if n == 0 {
+        return Err("a retention period must be at least one second; use off to keep responses".into());
+    }
+    Ok(Period(Some(n.saturating_mul(per))))
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -145,6 +180,33 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
                 }))?;
             } else {
                 println!("{} is now {}", info.form_id, status_name(status));
+            }
+            Ok(0)
+        }
+        Command::Retention { survey, period } => {
+            let store = s.open_store()?;
+            let client = super::api(&store)?;
+            let info = client.find_survey(&survey)?;
+            let body = fieldsync_protocol::api::Retention {
+                retention_seconds: period.0,
+            };
+            let _: fieldsync_protocol::api::Retention = client.send_json(
+                reqwest::Method::PUT,
+                &format!("/v1/surveys/{}/retention", info.id),
+                &body,
+            )?;
+            if s.json {
+                s.print_json(&serde_json::json!({
+                    "survey_id": info.id, "retention_seconds": period.0,
+                }))?;
+            } else {
+                match period.0 {
+                    Some(secs) => println!(
+                        "{} keeps responses {secs} s after they reach the server; older ones are erased by the server's purge",
+                        info.form_id
+                    ),
+                    None => println!("{} keeps responses until they are erased", info.form_id),
+                }
             }
             Ok(0)
         }

@@ -50,6 +50,15 @@ pub fn run(_args: Args, s: &Settings) -> anyhow::Result<u8> {
                 println!("  {id}: {why}");
             }
         }
+        if !report.erased.is_empty() {
+            println!(
+                "{} response(s) were erased on the server (a respondent's request or the end of a retention period) and deleted from this device:",
+                report.erased.len()
+            );
+            for id in &report.erased {
+                println!("  {id}");
+            }
+        }
         if !report.unreadable.is_empty() {
             println!(
                 "{} response(s) from the server could not be read and were set aside:",

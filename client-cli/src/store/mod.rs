@@ -34,7 +34,13 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 const SCHEMA: &str = include_str!("schema.sql");
-const SCHEMA_VERSION: &str = "1";
+/// Upgrades, in order: entry `i` takes a store from version `i + 1` to `i + 2`, in the same
+/// transaction as the version bump.
+const MIGRATIONS: &[&str] = &[
+    // 2: responses restricted on the server (no edits until lifted).
+    "ALTER TABLE docs ADD COLUMN restricted INTEGER NOT NULL DEFAULT 0;",
+];
+const SCHEMA_VERSION: &str = "2";
 const DB_FILE: &str = "fieldsync.sqlite";
 const STORE_KEY_ID: KeyId = KeyId(1);
 
@@ -137,10 +143,39 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Deleted content is overwritten with zeros: an erased response leaves nothing in free
+    // pages (the write-ahead log is checkpointed after an erasure, see `store::sync`).
+    conn.pragma_update(None, "secure_delete", "ON")?;
     // A larger page cache than SQLite's 2 MiB default: a sync touches many pages.
     conn.pragma_update(None, "cache_size", -16 * 1024)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
+}
+
+/// Bring an older store's schema up to this build's, in place.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let found = meta_get(conn, "schema_version")?
+        .ok_or_else(|| StoreError::Corrupt("no schema version".into()))?;
+    let found = String::from_utf8_lossy(&found).into_owned();
+    let current: usize = SCHEMA_VERSION.parse().unwrap_or(1);
+    let mut version = match found.parse::<usize>() {
+        Ok(v) if (1..=current).contains(&v) => v,
+        _ => return Err(StoreError::NewerSchema(found)),
+    };
+    if version == current {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    while version < current {
+        tx.execute_batch(MIGRATIONS[version - 1])?;
+        version += 1;
+    }
+    tx.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+        [version.to_string().into_bytes()],
+    )?;
+    tx.commit()?;
+    Ok(())
 }
 
 fn slot_binding(store_id: &str) -> Binding<'_> {
@@ -168,6 +203,9 @@ impl Store {
         let mut conn = open_connection(&path)?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute_batch(SCHEMA)?;
+        for m in MIGRATIONS {
+            tx.execute_batch(m)?;
+        }
         for (k, v) in [
             ("schema_version", SCHEMA_VERSION.as_bytes().to_vec()),
             ("store_id", store_id.as_bytes().to_vec()),
@@ -198,14 +236,8 @@ impl Store {
         if !path.exists() {
             return Err(StoreError::Missing(home.to_owned()));
         }
-        let conn = open_connection(&path)?;
-        let version = meta_get(&conn, "schema_version")?
-            .ok_or_else(|| StoreError::Corrupt("no schema version".into()))?;
-        if version != SCHEMA_VERSION.as_bytes() {
-            return Err(StoreError::NewerSchema(
-                String::from_utf8_lossy(&version).into_owned(),
-            ));
-        }
+        let mut conn = open_connection(&path)?;
+        migrate(&mut conn)?;
         let store_id = String::from_utf8(
             meta_get(&conn, "store_id")?
                 .ok_or_else(|| StoreError::Corrupt("no store id".into()))?,

@@ -129,6 +129,7 @@ impl Store {
         // The read of the current state and the write of the new one are one immediate
         // transaction: a sync in another process cannot slip in between and be overwritten.
         let tx = self.immediate()?;
+        self.refuse_if_restricted(id)?;
         let (mut doc, rev) = self.load_doc(id)?;
         let meta = doc.meta().map_err(doc_err(id))?;
         let survey = self.survey_version(&meta.survey_id, meta.survey_version)?;
@@ -199,9 +200,24 @@ impl Store {
         Ok(errors)
     }
 
+    /// A response whose processing the server restricted takes no edits here either.
+    fn refuse_if_restricted(&self, id: &Uuid) -> Result<(), StoreError> {
+        let restricted = self
+            .conn
+            .prepare_cached("SELECT 1 FROM docs WHERE id = ?1 AND restricted = 1")?
+            .exists([id.to_string()])?;
+        if restricted {
+            return Err(StoreError::Invalid(format!(
+                "response {id} is restricted at the respondent's request and cannot be edited until an admin lifts the restriction (`fieldsync subject unrestrict`); sync to learn when it is lifted"
+            )));
+        }
+        Ok(())
+    }
+
     /// Settle a conflicted answer on `value`, superseding every concurrent value.
     pub fn resolve(&mut self, id: &Uuid, question: &str, value: &Answer) -> Result<(), StoreError> {
         let tx = self.immediate()?;
+        self.refuse_if_restricted(id)?;
         let (mut doc, rev) = self.load_doc(id)?;
         let conflicts = doc.conflicts().map_err(doc_err(id))?;
         if !conflicts.iter().any(|c| c.question == question) {

@@ -5,7 +5,7 @@
 use fieldsync_protocol::crypto::Purpose;
 use fieldsync_protocol::document::ResponseDoc;
 use fieldsync_protocol::survey::ValidationContext;
-use fieldsync_protocol::wire::{DocPushResult, PullResponse, PushOutcome};
+use fieldsync_protocol::wire::{DocPushResult, ErrorCode, NoticeKind, PullResponse, PushOutcome};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use serde_bytes::ByteBuf;
@@ -41,6 +41,30 @@ pub struct PullApplied {
     /// Documents of this device whose pushed changes the server refused after checking them
     /// (set aside here until someone looks), with the reason.
     pub refused: Vec<(Uuid, String)>,
+    /// Responses erased on the server that this device held: deleted here too.
+    pub erased: Vec<Uuid>,
+}
+
+/// What the server's answer to one push batch did here.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Acknowledged {
+    /// Documents whose changes the server stored.
+    pub stored: u64,
+    /// Documents it refused (their changes stay here).
+    pub rejected: u64,
+    /// Documents it refused because they were erased there: deleted here.
+    pub erased: Vec<Uuid>,
+}
+
+/// Delete every trace of a response from the store: its document and anything waiting to be
+/// pushed for it (the connection zeroes what it deletes). False if it was not here.
+fn erase_local(conn: &rusqlite::Connection, id: &str) -> Result<bool, StoreError> {
+    conn.prepare_cached("DELETE FROM outbox WHERE doc_id = ?1")?
+        .execute([id])?;
+    Ok(conn
+        .prepare_cached("DELETE FROM docs WHERE id = ?1")?
+        .execute([id])?
+        > 0)
 }
 
 /// A document merged with pulled changes, ready to store: the document, its next revision,
@@ -161,14 +185,16 @@ impl Store {
     }
 
     /// Record the server's answer to a push of `sent`: stored changes leave the outbox,
-    /// refused documents are marked with the reason (their changes stay until edited).
+    /// refused documents are marked with the reason (their changes stay until edited), and
+    /// documents the server erased are deleted here with everything waiting for them.
     pub fn acknowledge(
         &mut self,
         sent: &[OutboxDoc],
         results: &[DocPushResult],
-    ) -> Result<(u64, u64), StoreError> {
+    ) -> Result<Acknowledged, StoreError> {
         let tx = self.immediate()?;
         let (mut stored, mut rejected) = (0, 0);
+        let mut erased = Vec::new();
         for result in results {
             let Some(doc) = sent.iter().find(|d| d.doc_id == result.doc_id) else {
                 continue;
@@ -183,7 +209,18 @@ impl Store {
                     }
                     stored += 1;
                 }
-                PushOutcome::Rejected { message, .. } => {
+                PushOutcome::Rejected {
+                    code: ErrorCode::Erased,
+                    ..
+                } => {
+                    erase_local(&tx, &id)?;
+                    erased.push(doc.doc_id);
+                }
+                PushOutcome::Rejected { code, message } => {
+                    if *code == ErrorCode::Restricted {
+                        tx.prepare_cached("UPDATE docs SET restricted = 1 WHERE id = ?1")?
+                            .execute([&id])?;
+                    }
                     self.mark_rejected(&tx, &doc.doc_id, message, false)?;
                     rejected += 1;
                 }
@@ -192,7 +229,28 @@ impl Store {
             }
         }
         tx.commit()?;
-        Ok((stored, rejected))
+        if !erased.is_empty() {
+            self.forget_deleted()?;
+        }
+        Ok(Acknowledged {
+            stored,
+            rejected,
+            erased,
+        })
+    }
+
+    /// After deleting erased responses: copy the write-ahead log into the (zeroed) database
+    /// pages and empty it, so no older frame still holds them.
+    fn forget_deleted(&self) -> Result<(), StoreError> {
+        let busy: i64 = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        if busy != 0 {
+            return Err(StoreError::Corrupt(
+                "the store's write-ahead log could not be emptied after deleting erased responses; close other fieldsync commands on this home and sync again".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Keep a document's changes but stop pushing it for the rest of this sync; a refusal that
@@ -238,6 +296,7 @@ impl Store {
         if page.docs.is_empty()
             && page.surveys.is_empty()
             && page.refused.is_empty()
+            && page.notices.is_empty()
             && self.page_changes_nothing(page)?
         {
             // A no-op sync writes nothing (and so waits for no disk flush).
@@ -307,16 +366,46 @@ impl Store {
             self.mark_rejected(&tx, &notice.doc_id, &reason, true)?;
             refused.push((notice.doc_id, reason));
         }
+        // What happened on the server at a respondent's request, after the changes of this
+        // page (which come before it in relay order).
+        let mut erased = Vec::new();
+        for notice in &page.notices {
+            let id = notice.doc_id.to_string();
+            match notice.kind {
+                NoticeKind::Erased => {
+                    if erase_local(&tx, &id)? {
+                        erased.push(notice.doc_id);
+                    }
+                }
+                NoticeKind::Restricted | NoticeKind::Unrestricted => {
+                    let restricted = notice.kind == NoticeKind::Restricted;
+                    tx.prepare_cached("UPDATE docs SET restricted = ?2 WHERE id = ?1")?
+                        .execute(params![id, restricted as i64])?;
+                    if !restricted {
+                        // Edits kept while it was restricted may be pushed again.
+                        tx.prepare_cached(
+                            "UPDATE docs SET rejected = NULL WHERE id = ?1 AND rejected_final = 0",
+                        )?
+                        .execute([&id])?;
+                    }
+                }
+                NoticeKind::Unknown => {}
+            }
+        }
         tx.execute(
             "INSERT INTO meta (key, value) VALUES ('cursor', ?1)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             [page.cursor.to_string().into_bytes()],
         )?;
         tx.commit()?;
+        if !erased.is_empty() {
+            self.forget_deleted()?;
+        }
         Ok(PullApplied {
             changed,
             unreadable,
             refused,
+            erased,
         })
     }
 

@@ -4,6 +4,7 @@
 
 mod members;
 mod responses;
+mod rights;
 mod session;
 mod surveys;
 mod sync;
@@ -54,11 +55,20 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/enumerators", post(members::create_enumerator))
         .route("/v1/org/support-access", put(members::support_access))
         .route("/v1/audit", get(members::audit))
+        .route("/v1/audit/verify", get(rights::verify_audit))
+        .route("/v1/subjects/find", post(rights::find))
+        .route("/v1/subjects/export", post(rights::export))
+        .route("/v1/subjects/erase", post(rights::erase))
+        .route("/v1/subjects/restrict", post(rights::restrict))
+        .route("/v1/subjects/unrestrict", post(rights::unrestrict))
+        .route("/v1/subjects/opt-out", post(rights::opt_out))
+        .route("/v1/subjects/opt-in", post(rights::opt_in))
         .route("/v1/surveys", get(surveys::list).post(surveys::publish))
         .route("/v1/surveys/{id}", get(surveys::show))
         .route("/v1/surveys/{id}/versions/{version}", get(surveys::version))
         .route("/v1/surveys/{id}/status", put(surveys::set_status))
         .route("/v1/surveys/{id}/assignments", post(surveys::assign))
+        .route("/v1/surveys/{id}/retention", put(rights::retention))
         .route("/v1/surveys/{id}/responses", get(responses::list))
         .route("/v1/surveys/{id}/export", get(responses::export))
         .route("/v1/responses/{id}", get(responses::show))

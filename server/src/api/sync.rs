@@ -174,6 +174,14 @@ pub async fn pull(
         },
     )
     .await?;
+    // A reader below version 3 would skip an erasure or restriction notice and move its
+    // cursor past it, keeping a copy it must delete: it may not pull past one.
+    if protocol < 3 && !response.notices.is_empty() {
+        return Err(ApiError::UnsupportedProtocol(
+            "responses this device may hold were erased or restricted at a respondent's request, and this version of fieldsync cannot apply that; upgrade fieldsync, then sync again".into(),
+        )
+        .into());
+    }
     // Answer in the version the client spoke; fields it does not know it ignores.
     response.protocol = protocol;
     Ok(Cbor(response))

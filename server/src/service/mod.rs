@@ -9,6 +9,7 @@ pub mod members;
 pub mod orgs;
 pub mod policy;
 pub mod responses;
+pub mod rights;
 pub mod sessions;
 pub mod surveys;
 pub mod sync;

@@ -202,6 +202,9 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     async fn record_audit(&self, event: AuditEvent) -> Result<()>;
     /// The organisation's entries after `after_id`, oldest first.
     async fn audit_log(&self, org_id: &str, after_id: i64, limit: u32) -> Result<Vec<AuditEntry>>;
+    /// The organisation's entries about any of `targets` (a response's processing record),
+    /// oldest first.
+    async fn audit_about(&self, org_id: &str, targets: Vec<String>) -> Result<Vec<AuditEntry>>;
 
     // --- surveys ---
 

@@ -149,15 +149,7 @@ impl<'a> Sealable<'a> {
 }
 
 /// What verifying a chain found.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct ChainReport {
-    /// Entries whose MAC and link were checked.
-    pub verified: u64,
-    /// Entries recorded before the log was chained (schema upgrade), not covered.
-    pub unchained: u64,
-    /// The first thing wrong, naming the entry; `None` when the chain is intact.
-    pub problem: Option<String>,
-}
+pub type ChainReport = fieldsync_protocol::api::AuditVerification;
 
 /// Checks a chain entry by entry, oldest first (fed page by page).
 pub(crate) struct ChainCheck<'a> {

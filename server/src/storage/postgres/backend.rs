@@ -337,6 +337,10 @@ impl Storage for Postgres {
         self.chain_page(Some(org_id), after_id, limit).await
     }
 
+    async fn audit_about(&self, org_id: &str, targets: Vec<String>) -> Result<Vec<AuditEntry>> {
+        self.entries_about(org_id, &targets).await
+    }
+
     async fn publish(&self, org_id: &str, form_id: &str, plan: PublishPlan) -> Result<Published> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;

@@ -288,19 +288,25 @@ impl Postgres {
             .query(sql, &[&org_id, &after_id, &big(limit)])
             .await?
             .iter()
-            .map(|r| {
-                Ok(AuditEntry {
-                    id: r.try_get(0)?,
-                    at: r.try_get(1)?,
-                    actor_id: r.try_get(2)?,
-                    actor_role: r.try_get(3)?,
-                    action: r.try_get(4)?,
-                    target: r.try_get(5)?,
-                    detail: r.try_get(6)?,
-                    prev: r.try_get(7)?,
-                    mac: r.try_get(8)?,
-                })
-            })
+            .map(entry)
+            .collect()
+    }
+
+    pub(super) async fn entries_about(
+        &self,
+        org_id: &str,
+        targets: &[String],
+    ) -> Result<Vec<AuditEntry>> {
+        let client = self.client().await?;
+        client
+            .query(
+                "SELECT id, at, actor_id, actor_role, action, target, detail, prev, mac FROM audit
+                 WHERE org_id = $1 AND target = ANY($2) ORDER BY id",
+                &[&org_id, &targets],
+            )
+            .await?
+            .iter()
+            .map(entry)
             .collect()
     }
 
@@ -321,4 +327,18 @@ impl Postgres {
             })
             .transpose()
     }
+}
+
+fn entry(r: &tokio_postgres::Row) -> Result<AuditEntry> {
+    Ok(AuditEntry {
+        id: r.try_get(0)?,
+        at: r.try_get(1)?,
+        actor_id: r.try_get(2)?,
+        actor_role: r.try_get(3)?,
+        action: r.try_get(4)?,
+        target: r.try_get(5)?,
+        detail: r.try_get(6)?,
+        prev: r.try_get(7)?,
+        mac: r.try_get(8)?,
+    })
 }

@@ -60,18 +60,41 @@ pub fn list(
         "SELECT id, at, actor_id, actor_role, action, target, detail, prev, mac FROM audit
          WHERE org_id IS ?1 AND id > ?2 ORDER BY id LIMIT ?3",
     )?;
-    let rows = stmt.query_map(params![org_id, after_id, limit], |r| {
-        Ok(AuditEntry {
-            id: r.get(0)?,
-            at: r.get(1)?,
-            actor_id: r.get(2)?,
-            actor_role: r.get(3)?,
-            action: r.get(4)?,
-            target: r.get(5)?,
-            detail: r.get(6)?,
-            prev: r.get(7)?,
-            mac: r.get(8)?,
-        })
-    })?;
+    let rows = stmt.query_map(params![org_id, after_id, limit], entry)?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The organisation's entries about any of `targets`, oldest first.
+pub fn about(
+    conn: &Connection,
+    org_id: &str,
+    targets: &[String],
+) -> Result<Vec<AuditEntry>, StorageError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, at, actor_id, actor_role, action, target, detail, prev, mac FROM audit
+         WHERE org_id = ?1 AND target = ?2 ORDER BY id",
+    )?;
+    let mut out = Vec::new();
+    for target in targets {
+        let rows = stmt.query_map(params![org_id, target], entry)?;
+        for row in rows {
+            out.push(row?);
+        }
+    }
+    out.sort_by_key(|e| e.id);
+    Ok(out)
+}
+
+fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
+    Ok(AuditEntry {
+        id: r.get(0)?,
+        at: r.get(1)?,
+        actor_id: r.get(2)?,
+        actor_role: r.get(3)?,
+        action: r.get(4)?,
+        target: r.get(5)?,
+        detail: r.get(6)?,
+        prev: r.get(7)?,
+        mac: r.get(8)?,
+    })
 }

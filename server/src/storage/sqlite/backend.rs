@@ -231,6 +231,13 @@ impl Storage for Sqlite {
             .await
     }
 
+    async fn audit_about(&self, org_id: &str, targets: Vec<String>) -> Result<Vec<AuditEntry>> {
+        let org_id = org_id.to_owned();
+        self.store
+            .read(move |c| audit::about(c, &org_id, &targets))
+            .await
+    }
+
     async fn publish(&self, org_id: &str, form_id: &str, plan: PublishPlan) -> Result<Published> {
         let keys = self.keys.clone();
         let (org_id, form_id) = (org_id.to_owned(), form_id.to_owned());

@@ -44,3 +44,5 @@ CREATE TABLE audit_heads (
     mac     BYTEA NOT NULL,
     entries BIGINT NOT NULL
 );
+-- The processing record of a response: the audit entries about it.
+CREATE INDEX audit_target ON audit(org_id, target);

@@ -66,3 +66,5 @@ CREATE TABLE audit_heads (
     mac     BLOB NOT NULL,
     entries INTEGER NOT NULL
 ) STRICT;
+-- The processing record of a response: the audit entries about it.
+CREATE INDEX audit_target ON audit(org_id, target);
