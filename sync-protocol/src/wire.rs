@@ -539,9 +539,22 @@ mod tests {
                 hash: ByteBuf::from(vec![7; 32]),
                 reason: "it would break its document".into(),
             }],
+            notices: vec![
+                DocNotice {
+                    doc_id: Uuid::from_u128(10),
+                    kind: NoticeKind::Erased,
+                },
+                DocNotice {
+                    doc_id: Uuid::from_u128(11),
+                    kind: NoticeKind::Restricted,
+                },
+            ],
         };
         let back = PullResponse::from_cbor(&pull.to_cbor().expect("encodes"), &Limits::SYNC);
         assert_eq!(back, Ok(pull));
+        // A notice kind a newer server adds reads as Unknown, and the page still reads.
+        let newer: NoticeKind = serde_json::from_str("\"anonymised\"").expect("reads");
+        assert_eq!(newer, NoticeKind::Unknown);
 
         let resp = PushResponse {
             protocol: PROTOCOL_VERSION,

@@ -1,6 +1,8 @@
 //! End-to-end tests: the real `fieldsync-server` on 127.0.0.1 and the real `fieldsync` CLI,
 //! each test with its own server data directory and client homes.
 
+#[path = "e2e/audit_chain.rs"]
+mod audit_chain;
 #[path = "e2e/bad_input.rs"]
 mod bad_input;
 #[path = "e2e/bench.rs"]
@@ -21,6 +23,8 @@ mod killed_interview;
 mod offline;
 #[path = "e2e/readme.rs"]
 mod readme;
+#[path = "e2e/rights.rs"]
+mod rights;
 #[path = "e2e/secrets_at_rest.rs"]
 mod secrets_at_rest;
 #[path = "e2e/versions.rs"]

@@ -16,7 +16,7 @@ mod sync;
 
 pub use responses::{CreateBatch, LocalResponse, Prepared, ResponseFilter, ResponseRow};
 pub use surveys::LocalSurvey;
-pub use sync::{OutboxDoc, PullApplied, StatusReport};
+pub use sync::{Acknowledged, OutboxDoc, PullApplied, StatusReport};
 
 use std::cell::RefCell;
 use std::collections::HashMap;

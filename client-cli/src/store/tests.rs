@@ -24,6 +24,7 @@ fn page(docs: Vec<DocChanges>, surveys: Vec<SurveyUpdate>, cursor: u64) -> PullR
         cursor,
         more: false,
         refused: vec![],
+        notices: vec![],
     }
 }
 
@@ -141,7 +142,8 @@ fn create_edit_submit_push_and_acknowledge() {
             },
         })
         .collect();
-    assert_eq!(store.acknowledge(&out, &results).expect("ack"), (2, 0));
+    let ack = store.acknowledge(&out, &results).expect("ack");
+    assert_eq!((ack.stored, ack.rejected, ack.erased.len()), (2, 0, 0));
     assert!(store.outbox_batch(100, 1 << 20).expect("outbox").is_empty());
     assert_eq!(store.status_report().expect("status").pending_responses, 0);
     drop(store);

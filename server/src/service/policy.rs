@@ -247,10 +247,13 @@ mod tests {
             survey_id: survey.to_string(),
             owner_id: owner.into(),
             survey_version: 1,
+            restricted: false,
         };
         let device = caller(Role::Enumerator);
         let coordinator = caller(Role::Coordinator);
-        let admit = admit_push;
+        let admit = |c: &Caller, d: &DocChanges, s: Option<&StoredDoc>, g: Option<&SurveyGate>| {
+            admit_push(c, d, s, false, g)
+        };
 
         assert!(matches!(
             admit(&device, &doc(survey, 1), None, Some(&open)),
@@ -330,6 +333,30 @@ mod tests {
             code(admit(&coordinator, &survey_doc, None, Some(&open))),
             Some(ErrorCode::Forbidden)
         );
+
+        // Erased: refused with its own code, whoever pushes it, whatever the survey says.
+        for who in [&device, &coordinator] {
+            assert_eq!(
+                code(admit_push(who, &doc(survey, 1), None, true, Some(&open))),
+                Some(ErrorCode::Erased)
+            );
+        }
+        // Restricted: nothing new is stored, from anyone; repeats are still acknowledged.
+        let frozen = StoredDoc {
+            restricted: true,
+            ..stored("o", "p")
+        };
+        for who in [&device, &coordinator] {
+            match admit(who, &doc(survey, 1), Some(&frozen), Some(&open)) {
+                Admission::Existing {
+                    unless_new: Some(refusal),
+                } => assert_eq!(
+                    code(Admission::Refuse(refusal)),
+                    Some(ErrorCode::Restricted)
+                ),
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -195,7 +195,11 @@ async fn settle_all(db: &Db, verdict: impl Fn(usize) -> ChangeVerdict) {
             settled.push(Settlement::Done(Box::new((
                 item,
                 material,
-                Ok(Checked { verdicts, view }),
+                Ok(Checked {
+                    verdicts,
+                    view,
+                    subjects: Vec::new(),
+                }),
             ))));
         }
         db.settle(settled).await.expect("settle");
