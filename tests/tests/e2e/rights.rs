@@ -355,8 +355,9 @@ fn restriction_freezes_a_person_on_both_sides_and_lifts_cleanly() {
     // The device has not synced yet and edits; the server refuses the edit and keeps nothing
     // of it, the device keeps it waiting.
     device.ok(&["response", "edit", id, "--set", "comments=edited while restricted"]);
-    let report = device.sync();
-    assert!(report["rejected"].to_string().contains("restricted"), "{report}");
+    // Exit 6, as for any refused response: the edit waits on the device.
+    let out = device.json_code(&["sync"], 6);
+    assert!(out.stdout.contains("is restricted at the respondent's request"), "{}", out.describe());
     // Now both sides know: edits are refused with a clear message.
     let why = device.fails(&["response", "edit", id, "--set", "comments=again"], 6);
     assert!(why.contains("restricted"), "{why}");
