@@ -133,7 +133,10 @@ async fn purge_on_schedule(db: storage::Db, every: std::time::Duration) {
         ticks.tick().await;
         match service::rights::purge(&db, storage::now_ms(), "server").await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(erased = n, "retention purge erased responses past their period"),
+            Ok(n) => tracing::info!(
+                erased = n,
+                "retention purge erased responses past their period"
+            ),
             Err(e) => tracing::warn!(error = %e, "retention purge failed; it runs again later"),
         }
     }

@@ -297,9 +297,15 @@ fn purge(args: PurgeArgs) -> anyhow::Result<()> {
         if args.json {
             println!("{}", serde_json::json!({ "would_erase": due }));
         } else {
-            println!("{} response(s) are past their survey's retention period:", due.len());
+            println!(
+                "{} response(s) are past their survey's retention period:",
+                due.len()
+            );
             for d in &due {
-                println!("  {} (survey {}, organisation {})", d.doc_id, d.survey_id, d.org_id);
+                println!(
+                    "  {} (survey {}, organisation {})",
+                    d.doc_id, d.survey_id, d.org_id
+                );
             }
             println!("nothing was erased (dry run); run without --dry-run to erase them");
         }

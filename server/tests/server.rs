@@ -35,6 +35,9 @@ mod overload;
 #[path = "server/at_rest.rs"]
 mod at_rest;
 
+#[path = "server/rights.rs"]
+mod rights;
+
 #[path = "server/fuzz_replay.rs"]
 mod fuzz_replay;
 

@@ -72,7 +72,12 @@ mod tests {
 
     #[test]
     fn one_person_however_the_name_was_typed() {
-        let forms = [" Amina  BELLO ", "amina bello", "ＡＭＩＮＡ\tbello", "Amina\u{00a0}Bello"];
+        let forms = [
+            " Amina  BELLO ",
+            "amina bello",
+            "ＡＭＩＮＡ\tbello",
+            "Amina\u{00a0}Bello",
+        ];
         for f in forms {
             assert_eq!(normalize(f).as_deref(), Some("amina bello"), "{f:?}");
         }
@@ -98,7 +103,10 @@ mod tests {
                 "members": [{"member": "Musa Bello"}, {"member": " amina  bello"}, {}]}"#,
         )
         .expect("answers");
-        assert_eq!(identifiers(&survey, &answers), ["amina bello", "musa bello"]);
+        assert_eq!(
+            identifiers(&survey, &answers),
+            ["amina bello", "musa bello"]
+        );
     }
 
     #[test]
@@ -112,6 +120,9 @@ mod tests {
         }"#;
         let err = Survey::parse_json(def).expect_err("refused").to_string();
         assert!(err.contains("`maybe` is not yes or no"), "{err}");
-        assert!(err.contains("only a question with an answer can be identifying"), "{err}");
+        assert!(
+            err.contains("only a question with an answer can be identifying"),
+            "{err}"
+        );
     }
 }

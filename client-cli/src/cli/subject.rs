@@ -136,7 +136,8 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
         } => {
             let q = person.query(&client)?;
             if !yes {
-                let found: SubjectFound = client.send_json(Method::POST, "/v1/subjects/find", &q)?;
+                let found: SubjectFound =
+                    client.send_json(Method::POST, "/v1/subjects/find", &q)?;
                 if found.responses.is_empty() {
                     println!("no responses are held about this person; nothing to erase");
                     return Ok(0);
@@ -165,9 +166,13 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
             }
         }
         Command::Restrict(p) => changed(s, &client, "/v1/subjects/restrict", &p, "restricted")?,
-        Command::Unrestrict(p) => {
-            changed(s, &client, "/v1/subjects/unrestrict", &p, "no longer restricted")?
-        }
+        Command::Unrestrict(p) => changed(
+            s,
+            &client,
+            "/v1/subjects/unrestrict",
+            &p,
+            "no longer restricted",
+        )?,
         Command::OptOut(p) => listing(s, &client, "/v1/subjects/opt-out", &p)?,
         Command::OptIn(p) => listing(s, &client, "/v1/subjects/opt-in", &p)?,
     }
@@ -284,7 +289,13 @@ fn write_export(export: &SubjectExport, json: &Path, csv_path: &Path) -> anyhow:
             let mut flat = Vec::new();
             flatten("", &view.answers, &mut flat);
             for (name, value) in flat {
-                row("answer", &name, &value, format_ms(view.updated_at), &view.author_device)?;
+                row(
+                    "answer",
+                    &name,
+                    &value,
+                    format_ms(view.updated_at),
+                    &view.author_device,
+                )?;
             }
         }
         if let Some(why) = &r.unreadable {

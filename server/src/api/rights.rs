@@ -28,7 +28,9 @@ pub async fn export(
     caller: Caller,
     Json(q): Json<SubjectQuery>,
 ) -> Result<axum::Json<SubjectExport>, ApiError> {
-    Ok(axum::Json(service::rights::export(&state, &caller, q).await?))
+    Ok(axum::Json(
+        service::rights::export(&state, &caller, q).await?,
+    ))
 }
 
 /// `POST /v1/subjects/erase`.

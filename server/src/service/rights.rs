@@ -189,7 +189,10 @@ pub async fn erase(
 ) -> Result<SubjectChanged, ApiError> {
     admin_only(caller, "erase a person's data")?;
     let reason = reason.trim();
-    if reason.is_empty() || reason.chars().count() > MAX_REASON || reason.chars().any(char::is_control) {
+    if reason.is_empty()
+        || reason.chars().count() > MAX_REASON
+        || reason.chars().any(char::is_control)
+    {
         return Err(ApiError::Invalid(format!(
             "give a reason of 1 to {MAX_REASON} printable characters (for example \"erasure request of 2026-11-30, ticket 4411\")"
         )));
@@ -244,7 +247,10 @@ pub async fn restrict(
         )
         .await?;
     Ok(SubjectChanged {
-        responses: changed.iter().map(|id| uuid(id)).collect::<Result<_, _>>()?,
+        responses: changed
+            .iter()
+            .map(|id| uuid(id))
+            .collect::<Result<_, _>>()?,
         found: found.len() as u32,
     })
 }
@@ -258,7 +264,11 @@ pub async fn do_not_contact(
 ) -> Result<DoNotContact, ApiError> {
     admin_only(caller, "change the do-not-contact list")?;
     let hash = subject_hash(&state.db, &state.keys, caller, &q.value).await?;
-    let action = if listed { "subject_opt_out" } else { "subject_opt_in" };
+    let action = if listed {
+        "subject_opt_out"
+    } else {
+        "subject_opt_in"
+    };
     let changed = state
         .db
         .set_do_not_contact(&caller.org_id, hash, listed, AuditEvent::by(caller, action))
@@ -363,7 +373,10 @@ pub async fn purge(db: &Db, now: i64, actor: &str) -> Result<u64, StorageError> 
         }
         let mut by_org: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for e in &batch {
-            by_org.entry(e.org_id.clone()).or_default().push(e.doc_id.clone());
+            by_org
+                .entry(e.org_id.clone())
+                .or_default()
+                .push(e.doc_id.clone());
         }
         let mut erased_now = 0;
         for (org_id, ids) in by_org {
@@ -376,7 +389,10 @@ pub async fn purge(db: &Db, now: i64, actor: &str) -> Result<u64, StorageError> 
                 target: None,
                 detail: Some(count(n)),
             };
-            erased_now += db.erase(&org_id, ids, ErasureCause::Retention, audit).await?.len();
+            erased_now += db
+                .erase(&org_id, ids, ErasureCause::Retention, audit)
+                .await?
+                .len();
         }
         total += erased_now as u64;
         if erased_now == 0 || batch.len() < PURGE_BATCH as usize {

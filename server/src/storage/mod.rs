@@ -16,8 +16,8 @@ pub mod sqlite;
 mod summary;
 
 pub(crate) use page::{Page, open_change};
-pub(crate) use rights::{ChainCheck, Sealable, chain_key, chain_of};
 pub use rights::{AuditHead, ChainReport, ErasureCause, Expired, SubjectResponse};
+pub(crate) use rights::{ChainCheck, Sealable, chain_key, chain_of};
 pub use summary::Summary;
 pub(crate) use summary::{decode_summary, list_item, unreadable_because};
 
@@ -329,8 +329,7 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         audit: AuditEvent,
     ) -> Result<bool>;
     /// Which of `subjects` are on the do-not-contact list.
-    async fn do_not_contact(&self, org_id: &str, subjects: Vec<[u8; 32]>)
-    -> Result<Vec<[u8; 32]>>;
+    async fn do_not_contact(&self, org_id: &str, subjects: Vec<[u8; 32]>) -> Result<Vec<[u8; 32]>>;
     /// Set how long a survey's responses are kept (`None`: until erased); false if no such
     /// survey.
     async fn set_retention(

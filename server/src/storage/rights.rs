@@ -196,10 +196,7 @@ impl<'a> ChainCheck<'a> {
             return false;
         }
         if Sealable::entry(self.org_id, e).mac(&self.key, prev) != *mac {
-            self.report.problem = Some(format!(
-                "entry {} was changed after it was recorded",
-                e.id
-            ));
+            self.report.problem = Some(format!("entry {} was changed after it was recorded", e.id));
             return false;
         }
         self.prev = mac.clone();

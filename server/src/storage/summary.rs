@@ -76,4 +76,3 @@ pub struct Summary {
     #[serde(skip)]
     pub restricted: bool,
 }
-

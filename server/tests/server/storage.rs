@@ -30,9 +30,9 @@ use crate::common::{TestDb, fixture, test_databases};
 const REGION: &str = "eu-central";
 
 /// A fresh, empty database of one backend, and what keeps it alive.
-struct Fresh {
-    db: Db,
-    keys: Arc<KeyRing>,
+pub(crate) struct Fresh {
+    pub(crate) db: Db,
+    pub(crate) keys: Arc<KeyRing>,
     _dir: tempfile::TempDir,
 }
 
@@ -53,10 +53,10 @@ impl Fresh {
 }
 
 /// An organisation with an admin (logged in) and a coordinator caller.
-struct World {
-    fresh: Fresh,
-    org_id: String,
-    admin: Caller,
+pub(crate) struct World {
+    pub(crate) fresh: Fresh,
+    pub(crate) org_id: String,
+    pub(crate) admin: Caller,
 }
 
 impl World {
@@ -78,12 +78,17 @@ impl World {
         }
     }
 
-    fn db(&self) -> &Db {
+    pub(crate) fn db(&self) -> &Db {
         &self.fresh.db
     }
 
     /// A member of `role` with a session: the caller, and its token.
-    async fn member(&self, role: Role, name: &str, surveys: &[Uuid]) -> (Caller, String) {
+    pub(crate) async fn member(
+        &self,
+        role: Role,
+        name: &str,
+        surveys: &[Uuid],
+    ) -> (Caller, String) {
         let id = Uuid::new_v4().to_string();
         let kind = if role == Role::Enumerator {
             CredentialKind::Device
@@ -114,7 +119,7 @@ impl World {
         (caller, token)
     }
 
-    async fn publish(&self) -> Uuid {
+    pub(crate) async fn publish(&self) -> Uuid {
         let text = fixture("surveys/household-v1.json");
         service::surveys::publish(self.db(), &self.admin, &text)
             .await
@@ -124,7 +129,7 @@ impl World {
 }
 
 /// Run `scenario` on a fresh world of every backend.
-async fn each_backend<F, Fut>(scenario: F)
+pub(crate) async fn each_backend<F, Fut>(scenario: F)
 where
     F: Fn(&'static str, World) -> Fut,
     Fut: std::future::Future<Output = ()>,
@@ -134,7 +139,7 @@ where
     }
 }
 
-fn changes(doc: Uuid, survey: Uuid, n: u8) -> VerifiedDoc {
+pub(crate) fn changes(doc: Uuid, survey: Uuid, n: u8) -> VerifiedDoc {
     let bytes: Vec<ByteBuf> = (0..n)
         .map(|i| ByteBuf::from(format!("{doc} change {i}").into_bytes()))
         .collect();
@@ -154,7 +159,7 @@ fn changes(doc: Uuid, survey: Uuid, n: u8) -> VerifiedDoc {
     }
 }
 
-fn stored(outcome: &PushOutcome) -> (u32, u32) {
+pub(crate) fn stored(outcome: &PushOutcome) -> (u32, u32) {
     match outcome {
         PushOutcome::Stored { new, duplicate } => (*new, *duplicate),
         other => panic!("not stored: {other:?}"),

@@ -10,7 +10,8 @@ use crate::rights::{Api, collect};
 fn server_db(w: &World) -> rusqlite::Connection {
     let db = rusqlite::Connection::open(w.server.data_dir().join("fieldsync.sqlite"))
         .expect("open the server database");
-    db.busy_timeout(std::time::Duration::from_secs(10)).expect("busy timeout");
+    db.busy_timeout(std::time::Duration::from_secs(10))
+        .expect("busy timeout");
     db
 }
 
@@ -32,7 +33,18 @@ fn verify(w: &World) -> Result<u64, String> {
     }
 }
 
-type Row = (i64, Option<String>, i64, Option<String>, Option<String>, String, Option<String>, Option<String>, Option<Vec<u8>>, Option<Vec<u8>>);
+type Row = (
+    i64,
+    Option<String>,
+    i64,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+);
 
 fn row(db: &rusqlite::Connection, id: i64) -> Row {
     db.query_row(
@@ -73,21 +85,47 @@ fn a_chain_of_a_thousand_entries_verifies_and_any_change_or_removal_is_detected(
     let api = Api::new(&w, "admin");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while w.admin.json(&["subject", "find", person])["responses"] == json!([]) {
-        assert!(std::time::Instant::now() < deadline, "the response was never indexed");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the response was never indexed"
+        );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     let out = w.out_path("person.json");
-    w.admin.ok(&["subject", "export", person, "--out", out.to_str().expect("utf-8")]);
+    w.admin.ok(&[
+        "subject",
+        "export",
+        person,
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
     for args in [
         vec!["subject", "restrict", person],
         vec!["subject", "unrestrict", person],
         vec!["subject", "opt-out", person],
-        vec!["subject", "erase", person, "--reason", "request by letter", "--yes"],
+        vec![
+            "subject",
+            "erase",
+            person,
+            "--reason",
+            "request by letter",
+            "--yes",
+        ],
     ] {
         w.admin.ok(&args);
     }
     // A reason naming the person is refused: the log must never hold it.
-    let why = w.admin.fails(&["subject", "erase", person, "--reason", &format!("asked by {person}"), "--yes"], 6);
+    let why = w.admin.fails(
+        &[
+            "subject",
+            "erase",
+            person,
+            "--reason",
+            &format!("asked by {person}"),
+            "--yes",
+        ],
+        6,
+    );
     assert!(why.contains("identifier"), "{why}");
     // Make the chain long.
     for i in 0..1000 {
@@ -115,21 +153,38 @@ fn a_chain_of_a_thousand_entries_verifies_and_any_change_or_removal_is_detected(
         .join("\n")
         .to_lowercase();
     assert_eq!(everything.matches(&sentinel.to_lowercase()).count(), 0);
-    assert_eq!(everything.matches("wanjiku").count(), 0, "the subject is named in the log");
-    assert!(everything.contains("subject_erase"), "the erasure is audited");
+    assert_eq!(
+        everything.matches("wanjiku").count(),
+        0,
+        "the subject is named in the log"
+    );
+    assert!(
+        everything.contains("subject_erase"),
+        "the erasure is audited"
+    );
 
-    let (first, middle, last) = (org_ids[0], org_ids[org_ids.len() / 2], *org_ids.last().expect("entries"));
+    let (first, middle, last) = (
+        org_ids[0],
+        org_ids[org_ids.len() / 2],
+        *org_ids.last().expect("entries"),
+    );
     for id in [first, middle, last] {
         // Changed: detected and named.
         let original = row(&db, id);
-        db.execute("UPDATE audit SET detail = 'nothing happened' WHERE id = ?1", [id]).expect("tamper");
+        db.execute(
+            "UPDATE audit SET detail = 'nothing happened' WHERE id = ?1",
+            [id],
+        )
+        .expect("tamper");
         let problem = verify(&w).expect_err("a changed entry is detected");
         assert!(problem.contains(&id.to_string()), "{problem}");
-        db.execute("DELETE FROM audit WHERE id = ?1", [id]).expect("undo");
+        db.execute("DELETE FROM audit WHERE id = ?1", [id])
+            .expect("undo");
         put_back(&db, &original);
         verify(&w).expect("restored");
         // Removed: detected.
-        db.execute("DELETE FROM audit WHERE id = ?1", [id]).expect("remove");
+        db.execute("DELETE FROM audit WHERE id = ?1", [id])
+            .expect("remove");
         let problem = verify(&w).expect_err("a removed entry is detected");
         assert!(problem.contains("removed"), "{problem}");
         put_back(&db, &original);
@@ -137,8 +192,16 @@ fn a_chain_of_a_thousand_entries_verifies_and_any_change_or_removal_is_detected(
     }
     // Two entries swapped in place (ids kept) break the chain too.
     let (a, b) = (row(&db, org_ids[10]), row(&db, org_ids[11]));
-    db.execute("UPDATE audit SET detail = ?2, action = ?3, at = ?4 WHERE id = ?1", rusqlite::params![a.0, b.7, b.5, b.2]).expect("swap");
-    db.execute("UPDATE audit SET detail = ?2, action = ?3, at = ?4 WHERE id = ?1", rusqlite::params![b.0, a.7, a.5, a.2]).expect("swap");
+    db.execute(
+        "UPDATE audit SET detail = ?2, action = ?3, at = ?4 WHERE id = ?1",
+        rusqlite::params![a.0, b.7, b.5, b.2],
+    )
+    .expect("swap");
+    db.execute(
+        "UPDATE audit SET detail = ?2, action = ?3, at = ?4 WHERE id = ?1",
+        rusqlite::params![b.0, a.7, a.5, a.2],
+    )
+    .expect("swap");
     if (a.5.clone(), a.7.clone(), a.2) != (b.5.clone(), b.7.clone(), b.2) {
         verify(&w).expect_err("reordered entries are detected");
     }

@@ -12,8 +12,16 @@ use serde_json::{Value, json};
 
 /// Collect one response per answers set on `device` from a file; returns their ids.
 pub fn collect(w: &World, device: &Client, survey: &str, rows: &[data::Answers]) -> Vec<String> {
-    let file = w.file(&format!("{survey}-{}.jsonl", uuid::Uuid::new_v4()), &jsonl(rows));
-    let stored = device.json(&["collect", survey, "--answers", file.to_str().expect("utf-8")]);
+    let file = w.file(
+        &format!("{survey}-{}.jsonl", uuid::Uuid::new_v4()),
+        &jsonl(rows),
+    );
+    let stored = device.json(&[
+        "collect",
+        survey,
+        "--answers",
+        file.to_str().expect("utf-8"),
+    ]);
     assert_eq!(stored["invalid"], json!([]), "{stored}");
     stored["ids"]
         .as_array()
@@ -108,7 +116,14 @@ pub struct Api {
 
 impl Api {
     pub fn new(w: &World, role: &str) -> Api {
-        let token = w.admin.ok(&["member", "add", &format!("api {role}"), "--role", role, "--quiet"]);
+        let token = w.admin.ok(&[
+            "member",
+            "add",
+            &format!("api {role}"),
+            "--role",
+            role,
+            "--quiet",
+        ]);
         let http = reqwest::blocking::Client::new();
         let base = w.server.url();
         let grant: Value = http
@@ -150,7 +165,10 @@ impl Api {
     pub fn wait_listed(&self, survey_id: &str, n: usize) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         while self.listed(survey_id).0.len() != n {
-            assert!(std::time::Instant::now() < deadline, "never listed {n} responses");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never listed {n} responses"
+            );
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
     }
@@ -159,7 +177,10 @@ impl Api {
     pub fn listed(&self, survey_id: &str) -> (BTreeSet<String>, BTreeSet<String>) {
         let page = self.get(&format!("/v1/surveys/{survey_id}/responses"));
         let items = page["items"].as_array().cloned().unwrap_or_default();
-        let ids = items.iter().filter_map(|r| r["id"].as_str().map(str::to_owned)).collect();
+        let ids = items
+            .iter()
+            .filter_map(|r| r["id"].as_str().map(str::to_owned))
+            .collect();
         let restricted = items
             .iter()
             .filter(|r| r["restricted"] == json!(true))
@@ -181,16 +202,29 @@ fn access_finds_and_exports_a_person_across_surveys_and_versions_and_no_one_else
     );
     device.sync();
     let person = "Grace Achieng";
-    let mut mine = collect(&w, &device, "household_survey", &[household(person, "v1 visit")]);
+    let mut mine = collect(
+        &w,
+        &device,
+        "household_survey",
+        &[household(person, "v1 visit")],
+    );
     let others = collect(
         &w,
         &device,
         "household_survey",
-        &[household("Joseph Mwangi", "neighbour"), household("Grace Achieng Otieno", "a different person")],
+        &[
+            household("Joseph Mwangi", "neighbour"),
+            household("Grace Achieng Otieno", "a different person"),
+        ],
     );
     let mut facility = data::case("health-facility.json", "valid_complete");
     facility.insert("incharge_name".into(), "  grace ACHIENG ".into());
-    mine.extend(collect(&w, &device, "health_facility_assessment", &[facility]));
+    mine.extend(collect(
+        &w,
+        &device,
+        "health_facility_assessment",
+        &[facility],
+    ));
     device.sync();
     // A second version of the household survey; the person answers it too.
     w.publish("household-v2.json");
@@ -202,7 +236,11 @@ fn access_finds_and_exports_a_person_across_surveys_and_versions_and_no_one_else
     let mine: BTreeSet<String> = mine.into_iter().collect();
 
     let found = w.admin.json(&["subject", "find", "grace achieng"]);
-    assert_eq!(ids_of(&found), mine, "every response of the person, and only theirs: {found}");
+    assert_eq!(
+        ids_of(&found),
+        mine,
+        "every response of the person, and only theirs: {found}"
+    );
     let versions: BTreeSet<i64> = found["responses"]
         .as_array()
         .expect("responses")
@@ -211,52 +249,114 @@ fn access_finds_and_exports_a_person_across_surveys_and_versions_and_no_one_else
         .collect();
     assert_eq!(versions, BTreeSet::from([1, 2]), "{found}");
     // One survey only.
-    let one = w.admin.json(&["subject", "find", person, "--survey", "health_facility_assessment"]);
+    let one = w.admin.json(&[
+        "subject",
+        "find",
+        person,
+        "--survey",
+        "health_facility_assessment",
+    ]);
     assert_eq!(ids_of(&one).len(), 1, "{one}");
 
     let out = w.out_path("grace.json");
-    w.admin.ok(&["subject", "export", person, "--out", out.to_str().expect("utf-8")]);
+    w.admin.ok(&[
+        "subject",
+        "export",
+        person,
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
     let export: Value =
-        serde_json::from_str(&std::fs::read_to_string(&out).expect("export written")).expect("json");
+        serde_json::from_str(&std::fs::read_to_string(&out).expect("export written"))
+            .expect("json");
     let exported: BTreeSet<String> = export["responses"]
         .as_array()
         .expect("responses")
         .iter()
-        .map(|r| r["response"]["response_id"].as_str().expect("id").to_owned())
+        .map(|r| {
+            r["response"]["response_id"]
+                .as_str()
+                .expect("id")
+                .to_owned()
+        })
         .collect();
-    assert_eq!(exported, mine, "the export covers every response of the person");
+    assert_eq!(
+        exported, mine,
+        "the export covers every response of the person"
+    );
     for r in export["responses"].as_array().expect("responses") {
-        assert!(r["view"]["answers"].is_object(), "answers are exported: {r}");
+        assert!(
+            r["view"]["answers"].is_object(),
+            "answers are exported: {r}"
+        );
     }
     let csv = std::fs::read_to_string(out.with_extension("csv")).expect("csv written");
     for text in [export.to_string(), csv.clone()] {
-        for other in ["Joseph Mwangi", "Grace Achieng Otieno", "neighbour", "a different person"] {
-            assert!(!text.contains(other), "another person's data ({other}) was exported");
+        for other in [
+            "Joseph Mwangi",
+            "Grace Achieng Otieno",
+            "neighbour",
+            "a different person",
+        ] {
+            assert!(
+                !text.contains(other),
+                "another person's data ({other}) was exported"
+            );
         }
         for id in &others {
-            assert!(!text.contains(id.as_str()), "another response ({id}) was exported");
+            assert!(
+                !text.contains(id.as_str()),
+                "another response ({id}) was exported"
+            );
         }
     }
-    assert!(csv.contains("v1 visit"), "the CSV holds the answers:\n{csv}");
+    assert!(
+        csv.contains("v1 visit"),
+        "the CSV holds the answers:\n{csv}"
+    );
     // Audited, without the identifier.
     let audit = w.admin.json(&["audit", "list"]).to_string();
-    assert!(audit.contains("subject_export") && audit.contains("subject_find"), "{audit}");
-    assert!(!audit.to_lowercase().contains("achieng"), "the audit log names the person: {audit}");
+    assert!(
+        audit.contains("subject_export") && audit.contains("subject_find"),
+        "{audit}"
+    );
+    assert!(
+        !audit.to_lowercase().contains("achieng"),
+        "the audit log names the person: {audit}"
+    );
 }
 
 #[test]
 fn erasure_leaves_nothing_readable_anywhere_and_cannot_be_undone_by_a_device() {
     let w = World::start();
-    let survey = w.publish("household-v1.json")["survey_id"].as_str().expect("id").to_owned();
+    let survey = w.publish("household-v1.json")["survey_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     let api = Api::new(&w, "admin");
     let (device, _) = w.enumerator("tablet-1", "Amina Odhiambo", &["household_survey"]);
     let (late, _) = w.enumerator("tablet-2", "Brian Kip", &["household_survey"]);
     let (coordinator, _) = w.member("coordinator", "Cora Njeri", "coordinator");
     let sentinel = format!("Erase{}Me", uuid::Uuid::new_v4().simple());
     let person = "Peter Otieno";
-    let on_device = collect(&w, &device, "household_survey", &[household(person, &sentinel)]);
-    let on_late = collect(&w, &late, "household_survey", &[household(person, &sentinel)]);
-    let kept = collect(&w, &device, "household_survey", &[household("Ruth Wambui", "stays")]);
+    let on_device = collect(
+        &w,
+        &device,
+        "household_survey",
+        &[household(person, &sentinel)],
+    );
+    let on_late = collect(
+        &w,
+        &late,
+        "household_survey",
+        &[household(person, &sentinel)],
+    );
+    let kept = collect(
+        &w,
+        &device,
+        "household_survey",
+        &[household("Ruth Wambui", "stays")],
+    );
     device.sync();
     late.sync();
     api.wait_listed(&survey, 3);
@@ -267,22 +367,53 @@ fn erasure_leaves_nothing_readable_anywhere_and_cannot_be_undone_by_a_device() {
     // server, and the sealed copies on each device.
     let mut server_secrets = Vec::new();
     for id in &erased {
-        server_secrets.extend(server_blobs(&w, "SELECT wrapped_key FROM docs WHERE id = ?1", id));
-        server_secrets.extend(server_blobs(&w, "SELECT payload FROM changes WHERE doc_id = ?1", id));
-        server_secrets.extend(server_blobs(&w, "SELECT summary FROM response_index WHERE doc_id = ?1", id));
+        server_secrets.extend(server_blobs(
+            &w,
+            "SELECT wrapped_key FROM docs WHERE id = ?1",
+            id,
+        ));
+        server_secrets.extend(server_blobs(
+            &w,
+            "SELECT payload FROM changes WHERE doc_id = ?1",
+            id,
+        ));
+        server_secrets.extend(server_blobs(
+            &w,
+            "SELECT summary FROM response_index WHERE doc_id = ?1",
+            id,
+        ));
     }
-    assert!(server_secrets.len() >= 6, "the test found the server's rows");
-    assert!(!files_holding(w.server.data_dir(), &server_secrets).is_empty(), "the probe works");
+    assert!(
+        server_secrets.len() >= 6,
+        "the test found the server's rows"
+    );
+    assert!(
+        !files_holding(w.server.data_dir(), &server_secrets).is_empty(),
+        "the probe works"
+    );
     let device_secrets = client_blobs(&device, &on_device[0]);
-    let coordinator_secrets: Vec<Vec<u8>> =
-        erased.iter().flat_map(|id| client_blobs(&coordinator, id)).collect();
+    let coordinator_secrets: Vec<Vec<u8>> = erased
+        .iter()
+        .flat_map(|id| client_blobs(&coordinator, id))
+        .collect();
     assert!(!device_secrets.is_empty() && coordinator_secrets.len() >= 2);
 
     // The device that was offline edits its copy meanwhile.
-    late.ok(&["response", "edit", &on_late[0], "--set", "comments=edited offline"]);
+    late.ok(&[
+        "response",
+        "edit",
+        &on_late[0],
+        "--set",
+        "comments=edited offline",
+    ]);
 
     let out = w.admin.json(&[
-        "subject", "erase", person, "--reason", "erasure request 2026-12-01, ticket 7", "--yes",
+        "subject",
+        "erase",
+        person,
+        "--reason",
+        "erasure request 2026-12-01, ticket 7",
+        "--yes",
     ]);
     let gone: BTreeSet<String> = out["responses"]
         .as_array()
@@ -294,11 +425,18 @@ fn erasure_leaves_nothing_readable_anywhere_and_cannot_be_undone_by_a_device() {
 
     // The server: nothing left in any file (database, WAL, anything), with the server running.
     let leaks = files_holding(w.server.data_dir(), &server_secrets);
-    assert!(leaks.is_empty(), "erased keys or ciphertext remain in {leaks:?}");
+    assert!(
+        leaks.is_empty(),
+        "erased keys or ciphertext remain in {leaks:?}"
+    );
     assert!(data::files_containing(w.server.data_dir(), &sentinel).is_empty());
     assert!(w.admin.json(&["subject", "find", person])["responses"] == json!([]));
     let rows = w.export_rows("household_survey");
-    assert_eq!(rows.len(), 1, "only the other person's response is exported: {rows:?}");
+    assert_eq!(
+        rows.len(),
+        1,
+        "only the other person's response is exported: {rows:?}"
+    );
     assert!(!rows[0].to_string().contains(&sentinel));
     assert_eq!(api.listed(&survey).0, kept.iter().cloned().collect());
 
@@ -308,17 +446,31 @@ fn erasure_leaves_nothing_readable_anywhere_and_cannot_be_undone_by_a_device() {
         (&coordinator, &coordinator_secrets, &on_device[0]),
     ] {
         let report = client.sync();
-        assert!(report["erased"].to_string().contains(id.as_str()), "{report}");
+        assert!(
+            report["erased"].to_string().contains(id.as_str()),
+            "{report}"
+        );
         let leaks = files_holding(client.home(), secrets);
-        assert!(leaks.is_empty(), "{}: an erased copy remains in {leaks:?}", client.home().display());
+        assert!(
+            leaks.is_empty(),
+            "{}: an erased copy remains in {leaks:?}",
+            client.home().display()
+        );
         client.fails(&["response", "show", id], 7);
     }
 
     // The offline device pushes its edit: refused, nothing stored, its copy deleted too.
     let late_secrets = client_blobs(&late, &on_late[0]);
     let report = late.sync();
-    assert!(report["erased"].to_string().contains(on_late[0].as_str()), "{report}");
-    assert_eq!(report["rejected"], json!([]), "an erasure is not an error to act on: {report}");
+    assert!(
+        report["erased"].to_string().contains(on_late[0].as_str()),
+        "{report}"
+    );
+    assert_eq!(
+        report["rejected"],
+        json!([]),
+        "an erasure is not an error to act on: {report}"
+    );
     assert!(files_holding(late.home(), &late_secrets).is_empty());
     late.fails(&["response", "show", &on_late[0]], 7);
     for id in &erased {
@@ -329,7 +481,12 @@ fn erasure_leaves_nothing_readable_anywhere_and_cannot_be_undone_by_a_device() {
 
     // After the deletions, the coordinator (whose cursor is past the erased rows) still
     // receives every later change.
-    let later = collect(&w, &device, "household_survey", &[household("Ann Mutua", "after")]);
+    let later = collect(
+        &w,
+        &device,
+        "household_survey",
+        &[household("Ann Mutua", "after")],
+    );
     device.sync();
     coordinator.sync();
     coordinator.ok(&["response", "show", &later[0]]);
@@ -338,13 +495,21 @@ fn erasure_leaves_nothing_readable_anywhere_and_cannot_be_undone_by_a_device() {
 #[test]
 fn restriction_freezes_a_person_on_both_sides_and_lifts_cleanly() {
     let w = World::start();
-    let survey = w.publish("household-v1.json")["survey_id"].as_str().expect("id").to_owned();
+    let survey = w.publish("household-v1.json")["survey_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     let admin_api = Api::new(&w, "admin");
     let coordinator_api = Api::new(&w, "coordinator");
     let (device, _) = w.enumerator("tablet-1", "Amina Odhiambo", &["household_survey"]);
     let (coordinator, _) = w.member("coordinator", "Cora Njeri", "coordinator");
     let person = "Halima Yusuf";
-    let ids = collect(&w, &device, "household_survey", &[household(person, "first visit")]);
+    let ids = collect(
+        &w,
+        &device,
+        "household_survey",
+        &[household(person, "first visit")],
+    );
     let id = &ids[0];
     device.sync();
     coordinator.sync();
@@ -354,10 +519,21 @@ fn restriction_freezes_a_person_on_both_sides_and_lifts_cleanly() {
     assert_eq!(out["responses"], json!([id]), "{out}");
     // The device has not synced yet and edits; the server refuses the edit and keeps nothing
     // of it, the device keeps it waiting.
-    device.ok(&["response", "edit", id, "--set", "comments=edited while restricted"]);
+    device.ok(&[
+        "response",
+        "edit",
+        id,
+        "--set",
+        "comments=edited while restricted",
+    ]);
     // Exit 6, as for any refused response: the edit waits on the device.
     let out = device.json_code(&["sync"], 6);
-    assert!(out.stdout.contains("is restricted at the respondent's request"), "{}", out.describe());
+    assert!(
+        out.stdout
+            .contains("is restricted at the respondent's request"),
+        "{}",
+        out.describe()
+    );
     // Now both sides know: edits are refused with a clear message.
     let why = device.fails(&["response", "edit", id, "--set", "comments=again"], 6);
     assert!(why.contains("restricted"), "{why}");
@@ -377,8 +553,14 @@ fn restriction_freezes_a_person_on_both_sides_and_lifts_cleanly() {
     assert_eq!(report["rejected"], json!([]), "{report}");
     let rows = w.export_rows("household_survey");
     assert_eq!(rows.len(), 1, "{rows:?}");
-    assert!(rows[0].to_string().contains("edited while restricted"), "{rows:?}");
-    assert_eq!(coordinator_api.listed(&survey), (BTreeSet::from([id.clone()]), BTreeSet::new()));
+    assert!(
+        rows[0].to_string().contains("edited while restricted"),
+        "{rows:?}"
+    );
+    assert_eq!(
+        coordinator_api.listed(&survey),
+        (BTreeSet::from([id.clone()]), BTreeSet::new())
+    );
     coordinator.sync();
     coordinator.ok(&["response", "edit", id, "--set", "comments=reviewed"]);
 }
@@ -386,7 +568,10 @@ fn restriction_freezes_a_person_on_both_sides_and_lifts_cleanly() {
 #[test]
 fn retention_purges_responses_past_their_period_as_erasure_does() {
     let w = World::start();
-    let survey = w.publish("household-v1.json")["survey_id"].as_str().expect("id").to_owned();
+    let survey = w.publish("household-v1.json")["survey_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     let api = Api::new(&w, "admin");
     let (device, _) = w.enumerator("tablet-1", "Amina Odhiambo", &["household_survey"]);
     let ids = collect(
@@ -402,16 +587,26 @@ fn retention_purges_responses_past_their_period_as_erasure_does() {
     ]
     .concat();
     let device_secrets = client_blobs(&device, &ids[0]);
-    w.admin.ok(&["survey", "retention", "household_survey", "2s"]);
+    w.admin
+        .ok(&["survey", "retention", "household_survey", "2s"]);
     std::thread::sleep(std::time::Duration::from_millis(2500));
-    let fresh = collect(&w, &device, "household_survey", &[household("New Respondent", "fresh")]);
+    let fresh = collect(
+        &w,
+        &device,
+        "household_survey",
+        &[household("New Respondent", "fresh")],
+    );
     device.sync();
     api.wait_listed(&survey, 2);
 
     let data_dir = w.server.data_dir().to_str().expect("utf-8").to_owned();
     let dry = server_command(&["admin", "purge", "--dry-run", "--json", "--data", &data_dir]);
     assert_eq!(dry.code, Some(0), "{}", dry.describe());
-    assert!(dry.stdout.contains(&ids[0]) && !dry.stdout.contains(&fresh[0]), "{}", dry.stdout);
+    assert!(
+        dry.stdout.contains(&ids[0]) && !dry.stdout.contains(&fresh[0]),
+        "{}",
+        dry.stdout
+    );
     assert_eq!(api.listed(&survey).0.len(), 2, "a dry run erases nothing");
 
     let run = server_command(&["admin", "purge", "--json", "--data", &data_dir]);

@@ -15,9 +15,10 @@ use super::rows::{
 use super::{Postgres, big, small};
 use crate::auth::Caller;
 use crate::storage::{
-    AuditEntry, AuditEvent, AuditHead, DocMaterial, ErasureCause, Expired, SubjectResponse, NewCredential, NewOrg, NewPrincipal, Org, Principal,
-    PublishPlan, PullQuery, Pushed, Queued, Redeem, Redeemed, ResponseQuery, Result, Settlement,
-    Storage, StorageError, Summary, SurveyHead, VerifiedDoc, now_ms,
+    AuditEntry, AuditEvent, AuditHead, DocMaterial, ErasureCause, Expired, NewCredential, NewOrg,
+    NewPrincipal, Org, Principal, PublishPlan, PullQuery, Pushed, Queued, Redeem, Redeemed,
+    ResponseQuery, Result, Settlement, Storage, StorageError, SubjectResponse, Summary, SurveyHead,
+    VerifiedDoc, now_ms,
 };
 
 impl Postgres {
@@ -583,11 +584,7 @@ impl Storage for Postgres {
             .await
     }
 
-    async fn do_not_contact(
-        &self,
-        org_id: &str,
-        subjects: Vec<[u8; 32]>,
-    ) -> Result<Vec<[u8; 32]>> {
+    async fn do_not_contact(&self, org_id: &str, subjects: Vec<[u8; 32]>) -> Result<Vec<[u8; 32]>> {
         self.listed_do_not_contact(org_id, &subjects).await
     }
 

@@ -161,7 +161,11 @@ impl Postgres {
             .map(|r| r.try_get(0))
             .collect::<Result<_, _>>()?;
         changed.sort();
-        let kind = if restricted { "restricted" } else { "unrestricted" };
+        let kind = if restricted {
+            "restricted"
+        } else {
+            "unrestricted"
+        };
         notices(&tx, org_id, &changed, kind).await?;
         record(&tx, &self.keys, audit).await?;
         tx.commit().await?;

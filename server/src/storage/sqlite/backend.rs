@@ -12,9 +12,10 @@ use super::{Store, audit, orgs, principals, responses, rights, surveys, sync};
 use crate::auth::Caller;
 use crate::keys::KeyRing;
 use crate::storage::{
-    AuditEntry, AuditEvent, AuditHead, DocMaterial, ErasureCause, Expired, SubjectResponse, NewCredential, NewOrg, NewPrincipal, Org, Principal,
-    PublishPlan, PullQuery, Pushed, Queued, Redeem, Redeemed, ResponseQuery, Result, Settlement,
-    Storage, StorageError, Summary, VerifiedDoc,
+    AuditEntry, AuditEvent, AuditHead, DocMaterial, ErasureCause, Expired, NewCredential, NewOrg,
+    NewPrincipal, Org, Principal, PublishPlan, PullQuery, Pushed, Queued, Redeem, Redeemed,
+    ResponseQuery, Result, Settlement, Storage, StorageError, SubjectResponse, Summary,
+    VerifiedDoc,
 };
 
 /// The embedded SQLite backend: one database file.
@@ -221,7 +222,9 @@ impl Storage for Sqlite {
 
     async fn record_audit(&self, event: AuditEvent) -> Result<()> {
         let keys = self.keys.clone();
-        self.store.write(move |tx| audit::record(tx, &keys, &event)).await
+        self.store
+            .write(move |tx| audit::record(tx, &keys, &event))
+            .await
     }
 
     async fn audit_log(&self, org_id: &str, after_id: i64, limit: u32) -> Result<Vec<AuditEntry>> {
@@ -515,11 +518,7 @@ impl Storage for Sqlite {
             .await
     }
 
-    async fn do_not_contact(
-        &self,
-        org_id: &str,
-        subjects: Vec<[u8; 32]>,
-    ) -> Result<Vec<[u8; 32]>> {
+    async fn do_not_contact(&self, org_id: &str, subjects: Vec<[u8; 32]>) -> Result<Vec<[u8; 32]>> {
         let org_id = org_id.to_owned();
         self.store
             .read(move |c| rights::do_not_contact(c, &org_id, &subjects))

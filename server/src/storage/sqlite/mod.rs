@@ -176,8 +176,7 @@ impl Store {
         )?;
         conn.busy_timeout(Duration::from_secs(10))?;
         for _ in 0..50 {
-            let busy: i64 =
-                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+            let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
             if busy == 0 {
                 return Ok(());
             }

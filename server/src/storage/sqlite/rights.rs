@@ -15,7 +15,9 @@ type Result<T> = std::result::Result<T, StorageError>;
 /// The next number of the relay sequence (the pull cursor), taken for a notice.
 pub fn next_relay(tx: &Transaction<'_>) -> Result<i64> {
     Ok(tx
-        .prepare_cached("UPDATE counters SET value = value + 1 WHERE name = 'relay' RETURNING value")?
+        .prepare_cached(
+            "UPDATE counters SET value = value + 1 WHERE name = 'relay' RETURNING value",
+        )?
         .query_row([], |r| r.get(0))?)
 }
 
@@ -143,7 +145,11 @@ pub fn set_restricted(
             )?
             .execute(params![doc_id, org_id, restricted as i64])?;
         if n > 0 {
-            let kind = if restricted { "restricted" } else { "unrestricted" };
+            let kind = if restricted {
+                "restricted"
+            } else {
+                "unrestricted"
+            };
             notice(tx, org_id, doc_id, kind)?;
             changed.push(doc_id.clone());
         }
