@@ -200,7 +200,15 @@ pub struct ResponseView {
     pub answers: Answers,
     pub errors: Vec<ValidationError>,
     pub conflicts: Vec<ConflictView>,
+    /// What a coordinator should know before acting on it (it names a person on the
+    /// do-not-contact list).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
+
+/// The warning on a response that names a person on the organisation's do-not-contact list.
+pub const DO_NOT_CONTACT_WARNING: &str =
+    "it names a person on the do-not-contact list: do not contact them about it";
 
 /// One row of `GET /v1/surveys/{id}/responses`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -220,6 +228,8 @@ pub struct ResponseListItem {
     /// Processing is restricted at the respondent's request (listed to admins only).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub restricted: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A page of the response list.

@@ -77,8 +77,12 @@ pub async fn show(db: &Db, caller: &Caller, doc_id: &str) -> Result<ResponseView
             "response {id} is restricted at the respondent's request; only an admin can see it until the restriction is lifted"
         )));
     }
+    let warnings = summary.warnings();
     match (summary.view, summary.broken) {
-        (Some(view), None) => Ok(view),
+        (Some(mut view), None) => {
+            view.warnings = warnings;
+            Ok(view)
+        }
         (_, Some(reason)) => Err(ApiError::Invalid(format!(
             "response {id} is stored but cannot be read: {reason}"
         ))),

@@ -39,6 +39,7 @@ pub(crate) fn list_item(
 ) -> Result<fieldsync_protocol::api::ResponseListItem> {
     use fieldsync_protocol::api::ResponseListItem;
     let id = uuid::Uuid::parse_str(doc_id).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+    let warnings = summary.warnings();
     Ok(match summary.view {
         Some(v) => ResponseListItem {
             id,
@@ -50,6 +51,7 @@ pub(crate) fn list_item(
             broken: summary.broken,
             updated_at: v.updated_at,
             restricted: summary.restricted,
+            warnings: warnings.clone(),
         },
         None => ResponseListItem {
             id,
@@ -61,6 +63,7 @@ pub(crate) fn list_item(
             broken: summary.broken,
             updated_at: 0,
             restricted: summary.restricted,
+            warnings,
         },
     })
 }
@@ -75,4 +78,18 @@ pub struct Summary {
     /// document's row when it reads one).
     #[serde(skip)]
     pub restricted: bool,
+    /// It names a person on the do-not-contact list (found when it was settled).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub do_not_contact: bool,
+}
+
+impl Summary {
+    /// What a coordinator should be warned of.
+    pub fn warnings(&self) -> Vec<String> {
+        if self.do_not_contact {
+            vec![fieldsync_protocol::api::DO_NOT_CONTACT_WARNING.to_owned()]
+        } else {
+            Vec::new()
+        }
+    }
 }

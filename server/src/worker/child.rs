@@ -343,5 +343,6 @@ fn view_of(
         answers,
         errors,
         conflicts,
+        warnings: Vec::new(),
     })
 }

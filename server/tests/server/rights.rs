@@ -41,6 +41,7 @@ async fn settle(db: &Db, subjects: impl Fn(&str) -> Vec<String>) {
                 answers: Default::default(),
                 errors: Vec::new(),
                 conflicts: Vec::new(),
+                warnings: Vec::new(),
             };
             let checked = Checked {
                 verdicts: vec![ChangeVerdict::Accepted; material.pending.len()],
@@ -309,6 +310,49 @@ async fn rights_hold_in_every_backend() {
         // And a fresh puller sees no erased change at all.
         let (pages, _) = pull_from(w.db(), &coordinator, 0).await;
         assert!(!pulled_docs(&pages).contains(&a), "{backend}");
+
+        // The do-not-contact list: a new response naming a listed person is flagged.
+        let other = keys.subject_hash("someone else");
+        assert!(
+            w.db()
+                .set_do_not_contact(&w.org_id, other, true, audit())
+                .await
+                .expect("opt out")
+        );
+        assert!(
+            !w.db()
+                .set_do_not_contact(&w.org_id, other, true, audit())
+                .await
+                .expect("again")
+        );
+        assert_eq!(
+            w.db()
+                .do_not_contact(&w.org_id, vec![other, hash])
+                .await
+                .expect("listed"),
+            [other]
+        );
+        let b_id = b.to_string();
+        w.db()
+            .push(device.clone(), vec![changes(b, survey, 3)])
+            .await
+            .expect("push");
+        settle(w.db(), |doc| {
+            if doc == b_id {
+                vec!["someone else".into()]
+            } else {
+                Vec::new()
+            }
+        })
+        .await;
+        let flagged = w.db().responses(list(false)).await.expect("list");
+        let warned: Vec<Uuid> = flagged
+            .items
+            .iter()
+            .filter(|i| !i.warnings.is_empty())
+            .map(|i| i.id)
+            .collect();
+        assert_eq!(warned, [b], "{backend}");
 
         // Retention: nothing expires without a period; with one, the purge erases as
         // erasure does and devices are told.

@@ -196,6 +196,7 @@ async fn settle_all(db: &Db, verdict: impl Fn(usize) -> ChangeVerdict) {
                 answers: Default::default(),
                 errors: Vec::new(),
                 conflicts: Vec::new(),
+                warnings: Vec::new(),
             });
             settled.push(Settlement::Done(Box::new((
                 item,

@@ -345,6 +345,7 @@ impl Postgres {
                 view: None,
                 broken: None,
                 restricted: false,
+                do_not_contact: false,
             },
         };
         out.restricted = restricted;

@@ -1,7 +1,7 @@
 //! Settling what the materialiser's checks found, on PostgreSQL: verdicts numbered under the
 //! relay counter's lock, refusals, the index rows and the queue, in a few statements.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use fieldsync_protocol::cbor;
@@ -149,6 +149,7 @@ impl Postgres {
             )
             .await?;
         }
+        let listed = self.index_subjects(tx, done, &ciphers).await?;
         // Refusals, and each document's summary.
         let now = now_ms();
         let mut index: IndexRows = IndexRows::default();
@@ -162,6 +163,7 @@ impl Postgres {
                     view: None,
                     broken: Some(reason.clone()),
                     restricted: false,
+                    do_not_contact: false,
                 },
                 Ok(checked) => {
                     let mut first_refusal = None;
@@ -186,6 +188,7 @@ impl Postgres {
                         ),
                         view: checked.view.clone(),
                         restricted: false,
+                        do_not_contact: listed.contains(doc_id),
                     }
                 }
             };
@@ -224,7 +227,6 @@ impl Postgres {
             ],
         )
         .await?;
-        self.index_subjects(tx, done, &ciphers).await?;
         // Off the queue unless newer changes arrived meanwhile; then free to be claimed again
         // at once.
         tx.execute(
@@ -241,13 +243,14 @@ impl Postgres {
         Ok(())
     }
 
-    /// Replace the subject-index entries of the checked documents that still exist.
+    /// Replace the subject-index entries of the checked documents that still exist; returns
+    /// those that name a person on their organisation's do-not-contact list.
     async fn index_subjects(
         &self,
         tx: &Tx<'_>,
         done: &[&(Queued, DocMaterial, CheckOutcome)],
         existing: &HashMap<String, Arc<Cipher>>,
-    ) -> Result<()> {
+    ) -> Result<HashSet<String>> {
         let (mut ids, mut orgs, mut subjects, mut surveys) = (vec![], vec![], vec![], vec![]);
         let mut cleared: Vec<&str> = Vec::new();
         for (item, material, outcome) in done {
@@ -268,7 +271,7 @@ impl Postgres {
             }
         }
         if cleared.is_empty() {
-            return Ok(());
+            return Ok(HashSet::new());
         }
         tx.execute(
             "DELETE FROM subject_index WHERE doc_id = ANY($1)",
@@ -284,7 +287,18 @@ impl Postgres {
             )
             .await?;
         }
-        Ok(())
+        let listed = tx
+            .query(
+                "SELECT DISTINCT s.doc_id FROM subject_index s
+                 JOIN do_not_contact n ON n.org_id = s.org_id AND n.subject = s.subject
+                 WHERE s.doc_id = ANY($1)",
+                &[&cleared],
+            )
+            .await?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?;
+        Ok(listed)
     }
 
     /// The data keys of checked documents that still exist, by id.

@@ -135,9 +135,9 @@ pub fn save_summary(
     let Some((cipher, _, _)) = doc_cipher(conn, keys, &org, org_id, doc_id)? else {
         return Ok(());
     };
-    let summary = settle_changes(conn, org_id, doc_id, material, outcome)?;
+    let mut summary = settle_changes(conn, org_id, doc_id, material, outcome)?;
     if let Ok(checked) = outcome {
-        super::rights::index_subjects(
+        let subjects = super::rights::index_subjects(
             conn,
             keys,
             org_id,
@@ -145,6 +145,8 @@ pub fn save_summary(
             &material.survey_id,
             &checked.subjects,
         )?;
+        summary.do_not_contact =
+            !super::rights::do_not_contact(conn, org_id, &subjects)?.is_empty();
     }
     let plain = cbor::encode(&summary).map_err(|e| StorageError::Corrupt(e.to_string()))?;
     let sealed = cipher
@@ -200,6 +202,7 @@ fn settle_changes(
                 view: None,
                 broken: Some(reason.clone()),
                 restricted: false,
+                do_not_contact: false,
             });
         }
     };
@@ -268,6 +271,7 @@ fn settle_changes(
         view: checked.view.clone(),
         broken,
         restricted: false,
+        do_not_contact: false,
     })
 }
 
@@ -399,6 +403,7 @@ pub fn get(
             view: None,
             broken: None,
             restricted: false,
+            do_not_contact: false,
         },
     };
     out.restricted = restricted;

@@ -28,7 +28,8 @@ fn notice(tx: &Transaction<'_>, org_id: &str, doc_id: &str, kind: &str) -> Resul
     Ok(())
 }
 
-/// Replace a response's subject-index entries with the hashes of `identifiers`.
+/// Replace a response's subject-index entries with the hashes of `identifiers`; returns the
+/// hashes.
 pub fn index_subjects(
     conn: &Connection,
     keys: &KeyRing,
@@ -36,21 +37,22 @@ pub fn index_subjects(
     doc_id: &str,
     survey_id: &str,
     identifiers: &[String],
-) -> Result<()> {
+) -> Result<Vec<[u8; 32]>> {
     conn.prepare_cached("DELETE FROM subject_index WHERE doc_id = ?1")?
         .execute([doc_id])?;
     if identifiers.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let org = super::sync::org_keys(conn, keys, org_id)?;
     let mut insert = conn.prepare_cached(
         "INSERT INTO subject_index (org_id, subject, doc_id, survey_id) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT DO NOTHING",
     )?;
-    for id in identifiers {
-        insert.execute(params![org_id, org.subject_hash(id), doc_id, survey_id])?;
+    let hashes: Vec<[u8; 32]> = identifiers.iter().map(|id| org.subject_hash(id)).collect();
+    for hash in &hashes {
+        insert.execute(params![org_id, hash, doc_id, survey_id])?;
     }
-    Ok(())
+    Ok(hashes)
 }
 
 pub fn subject_responses(
