@@ -83,7 +83,12 @@ pub async fn push(
         .iter_mut()
         .map(|d| std::mem::take(&mut d.changes))
         .collect();
-    let verdicts = state.workers.verify(&caller.principal_id, &changes).await;
+    // What an edit by a member touched is audited (a device edits only its own responses).
+    let keys = caller.role != fieldsync_protocol::api::Role::Enumerator;
+    let verdicts = state
+        .workers
+        .verify(&caller.principal_id, &changes, keys)
+        .await;
     for (doc, c) in docs.iter_mut().zip(changes) {
         doc.changes = c;
     }
@@ -92,7 +97,11 @@ pub async fn push(
     let mut verified = Vec::with_capacity(docs.len());
     for (doc, verdict) in docs.into_iter().zip(verdicts) {
         match verdict {
-            Verdict::Ok(hashes) => verified.push(VerifiedDoc { doc, hashes }),
+            Verdict::Ok { hashes, keys } => verified.push(VerifiedDoc {
+                doc,
+                hashes,
+                touched: keys,
+            }),
             Verdict::Malformed(why) => malformed.push((doc.doc_id, why)),
         }
     }

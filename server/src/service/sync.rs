@@ -1,7 +1,11 @@
 //! Who may sync, and storing what they push.
 
+use std::collections::{HashMap, HashSet};
+
 use fieldsync_protocol::api::Role;
+use fieldsync_protocol::survey::Survey;
 use fieldsync_protocol::wire::PullResponse;
+use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -26,10 +30,38 @@ pub fn may_pull(caller: &Caller) -> Result<(), ApiError> {
 }
 
 /// Store documents the sandbox parsed; each is admitted or refused whole by the push policy
-/// (`policy::admit_push`, applied inside the backend's transaction).
-pub async fn push(db: &Db, caller: Caller, docs: Vec<VerifiedDoc>) -> Result<Pushed, ApiError> {
+/// (`policy::admit_push`, applied inside the backend's transaction). A member's edit of a
+/// response someone else collected is audited with the questions it touched.
+pub async fn push(db: &Db, caller: Caller, mut docs: Vec<VerifiedDoc>) -> Result<Pushed, ApiError> {
     may_push(&caller)?;
+    questions_touched(db, &caller, &mut docs).await?;
     Ok(db.push(caller, docs).await?)
+}
+
+/// Narrow each document's touched map keys (what the sandbox found its changes write) to the
+/// question names of its survey version: what an audit entry of the edit names.
+async fn questions_touched(
+    db: &Db,
+    caller: &Caller,
+    docs: &mut [VerifiedDoc],
+) -> Result<(), ApiError> {
+    let mut names: HashMap<(Uuid, u32), Option<HashSet<String>>> = HashMap::new();
+    for d in docs.iter_mut().filter(|d| !d.touched.is_empty()) {
+        let key = (d.doc.survey_id, d.doc.survey_version);
+        if !names.contains_key(&key) {
+            let definition = db
+                .survey_version(&caller.org_id, &key.0.to_string(), key.1)
+                .await?;
+            let questions = definition
+                .and_then(|(json, _)| Survey::parse_json(&json).ok())
+                .map(|s| s.questions().iter().map(|q| q.name.clone()).collect());
+            names.insert(key, questions);
+        }
+        let known = names.get(&key).and_then(Option::as_ref);
+        d.touched
+            .retain(|k| known.is_some_and(|questions| questions.contains(k)));
+    }
+    Ok(())
 }
 
 /// One page of checked changes the caller may see, with its survey updates.

@@ -17,7 +17,7 @@ mod summary;
 
 pub(crate) use page::{Page, open_change};
 pub use rights::{AuditHead, ChainReport, ErasureCause, Expired, SubjectResponse};
-pub(crate) use rights::{ChainCheck, Sealable, chain_key, chain_of};
+pub(crate) use rights::{ChainCheck, Sealable, chain_key, chain_of, edit_audit};
 pub use summary::Summary;
 pub(crate) use summary::{decode_summary, list_item, unreadable_because};
 
@@ -570,6 +570,9 @@ pub struct VerifiedDoc {
     pub doc: DocChanges,
     /// The hash of each change, in the same order as `doc.changes`.
     pub hashes: Vec<ByteBuf>,
+    /// The questions the changes set or remove, for the audit of an edit of someone else's
+    /// response (filled for members' pushes only).
+    pub touched: Vec<String>,
 }
 
 /// What a push stored.

@@ -6,6 +6,7 @@ use ring::hmac;
 use serde::Serialize;
 
 use super::{AuditEntry, AuditEvent, Result, StorageError};
+use crate::auth::Caller;
 use crate::keys::KeyRing;
 
 /// A response the subject index found for a person.
@@ -46,6 +47,31 @@ pub struct Expired {
     pub doc_id: String,
     /// When the server first received it.
     pub received_at: i64,
+}
+
+/// The audit entry of a member's edit of a response someone else collected (a correction),
+/// when `new` changes of it were stored: who (the entry's actor), when, which response and
+/// which questions, never the values.
+pub(crate) fn edit_audit(
+    pusher: &Caller,
+    owner_id: &str,
+    doc_id: &str,
+    new: u32,
+    touched: &[String],
+) -> Option<AuditEvent> {
+    if new == 0 || owner_id == pusher.principal_id {
+        return None;
+    }
+    let detail = if touched.is_empty() {
+        "no answer changed (status or metadata only)".to_owned()
+    } else {
+        format!("questions: {}", touched.join(", "))
+    };
+    Some(
+        AuditEvent::by(pusher, "response_edited")
+            .target(doc_id)
+            .detail(detail),
+    )
 }
 
 /// Where an audit chain ends.

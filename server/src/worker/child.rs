@@ -7,7 +7,7 @@ use std::io::{self, Read, Write};
 use std::sync::Arc;
 
 use fieldsync_protocol::api::{ConflictValueView, ConflictView, ResponseView};
-use fieldsync_protocol::document::{ChangeHash, ChangeInfo, ResponseDoc};
+use fieldsync_protocol::document::{ChangeHash, ChangeInfo, DocError, ResponseDoc, map_keys};
 use fieldsync_protocol::survey::{Survey, ValidationContext};
 use serde_bytes::ByteBuf;
 
@@ -127,7 +127,9 @@ impl SurveyCache {
 
 fn handle(req: Request, cache: &mut SurveyCache) -> Reply {
     match req {
-        Request::Verify { docs } => Reply::Verified(docs.iter().map(|d| verify(d)).collect()),
+        Request::Verify { docs, keys } => {
+            Reply::Verified(docs.iter().map(|d| verify(d, keys)).collect())
+        }
         Request::Materialize(jobs) => Reply::Materialized(
             jobs.into_iter()
                 .map(|job| guard(|| materialize(job, cache)))
@@ -143,23 +145,32 @@ fn guard<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
         .unwrap_or_else(|_| Err("the document's data made the parser fail".to_owned()))
 }
 
-fn verify(changes: &[ByteBuf]) -> Verdict {
+fn verify(changes: &[ByteBuf], want_keys: bool) -> Verdict {
     let result = guard(|| {
         if changes.is_empty() {
             return Err("no changes were sent for it".to_owned());
         }
-        changes
+        let mut keys: Vec<String> = Vec::new();
+        let hashes = changes
             .iter()
             .enumerate()
             .map(|(i, bytes)| {
-                ChangeInfo::decode(bytes)
-                    .map(|info| ByteBuf::from(info.hash.0.to_vec()))
-                    .map_err(|e| format!("change {} of {}: {e}", i + 1, changes.len()))
+                let at = |e: DocError| format!("change {} of {}: {e}", i + 1, changes.len());
+                let info = ChangeInfo::decode(bytes).map_err(at)?;
+                if want_keys {
+                    for k in map_keys(bytes).map_err(at)? {
+                        if !keys.contains(&k) {
+                            keys.push(k);
+                        }
+                    }
+                }
+                Ok(ByteBuf::from(info.hash.0.to_vec()))
             })
-            .collect()
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok((hashes, keys))
     });
     match result {
-        Ok(hashes) => Verdict::Ok(hashes),
+        Ok((hashes, keys)) => Verdict::Ok { hashes, keys },
         Err(why) => Verdict::Malformed(why),
     }
 }

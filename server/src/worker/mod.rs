@@ -140,6 +140,7 @@ impl WorkerPool {
         &self,
         caller: &str,
         docs: &[Vec<ByteBuf>],
+        keys: bool,
     ) -> Result<Vec<Verdict>, PoolError> {
         self.check_penalty(caller)?;
         let _turn = self.caller_turn(caller).await?;
@@ -164,7 +165,7 @@ impl WorkerPool {
                 );
                 return Err(PoolError::Busy);
             }
-            match self.call(RequestRef::Verify { docs: batch }).await {
+            match self.call(RequestRef::Verify { docs: batch, keys }).await {
                 Ok(Reply::Verified(verdicts)) if verdicts.len() == n => out.extend(verdicts),
                 Ok(_) => {
                     return Err(PoolError::Protocol(

@@ -19,8 +19,13 @@ const FRAME_LIMITS: Limits = Limits {
 /// What the server asks of a worker.
 #[derive(Debug, Deserialize)]
 pub enum Request {
-    /// Parse every change of each document (one inner list per document).
-    Verify { docs: Vec<Vec<ByteBuf>> },
+    /// Parse every change of each document (one inner list per document); with `keys`, also
+    /// list the map keys they write.
+    Verify {
+        docs: Vec<Vec<ByteBuf>>,
+        #[serde(default)]
+        keys: bool,
+    },
     /// Check each response's new changes against its accepted ones, then validate it.
     Materialize(Vec<MaterializeJob>),
 }
@@ -28,7 +33,10 @@ pub enum Request {
 /// The borrowed twin of [`Request`], so the server can send a batch without copying it.
 #[derive(Debug, Serialize)]
 pub enum RequestRef<'a> {
-    Verify { docs: &'a [Vec<ByteBuf>] },
+    Verify {
+        docs: &'a [Vec<ByteBuf>],
+        keys: bool,
+    },
     Materialize(&'a [MaterializeJob]),
 }
 
@@ -52,8 +60,12 @@ pub struct MaterializeJob {
 /// The verdict on one document's changes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Verdict {
-    /// Every change parsed; their hashes, in order.
-    Ok(Vec<ByteBuf>),
+    /// Every change parsed: their hashes, in order, and (when asked for) the map keys they
+    /// write, which name the questions an edit touched.
+    Ok {
+        hashes: Vec<ByteBuf>,
+        keys: Vec<String>,
+    },
     /// The document's data is malformed; the reason names what is wrong.
     Malformed(String),
 }

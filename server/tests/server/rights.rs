@@ -14,7 +14,7 @@ use fieldsync_server::storage::{
 use fieldsync_server::worker::{ChangeVerdict, Checked};
 use uuid::Uuid;
 
-use crate::storage::{World, changes, each_backend, stored};
+use crate::storage::{changes, each_backend, stored};
 
 /// Settle everything queued, every change accepted; `subjects` gives each document's
 /// identifiers.
@@ -116,7 +116,7 @@ async fn rights_hold_in_every_backend() {
             .await
             .expect("push");
         assert_eq!(stored(&pushed.results[0].outcome), (2, 0));
-        let (a_id, b_id) = (a.to_string(), b.to_string());
+        let a_id = a.to_string();
         settle(w.db(), |doc| {
             if doc == a_id {
                 vec!["amina bello".into(), "musa bello".into()]

@@ -156,6 +156,7 @@ pub(crate) fn changes(doc: Uuid, survey: Uuid, n: u8) -> VerifiedDoc {
             changes: bytes,
         },
         hashes,
+        touched: Vec::new(),
     }
 }
 

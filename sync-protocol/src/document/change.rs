@@ -35,6 +35,22 @@ impl ChangeInfo {
     }
 }
 
+/// The map keys a change's operations write (answers, metadata, entries of repeats), each
+/// once, in order. Parses the change with Automerge: call it only where
+/// [`ChangeInfo::decode`] may be called.
+pub fn map_keys(bytes: &[u8]) -> Result<Vec<String>, DocError> {
+    let change = Change::try_from(bytes).map_err(DocError::BadChange)?;
+    let mut keys: Vec<String> = Vec::new();
+    for op in change.decode().operations {
+        if let automerge::legacy::Key::Map(k) = op.key
+            && !keys.iter().any(|seen| seen == k.as_str())
+        {
+            keys.push(k.to_string());
+        }
+    }
+    Ok(keys)
+}
+
 /// Raw bytes of the changes in `doc` that are not ancestors of `heads` (all changes for an
 /// empty `heads`), in an order that applies cleanly (dependencies first).
 pub(crate) fn raw_changes_since(

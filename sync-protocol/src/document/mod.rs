@@ -145,7 +145,7 @@ mod repeat_merge_tests;
 mod repeat_tests;
 
 pub use automerge::{ActorId, ChangeHash};
-pub use change::ChangeInfo;
+pub use change::{ChangeInfo, map_keys};
 pub use error::DocError;
 pub use repeat::assign_instance_ids;
 pub use response::{Conflict, ConflictValue, NewResponse, ResponseDoc, ResponseMeta, Status};

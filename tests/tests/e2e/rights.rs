@@ -233,6 +233,18 @@ fn access_finds_and_exports_a_person_across_surveys_and_versions_and_no_one_else
     v2.insert("head_name".into(), "Grace  Achieng".into());
     mine.extend(collect(&w, &device, "household_survey", &[v2]));
     device.sync();
+    // A coordinator corrects one of them: audited with the question, never the value.
+    let (coordinator, _) = w.member("coordinator", "Cora Njeri", "coordinator");
+    coordinator.sync();
+    let corrected = mine[0].clone();
+    coordinator.ok(&[
+        "response",
+        "edit",
+        &corrected,
+        "--set",
+        "comments=corrected by phone",
+    ]);
+    coordinator.sync();
     let mine: BTreeSet<String> = mine.into_iter().collect();
 
     let found = w.admin.json(&["subject", "find", "grace achieng"]);
@@ -311,9 +323,23 @@ fn access_finds_and_exports_a_person_across_surveys_and_versions_and_no_one_else
         }
     }
     assert!(
-        csv.contains("v1 visit"),
+        csv.contains("corrected by phone"),
         "the CSV holds the answers:\n{csv}"
     );
+    let record = export["responses"]
+        .as_array()
+        .expect("responses")
+        .iter()
+        .find(|r| r["response"]["response_id"] == json!(corrected))
+        .expect("the corrected response");
+    let edit = record["processing"]
+        .as_array()
+        .expect("a processing record")
+        .iter()
+        .find(|e| e["action"] == json!("response_edited"))
+        .unwrap_or_else(|| panic!("the correction is in the processing record: {record}"));
+    assert_eq!(edit["detail"], json!("questions: comments"), "{edit}");
+    assert_eq!(edit["actor_role"], json!("coordinator"), "{edit}");
     // Audited, without the identifier.
     let audit = w.admin.json(&["audit", "list"]).to_string();
     assert!(
@@ -323,6 +349,10 @@ fn access_finds_and_exports_a_person_across_surveys_and_versions_and_no_one_else
     assert!(
         !audit.to_lowercase().contains("achieng"),
         "the audit log names the person: {audit}"
+    );
+    assert!(
+        !audit.contains("corrected by phone"),
+        "the audit log holds an answer: {audit}"
     );
 }
 

@@ -15,11 +15,12 @@ use tokio_postgres::IsolationLevel;
 use uuid::Uuid;
 
 use super::backend::Tx;
-use super::rows::{status_of, uuid_of};
+use super::rows::{record, status_of, uuid_of};
 use super::{Postgres, big, small};
 use crate::auth::Caller;
 use crate::keys::{KeyRing, OrgKeys, change_binding};
 use crate::service::policy::{self, Admission, VisibleSurvey};
+use crate::storage::edit_audit;
 use crate::storage::{
     Page, PullQuery, Pushed, Result, StorageError, StoredDoc, SurveyGate, VerifiedDoc, now_ms,
     open_change, state,
@@ -194,7 +195,7 @@ impl Postgres {
         let mut results: Vec<Option<DocPushResult>> = (0..docs.len()).map(|_| None).collect();
         let mut ciphers: Vec<Option<Arc<Cipher>>> = (0..docs.len()).map(|_| None).collect();
         let mut create: Vec<(usize, Vec<u8>)> = Vec::new();
-        for (i, VerifiedDoc { doc, hashes }) in docs.iter().enumerate() {
+        for (i, VerifiedDoc { doc, hashes, .. }) in docs.iter().enumerate() {
             let existing = stored.get(&ids[i]);
             let gate = gates.get(&doc.survey_id).and_then(Option::as_ref);
             let gone = existing.is_none() && erased.contains(&ids[i]);
@@ -252,7 +253,7 @@ impl Postgres {
         // Number, seal and insert every new change at once.
         let mut new_changes: Vec<(usize, &ByteBuf, &ByteBuf)> = Vec::new();
         let mut counts = vec![(0u32, 0u32); docs.len()];
-        for (i, VerifiedDoc { doc, hashes }) in docs.iter().enumerate() {
+        for (i, VerifiedDoc { doc, hashes, .. }) in docs.iter().enumerate() {
             if ciphers[i].is_none() {
                 continue;
             }
@@ -341,6 +342,14 @@ impl Postgres {
                 .await?;
             tx.execute(&stmt, &[&org_id, &queue_docs, &queue_seqs])
                 .await?;
+        }
+        for (i, d) in docs.iter().enumerate() {
+            let owner = stored.get(&ids[i]).map(|(s, _)| s.owner_id.as_str());
+            if let Some(event) =
+                owner.and_then(|o| edit_audit(caller, o, &ids[i], counts[i].0, &d.touched))
+            {
+                record(&tx, &self.keys, &event).await?;
+            }
         }
         tx.commit().await?;
         let results = results

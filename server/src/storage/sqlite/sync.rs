@@ -24,8 +24,8 @@ use crate::auth::Caller;
 use crate::keys::{KeyRing, OrgKeys, change_binding};
 use crate::service::policy::{self, Admission};
 use crate::storage::{
-    Page, PullQuery, Pushed, StorageError, StoredDoc, SurveyGate, VerifiedDoc, now_ms, open_change,
-    state,
+    Page, PullQuery, Pushed, StorageError, StoredDoc, SurveyGate, VerifiedDoc, edit_audit, now_ms,
+    open_change, state,
 };
 
 /// The organisation key, resolved once per request.
@@ -74,7 +74,12 @@ pub fn push(
     let mut stored_any = false;
     let mut gates: HashMap<Uuid, Option<SurveyGate>> = HashMap::new();
 
-    for VerifiedDoc { doc, hashes } in docs {
+    for VerifiedDoc {
+        doc,
+        hashes,
+        touched,
+    } in docs
+    {
         let doc_id = doc.doc_id;
         let id = doc_id.to_string();
         let gate = match gates.get(&doc.survey_id) {
@@ -112,6 +117,7 @@ pub fn push(
             erased,
             gate.as_ref(),
         );
+        let owner = existing.as_ref().map(|(d, _)| d.owner_id.clone());
         let cipher = match (admission, existing) {
             (Admission::Refuse(answer), _) => {
                 results.push(answer);
@@ -186,6 +192,9 @@ pub fn push(
             next_seq += 1;
             new += 1;
             last_seq = Some(seq);
+        }
+        if let Some(event) = owner.and_then(|o| edit_audit(caller, &o, &id, new, touched)) {
+            super::audit::record(tx, keys, &event)?;
         }
         if let Some(seq) = last_seq {
             tx.prepare_cached(
