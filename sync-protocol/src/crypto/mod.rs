@@ -4,9 +4,12 @@
 //!
 //! # Key hierarchy
 //!
-//! - a **data key** per document seals that document's changes and snapshots
-//!   ([`Purpose::Change`], [`Purpose::Snapshot`]); destroying it erases the document
-//!   (crypto-shredding) even on devices that are offline;
+//! - a **data key** per document seals that document's changes and snapshots on the server
+//!   ([`Purpose::Change`], [`Purpose::Snapshot`]); destroying it erases the server's copy
+//!   (crypto-shredding). It does not reach devices: a device reads pulled changes in the
+//!   clear and seals its copy under its own store key, so erasure reaches devices as a
+//!   notice they apply at their next sync (see ARCHITECTURE.md, "Keys, and a response's
+//!   life");
 //! - a **key-encryption key** (an organisation's key, or the server's master key) wraps data
 //!   keys ([`wrap_key`], [`Purpose::DocKey`], [`Purpose::OrgKey`]); rotating it is [`rewrap`],
 //!   which rewrites the small wrapped keys and never touches the data;
