@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use fieldsync_server::keys::KeyRing;
 use fieldsync_server::service;
 use fieldsync_server::settings::{DataArgs, ServeArgs, Settings};
-use fieldsync_server::storage::{Database, Db, StorageError};
+use fieldsync_server::storage::{AuditEvent, Database, Db, ErasureCause, StorageError};
 use fieldsync_server::worker::WorkerLimits;
 use fieldsync_server::{AppState, StateConfig};
 
@@ -53,6 +53,30 @@ enum AdminCommand {
     /// Erase every response past its survey's retention period now (the server also does
     /// this on its own, see `serve --purge-every`).
     Purge(PurgeArgs),
+    /// Write the list of erased responses (ids only, JSON Lines) to keep beside backups: a
+    /// restored backup must have them erased again before it serves (`reapply-erasures`).
+    Erasures(ErasuresArgs),
+    /// Erase again, in a restored database, every response of a list written by `erasures`
+    /// (and remember as erased those it does not hold, so no device can push them back).
+    ReapplyErasures(ReapplyArgs),
+}
+
+#[derive(Args, Debug)]
+struct ErasuresArgs {
+    /// The file to write.
+    #[arg(long)]
+    out: std::path::PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+#[derive(Args, Debug)]
+struct ReapplyArgs {
+    /// A list written by `fieldsync-server admin erasures`.
+    #[arg(long)]
+    from: std::path::PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
 }
 
 #[derive(Args, Debug)]
@@ -115,6 +139,8 @@ fn main() -> ExitCode {
         Command::Admin(AdminCommand::CreateSupport(args)) => create_support(args),
         Command::Admin(AdminCommand::RevokeSupport(args)) => revoke_support(args),
         Command::Admin(AdminCommand::Purge(args)) => purge(args),
+        Command::Admin(AdminCommand::Erasures(args)) => erasures(args),
+        Command::Admin(AdminCommand::ReapplyErasures(args)) => reapply_erasures(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -319,6 +345,72 @@ fn purge(args: PurgeArgs) -> anyhow::Result<()> {
     } else {
         println!("erased {erased} response(s) past their survey's retention period");
     }
+    Ok(())
+}
+
+fn erasures(args: ErasuresArgs) -> anyhow::Result<()> {
+    args.data.validate().map_err(UsageError)?;
+    let all = offline(&args.data, |db, _| async move {
+        let mut all = Vec::new();
+        let mut after = String::new();
+        loop {
+            let page = db.erased(&after, 10_000).await?;
+            let Some(last) = page.last() else { break };
+            after = last.doc_id.clone();
+            all.extend(page);
+        }
+        Ok(all)
+    })?;
+    let mut text = String::new();
+    for e in &all {
+        text.push_str(&serde_json::to_string(e)?);
+        text.push('\n');
+    }
+    std::fs::write(&args.out, text)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    println!(
+        "wrote {} erased response id(s) to {}; keep it with the backups",
+        all.len(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn reapply_erasures(args: ReapplyArgs) -> anyhow::Result<()> {
+    args.data.validate().map_err(UsageError)?;
+    let text = std::fs::read_to_string(&args.from)
+        .with_context(|| format!("cannot read {}", args.from.display()))?;
+    let mut by_org: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let e: fieldsync_server::storage::ErasedRecord =
+            serde_json::from_str(line).map_err(|e| {
+                UsageError(format!(
+                    "{} line {}: {e}; give the file `fieldsync-server admin erasures` wrote",
+                    args.from.display(),
+                    i + 1
+                ))
+            })?;
+        by_org.entry(e.org_id).or_default().push(e.doc_id);
+    }
+    let count = offline(&args.data, |db, _| async move {
+        let mut n = 0;
+        for (org_id, ids) in by_org {
+            for chunk in ids.chunks(1_000) {
+                let audit = AuditEvent::operator(Some(&org_id), "erasures_reapplied")
+                    .detail(format!("{} response(s)", chunk.len()));
+                n += db
+                    .erase(&org_id, chunk.to_vec(), ErasureCause::Restore, audit)
+                    .await?
+                    .len();
+            }
+        }
+        Ok(n)
+    })?;
+    println!("{count} response(s) erased again or remembered as erased; the rest were already");
     Ok(())
 }
 

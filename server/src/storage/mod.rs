@@ -16,7 +16,7 @@ pub mod sqlite;
 mod summary;
 
 pub(crate) use page::{Page, open_change};
-pub use rights::{AuditHead, ChainReport, ErasureCause, Expired, SubjectResponse};
+pub use rights::{AuditHead, ChainReport, ErasedRecord, ErasureCause, Expired, SubjectResponse};
 pub(crate) use rights::{ChainCheck, Sealable, chain_key, chain_of, edit_audit};
 pub use summary::Summary;
 pub(crate) use summary::{decode_summary, list_item, unreadable_because};
@@ -301,7 +301,8 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Erase responses: delete every row of them, their wrapped document keys included (what
     /// is left anywhere is ciphertext nobody can open), remember their ids so a push of one is
     /// refused for ever, and number an erasure notice for devices. Returns the ids erased
-    /// (those the organisation had). When it returns, the backend has cleared what its own
+    /// (those the organisation had; with [`ErasureCause::Restore`], also those it did not hold
+    /// and had not remembered as erased, which are remembered and noticed). When it returns, the backend has cleared what its own
     /// files kept of them as far as it can (SQLite: zeroed pages, checkpointed write-ahead
     /// log).
     async fn erase(
@@ -311,6 +312,9 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         cause: ErasureCause,
         audit: AuditEvent,
     ) -> Result<Vec<String>>;
+    /// One page of erased responses (ids only), in id order after `after`: the list an
+    /// operator applies again to a restored backup.
+    async fn erased(&self, after: &str, limit: u32) -> Result<Vec<ErasedRecord>>;
     /// Restrict processing of responses, or lift it, numbering a notice for devices for each
     /// that changed; returns those.
     async fn set_restricted(

@@ -28,6 +28,9 @@ pub enum ErasureCause {
     Request,
     /// Its survey's retention period ended (the purge).
     Retention,
+    /// Applied again after a backup was restored: ids the restored database does not hold
+    /// are remembered as erased too, so no device can push them back.
+    Restore,
 }
 
 impl ErasureCause {
@@ -35,8 +38,18 @@ impl ErasureCause {
         match self {
             ErasureCause::Request => "erasure",
             ErasureCause::Retention => "retention",
+            ErasureCause::Restore => "restore",
         }
     }
+}
+
+/// One erased response, as `fieldsync-server admin erasures` lists them (ids only).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ErasedRecord {
+    pub org_id: String,
+    pub doc_id: String,
+    pub erased_at: i64,
+    pub cause: String,
 }
 
 /// A response past its survey's retention period.

@@ -15,10 +15,10 @@ use super::rows::{
 use super::{Postgres, big, small};
 use crate::auth::Caller;
 use crate::storage::{
-    AuditEntry, AuditEvent, AuditHead, DocMaterial, ErasureCause, Expired, NewCredential, NewOrg,
-    NewPrincipal, Org, Principal, PublishPlan, PullQuery, Pushed, Queued, Redeem, Redeemed,
-    ResponseQuery, Result, Settlement, Storage, StorageError, SubjectResponse, Summary, SurveyHead,
-    VerifiedDoc, now_ms,
+    AuditEntry, AuditEvent, AuditHead, DocMaterial, ErasedRecord, ErasureCause, Expired,
+    NewCredential, NewOrg, NewPrincipal, Org, Principal, PublishPlan, PullQuery, Pushed, Queued,
+    Redeem, Redeemed, ResponseQuery, Result, Settlement, Storage, StorageError, SubjectResponse,
+    Summary, SurveyHead, VerifiedDoc, now_ms,
 };
 
 impl Postgres {
@@ -560,6 +560,10 @@ impl Storage for Postgres {
         audit: AuditEvent,
     ) -> Result<Vec<String>> {
         self.erase_docs(org_id, &doc_ids, cause, &audit).await
+    }
+
+    async fn erased(&self, after: &str, limit: u32) -> Result<Vec<ErasedRecord>> {
+        self.erased_page(after, limit).await
     }
 
     async fn set_restricted(

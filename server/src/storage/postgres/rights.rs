@@ -14,8 +14,8 @@ use super::backend::Tx;
 use super::rows::record;
 use super::{Postgres, big, small};
 use crate::storage::{
-    AuditEntry, AuditEvent, AuditHead, ErasureCause, Expired, Result, SubjectResponse, chain_of,
-    now_ms,
+    AuditEntry, AuditEvent, AuditHead, ErasedRecord, ErasureCause, Expired, Result,
+    SubjectResponse, chain_of, now_ms,
 };
 
 /// Number one notice per document, from the relay counter (locked by the caller).
@@ -102,6 +102,24 @@ impl Postgres {
             .iter()
             .map(|r| r.try_get(0))
             .collect::<Result<_, _>>()?;
+        let mut told = ids.clone();
+        if cause == ErasureCause::Restore {
+            // Ids the restored database no longer holds are remembered too.
+            let absent: Vec<String> = tx
+                .query(
+                    "INSERT INTO erased (doc_id, org_id, erased_at, cause)
+                     SELECT d, $2, $3, $4 FROM unnest($1::text[]) AS d
+                     WHERE d <> ALL($5)
+                     ON CONFLICT (doc_id) DO NOTHING RETURNING doc_id",
+                    &[&doc_ids, &org_id, &now_ms(), &cause.as_str(), &ids],
+                )
+                .await?
+                .iter()
+                .map(|r| r.try_get(0))
+                .collect::<Result<_, _>>()?;
+            notices(&tx, org_id, &absent, "erased").await?;
+            told.extend(absent);
+        }
         if !ids.is_empty() {
             for statement in [
                 "DELETE FROM changes WHERE doc_id = ANY($1)",
@@ -126,7 +144,9 @@ impl Postgres {
         for id in &ids {
             self.keys.forget_doc(id);
         }
-        if !ids.is_empty() {
+        let vacuum = !ids.is_empty();
+        let ids = told;
+        if vacuum {
             // Best effort: frees the dead rows for reuse; it does not overwrite them.
             if let Err(e) = client
                 .batch_execute(
@@ -138,6 +158,27 @@ impl Postgres {
             }
         }
         Ok(ids)
+    }
+
+    pub(super) async fn erased_page(&self, after: &str, limit: u32) -> Result<Vec<ErasedRecord>> {
+        let client = self.client().await?;
+        client
+            .query(
+                "SELECT org_id, doc_id, erased_at, cause FROM erased WHERE doc_id > $1
+                 ORDER BY doc_id LIMIT $2",
+                &[&after, &big(limit)],
+            )
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(ErasedRecord {
+                    org_id: r.try_get(0)?,
+                    doc_id: r.try_get(1)?,
+                    erased_at: r.try_get(2)?,
+                    cause: r.try_get(3)?,
+                })
+            })
+            .collect()
     }
 
     pub(super) async fn restrict_docs(

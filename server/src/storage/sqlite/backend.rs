@@ -12,10 +12,10 @@ use super::{Store, audit, orgs, principals, responses, rights, surveys, sync};
 use crate::auth::Caller;
 use crate::keys::KeyRing;
 use crate::storage::{
-    AuditEntry, AuditEvent, AuditHead, DocMaterial, ErasureCause, Expired, NewCredential, NewOrg,
-    NewPrincipal, Org, Principal, PublishPlan, PullQuery, Pushed, Queued, Redeem, Redeemed,
-    ResponseQuery, Result, Settlement, Storage, StorageError, SubjectResponse, Summary,
-    VerifiedDoc,
+    AuditEntry, AuditEvent, AuditHead, DocMaterial, ErasedRecord, ErasureCause, Expired,
+    NewCredential, NewOrg, NewPrincipal, Org, Principal, PublishPlan, PullQuery, Pushed, Queued,
+    Redeem, Redeemed, ResponseQuery, Result, Settlement, Storage, StorageError, SubjectResponse,
+    Summary, VerifiedDoc,
 };
 
 /// The embedded SQLite backend: one database file.
@@ -478,6 +478,13 @@ impl Storage for Sqlite {
             .await
             .map_err(|_| StorageError::TaskFailed)??;
         Ok(erased)
+    }
+
+    async fn erased(&self, after: &str, limit: u32) -> Result<Vec<ErasedRecord>> {
+        let after = after.to_owned();
+        self.store
+            .read(move |c| rights::erased_page(c, &after, limit))
+            .await
     }
 
     async fn set_restricted(

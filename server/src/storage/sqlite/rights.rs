@@ -8,7 +8,9 @@
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::keys::KeyRing;
-use crate::storage::{AuditHead, ErasureCause, Expired, StorageError, SubjectResponse, now_ms};
+use crate::storage::{
+    AuditHead, ErasedRecord, ErasureCause, Expired, StorageError, SubjectResponse, now_ms,
+};
 
 type Result<T> = std::result::Result<T, StorageError>;
 
@@ -104,6 +106,10 @@ pub fn erase(
             .prepare_cached("SELECT 1 FROM docs WHERE id = ?1 AND org_id = ?2")?
             .exists([doc_id, org_id])?;
         if !exists {
+            if cause == ErasureCause::Restore && remember(tx, org_id, doc_id, now, cause)? {
+                notice(tx, org_id, doc_id, "erased")?;
+                erased.push(doc_id.clone());
+            }
             continue;
         }
         for table in [
@@ -116,14 +122,44 @@ pub fn erase(
         ] {
             tx.prepare_cached(table)?.execute([doc_id])?;
         }
-        tx.prepare_cached(
-            "INSERT INTO erased (doc_id, org_id, erased_at, cause) VALUES (?1, ?2, ?3, ?4)",
-        )?
-        .execute(params![doc_id, org_id, now, cause.as_str()])?;
+        remember(tx, org_id, doc_id, now, cause)?;
         notice(tx, org_id, doc_id, "erased")?;
         erased.push(doc_id.clone());
     }
     Ok(erased)
+}
+
+/// Remember a response as erased; false if it already was.
+fn remember(
+    tx: &Transaction<'_>,
+    org_id: &str,
+    doc_id: &str,
+    now: i64,
+    cause: ErasureCause,
+) -> Result<bool> {
+    Ok(tx
+        .prepare_cached(
+            "INSERT INTO erased (doc_id, org_id, erased_at, cause) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (doc_id) DO NOTHING",
+        )?
+        .execute(params![doc_id, org_id, now, cause.as_str()])?
+        > 0)
+}
+
+pub fn erased_page(conn: &Connection, after: &str, limit: u32) -> Result<Vec<ErasedRecord>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT org_id, doc_id, erased_at, cause FROM erased WHERE doc_id > ?1
+         ORDER BY doc_id LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![after, limit], |r| {
+        Ok(ErasedRecord {
+            org_id: r.get(0)?,
+            doc_id: r.get(1)?,
+            erased_at: r.get(2)?,
+            cause: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
 }
 
 /// Whether the organisation erased this response.
