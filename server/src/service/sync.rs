@@ -48,14 +48,15 @@ async fn questions_touched(
     let mut names: HashMap<(Uuid, u32), Option<HashSet<String>>> = HashMap::new();
     for d in docs.iter_mut().filter(|d| !d.touched.is_empty()) {
         let key = (d.doc.survey_id, d.doc.survey_version);
-        if !names.contains_key(&key) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = names.entry(key) {
             let definition = db
                 .survey_version(&caller.org_id, &key.0.to_string(), key.1)
                 .await?;
-            let questions = definition
-                .and_then(|(json, _)| Survey::parse_json(&json).ok())
-                .map(|s| s.questions().iter().map(|q| q.name.clone()).collect());
-            names.insert(key, questions);
+            slot.insert(
+                definition
+                    .and_then(|(json, _)| Survey::parse_json(&json).ok())
+                    .map(|s| s.questions().iter().map(|q| q.name.clone()).collect()),
+            );
         }
         let known = names.get(&key).and_then(Option::as_ref);
         d.touched

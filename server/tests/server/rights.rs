@@ -141,7 +141,7 @@ async fn rights_hold_in_every_backend() {
             .expect("find");
         assert_eq!(
             found.iter().map(|f| f.doc_id.clone()).collect::<Vec<_>>(),
-            [a_id.clone()],
+            std::slice::from_ref(&a_id),
             "{backend}"
         );
         assert!(
@@ -163,7 +163,7 @@ async fn rights_hold_in_every_backend() {
             .set_restricted(&w.org_id, vec![a_id.clone()], true, audit())
             .await
             .expect("restrict");
-        assert_eq!(changed, [a_id.clone()], "{backend}");
+        assert_eq!(changed, std::slice::from_ref(&a_id), "{backend}");
         let again = w
             .db()
             .set_restricted(&w.org_id, vec![a_id.clone()], true, audit())
@@ -251,7 +251,11 @@ async fn rights_hold_in_every_backend() {
             )
             .await
             .expect("erase");
-        assert_eq!(erased, [a_id.clone()], "{backend}: only what existed");
+        assert_eq!(
+            erased,
+            std::slice::from_ref(&a_id),
+            "{backend}: only what existed"
+        );
         assert!(
             w.db()
                 .erase(

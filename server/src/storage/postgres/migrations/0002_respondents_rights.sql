@@ -46,3 +46,10 @@ CREATE TABLE audit_heads (
 );
 -- The processing record of a response: the audit entries about it.
 CREATE INDEX audit_target ON audit(org_id, target);
+
+-- Responses stored before this schema are checked again once, so that the subject index
+-- holds their identifiers too (settling them again changes nothing else).
+INSERT INTO materialize_queue (doc_id, org_id, seq)
+     SELECT d.id, d.org_id, coalesce((SELECT max(c.seq) FROM changes c WHERE c.doc_id = d.id), 0)
+       FROM docs d
+ON CONFLICT (doc_id) DO NOTHING;
