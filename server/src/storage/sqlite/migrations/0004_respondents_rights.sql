@@ -74,4 +74,5 @@ CREATE INDEX audit_target ON audit(org_id, target);
 INSERT INTO materialize_queue (doc_id, org_id, seq)
      SELECT d.id, d.org_id, coalesce((SELECT max(c.seq) FROM changes c WHERE c.doc_id = d.id), 0)
        FROM docs d
+      WHERE true -- (SQLite needs a WHERE before an upsert's ON CONFLICT after a FROM)
 ON CONFLICT (doc_id) DO NOTHING;
