@@ -3,6 +3,8 @@
 
 #[path = "e2e/audit_chain.rs"]
 mod audit_chain;
+#[path = "e2e/backup_erasures.rs"]
+mod backup_erasures;
 #[path = "e2e/bad_input.rs"]
 mod bad_input;
 #[path = "e2e/bench.rs"]
@@ -25,6 +27,8 @@ mod offline;
 mod readme;
 #[path = "e2e/rights.rs"]
 mod rights;
+#[path = "e2e/rights_support.rs"]
+mod rights_support;
 #[path = "e2e/secrets_at_rest.rs"]
 mod secrets_at_rest;
 #[path = "e2e/versions.rs"]

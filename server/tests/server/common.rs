@@ -589,6 +589,8 @@ pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
 
+#[path = "common/contract.rs"]
+pub mod contract;
 #[path = "common/databases.rs"]
 mod databases;
 #[path = "common/real.rs"]

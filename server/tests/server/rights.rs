@@ -4,54 +4,20 @@
 //! stay good after deletions; the retention purge erases as erasure does; the audit chain
 //! verifies.
 
-use fieldsync_protocol::api::{ResponseView, Role};
+use fieldsync_protocol::api::Role;
 use fieldsync_protocol::wire::{ErrorCode, NoticeKind, PullResponse, PushOutcome};
 use fieldsync_server::auth::Caller;
 use fieldsync_server::service;
-use fieldsync_server::storage::{
-    AuditEvent, Db, ErasureCause, PullQuery, ResponseQuery, Settlement, now_ms,
-};
-use fieldsync_server::worker::{ChangeVerdict, Checked};
+use fieldsync_server::storage::{AuditEvent, Db, ErasureCause, PullQuery, ResponseQuery, now_ms};
+use fieldsync_server::worker::ChangeVerdict;
 use uuid::Uuid;
 
-use crate::storage::{changes, each_backend, stored};
+use crate::common::contract::{changes, each_backend, settle_with, stored};
 
 /// Settle everything queued, every change accepted; `subjects` gives each document's
 /// identifiers.
 async fn settle(db: &Db, subjects: impl Fn(&str) -> Vec<String>) {
-    loop {
-        let queued = db.queued_material(512).await.expect("queued");
-        if queued.is_empty() {
-            return;
-        }
-        let mut settled = Vec::new();
-        for (item, material) in queued {
-            let Some(material) = material else {
-                settled.push(Settlement::Gone(item.doc_id));
-                continue;
-            };
-            let view = ResponseView {
-                id: Uuid::parse_str(&item.doc_id).expect("id"),
-                survey_id: Uuid::parse_str(&material.survey_id).expect("survey"),
-                survey_version: material.survey_version,
-                author_device: "device".into(),
-                created_at: 1,
-                updated_at: 2,
-                status: "submitted".into(),
-                answers: Default::default(),
-                errors: Vec::new(),
-                conflicts: Vec::new(),
-                warnings: Vec::new(),
-            };
-            let checked = Checked {
-                verdicts: vec![ChangeVerdict::Accepted; material.pending.len()],
-                view: Some(view),
-                subjects: subjects(&item.doc_id),
-            };
-            settled.push(Settlement::Done(Box::new((item, material, Ok(checked)))));
-        }
-        db.settle(settled).await.expect("settle");
-    }
+    settle_with(db, |_| ChangeVerdict::Accepted, subjects).await
 }
 
 /// Pull everything after `cursor`: the changes' documents, the notices, the last cursor.

@@ -5,7 +5,7 @@
 use fieldsync_e2e::World;
 use serde_json::json;
 
-use crate::rights::{Api, collect};
+use crate::rights_support::{Api, collect};
 
 fn server_db(w: &World) -> rusqlite::Connection {
     let db = rusqlite::Connection::open(w.server.data_dir().join("fieldsync.sqlite"))

@@ -3,192 +3,15 @@
 //! offline device cannot bring it back), restriction, retention, and cursors after deletions.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
-use fieldsync_e2e::data::{self, all_files, contains, jsonl};
+use fieldsync_e2e::World;
+use fieldsync_e2e::data;
 use fieldsync_e2e::server::server_command;
-use fieldsync_e2e::{Client, World};
 use serde_json::{Value, json};
 
-/// Collect one response per answers set on `device` from a file; returns their ids.
-pub fn collect(w: &World, device: &Client, survey: &str, rows: &[data::Answers]) -> Vec<String> {
-    let file = w.file(
-        &format!("{survey}-{}.jsonl", uuid::Uuid::new_v4()),
-        &jsonl(rows),
-    );
-    let stored = device.json(&[
-        "collect",
-        survey,
-        "--answers",
-        file.to_str().expect("utf-8"),
-    ]);
-    assert_eq!(stored["invalid"], json!([]), "{stored}");
-    stored["ids"]
-        .as_array()
-        .unwrap_or_else(|| panic!("collect --json has no ids: {stored}"))
-        .iter()
-        .map(|v| v.as_str().expect("id").to_owned())
-        .collect()
-}
-
-fn household(head: &str, comment: &str) -> data::Answers {
-    let mut a = data::case("household-v1.json", "valid_complete_in_person");
-    a.insert("head_name".into(), head.into());
-    a.insert("comments".into(), comment.into());
-    a
-}
-
-/// Rows of the server's SQLite database (read beside the running server, as an attacker with
-/// a copy of the data directory could).
-pub fn server_blobs(w: &World, sql: &str, id: &str) -> Vec<Vec<u8>> {
-    let db = rusqlite::Connection::open_with_flags(
-        w.server.data_dir().join("fieldsync.sqlite"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .expect("open the server database");
-    let mut stmt = db.prepare(sql).expect("prepare");
-    stmt.query_map([id], |r| r.get::<_, Vec<u8>>(0))
-        .expect("query")
-        .collect::<Result<_, _>>()
-        .expect("rows")
-}
-
-/// The sealed rows a client home holds for a response (its snapshot and outbox changes).
-fn client_blobs(client: &Client, id: &str) -> Vec<Vec<u8>> {
-    let db = rusqlite::Connection::open_with_flags(
-        client.home().join("fieldsync.sqlite"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .expect("open the client store");
-    let mut out: Vec<Vec<u8>> = db
-        .prepare("SELECT snapshot FROM docs WHERE id = ?1")
-        .expect("prepare")
-        .query_map([id], |r| r.get(0))
-        .expect("query")
-        .collect::<Result<_, _>>()
-        .expect("rows");
-    let outbox: Vec<Vec<u8>> = db
-        .prepare("SELECT change FROM outbox WHERE doc_id = ?1")
-        .expect("prepare")
-        .query_map([id], |r| r.get(0))
-        .expect("query")
-        .collect::<Result<_, _>>()
-        .expect("rows");
-    out.extend(outbox);
-    out
-}
-
-/// Every file under `dir` holding any of `blobs` (a sealed value is unique: its nonce is
-/// random), or a 32-byte window of one (a page may hold only part of a long value).
-fn files_holding(dir: &Path, blobs: &[Vec<u8>]) -> Vec<String> {
-    let mut found = Vec::new();
-    for file in all_files(dir) {
-        let Ok(bytes) = std::fs::read(&file) else {
-            continue;
-        };
-        for blob in blobs {
-            let probe = &blob[..blob.len().min(48)];
-            let tail = &blob[blob.len().saturating_sub(32)..];
-            if contains(&bytes, probe) || contains(&bytes, tail) {
-                found.push(file.display().to_string());
-                break;
-            }
-        }
-    }
-    found
-}
-
-fn ids_of(found: &Value) -> BTreeSet<String> {
-    found["responses"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no responses in {found}"))
-        .iter()
-        .map(|r| r["response_id"].as_str().expect("id").to_owned())
-        .collect()
-}
-
-/// The API as a member with `role` sees it, over HTTP with a session of its own.
-pub struct Api {
-    base: String,
-    token: String,
-    http: reqwest::blocking::Client,
-}
-
-impl Api {
-    pub fn new(w: &World, role: &str) -> Api {
-        let token = w.admin.ok(&[
-            "member",
-            "add",
-            &format!("api {role}"),
-            "--role",
-            role,
-            "--quiet",
-        ]);
-        let http = reqwest::blocking::Client::new();
-        let base = w.server.url();
-        let grant: Value = http
-            .post(format!("{base}/v1/login"))
-            .json(&json!({ "token": token.trim() }))
-            .send()
-            .and_then(|r| r.error_for_status())
-            .and_then(|r| r.json())
-            .expect("log in over HTTP");
-        Api {
-            base,
-            token: grant["token"].as_str().expect("session token").to_owned(),
-            http,
-        }
-    }
-
-    pub fn get(&self, path: &str) -> Value {
-        self.http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .and_then(|r| r.error_for_status())
-            .and_then(|r| r.json())
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
-    }
-
-    pub fn put(&self, path: &str, body: &Value) {
-        self.http
-            .put(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .json(body)
-            .send()
-            .and_then(|r| r.error_for_status())
-            .unwrap_or_else(|e| panic!("PUT {path}: {e}"));
-    }
-
-    /// Wait (at most 20 s) until the server's listing of a survey holds `n` responses (they
-    /// are listed once the server has checked them).
-    pub fn wait_listed(&self, survey_id: &str, n: usize) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while self.listed(survey_id).0.len() != n {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "never listed {n} responses"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-    }
-
-    /// The ids in the server's listing of a survey's responses, and which are restricted.
-    pub fn listed(&self, survey_id: &str) -> (BTreeSet<String>, BTreeSet<String>) {
-        let page = self.get(&format!("/v1/surveys/{survey_id}/responses"));
-        let items = page["items"].as_array().cloned().unwrap_or_default();
-        let ids = items
-            .iter()
-            .filter_map(|r| r["id"].as_str().map(str::to_owned))
-            .collect();
-        let restricted = items
-            .iter()
-            .filter(|r| r["restricted"] == json!(true))
-            .filter_map(|r| r["id"].as_str().map(str::to_owned))
-            .collect();
-        (ids, restricted)
-    }
-}
+use crate::rights_support::{
+    Api, client_blobs, collect, files_holding, household, ids_of, publish_household, server_blobs,
+};
 
 #[test]
 fn access_finds_and_exports_a_person_across_surveys_and_versions_and_no_one_else() {
@@ -359,10 +182,7 @@ fn access_finds_and_exports_a_person_across_surveys_and_versions_and_no_one_else
 #[test]
 fn erasure_leaves_nothing_readable_anywhere_and_cannot_be_undone_by_a_device() {
     let w = World::start();
-    let survey = w.publish("household-v1.json")["survey_id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let survey = publish_household(&w);
     let api = Api::new(&w, "admin");
     let (device, _) = w.enumerator("tablet-1", "Amina Odhiambo", &["household_survey"]);
     let (late, _) = w.enumerator("tablet-2", "Brian Kip", &["household_survey"]);
@@ -525,10 +345,7 @@ fn erasure_leaves_nothing_readable_anywhere_and_cannot_be_undone_by_a_device() {
 #[test]
 fn restriction_freezes_a_person_on_both_sides_and_lifts_cleanly() {
     let w = World::start();
-    let survey = w.publish("household-v1.json")["survey_id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let survey = publish_household(&w);
     let admin_api = Api::new(&w, "admin");
     let coordinator_api = Api::new(&w, "coordinator");
     let (device, _) = w.enumerator("tablet-1", "Amina Odhiambo", &["household_survey"]);
@@ -598,10 +415,7 @@ fn restriction_freezes_a_person_on_both_sides_and_lifts_cleanly() {
 #[test]
 fn retention_purges_responses_past_their_period_as_erasure_does() {
     let w = World::start();
-    let survey = w.publish("household-v1.json")["survey_id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let survey = publish_household(&w);
     let api = Api::new(&w, "admin");
     let (device, _) = w.enumerator("tablet-1", "Amina Odhiambo", &["household_survey"]);
     let ids = collect(
@@ -649,112 +463,4 @@ fn retention_purges_responses_past_their_period_as_erasure_does() {
     assert!(files_holding(device.home(), &device_secrets).is_empty());
     let audit = w.admin.json(&["audit", "list"]).to_string();
     assert!(audit.contains("retention_purge"), "{audit}");
-}
-
-/// Copy every file of `from` into `to` (a backup of a stopped server's data directory).
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create the copy");
-    for file in all_files(from) {
-        let rel = file.strip_prefix(from).expect("inside");
-        std::fs::copy(&file, to.join(rel)).expect("copy a file");
-    }
-}
-
-#[test]
-fn a_restored_backup_gets_its_erasures_applied_again_and_nothing_comes_back() {
-    let mut w = World::start();
-    let survey = w.publish("household-v1.json")["survey_id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let api = Api::new(&w, "admin");
-    let (device, _) = w.enumerator("tablet-1", "Amina Odhiambo", &["household_survey"]);
-    let person = "Samuel Njoroge";
-    let ids = collect(
-        &w,
-        &device,
-        "household_survey",
-        &[household(person, "before backup")],
-    );
-    device.sync();
-    api.wait_listed(&survey, 1);
-    let secrets = [
-        server_blobs(&w, "SELECT wrapped_key FROM docs WHERE id = ?1", &ids[0]),
-        server_blobs(&w, "SELECT payload FROM changes WHERE doc_id = ?1", &ids[0]),
-    ]
-    .concat();
-
-    // A backup, taken while the response exists.
-    let data = w.server.data_dir().to_path_buf();
-    let backup = w.root().join("backup");
-    w.server.stop();
-    copy_dir(&data, &backup);
-    w.server.restart();
-
-    w.admin.ok(&[
-        "subject",
-        "erase",
-        person,
-        "--reason",
-        "request 12",
-        "--yes",
-    ]);
-    let list = w.out_path("erased.jsonl");
-    let data_arg = data.to_str().expect("utf-8").to_owned();
-    let out = server_command(&[
-        "admin",
-        "erasures",
-        "--out",
-        list.to_str().expect("utf-8"),
-        "--data",
-        &data_arg,
-    ]);
-    assert_eq!(out.code, Some(0), "{}", out.describe());
-    assert!(
-        std::fs::read_to_string(&list)
-            .expect("list")
-            .contains(&ids[0])
-    );
-
-    // The disaster: the backup comes back, erased response and all.
-    w.server.stop();
-    for file in all_files(&data) {
-        std::fs::remove_file(file).expect("clear the data directory");
-    }
-    copy_dir(&backup, &data);
-    assert!(
-        !files_holding(&data, &secrets).is_empty(),
-        "the backup holds the response"
-    );
-    let out = server_command(&[
-        "admin",
-        "reapply-erasures",
-        "--from",
-        list.to_str().expect("utf-8"),
-        "--data",
-        &data_arg,
-    ]);
-    assert_eq!(out.code, Some(0), "{}", out.describe());
-    assert!(
-        files_holding(&data, &secrets).is_empty(),
-        "erased again, keys and all"
-    );
-    w.server.restart();
-    assert_eq!(
-        w.admin.json(&["subject", "find", person])["responses"],
-        json!([])
-    );
-    assert!(api.listed(&survey).0.is_empty());
-    // The device still holds its copy (its cursor is past the first notice): an edit of it is
-    // refused as erased, and it deletes its copy.
-    device.ok(&[
-        "response",
-        "edit",
-        &ids[0],
-        "--set",
-        "comments=after restore",
-    ]);
-    let report = device.sync();
-    assert!(report["erased"].to_string().contains(&ids[0]), "{report}");
-    device.fails(&["response", "show", &ids[0]], 7);
 }
