@@ -260,6 +260,9 @@ impl Store {
             path,
         };
         store.account = store.load_account()?;
+        if store.meta("wal_scrub_pending")?.is_some() {
+            store.forget_deleted()?;
+        }
         Ok(store)
     }
 

@@ -240,16 +240,26 @@ impl Store {
     }
 
     /// After deleting erased responses: copy the write-ahead log into the (zeroed) database
-    /// pages and empty it, so no older frame still holds them.
-    fn forget_deleted(&self) -> Result<(), StoreError> {
-        let busy: i64 = self
-            .conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
-        if busy != 0 {
-            return Err(StoreError::Corrupt(
-                "the store's write-ahead log could not be emptied after deleting erased responses; close other fieldsync commands on this home and sync again".into(),
-            ));
+    /// pages and empty it, so no older frame still holds them. Another command reading this
+    /// home can hold the log for a moment; if it keeps it, the store remembers and empties the
+    /// log the next time it is opened. The deletion itself is already committed either way.
+    pub(crate) fn forget_deleted(&self) -> Result<(), StoreError> {
+        for _ in 0..20 {
+            let busy: i64 = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+            if busy == 0 {
+                self.conn
+                    .execute("DELETE FROM meta WHERE key = 'wal_scrub_pending'", [])?;
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
         }
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('wal_scrub_pending', x'01')
+             ON CONFLICT (key) DO NOTHING",
+            [],
+        )?;
         Ok(())
     }
 

@@ -191,6 +191,12 @@ impl Postgres {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         lock_relay(&tx).await?;
+        // Rows locked in id order, as pushes lock them, so the two never deadlock.
+        tx.execute(
+            "SELECT id FROM docs WHERE org_id = $1 AND id = ANY($2) ORDER BY id FOR UPDATE",
+            &[&org_id, &doc_ids],
+        )
+        .await?;
         let mut changed: Vec<String> = tx
             .query(
                 "UPDATE docs SET restricted = $3

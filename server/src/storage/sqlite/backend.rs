@@ -471,12 +471,30 @@ impl Storage for Sqlite {
         for id in &erased {
             self.keys.forget_doc(id);
         }
+        if erased.is_empty() {
+            return Ok(erased);
+        }
         // The rows are gone and their pages zeroed; the log's older frames still hold them
-        // until it is checkpointed.
+        // until it is checkpointed. Readers can hold the log for a while: then the erasure
+        // (committed) is answered, and the checkpoint is retried in the background.
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.checkpoint())
+        let first = tokio::task::spawn_blocking(move || store.checkpoint())
             .await
-            .map_err(|_| StorageError::TaskFailed)??;
+            .map_err(|_| StorageError::TaskFailed)?;
+        if let Err(e) = first {
+            tracing::warn!(error = %e, "erased, but the write-ahead log is busy; emptying it in the background");
+            let store = self.store.clone();
+            tokio::spawn(async move {
+                for _ in 0..60 {
+                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                    let store = store.clone();
+                    if let Ok(Ok(())) = tokio::task::spawn_blocking(move || store.checkpoint()).await {
+                        return;
+                    }
+                }
+                tracing::error!("the write-ahead log could not be emptied after an erasure; restart the server to empty it");
+            });
+        }
         Ok(erased)
     }
 
