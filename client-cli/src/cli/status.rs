@@ -30,5 +30,9 @@ pub fn run(_args: Args, s: &Settings) -> anyhow::Result<u8> {
     println!("  invalid (handed in with problems): {}", r.invalid);
     println!("  with conflicts: {}", r.conflicted);
     println!("  refused by the server: {}", r.rejected);
+    println!(
+        "  restricted at the respondent's request (no edits): {}",
+        r.restricted
+    );
     Ok(0)
 }

@@ -114,6 +114,8 @@ pub struct StatusReport {
     pub invalid: u64,
     pub conflicted: u64,
     pub rejected: u64,
+    /// Responses whose processing the server restricted (no edits until lifted).
+    pub restricted: u64,
 }
 
 impl Store {
@@ -476,6 +478,7 @@ impl Store {
             )?,
             conflicted: count("SELECT count(*) FROM docs WHERE conflict_count > 0")?,
             rejected: count("SELECT count(*) FROM docs WHERE rejected IS NOT NULL")?,
+            restricted: count("SELECT count(*) FROM docs WHERE restricted = 1")?,
         })
     }
 }

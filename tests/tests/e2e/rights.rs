@@ -382,6 +382,7 @@ fn restriction_freezes_a_person_on_both_sides_and_lifts_cleanly() {
         out.describe()
     );
     // Now both sides know: edits are refused with a clear message.
+    assert_eq!(device.status()["restricted"], json!(1), "status counts it");
     let why = device.fails(&["response", "edit", id, "--set", "comments=again"], 6);
     assert!(why.contains("restricted"), "{why}");
     coordinator.sync();
