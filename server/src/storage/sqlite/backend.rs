@@ -488,11 +488,15 @@ impl Storage for Sqlite {
                 for _ in 0..60 {
                     tokio::time::sleep(std::time::Duration::from_secs(5)).await;
                     let store = store.clone();
-                    if let Ok(Ok(())) = tokio::task::spawn_blocking(move || store.checkpoint()).await {
+                    if let Ok(Ok(())) =
+                        tokio::task::spawn_blocking(move || store.checkpoint()).await
+                    {
                         return;
                     }
                 }
-                tracing::error!("the write-ahead log could not be emptied after an erasure; restart the server to empty it");
+                tracing::error!(
+                    "the write-ahead log could not be emptied after an erasure; restart the server to empty it"
+                );
             });
         }
         Ok(erased)
