@@ -231,21 +231,27 @@ pub async fn restrict(
 ) -> Result<SubjectChanged, ApiError> {
     admin_only(caller, "restrict processing of a person's data")?;
     let (_, found) = matches(state, caller, &q).await?;
-    let ids: Vec<String> = found.iter().map(|r| r.doc_id.clone()).collect();
     let action = if restricted {
         "subject_restrict"
     } else {
         "subject_unrestrict"
     };
-    let changed = state
-        .db
-        .set_restricted(
-            &caller.org_id,
-            ids,
-            restricted,
-            AuditEvent::by(caller, action).detail(count(found.len())),
-        )
-        .await?;
+    // One entry per response, so each response's processing record shows it (a person has
+    // a handful of responses, not thousands).
+    let mut changed = Vec::new();
+    for r in &found {
+        changed.extend(
+            state
+                .db
+                .set_restricted(
+                    &caller.org_id,
+                    vec![r.doc_id.clone()],
+                    restricted,
+                    AuditEvent::by(caller, action).target(r.doc_id.clone()),
+                )
+                .await?,
+        );
+    }
     Ok(SubjectChanged {
         responses: changed
             .iter()

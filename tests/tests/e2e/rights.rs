@@ -383,6 +383,17 @@ fn restriction_freezes_a_person_on_both_sides_and_lifts_cleanly() {
     );
     // Now both sides know: edits are refused with a clear message.
     assert_eq!(device.status()["restricted"], json!(1), "status counts it");
+    // The response's processing record shows the restriction.
+    let out = w.out_path("halima.json");
+    w.admin.ok(&[
+        "subject",
+        "export",
+        person,
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
+    let record = std::fs::read_to_string(&out).expect("export written");
+    assert!(record.contains("subject_restrict"), "{record}");
     let why = device.fails(&["response", "edit", id, "--set", "comments=again"], 6);
     assert!(why.contains("restricted"), "{why}");
     coordinator.sync();
