@@ -100,15 +100,7 @@ pub async fn find(
 ) -> Result<SubjectFound, ApiError> {
     admin_only(caller, "look up a person's data")?;
     let (hash, found) = matches(state, caller, &q).await?;
-    let listed = !state
-        .db
-        .do_not_contact(&caller.org_id, vec![hash])
-        .await?
-        .is_empty();
-    state
-        .db
-        .record_audit(AuditEvent::by(caller, "subject_find").detail(count(found.len())))
-        .await?;
+    let listed = listed_and_audited(state, caller, hash, "subject_find", found.len()).await?;
     Ok(SubjectFound {
         responses: found.iter().map(to_match).collect::<Result<_, _>>()?,
         do_not_contact: listed,
@@ -151,6 +143,23 @@ pub async fn export(
             processing: processing.remove(&r.doc_id).unwrap_or_default(),
         });
     }
+    let listed = listed_and_audited(state, caller, hash, "subject_export", found.len()).await?;
+    Ok(SubjectExport {
+        exported_at: now_ms(),
+        responses,
+        do_not_contact: listed,
+    })
+}
+
+/// Whether the person is on the do-not-contact list; records that `action` was done about
+/// `found` responses of theirs.
+async fn listed_and_audited(
+    state: &AppState,
+    caller: &Caller,
+    hash: [u8; 32],
+    action: &str,
+    found: usize,
+) -> Result<bool, ApiError> {
     let listed = !state
         .db
         .do_not_contact(&caller.org_id, vec![hash])
@@ -158,13 +167,9 @@ pub async fn export(
         .is_empty();
     state
         .db
-        .record_audit(AuditEvent::by(caller, "subject_export").detail(count(found.len())))
+        .record_audit(AuditEvent::by(caller, action).detail(count(found)))
         .await?;
-    Ok(SubjectExport {
-        exported_at: now_ms(),
-        responses,
-        do_not_contact: listed,
-    })
+    Ok(listed)
 }
 
 fn record_of(e: AuditEntry) -> AuditRecord {

@@ -93,11 +93,22 @@ impl Page {
         Ok(end)
     }
 
-    /// A notice of a change of the caller's session that the checks refused.
-    pub(crate) fn refused(&mut self, relay: i64, notice: RefusedChange) {
+    /// A notice of a change of the caller's session that the checks refused, with the reason
+    /// stored for it (if one was).
+    pub(crate) fn refused(
+        &mut self,
+        relay: i64,
+        doc_id: Uuid,
+        hash: Vec<u8>,
+        reason: Option<String>,
+    ) {
         self.last = relay;
         self.count += 1;
-        self.refused.push(notice);
+        self.refused.push(RefusedChange {
+            doc_id,
+            hash: ByteBuf::from(hash),
+            reason: reason.unwrap_or_else(|| "the server's checks refused it".to_owned()),
+        });
     }
 
     /// An accepted change; false once the page holds its bytes (read no more rows: pages are

@@ -5,7 +5,7 @@
 use fieldsync_e2e::World;
 use serde_json::json;
 
-use crate::rights_support::{Api, collect};
+use crate::rights_support::{Api, collect, export_subject};
 
 fn server_db(w: &World) -> rusqlite::Connection {
     let db = rusqlite::Connection::open(w.server.data_dir().join("fieldsync.sqlite"))
@@ -91,14 +91,7 @@ fn a_chain_of_a_thousand_entries_verifies_and_any_change_or_removal_is_detected(
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    let out = w.out_path("person.json");
-    w.admin.ok(&[
-        "subject",
-        "export",
-        person,
-        "--out",
-        out.to_str().expect("utf-8"),
-    ]);
+    export_subject(&w, person);
     for args in [
         vec!["subject", "restrict", person],
         vec!["subject", "unrestrict", person],

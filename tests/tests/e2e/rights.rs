@@ -7,10 +7,11 @@ use std::collections::BTreeSet;
 use fieldsync_e2e::World;
 use fieldsync_e2e::data;
 use fieldsync_e2e::server::server_command;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::rights_support::{
-    Api, client_blobs, collect, files_holding, household, ids_of, publish_household, server_blobs,
+    Api, client_blobs, collect, export_subject, files_holding, household, ids_of,
+    publish_household, server_blobs,
 };
 
 #[test]
@@ -93,17 +94,7 @@ fn access_finds_and_exports_a_person_across_surveys_and_versions_and_no_one_else
     ]);
     assert_eq!(ids_of(&one).len(), 1, "{one}");
 
-    let out = w.out_path("grace.json");
-    w.admin.ok(&[
-        "subject",
-        "export",
-        person,
-        "--out",
-        out.to_str().expect("utf-8"),
-    ]);
-    let export: Value =
-        serde_json::from_str(&std::fs::read_to_string(&out).expect("export written"))
-            .expect("json");
+    let (export, csv) = export_subject(&w, person);
     let exported: BTreeSet<String> = export["responses"]
         .as_array()
         .expect("responses")
@@ -125,7 +116,6 @@ fn access_finds_and_exports_a_person_across_surveys_and_versions_and_no_one_else
             "answers are exported: {r}"
         );
     }
-    let csv = std::fs::read_to_string(out.with_extension("csv")).expect("csv written");
     for text in [export.to_string(), csv.clone()] {
         for other in [
             "Joseph Mwangi",
@@ -384,15 +374,7 @@ fn restriction_freezes_a_person_on_both_sides_and_lifts_cleanly() {
     // Now both sides know: edits are refused with a clear message.
     assert_eq!(device.status()["restricted"], json!(1), "status counts it");
     // The response's processing record shows the restriction.
-    let out = w.out_path("halima.json");
-    w.admin.ok(&[
-        "subject",
-        "export",
-        person,
-        "--out",
-        out.to_str().expect("utf-8"),
-    ]);
-    let record = std::fs::read_to_string(&out).expect("export written");
+    let record = export_subject(&w, person).0.to_string();
     assert!(record.contains("subject_restrict"), "{record}");
     let why = device.fails(&["response", "edit", id, "--set", "comments=again"], 6);
     assert!(why.contains("restricted"), "{why}");

@@ -30,6 +30,24 @@ pub fn collect(w: &World, device: &Client, survey: &str, rows: &[data::Answers])
         .collect()
 }
 
+/// The admin's `subject export` of `person`: the JSON written, and the CSV beside it.
+pub fn export_subject(w: &World, person: &str) -> (Value, String) {
+    let out = w.out_path(&format!("subject-{}.json", uuid::Uuid::new_v4()));
+    w.admin.ok(&[
+        "subject",
+        "export",
+        person,
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
+    let json = std::fs::read_to_string(&out).expect("export written");
+    let csv = std::fs::read_to_string(out.with_extension("csv")).expect("csv written");
+    (
+        serde_json::from_str(&json).expect("the export is JSON"),
+        csv,
+    )
+}
+
 /// The admin publishes the household survey (version 1); its id.
 pub fn publish_household(w: &World) -> String {
     let published = w.publish("household-v1.json");

@@ -10,7 +10,7 @@ use fieldsync_protocol::crypto::Cipher;
 use super::backend::Tx;
 use super::sync::{keys_doc, org_cipher, org_keys};
 use super::{Postgres, big};
-use crate::keys::summary_binding;
+use crate::keys::{OrgKeys, summary_binding};
 use crate::storage::{
     CheckOutcome, DocMaterial, Queued, Result, Settlement, StorageError, Summary, now_ms, state,
 };
@@ -253,6 +253,7 @@ impl Postgres {
     ) -> Result<HashSet<String>> {
         let (mut ids, mut orgs, mut subjects, mut surveys) = (vec![], vec![], vec![], vec![]);
         let mut cleared: Vec<&str> = Vec::new();
+        let mut org_keys_of: HashMap<&str, Arc<OrgKeys>> = HashMap::new();
         for (item, material, outcome) in done {
             let Ok(checked) = outcome else { continue };
             if !existing.contains_key(&item.doc_id) {
@@ -262,7 +263,14 @@ impl Postgres {
             if checked.subjects.is_empty() {
                 continue;
             }
-            let keys = org_keys(tx, &self.keys, &item.org_id).await?;
+            let keys = match org_keys_of.get(item.org_id.as_str()) {
+                Some(k) => k.clone(),
+                None => {
+                    let k = org_keys(tx, &self.keys, &item.org_id).await?;
+                    org_keys_of.insert(&item.org_id, k.clone());
+                    k
+                }
+            };
             for id in &checked.subjects {
                 ids.push(item.doc_id.as_str());
                 orgs.push(item.org_id.as_str());

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use fieldsync_protocol::api::Role;
 use fieldsync_protocol::crypto::Cipher;
 use fieldsync_protocol::wire::{
-    DocChanges, DocPushResult, PullResponse, PushOutcome, RefusedChange, SurveyUpdate,
+    DocChanges, DocPushResult, PullResponse, PushOutcome, SurveyUpdate,
 };
 use serde_bytes::ByteBuf;
 use tokio_postgres::IsolationLevel;
@@ -602,19 +602,11 @@ impl Postgres {
                 let parsed_id = uuid_of(&doc_id)?;
                 if r.try_get::<_, i64>(3)? == state::REFUSED {
                     let hash: Vec<u8> = r.try_get(5)?;
-                    let reason: String = match tx.query_opt(&reason_stmt, &[&doc_id, &hash]).await?
-                    {
-                        Some(row) => row.try_get(0)?,
-                        None => "the server's checks refused it".to_owned(),
+                    let reason = match tx.query_opt(&reason_stmt, &[&doc_id, &hash]).await? {
+                        Some(row) => Some(row.try_get(0)?),
+                        None => None,
                     };
-                    page.refused(
-                        relay,
-                        RefusedChange {
-                            doc_id: parsed_id,
-                            hash: ByteBuf::from(hash),
-                            reason,
-                        },
-                    );
+                    page.refused(relay, parsed_id, hash, reason);
                     continue;
                 }
                 let plain = open_change(

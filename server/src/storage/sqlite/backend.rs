@@ -33,6 +33,24 @@ impl Sqlite {
             keys,
         })
     }
+
+    /// One write that may find nothing to change (`f` says whether it changed anything);
+    /// `audit` is recorded with it only when it did.
+    async fn write_audited_if<F>(&self, audit: AuditEvent, f: F) -> Result<bool>
+    where
+        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<bool> + Send + 'static,
+    {
+        let keys = self.keys.clone();
+        self.store
+            .write(move |tx| {
+                let changed = f(tx)?;
+                if changed {
+                    audit::record(tx, &keys, &audit)?;
+                }
+                Ok(changed)
+            })
+            .await
+    }
 }
 
 fn owned(s: Option<&str>) -> Option<String> {
@@ -305,17 +323,11 @@ impl Storage for Sqlite {
         status: SurveyStatus,
         audit: AuditEvent,
     ) -> Result<bool> {
-        let keys = self.keys.clone();
         let (org_id, id) = (org_id.to_owned(), survey_id.to_owned());
-        self.store
-            .write(move |tx| {
-                if !surveys::set_status(tx, &org_id, &id, status)? {
-                    return Ok(false);
-                }
-                audit::record(tx, &keys, &audit)?;
-                Ok(true)
-            })
-            .await
+        self.write_audited_if(audit, move |tx| {
+            surveys::set_status(tx, &org_id, &id, status)
+        })
+        .await
     }
 
     async fn assign(
@@ -534,17 +546,11 @@ impl Storage for Sqlite {
         listed: bool,
         audit: AuditEvent,
     ) -> Result<bool> {
-        let keys = self.keys.clone();
         let org_id = org_id.to_owned();
-        self.store
-            .write(move |tx| {
-                let changed = rights::set_do_not_contact(tx, &org_id, &subject, listed)?;
-                if changed {
-                    audit::record(tx, &keys, &audit)?;
-                }
-                Ok(changed)
-            })
-            .await
+        self.write_audited_if(audit, move |tx| {
+            rights::set_do_not_contact(tx, &org_id, &subject, listed)
+        })
+        .await
     }
 
     async fn do_not_contact(&self, org_id: &str, subjects: Vec<[u8; 32]>) -> Result<Vec<[u8; 32]>> {
@@ -561,17 +567,11 @@ impl Storage for Sqlite {
         retention_ms: Option<i64>,
         audit: AuditEvent,
     ) -> Result<bool> {
-        let keys = self.keys.clone();
         let (org_id, id) = (org_id.to_owned(), survey_id.to_owned());
-        self.store
-            .write(move |tx| {
-                if !rights::set_retention(tx, &org_id, &id, retention_ms)? {
-                    return Ok(false);
-                }
-                audit::record(tx, &keys, &audit)?;
-                Ok(true)
-            })
-            .await
+        self.write_audited_if(audit, move |tx| {
+            rights::set_retention(tx, &org_id, &id, retention_ms)
+        })
+        .await
     }
 
     async fn expired(&self, now: i64, limit: u32) -> Result<Vec<Expired>> {

@@ -131,15 +131,15 @@ pub fn save_summary(
     material: &DocMaterial,
     outcome: &CheckOutcome,
 ) -> Result<(), StorageError> {
-    let org = org_cipher(conn, keys, org_id)?;
-    let Some((cipher, _, _)) = doc_cipher(conn, keys, &org, org_id, doc_id)? else {
+    let org = super::sync::org_keys(conn, keys, org_id)?;
+    let Some((cipher, _, _)) = doc_cipher(conn, keys, &org.cipher, org_id, doc_id)? else {
         return Ok(());
     };
     let mut summary = settle_changes(conn, org_id, doc_id, material, outcome)?;
     if let Ok(checked) = outcome {
         let subjects = super::rights::index_subjects(
             conn,
-            keys,
+            &org,
             org_id,
             doc_id,
             &material.survey_id,

@@ -7,7 +7,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use crate::keys::KeyRing;
+use crate::keys::OrgKeys;
 use crate::storage::{
     AuditHead, ErasedRecord, ErasureCause, Expired, StorageError, SubjectResponse, now_ms,
 };
@@ -34,7 +34,7 @@ fn notice(tx: &Transaction<'_>, org_id: &str, doc_id: &str, kind: &str) -> Resul
 /// hashes.
 pub fn index_subjects(
     conn: &Connection,
-    keys: &KeyRing,
+    org: &OrgKeys,
     org_id: &str,
     doc_id: &str,
     survey_id: &str,
@@ -45,7 +45,6 @@ pub fn index_subjects(
     if identifiers.is_empty() {
         return Ok(Vec::new());
     }
-    let org = super::sync::org_keys(conn, keys, org_id)?;
     let mut insert = conn.prepare_cached(
         "INSERT INTO subject_index (org_id, subject, doc_id, survey_id) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT DO NOTHING",

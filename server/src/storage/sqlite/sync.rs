@@ -12,9 +12,7 @@ use std::sync::Arc;
 
 use fieldsync_protocol::api::Role;
 use fieldsync_protocol::crypto::Cipher;
-use fieldsync_protocol::wire::{
-    DocPushResult, PullResponse, PushOutcome, RefusedChange, SurveyUpdate,
-};
+use fieldsync_protocol::wire::{DocPushResult, PullResponse, PushOutcome, SurveyUpdate};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde_bytes::ByteBuf;
 use uuid::Uuid;
@@ -324,18 +322,10 @@ pub fn pull(
                 Uuid::parse_str(&doc_id).map_err(|e| StorageError::Corrupt(e.to_string()))?;
             if r.get::<_, i64>(3)? == state::REFUSED {
                 let hash: Vec<u8> = r.get(5)?;
-                let reason: String = reason_stmt
+                let reason = reason_stmt
                     .query_row(params![doc_id, hash], |r| r.get(0))
-                    .optional()?
-                    .unwrap_or_else(|| "the server's checks refused it".to_owned());
-                page.refused(
-                    relay,
-                    RefusedChange {
-                        doc_id: parsed_id,
-                        hash: ByteBuf::from(hash),
-                        reason,
-                    },
-                );
+                    .optional()?;
+                page.refused(relay, parsed_id, hash, reason);
                 continue;
             }
             let plain = open_change(
