@@ -15,6 +15,7 @@ use fieldsync_protocol::api::{
     SessionGrant,
 };
 use fieldsync_protocol::document::Status;
+use fieldsync_protocol::media::{MediaChunk, MediaOffer, MediaStatus};
 use fieldsync_protocol::wire::{Message, PullRequest, PullResponse, PushRequest, PushResponse};
 use fieldsync_protocol::{Answer, Answers};
 use serde_json::Value;
@@ -113,6 +114,14 @@ impl Transport for Counting<'_> {
 
     fn pull(&self, req: &PullRequest) -> Result<PullResponse, ClientError> {
         self.count(req, || self.client.pull(req))
+    }
+
+    fn offer_media(&self, req: &MediaOffer) -> Result<MediaStatus, ClientError> {
+        self.count(req, || self.client.offer_media(req))
+    }
+
+    fn send_chunk(&self, req: &MediaChunk) -> Result<MediaStatus, ClientError> {
+        self.count(req, || self.client.send_chunk(req))
     }
 }
 

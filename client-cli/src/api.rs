@@ -2,8 +2,8 @@
 //! method per route, so the CLI and a future app never spell a path or a body twice.
 
 use fieldsync_protocol::api::{
-    Assignment, CreatedMember, EnrollRequest, LoginRequest, MemberInfo, NewEnumerator, NewMember,
-    Published, SessionGrant, StatusChange, SurveyInfo, SurveyVersion, WhoAmI,
+    Assignment, CreatedMember, EnrollRequest, LoginRequest, MediaInfo, MemberInfo, NewEnumerator,
+    NewMember, Published, SessionGrant, StatusChange, SurveyInfo, SurveyVersion, WhoAmI,
 };
 use fieldsync_protocol::wire::SurveyStatus;
 use reqwest::Method;
@@ -125,6 +125,16 @@ impl ApiClient {
     }
 
     /// `GET /v1/surveys/{id}/export`: the body streams; read it with [`std::io::Read`].
+    /// `GET /v1/responses/{id}/media`: a response's files.
+    pub fn media(&self, id: &Uuid) -> Result<Vec<MediaInfo>, ClientError> {
+        self.get_json(&format!("/v1/responses/{id}/media"))
+    }
+
+    /// `GET /v1/responses/{id}/media/{name}`: one file, streamed.
+    pub fn media_file(&self, id: &Uuid, name: &str) -> Result<Response, ClientError> {
+        self.get_stream(&format!("/v1/responses/{id}/media/{name}"))
+    }
+
     pub fn export(&self, id: &Uuid, format: ExportFormat) -> Result<Response, ClientError> {
         self.get_stream(&format!(
             "/v1/surveys/{id}/export?format={}",

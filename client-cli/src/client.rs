@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use fieldsync_protocol::cbor::Limits;
+use fieldsync_protocol::media::{MediaChunk, MediaOffer, MediaStatus};
 use fieldsync_protocol::wire::{
     CONTENT_TYPE, DocFault, ErrorBody, ErrorCode, Message, ProtocolRange, PullRequest,
     PullResponse, PushRequest, PushResponse,
@@ -242,6 +243,16 @@ impl ApiClient {
     /// Pull a page of changes.
     pub fn pull(&self, req: &PullRequest) -> Result<PullResponse, ClientError> {
         self.cbor("/v1/sync/pull", req)
+    }
+
+    /// Offer an attachment: what the server already holds of it.
+    pub fn offer_media(&self, req: &MediaOffer) -> Result<MediaStatus, ClientError> {
+        self.cbor("/v1/sync/media/offer", req)
+    }
+
+    /// Send one chunk of an offered attachment.
+    pub fn send_chunk(&self, req: &MediaChunk) -> Result<MediaStatus, ClientError> {
+        self.cbor("/v1/sync/media/chunk", req)
     }
 }
 

@@ -14,6 +14,9 @@ use fieldsync_protocol::wire::{
 use serde::Serialize;
 use uuid::Uuid;
 
+use fieldsync_protocol::media::{MediaChunk, MediaOffer, MediaStatus};
+use serde_bytes::ByteBuf;
+
 use crate::client::{ApiClient, ClientError};
 use crate::store::{OutboxDoc, Store, StoreError};
 
@@ -28,6 +31,8 @@ pub const PULL_LIMIT: u32 = 2000;
 pub trait Transport {
     fn push(&self, req: &PushRequest) -> Result<PushResponse, ClientError>;
     fn pull(&self, req: &PullRequest) -> Result<PullResponse, ClientError>;
+    fn offer_media(&self, req: &MediaOffer) -> Result<MediaStatus, ClientError>;
+    fn send_chunk(&self, req: &MediaChunk) -> Result<MediaStatus, ClientError>;
 }
 
 impl Transport for ApiClient {
@@ -37,6 +42,14 @@ impl Transport for ApiClient {
 
     fn pull(&self, req: &PullRequest) -> Result<PullResponse, ClientError> {
         ApiClient::pull(self, req)
+    }
+
+    fn offer_media(&self, req: &MediaOffer) -> Result<MediaStatus, ClientError> {
+        ApiClient::offer_media(self, req)
+    }
+
+    fn send_chunk(&self, req: &MediaChunk) -> Result<MediaStatus, ClientError> {
+        ApiClient::send_chunk(self, req)
     }
 }
 
@@ -56,6 +69,8 @@ pub enum Progress {
     Pushing { done: u64, total: u64 },
     /// Documents received so far, and the cursor reached.
     Pulling { docs: u64, cursor: u64 },
+    /// Attachment bytes the server holds of those waiting: `done` of `total`.
+    Uploading { done: u64, total: u64 },
 }
 
 /// What a sync did.
@@ -76,6 +91,11 @@ pub struct SyncReport {
     /// Responses erased on the server (a respondent's right to erasure, or retention): this
     /// device's copies and waiting edits were deleted.
     pub erased: Vec<Uuid>,
+    /// Attachments the server now holds whole, and the bytes sent for them.
+    pub media_uploaded: u64,
+    pub media_bytes_sent: u64,
+    /// Attachments the server refused for good, with its reason; they stay on the device.
+    pub media_refused: Vec<(String, String)>,
 }
 
 /// The request for one push batch.
@@ -103,6 +123,8 @@ pub fn sync(
 ) -> Result<SyncReport, SyncError> {
     let mut report = SyncReport::default();
     push_all(store, transport, progress, &mut report)?;
+    // Responses first: each is acknowledged without waiting for its files.
+    upload_media(store, transport, progress, &mut report)?;
     pull_all(store, transport, progress, &mut report)?;
     store.record_sync()?;
     Ok(report)
@@ -282,5 +304,124 @@ fn pull_all(
         if !page.more {
             return Ok(());
         }
+    }
+}
+
+/// Upload every attachment waiting, each from the first chunk the server lacks. A file the
+/// server refuses for good is set aside with the reason; one whose response the server does
+/// not have (yet) waits for the next sync; a broken connection ends the sync, and the next
+/// one resumes where the server's count stands.
+fn upload_media(
+    store: &mut Store,
+    transport: &dyn Transport,
+    progress: &mut dyn FnMut(Progress),
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
+    store.sweep_unlinked_media()?;
+    let waiting = store.media_waiting()?;
+    if waiting.is_empty() {
+        return Ok(());
+    }
+    let total: u64 = waiting.iter().map(|m| m.size).sum();
+    let mut done = 0u64;
+    for m in waiting {
+        let offer = MediaOffer {
+            protocol: PROTOCOL_VERSION,
+            doc_id: m.doc_id,
+            name: m.name.clone(),
+            question: m.question.clone(),
+            media_type: m.media_type.clone(),
+            size: m.size,
+            sha256: ByteBuf::from(m.sha256.clone()),
+        };
+        let held = |s: &MediaStatus| (u64::from(s.received) * u64::from(s.chunk_size)).min(m.size);
+        let mut status = match refusal(transport.offer_media(&offer), store, &m.name, report)? {
+            Some(status) => status,
+            None => {
+                done += m.size;
+                continue;
+            }
+        };
+        store.media_progress(&m.name, status.received, status.complete)?;
+        progress(Progress::Uploading {
+            done: done + held(&status),
+            total,
+        });
+        // A chunk answered "out of order" (another upload of the same file moved on) is
+        // followed by the server's count; a few in a row mean something else is wrong.
+        let mut out_of_order = 0;
+        while !status.complete {
+            let index = status.received;
+            let bytes = store.media_chunk(&m.name, index)?;
+            let chunk = MediaChunk {
+                protocol: PROTOCOL_VERSION,
+                doc_id: m.doc_id,
+                name: m.name.clone(),
+                index,
+                sha256: ByteBuf::from(
+                    ring::digest::digest(&ring::digest::SHA256, &bytes)
+                        .as_ref()
+                        .to_vec(),
+                ),
+                bytes: ByteBuf::from(bytes),
+            };
+            let sent = chunk.bytes.len() as u64;
+            let answer = match transport.send_chunk(&chunk) {
+                Err(ClientError::Rejected {
+                    code: ErrorCode::Conflict,
+                    ..
+                }) if out_of_order < 3 => {
+                    out_of_order += 1;
+                    transport.offer_media(&offer)
+                }
+                other => {
+                    report.media_bytes_sent += sent;
+                    other
+                }
+            };
+            status = match refusal(answer, store, &m.name, report)? {
+                Some(s) => s,
+                None => break,
+            };
+            store.media_progress(&m.name, status.received, status.complete)?;
+            progress(Progress::Uploading {
+                done: done + held(&status),
+                total,
+            });
+        }
+        if status.complete {
+            report.media_uploaded += 1;
+        }
+        done += m.size;
+    }
+    Ok(())
+}
+
+/// The server's answer about an attachment, or `None` when it was refused: for good (set
+/// aside, reported), or because its response is not on the server (tried again next sync).
+fn refusal(
+    answer: Result<MediaStatus, ClientError>,
+    store: &Store,
+    name: &str,
+    report: &mut SyncReport,
+) -> Result<Option<MediaStatus>, SyncError> {
+    match answer {
+        Ok(status) => Ok(Some(status)),
+        Err(ClientError::NotFound { .. }) => Ok(None),
+        Err(ClientError::Rejected {
+            code: ErrorCode::Erased | ErrorCode::Restricted | ErrorCode::NotFound,
+            ..
+        }) => Ok(None),
+        Err(ClientError::Rejected {
+            code: ErrorCode::TooLarge | ErrorCode::Invalid | ErrorCode::BadRequest,
+            message,
+            ..
+        }) => {
+            let why = message;
+            store.media_refused(name, &why)?;
+            report.media_refused.push((name.to_owned(), why));
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
     }
 }

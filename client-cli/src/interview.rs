@@ -420,13 +420,6 @@ impl Interview {
                 "unknown command `{line}`; use < (back), :save, :skip, :delete (a repeat entry) or :quit"
             ));
         }
-        if matches!(q.qtype, QuestionType::Media(_)) && !line.is_empty() {
-            return Reply::Problem(
-                "this client cannot attach files yet; press Enter to leave it (a required one \
-                 keeps the response a draft: type :save)"
-                    .into(),
-            );
-        }
         if line.is_empty() {
             if let Some(current) = self.current_answer(&at, &q.name).cloned() {
                 // Keeping an answer re-checks it: an earlier answer may have changed.
@@ -615,7 +608,8 @@ mod entries;
 mod steps;
 mod words;
 
-use words::{is_command, join, resolve_choice};
+pub use words::is_command;
+use words::{join, resolve_choice};
 pub use words::{menu_numbers, type_hint};
 
 #[cfg(test)]

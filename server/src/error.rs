@@ -52,6 +52,12 @@ pub enum ApiError {
     Unavailable(String),
     #[error("{0}")]
     Timeout(String),
+    /// The response was erased and can never be written again.
+    #[error("{0}")]
+    Erased(String),
+    /// The response's processing is restricted: no writes until it is lifted.
+    #[error("{0}")]
+    Restricted(String),
     /// Logged in full; the client sees only that something went wrong.
     #[error("internal error: {0}")]
     Internal(String),
@@ -75,6 +81,8 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
             ApiError::Timeout(_) => ErrorCode::Timeout,
+            ApiError::Erased(_) => ErrorCode::Erased,
+            ApiError::Restricted(_) => ErrorCode::Restricted,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -94,6 +102,8 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Erased(_) => StatusCode::GONE,
+            ApiError::Restricted(_) => StatusCode::LOCKED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

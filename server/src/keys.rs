@@ -175,6 +175,7 @@ pub struct OrgKeys {
     pub cipher: Arc<Cipher>,
     subject: ring::hmac::Key,
     audit: ring::hmac::Key,
+    media: ring::hmac::Key,
 }
 
 impl std::fmt::Debug for OrgKeys {
@@ -185,6 +186,7 @@ impl std::fmt::Debug for OrgKeys {
 
 const SUBJECT_LABEL: &[u8] = b"fieldsync subject index, version 1";
 const AUDIT_LABEL: &[u8] = b"fieldsync audit chain, version 1";
+const MEDIA_LABEL: &[u8] = b"fieldsync attachment address, version 1";
 
 /// A MAC key for one purpose, derived from a key with HMAC-SHA256 over the purpose's label
 /// (HKDF's extract step with the label as salt would serve as well; one step is enough for a
@@ -201,6 +203,7 @@ impl OrgKeys {
             cipher: Arc::new(Cipher::new(key)?),
             subject: derive_mac(key, SUBJECT_LABEL),
             audit: derive_mac(key, AUDIT_LABEL),
+            media: derive_mac(key, MEDIA_LABEL),
         })
     }
 
@@ -212,6 +215,13 @@ impl OrgKeys {
         let mut out = [0; 32];
         out.copy_from_slice(tag.as_ref());
         out
+    }
+
+    /// Where a file of this SHA-256 is stored: equal files share it within the organisation
+    /// (stored once), and nobody without the key can tell whether two organisations hold the
+    /// same file.
+    pub fn media_address(&self, sha256: &[u8]) -> Vec<u8> {
+        ring::hmac::sign(&self.media, sha256).as_ref().to_vec()
     }
 }
 

@@ -125,7 +125,8 @@ pub async fn serve(
     result
 }
 
-/// Erase responses past their survey's retention period, at start and then every `every`
+/// Erase responses past their survey's retention period, and delete files no response names
+/// any more, at start and then every `every`
 /// (until the server stops and aborts it; an erasure in progress is one transaction).
 async fn purge_on_schedule(db: storage::Db, every: std::time::Duration) {
     let mut ticks = tokio::time::interval(every);
@@ -138,6 +139,11 @@ async fn purge_on_schedule(db: storage::Db, every: std::time::Duration) {
                 "retention purge erased responses past their period"
             ),
             Err(e) => tracing::warn!(error = %e, "retention purge failed; it runs again later"),
+        }
+        match service::media::sweep(&db, storage::now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(released = n, "deleted files no response names any more"),
+            Err(e) => tracing::warn!(error = %e, "the file sweep failed; it runs again later"),
         }
     }
 }

@@ -412,3 +412,15 @@ pub struct AuditVerification {
     /// The first thing wrong, naming the entry; `None` when the chain is intact.
     pub problem: Option<String>,
 }
+
+/// One file of a response (`GET /v1/responses/{id}/media`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaInfo {
+    /// The attachment name, as the answer holds it.
+    pub name: String,
+    pub question: String,
+    pub media_type: String,
+    pub size: u64,
+    /// Uploaded whole and checked (otherwise still arriving).
+    pub stored: bool,
+}

@@ -9,6 +9,7 @@ pub mod cbor;
 pub mod crypto;
 pub mod document;
 pub mod fuzz_targets;
+pub mod media;
 pub mod subject;
 pub mod survey;
 pub mod wire;

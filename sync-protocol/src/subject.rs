@@ -7,7 +7,7 @@
 use unicode_normalization::UnicodeNormalization;
 
 use crate::answer::{Answer, Answers};
-use crate::survey::{Question, Survey};
+use crate::survey::Survey;
 
 /// The form of an identifier that lookups compare: Unicode compatibility-normalised (NFKC),
 /// lower-cased, with runs of whitespace as one space and none at either end. `None` for a
@@ -26,27 +26,11 @@ pub fn normalize(value: &str) -> Option<String> {
 pub fn identifiers(survey: &Survey, answers: &Answers) -> Vec<String> {
     let mut found = Vec::new();
     for q in survey.identifying() {
-        collect(q, answers, &survey_path(survey, q), &mut found);
-    }
-    found
-}
-
-/// The repeats enclosing `q`, outermost first: where its answers sit in a response.
-fn survey_path<'a>(survey: &'a Survey, q: &'a Question) -> Vec<&'a str> {
-    q.group
-        .iter()
-        .filter(|g| survey.group(g).is_some_and(|g| g.repeat))
-        .map(String::as_str)
-        .collect()
-}
-
-fn collect(q: &Question, answers: &Answers, repeats: &[&str], found: &mut Vec<String>) {
-    match repeats.split_first() {
-        None => {
-            let value = match answers.get(&q.name) {
-                Some(Answer::Text(s)) => normalize(s),
-                Some(a @ (Answer::Integer(_) | Answer::Decimal(_))) => normalize(&a.to_text()),
-                _ => None,
+        for a in survey.answers_of(q, answers) {
+            let value = match a {
+                Answer::Text(s) => normalize(s),
+                Answer::Integer(_) | Answer::Decimal(_) => normalize(&a.to_text()),
+                Answer::Repeat(_) => None,
             };
             if let Some(v) = value
                 && !found.contains(&v)
@@ -54,16 +38,8 @@ fn collect(q: &Question, answers: &Answers, repeats: &[&str], found: &mut Vec<St
                 found.push(v);
             }
         }
-        Some((repeat, inner)) => {
-            for entry in answers
-                .get(*repeat)
-                .and_then(Answer::as_repeat)
-                .unwrap_or_default()
-            {
-                collect(q, &entry.answers, inner, found);
-            }
-        }
     }
+    found
 }
 
 #[cfg(test)]

@@ -451,6 +451,8 @@ macro_rules! message {
         }
     )*};
 }
+pub(crate) use message;
+
 impl Message for PushRequest {
     const LIMITS: Limits = Limits::PUSH;
 

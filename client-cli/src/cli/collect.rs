@@ -3,16 +3,19 @@
 //! is [`fieldsync_client::interview`]; this file only shows screens and reads lines.
 
 use std::io::{BufRead, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use fieldsync_client::engine;
 use fieldsync_client::exit::Failure;
 use fieldsync_client::input;
-use fieldsync_client::interview::{Interview, Outcome, Reply, Screen, menu_numbers, type_hint};
+use fieldsync_client::interview::{
+    Interview, Outcome, Reply, Screen, is_command, menu_numbers, type_hint,
+};
 use fieldsync_client::store::{LocalSurvey, Store, StoreError, now_utc};
 use fieldsync_protocol::Answers;
 use fieldsync_protocol::document::Status;
-use fieldsync_protocol::survey::{Survey, ValidationContext};
+use fieldsync_protocol::survey::types::QuestionType;
+use fieldsync_protocol::survey::{Question, Survey, ValidationContext};
 use fieldsync_protocol::wire::SurveyStatus;
 use serde::Serialize;
 use uuid::Uuid;
@@ -55,7 +58,12 @@ pub struct Invalid {
 pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
     if let Some(path) = &args.answers {
         let text = read_answers_file(path)?;
-        return from_file(&args.survey, &text, args.draft, s);
+        // Files named in the answers are found beside the answers file.
+        let base = match path.parent() {
+            Some(dir) if path.as_os_str() != "-" && !dir.as_os_str().is_empty() => dir.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        return from_file(&args.survey, &text, &base, args.draft, s);
     }
     let mut store = s.open_store()?;
     let lang = args.lang.as_deref();
@@ -130,7 +138,14 @@ fn interview(store: &mut Store, key: &str, lang: Option<&str>, s: &Settings) -> 
     let ctx = ValidationContext::at(now_utc());
     let mut iv = Interview::new(survey, ctx).with_language(language);
     let mut draft = Autosave::new(key, batch.version(), None, Answers::new());
-    let outcome = drive(&mut iv, s, &mut |answers| draft.save(store, answers))?;
+    let outcome = drive(
+        &mut iv,
+        s,
+        &mut Keeper {
+            store,
+            draft: &mut draft,
+        },
+    )?;
     finish(store, key, s, draft, outcome, iv.answers_to_save())
 }
 
@@ -174,7 +189,14 @@ fn resume(
         local.answers.clone(),
     );
     let mut iv = Interview::resume(survey, ctx, local.answers).with_language(language);
-    let outcome = drive(&mut iv, s, &mut |answers| draft.save(store, answers))?;
+    let outcome = drive(
+        &mut iv,
+        s,
+        &mut Keeper {
+            store,
+            draft: &mut draft,
+        },
+    )?;
     finish(store, key, s, draft, outcome, iv.answers_to_save())
 }
 
@@ -224,6 +246,58 @@ impl Autosave {
         };
         self.saved = store.response(&id)?.answers;
         Ok(Some(self.saved.clone()))
+    }
+}
+
+/// What a running interview writes to the store: its draft after every answer, and the
+/// files attached to media questions.
+struct Keeper<'a> {
+    store: &'a mut Store,
+    draft: &'a mut Autosave,
+}
+
+impl Keeper<'_> {
+    fn save(&mut self, answers: &Answers) -> anyhow::Result<Option<Answers>> {
+        self.draft.save(self.store, answers)
+    }
+
+    /// Copy the file a line names into the store; the attachment name is the answer.
+    fn attach(&mut self, q: &Question, typed: &str) -> Result<String, String> {
+        let path = typed_path(typed);
+        match self.store.attach_file(q, &path) {
+            Ok(a) => Ok(a.name),
+            Err(StoreError::Invalid(m)) => Err(m),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// A path as typed at a prompt: quotes a terminal adds around a dropped file removed, and a
+/// leading `~/` meaning the home directory.
+fn typed_path(typed: &str) -> PathBuf {
+    let t = typed.trim();
+    let t = ['"', '\'']
+        .iter()
+        .find_map(|q| t.strip_prefix(*q).and_then(|r| r.strip_suffix(*q)))
+        .unwrap_or(t);
+    match (t.strip_prefix("~/"), dirs::home_dir()) {
+        (Some(rest), Some(home)) => home.join(rest),
+        _ => PathBuf::from(t),
+    }
+}
+
+/// The media question the interview is asking, when `line` answers it (not a command, not
+/// empty): such a line is the path of the file to attach.
+fn file_question(iv: &mut Interview, line: &str) -> Option<Question> {
+    let t = line.trim();
+    if t.is_empty() || t == "<" || is_command(t) {
+        return None;
+    }
+    match iv.screen() {
+        Screen::Question { question, .. } if matches!(question.qtype, QuestionType::Media(_)) => {
+            Some(question.clone())
+        }
+        _ => None,
     }
 }
 
@@ -322,7 +396,7 @@ fn saved(store: &mut Store, key: &str, id: &Uuid, s: &Settings) -> anyhow::Resul
 fn drive(
     iv: &mut Interview,
     s: &Settings,
-    autosave: &mut dyn FnMut(&Answers) -> anyhow::Result<Option<Answers>>,
+    keeper: &mut Keeper<'_>,
 ) -> anyhow::Result<Option<Outcome>> {
     let mut out: Box<dyn Write> = if s.json {
         Box::new(std::io::stderr())
@@ -352,10 +426,23 @@ fn drive(
         if echo {
             writeln!(out, "{line}")?;
         }
+        let line = match file_question(iv, &line) {
+            Some(q) => match keeper.attach(&q, &line) {
+                Ok(name) => {
+                    writeln!(out, "  attached as {name}")?;
+                    name
+                }
+                Err(message) => {
+                    writeln!(out, "  ! {message}")?;
+                    continue;
+                }
+            },
+            None => line,
+        };
         if let Reply::Problem(message) = iv.input(&line) {
             writeln!(out, "  ! {message}")?;
         }
-        if let Some(stored) = autosave(&iv.answers_to_save())? {
+        if let Some(stored) = keeper.save(&iv.answers_to_save())? {
             iv.adopt(stored);
         }
     }
@@ -458,7 +545,7 @@ fn show(screen: Screen<'_>, out: &mut dyn Write) -> anyhow::Result<Option<Outcom
 
 /// `--answers`: every valid object becomes a response, all in transactions of
 /// [`BATCH`] responses; invalid ones are reported by line.
-fn from_file(key: &str, text: &str, draft: bool, s: &Settings) -> anyhow::Result<u8> {
+fn from_file(key: &str, text: &str, base: &Path, draft: bool, s: &Settings) -> anyhow::Result<u8> {
     let docs = input::split_documents(text);
     let mut store = s.open_store()?;
     ensure_local_survey(&mut store, key)?;
@@ -472,10 +559,10 @@ fn from_file(key: &str, text: &str, draft: bool, s: &Settings) -> anyhow::Result
     let mut ids = Vec::new();
     let mut invalid = Vec::new();
     for (line, doc) in docs {
-        let answers = match doc
-            .map_err(|e| vec![e])
-            .and_then(|v| input::answers_from_json(&survey, &v))
-        {
+        let answers = match doc.map_err(|e| vec![e]).and_then(|mut v| {
+            attach_in_json(&mut store, &survey, &mut v, base)?;
+            input::answers_from_json(&survey, &v)
+        }) {
             Ok(a) => a,
             Err(errors) => {
                 invalid.push(Invalid { line, errors });
@@ -517,6 +604,52 @@ fn from_file(key: &str, text: &str, draft: bool, s: &Settings) -> anyhow::Result
     } else {
         fieldsync_client::exit::INVALID
     })
+}
+
+/// Replace each file path an answers object gives a media question (in repeat entries too)
+/// by the attachment the file becomes. Relative paths are found from `base`.
+fn attach_in_json(
+    store: &mut Store,
+    survey: &Survey,
+    value: &mut serde_json::Value,
+    base: &Path,
+) -> Result<(), Vec<String>> {
+    let serde_json::Value::Object(map) = value else {
+        return Ok(());
+    };
+    let mut errors = Vec::new();
+    for (name, v) in map.iter_mut() {
+        if let serde_json::Value::Array(entries) = v
+            && survey.group(name).is_some_and(|g| g.repeat)
+        {
+            for entry in entries {
+                if let Err(e) = attach_in_json(store, survey, entry, base) {
+                    errors.extend(e);
+                }
+            }
+            continue;
+        }
+        let Some(q) = survey
+            .question(name)
+            .filter(|q| matches!(q.qtype, QuestionType::Media(_)))
+        else {
+            continue;
+        };
+        let serde_json::Value::String(path) = v else {
+            continue;
+        };
+        let path = base.join(typed_path(path));
+        match store.attach_file(q, &path) {
+            Ok(a) => *v = serde_json::Value::String(a.name),
+            Err(StoreError::Invalid(m)) => errors.push(m),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
 }
 
 /// Every invalid entry on stderr, one error per line, with its line number.

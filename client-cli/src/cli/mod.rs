@@ -9,6 +9,7 @@ mod export;
 mod import;
 mod login;
 mod logout;
+mod media;
 mod member;
 mod org;
 mod response;
@@ -82,6 +83,8 @@ enum Command {
     Collect(collect::Args),
     #[command(subcommand)]
     Response(response::Command),
+    #[command(subcommand)]
+    Media(media::Command),
     Sync(sync::Args),
     Status(status::Args),
     Import(import::Args),
@@ -236,6 +239,7 @@ fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
         Command::Survey(c) => survey::run(c, s),
         Command::Collect(a) => collect::run(a, s),
         Command::Response(c) => response::run(c, s),
+        Command::Media(c) => media::run(c, s),
         Command::Sync(a) => sync::run(a, s),
         Command::Status(a) => status::run(a, s),
         Command::Import(a) => import::run(a, s),

@@ -7,6 +7,7 @@ use fieldsync_client::store::{LocalResponse, ResponseFilter, Store, today};
 use fieldsync_protocol::api::Role;
 use fieldsync_protocol::document::Status;
 use fieldsync_protocol::survey::ValidationContext;
+use fieldsync_protocol::survey::types::QuestionType;
 
 use super::{Settings, format_ms};
 
@@ -115,6 +116,18 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
             let r = store.response(&id)?;
             let survey = store.survey_version(&r.meta.survey_id, r.meta.survey_version)?;
             let ctx = ValidationContext::new(today());
+            // A file given for a media question is attached; the answer is its name.
+            let mut set = set;
+            for (name, value) in &mut set {
+                if let Some(q) = survey
+                    .question(name)
+                    .filter(|q| matches!(q.qtype, QuestionType::Media(_)))
+                {
+                    *value = store
+                        .attach_file(q, std::path::Path::new(value.as_str()))?
+                        .name;
+                }
+            }
             let edits = edits_from_args(&survey, &r.answers, &set, &unset, &ctx)
                 .map_err(|errors| Failure::Invalid(errors.join("\n")))?;
             if r.meta.status != Status::Draft {

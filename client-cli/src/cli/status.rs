@@ -26,6 +26,11 @@ pub fn run(_args: Args, s: &Settings) -> anyhow::Result<u8> {
         "waiting to sync: {} response(s) ({} change(s))",
         r.pending_responses, r.pending_changes
     );
+    println!(
+        "files waiting to upload: {} ({} left to send)",
+        r.media_waiting,
+        fieldsync_protocol::media::show_size(r.media_bytes_left)
+    );
     println!("responses on this device: {}", r.responses);
     println!("  invalid (handed in with problems): {}", r.invalid);
     println!("  with conflicts: {}", r.conflicted);
@@ -34,5 +39,11 @@ pub fn run(_args: Args, s: &Settings) -> anyhow::Result<u8> {
         "  restricted at the respondent's request (no edits): {}",
         r.restricted
     );
+    if r.media_refused > 0 {
+        println!(
+            "  files refused by the server: {} (`fieldsync sync` named them and why)",
+            r.media_refused
+        );
+    }
     Ok(0)
 }

@@ -1,6 +1,7 @@
 //! `fieldsync sync`: push what waits on this device, pull what is new, and say what happened.
 
 use fieldsync_client::engine::{self, Progress};
+use fieldsync_protocol::media::show_size;
 
 use super::Settings;
 
@@ -27,6 +28,14 @@ pub fn run(_args: Args, s: &Settings) -> anyhow::Result<u8> {
             bar.set_message(format!("pulling: {docs} responses (cursor {cursor})"));
             bar.tick();
         }
+        Progress::Uploading { done, total } => {
+            bar.set_message(format!(
+                "uploading files: {} of {}",
+                show_size(done),
+                show_size(total)
+            ));
+            bar.tick();
+        }
     });
     bar.finish_and_clear();
     let report = result?;
@@ -37,6 +46,13 @@ pub fn run(_args: Args, s: &Settings) -> anyhow::Result<u8> {
             "pushed {} response(s) ({} new change(s), {} already there)",
             report.pushed_docs, report.pushed_changes, report.duplicate_changes
         );
+        if report.media_uploaded > 0 || report.media_bytes_sent > 0 {
+            println!(
+                "uploaded {} file(s) ({} sent)",
+                report.media_uploaded,
+                show_size(report.media_bytes_sent)
+            );
+        }
         println!(
             "pulled {} response(s), {} survey update(s)",
             report.pulled_docs, report.surveys_updated
@@ -48,6 +64,15 @@ pub fn run(_args: Args, s: &Settings) -> anyhow::Result<u8> {
             );
             for (id, why) in &report.rejected {
                 println!("  {id}: {why}");
+            }
+        }
+        if !report.media_refused.is_empty() {
+            println!(
+                "{} file(s) refused by the server (kept on this device):",
+                report.media_refused.len()
+            );
+            for (name, why) in &report.media_refused {
+                println!("  {name}: {why}");
             }
         }
         if !report.erased.is_empty() {
@@ -70,12 +95,13 @@ pub fn run(_args: Args, s: &Settings) -> anyhow::Result<u8> {
         }
     }
     // Everything was exchanged, but some responses were refused: say so to scripts too.
-    if report.rejected.is_empty() {
+    if report.rejected.is_empty() && report.media_refused.is_empty() {
         Ok(0)
     } else {
         eprintln!(
-            "{} response(s) were refused by the server; `fieldsync status` lists them",
-            report.rejected.len()
+            "{} response(s) and {} file(s) were refused by the server; `fieldsync status` lists them",
+            report.rejected.len(),
+            report.media_refused.len()
         );
         Ok(fieldsync_client::exit::INVALID)
     }

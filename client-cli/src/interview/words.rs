@@ -2,7 +2,8 @@
 
 use fieldsync_protocol::survey::{Choice, QuestionType, ValidationError};
 
-pub(super) fn is_command(line: &str) -> bool {
+/// Whether a typed line is an interview command (`:save`, `:skip`, …) rather than an answer.
+pub fn is_command(line: &str) -> bool {
     line.strip_prefix(':')
         .is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphabetic()))
 }
@@ -67,7 +68,7 @@ pub fn type_hint(qtype: &QuestionType) -> &'static str {
         QuestionType::GeoTrace => "points `lat lon` separated by ;",
         QuestionType::GeoShape => "at least 3 points `lat lon` separated by ;",
         QuestionType::Barcode => "the code",
-        QuestionType::Media(_) => "a file; this client cannot attach files yet, Enter leaves it",
+        QuestionType::Media(_) => "the path of the file to attach",
         QuestionType::Calculate | QuestionType::Hidden | QuestionType::Meta(_) => "filled in",
     }
 }

@@ -10,10 +10,12 @@
 //! raw changes the server has not acknowledged; a sync pushes the outbox and merges what the
 //! server sends back.
 
+mod media;
 mod responses;
 mod surveys;
 mod sync;
 
+pub use media::{Attached, MediaBacklog, MediaUpload};
 pub use responses::{CreateBatch, LocalResponse, Prepared, ResponseFilter, ResponseRow};
 pub use surveys::LocalSurvey;
 pub use sync::{Acknowledged, OutboxDoc, PullApplied, StatusReport};
@@ -39,8 +41,30 @@ const SCHEMA: &str = include_str!("schema.sql");
 const MIGRATIONS: &[&str] = &[
     // 2: responses restricted on the server (no edits until lifted).
     "ALTER TABLE docs ADD COLUMN restricted INTEGER NOT NULL DEFAULT 0;",
+    // 3: attachments (see `media.rs`): one row per file, its chunks sealed with its own key.
+    "CREATE TABLE media (
+         name        TEXT PRIMARY KEY,
+         doc_id      TEXT,
+         question    TEXT NOT NULL,
+         media_type  TEXT NOT NULL,
+         size        INTEGER NOT NULL,
+         chunks      INTEGER NOT NULL,
+         wrapped_key BLOB NOT NULL,
+         digest      BLOB NOT NULL,
+         sent        INTEGER NOT NULL,
+         uploaded    INTEGER NOT NULL DEFAULT 0,
+         failed      TEXT,
+         added_at    INTEGER NOT NULL
+     ) STRICT;
+     CREATE INDEX media_doc ON media(doc_id);
+     CREATE TABLE media_chunks (
+         name TEXT NOT NULL,
+         idx  INTEGER NOT NULL,
+         data BLOB NOT NULL,
+         PRIMARY KEY (name, idx)
+     ) STRICT;",
 ];
-const SCHEMA_VERSION: &str = "2";
+const SCHEMA_VERSION: &str = "3";
 const DB_FILE: &str = "fieldsync.sqlite";
 const STORE_KEY_ID: KeyId = KeyId(1);
 

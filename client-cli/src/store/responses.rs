@@ -13,6 +13,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::media::{delete_doc_media, media_references};
 use super::{Store, StoreError, now_ms, now_utc, today};
 
 /// A response as the device shows it.
@@ -142,6 +143,7 @@ impl Store {
                 )));
             }
         }
+        let before = media_references(&survey, &doc.answers().map_err(doc_err(id))?);
         let heads = doc.heads();
         let now = now_ms();
         let (sets, removes): (Vec<_>, Vec<_>) = edits.iter().partition(|(_, v)| v.is_some());
@@ -196,6 +198,9 @@ impl Store {
         let changes = doc.changes_since(&heads);
         self.save_doc(&tx, id, &mut doc, rev + 1, errors.len(), true, None)?;
         self.add_outbox(&tx, id, &changes)?;
+        if let (Some(before), Some(after)) = (before, media_references(&survey, &answers)) {
+            self.link_media(&tx, id, &after, Some(&before))?;
+        }
         tx.commit()?;
         Ok(errors)
     }
@@ -235,6 +240,10 @@ impl Store {
         let changes = doc.changes_since(&heads);
         self.save_doc(&tx, id, &mut doc, rev + 1, errors.len(), true, None)?;
         self.add_outbox(&tx, id, &changes)?;
+        if let Some(refs) = media_references(&survey, &answers) {
+            // The value kept may be another device's attachment: not refused for that.
+            self.link_media(&tx, id, &refs, None)?;
+        }
         tx.commit()?;
         Ok(())
     }
@@ -263,6 +272,7 @@ impl Store {
         }
         tx.execute("DELETE FROM outbox WHERE doc_id = ?1", [&key])?;
         tx.execute("DELETE FROM docs WHERE id = ?1", [&key])?;
+        delete_doc_media(&tx, &key)?;
         tx.commit()?;
         Ok(())
     }
@@ -490,7 +500,11 @@ impl Store {
             p.updated_at,
             sealed
         ])?;
-        self.add_hashed_outbox(conn, &p.id, &p.changes)
+        self.add_hashed_outbox(conn, &p.id, &p.changes)?;
+        if let Some(refs) = &p.media {
+            self.link_media(conn, &p.id, refs, Some(&[]))?;
+        }
+        Ok(())
     }
 }
 
@@ -556,6 +570,8 @@ pub struct Prepared {
     errors: Vec<ValidationError>,
     status: Status,
     updated_at: i64,
+    /// The attachments it references, if its survey asks for files.
+    media: Option<Vec<fieldsync_protocol::media::Reference>>,
 }
 
 impl Prepared {
@@ -658,6 +674,7 @@ impl CreateBatch {
             errors,
             status,
             updated_at: now,
+            media: media_references(survey, answers),
         }))
     }
 

@@ -61,6 +61,7 @@ pub struct Acknowledged {
 fn erase_local(conn: &rusqlite::Connection, id: &str) -> Result<bool, StoreError> {
     conn.prepare_cached("DELETE FROM outbox WHERE doc_id = ?1")?
         .execute([id])?;
+    super::media::delete_doc_media(conn, id)?;
     Ok(conn
         .prepare_cached("DELETE FROM docs WHERE id = ?1")?
         .execute([id])?
@@ -116,6 +117,11 @@ pub struct StatusReport {
     pub rejected: u64,
     /// Responses whose processing the server restricted (no edits until lifted).
     pub restricted: u64,
+    /// Attachments waiting to be uploaded, and their bytes the server has not acknowledged.
+    pub media_waiting: u64,
+    pub media_bytes_left: u64,
+    /// Attachments the server refused for good.
+    pub media_refused: u64,
 }
 
 impl Store {
@@ -460,6 +466,7 @@ impl Store {
         let count = |sql: &str| -> Result<u64, StoreError> {
             Ok(self.conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
         };
+        let backlog = self.media_backlog()?;
         let last_sync_at = self
             .meta("last_sync_at")?
             .and_then(|v| String::from_utf8_lossy(&v).parse().ok());
@@ -479,6 +486,9 @@ impl Store {
             conflicted: count("SELECT count(*) FROM docs WHERE conflict_count > 0")?,
             rejected: count("SELECT count(*) FROM docs WHERE rejected IS NOT NULL")?,
             restricted: count("SELECT count(*) FROM docs WHERE restricted = 1")?,
+            media_waiting: backlog.files,
+            media_bytes_left: backlog.bytes_left,
+            media_refused: count("SELECT count(*) FROM media WHERE failed IS NOT NULL")?,
         })
     }
 }

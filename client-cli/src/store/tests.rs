@@ -332,6 +332,24 @@ impl crate::engine::Transport for Scripted {
     ) -> Result<PullResponse, crate::client::ClientError> {
         Ok(self.pull.clone())
     }
+
+    fn offer_media(
+        &self,
+        _: &fieldsync_protocol::media::MediaOffer,
+    ) -> Result<fieldsync_protocol::media::MediaStatus, crate::client::ClientError> {
+        Err(crate::client::ClientError::Protocol(
+            "this scripted server takes no files".into(),
+        ))
+    }
+
+    fn send_chunk(
+        &self,
+        _: &fieldsync_protocol::media::MediaChunk,
+    ) -> Result<fieldsync_protocol::media::MediaStatus, crate::client::ClientError> {
+        Err(crate::client::ClientError::Protocol(
+            "this scripted server takes no files".into(),
+        ))
+    }
 }
 
 fn malformed(doc_id: Option<Uuid>, docs: &[Uuid]) -> crate::client::ClientError {

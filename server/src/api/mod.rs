@@ -2,6 +2,7 @@
 //! responder. Handlers live in the submodules; each is an extractor or two, one call into the
 //! store, and a mapped result.
 
+mod media;
 mod members;
 mod responses;
 mod rights;
@@ -72,8 +73,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/surveys/{id}/responses", get(responses::list))
         .route("/v1/surveys/{id}/export", get(responses::export))
         .route("/v1/responses/{id}", get(responses::show))
+        .route("/v1/responses/{id}/media", get(media::list))
+        .route("/v1/responses/{id}/media/{name}", get(media::download))
         .route("/v1/sync/push", post(sync::push))
         .route("/v1/sync/pull", post(sync::pull))
+        .route("/v1/sync/media/offer", post(media::offer))
+        .route("/v1/sync/media/chunk", post(media::chunk))
         // Layers wrap every route above as one service: the semaphores live in the state
         // and are shared, so the limits are server-wide, not per route.
         .layer(middleware::from_fn_with_state(state.clone(), admit_caller))
@@ -360,8 +365,14 @@ impl<T: Message + Send> FromRequest<AppState> for Cbor<T> {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, CborError> {
         let bytes = read_body(req, state).await.map_err(CborError)?;
+        // A message with its own, tighter byte bound (a media chunk) keeps it.
+        let max_bytes = if T::LIMITS.max_bytes < Limits::SYNC.max_bytes {
+            T::LIMITS.max_bytes.min(state.settings.max_body)
+        } else {
+            state.settings.max_body
+        };
         let limits = Limits {
-            max_bytes: state.settings.max_body,
+            max_bytes,
             ..T::LIMITS
         };
         T::from_cbor(&bytes, &limits).map(Cbor).map_err(|e| {

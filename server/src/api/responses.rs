@@ -178,7 +178,7 @@ pub async fn export(
     Ok(resp)
 }
 
-async fn export_permit(state: &AppState) -> Option<tokio::sync::OwnedSemaphorePermit> {
+pub(super) async fn export_permit(state: &AppState) -> Option<tokio::sync::OwnedSemaphorePermit> {
     let sem = state.exports.clone();
     match sem.clone().try_acquire_owned() {
         Ok(p) => Some(p),

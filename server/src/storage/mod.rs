@@ -9,12 +9,17 @@
 //! Every operation that changes something an organisation's admins must be able to see later
 //! takes the [`AuditEvent`] to record with it, in the same transaction.
 
+mod media;
 mod page;
 pub mod postgres;
 mod rights;
 pub mod sqlite;
 mod summary;
 
+pub use media::{
+    Attached, AttachmentRow, ChunkStored, FoundTarget, KeySource, MediaStorage, MediaTarget,
+    NewAttachment, address_hex,
+};
 pub(crate) use page::{Page, open_change};
 pub use rights::{AuditHead, ChainReport, ErasedRecord, ErasureCause, Expired, SubjectResponse};
 pub(crate) use rights::{ChainCheck, Sealable, chain_key, chain_of, edit_audit};
@@ -143,7 +148,7 @@ pub fn now_ms() -> i64 {
 
 /// The domain operations of the server's database.
 #[async_trait::async_trait]
-pub trait Storage: Send + Sync + std::fmt::Debug {
+pub trait Storage: MediaStorage + Send + Sync + std::fmt::Debug {
     /// Record the instance's region on first use, and refuse any other region afterwards
     /// ([`StorageError::WrongRegion`]): an organisation's data, keys and backups stay in the
     /// region it was created in.

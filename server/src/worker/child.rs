@@ -222,17 +222,29 @@ fn materialize(job: MaterializeJob, cache: &mut SurveyCache) -> Result<Checked, 
             verdicts,
             view: None,
             subjects: Vec::new(),
+            media: Vec::new(),
         });
     };
     let view = guard(|| view_of(&doc, &job, cache))?;
-    let subjects = match &job.definition {
-        Some(json) => fieldsync_protocol::subject::identifiers(&*cache.get(json)?, &view.answers),
-        None => Vec::new(),
+    let (subjects, media) = match &job.definition {
+        Some(json) => {
+            let survey = cache.get(json)?;
+            let media = fieldsync_protocol::media::references(&survey, &view.answers)
+                .into_iter()
+                .map(|r| r.name)
+                .collect();
+            (
+                fieldsync_protocol::subject::identifiers(&survey, &view.answers),
+                media,
+            )
+        }
+        None => (Vec::new(), Vec::new()),
     };
     Ok(Checked {
         verdicts,
         view: Some(view),
         subjects,
+        media,
     })
 }
 

@@ -246,6 +246,7 @@ impl WorkerPool {
         let mut verdicts = Vec::with_capacity(job.pending.len());
         let mut view = None;
         let mut subjects = Vec::new();
+        let mut media = Vec::new();
         for change in &job.pending {
             let single = MaterializeJob {
                 accepted: accepted.clone(),
@@ -269,6 +270,7 @@ impl WorkerPool {
                         if checked.view.is_some() {
                             view = checked.view;
                             subjects = checked.subjects;
+                            media = checked.media;
                         }
                         verdicts.push(verdict);
                     }
@@ -301,6 +303,7 @@ impl WorkerPool {
                     Some(Ok(checked)) => {
                         view = checked.view;
                         subjects = checked.subjects;
+                        media = checked.media;
                     }
                     Some(Err(why)) => return Ok(Err(why)),
                     None => unreachable_reply()?,
@@ -318,6 +321,7 @@ impl WorkerPool {
             verdicts,
             view,
             subjects,
+            media,
         }))
     }
 

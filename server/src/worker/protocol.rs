@@ -92,6 +92,9 @@ pub struct Checked {
     /// identifying questions), which settling turns into subject-index entries.
     #[serde(default)]
     pub subjects: Vec<String>,
+    /// The attachments its answers name, which settling marks as referenced.
+    #[serde(default)]
+    pub media: Vec<String>,
 }
 
 /// What a worker answers.

@@ -40,16 +40,23 @@ pub enum Purpose {
     OrgKey,
     /// A device store's key, wrapped by a passphrase-derived key.
     StoreKey,
+    /// One chunk of an attachment (or its digest record), sealed with the attachment's key.
+    Media,
+    /// An attachment's data key, wrapped by the key of the response that references it (on
+    /// a device, by the store key).
+    MediaKey,
 }
 
 impl Purpose {
     /// Every purpose, for exhaustive tests and parsing.
-    pub const ALL: [Purpose; 5] = [
+    pub const ALL: [Purpose; 7] = [
         Purpose::Change,
         Purpose::Snapshot,
         Purpose::DocKey,
         Purpose::OrgKey,
         Purpose::StoreKey,
+        Purpose::Media,
+        Purpose::MediaKey,
     ];
 
     /// The stable label authenticated in the associated data. Never change one: every
@@ -61,6 +68,8 @@ impl Purpose {
             Purpose::DocKey => "doc-key",
             Purpose::OrgKey => "org-key",
             Purpose::StoreKey => "store-key",
+            Purpose::Media => "media",
+            Purpose::MediaKey => "media-key",
         }
     }
 
@@ -71,7 +80,10 @@ impl Purpose {
 
     /// Whether this purpose seals a key (via [`wrap_key`]) rather than data (via [`seal`]).
     pub fn wraps_key(self) -> bool {
-        matches!(self, Purpose::DocKey | Purpose::OrgKey | Purpose::StoreKey)
+        matches!(
+            self,
+            Purpose::DocKey | Purpose::OrgKey | Purpose::StoreKey | Purpose::MediaKey
+        )
     }
 }
 

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::sheet::Row;
 use super::types::QuestionType;
 use super::xpath::XPath;
+use crate::answer::{Answer, Answers};
 
 /// The raw definition, exactly as stored and published: XLSForm's sheets, each a list of rows
 /// keyed by normalised column (see [`super::sheet`]), so that an XLSForm import is a 1:1
@@ -373,6 +374,30 @@ impl Survey {
     /// Questions in form order (notes, calculations and metadata included; groups excluded).
     pub fn questions(&self) -> &[Question] {
         &self.questions
+    }
+
+    /// Every answer `q` has in `answers`: one at most, or one per entry of the repeats
+    /// enclosing it (outermost first), in entry order.
+    pub fn answers_of<'a>(&self, q: &Question, answers: &'a Answers) -> Vec<&'a Answer> {
+        let repeats: Vec<&str> = q
+            .group
+            .iter()
+            .filter(|g| self.group(g).is_some_and(|g| g.repeat))
+            .map(String::as_str)
+            .collect();
+        let mut level = vec![answers];
+        for repeat in repeats {
+            level = level
+                .into_iter()
+                .flat_map(|a| {
+                    a.get(repeat)
+                        .and_then(Answer::as_repeat)
+                        .unwrap_or_default()
+                })
+                .map(|entry| &entry.answers)
+                .collect();
+        }
+        level.into_iter().filter_map(|a| a.get(&q.name)).collect()
     }
 
     pub fn question(&self, name: &str) -> Option<&Question> {

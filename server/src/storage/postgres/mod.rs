@@ -19,6 +19,7 @@
 //! - **Migrations** run under an advisory lock, so instances starting together upgrade once.
 
 mod backend;
+mod media;
 mod responses;
 mod rights;
 mod rows;
@@ -39,6 +40,7 @@ use crate::storage::StorageError;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_schema.sql"),
     include_str!("migrations/0002_respondents_rights.sql"),
+    include_str!("migrations/0003_attachments.sql"),
 ];
 /// The version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -121,6 +121,7 @@ impl Postgres {
             told.extend(absent);
         }
         if !ids.is_empty() {
+            super::media::delete_docs(&tx, org_id, &ids).await?;
             for statement in [
                 "DELETE FROM changes WHERE doc_id = ANY($1)",
                 "DELETE FROM refusals WHERE doc_id = ANY($1)",
@@ -150,7 +151,8 @@ impl Postgres {
             // Best effort: frees the dead rows for reuse; it does not overwrite them.
             if let Err(e) = client
                 .batch_execute(
-                    "VACUUM (SKIP_LOCKED) changes, refusals, response_index, subject_index, docs",
+                    "VACUUM (SKIP_LOCKED) changes, refusals, response_index, subject_index, docs, \
+                     attachments, blobs, blob_chunks",
                 )
                 .await
             {

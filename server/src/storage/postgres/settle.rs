@@ -240,6 +240,7 @@ impl Postgres {
             &[&ids],
         )
         .await?;
+        super::media::mark_referenced(tx, done).await?;
         Ok(())
     }
 

@@ -21,8 +21,8 @@ use crate::storage::{
 /// The embedded SQLite backend: one database file.
 #[derive(Clone, Debug)]
 pub struct Sqlite {
-    store: Store,
-    keys: Arc<KeyRing>,
+    pub(super) store: Store,
+    pub(super) keys: Arc<KeyRing>,
 }
 
 impl Sqlite {
@@ -32,6 +32,36 @@ impl Sqlite {
             store: Store::open(path)?,
             keys,
         })
+    }
+
+    /// After deleting what must not survive (an erasure, released files): the rows are gone
+    /// and their pages zeroed, but the log's older frames still hold them until it is
+    /// checkpointed. Readers can hold the log for a while: then the deletion (committed)
+    /// stands, and the checkpoint is retried in the background.
+    pub(super) async fn scrub_log(&self) -> Result<()> {
+        let store = self.store.clone();
+        let first = tokio::task::spawn_blocking(move || store.checkpoint())
+            .await
+            .map_err(|_| StorageError::TaskFailed)?;
+        if let Err(e) = first {
+            tracing::warn!(error = %e, "deleted, but the write-ahead log is busy; emptying it in the background");
+            let store = self.store.clone();
+            tokio::spawn(async move {
+                for _ in 0..60 {
+                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                    let store = store.clone();
+                    if let Ok(Ok(())) =
+                        tokio::task::spawn_blocking(move || store.checkpoint()).await
+                    {
+                        return;
+                    }
+                }
+                tracing::error!(
+                    "the write-ahead log could not be emptied after a deletion; restart the server to empty it"
+                );
+            });
+        }
+        Ok(())
     }
 
     /// One write that may find nothing to change (`f` says whether it changed anything);
@@ -486,31 +516,7 @@ impl Storage for Sqlite {
         if erased.is_empty() {
             return Ok(erased);
         }
-        // The rows are gone and their pages zeroed; the log's older frames still hold them
-        // until it is checkpointed. Readers can hold the log for a while: then the erasure
-        // (committed) is answered, and the checkpoint is retried in the background.
-        let store = self.store.clone();
-        let first = tokio::task::spawn_blocking(move || store.checkpoint())
-            .await
-            .map_err(|_| StorageError::TaskFailed)?;
-        if let Err(e) = first {
-            tracing::warn!(error = %e, "erased, but the write-ahead log is busy; emptying it in the background");
-            let store = self.store.clone();
-            tokio::spawn(async move {
-                for _ in 0..60 {
-                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-                    let store = store.clone();
-                    if let Ok(Ok(())) =
-                        tokio::task::spawn_blocking(move || store.checkpoint()).await
-                    {
-                        return;
-                    }
-                }
-                tracing::error!(
-                    "the write-ahead log could not be emptied after an erasure; restart the server to empty it"
-                );
-            });
-        }
+        self.scrub_log().await?;
         Ok(erased)
     }
 

@@ -12,6 +12,7 @@
 
 mod audit;
 mod backend;
+mod media;
 mod orgs;
 mod principals;
 mod responses;
@@ -41,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_checked_relay.sql"),
     include_str!("migrations/0003_sign_in_failures.sql"),
     include_str!("migrations/0004_respondents_rights.sql"),
+    include_str!("migrations/0005_attachments.sql"),
 ];
 /// The version this build writes.
 pub const SCHEMA_VERSION: u32 = 1 + MIGRATIONS.len() as u32;

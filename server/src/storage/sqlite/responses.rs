@@ -180,6 +180,12 @@ pub fn save_summary(
     ])?;
     conn.prepare_cached("DELETE FROM materialize_queue WHERE doc_id = ?1 AND seq <= ?2")?
         .execute(params![doc_id, material.upto_seq])?;
+    if let Ok(checked) = outcome {
+        let settled = !conn
+            .prepare_cached("SELECT 1 FROM materialize_queue WHERE doc_id = ?1")?
+            .exists([doc_id])?;
+        super::media::mark_referenced(conn, org_id, doc_id, &checked.media, settled)?;
+    }
     Ok(())
 }
 

@@ -111,6 +111,7 @@ pub fn erase(
             }
             continue;
         }
+        super::media::delete_doc(tx, org_id, doc_id)?;
         for table in [
             "DELETE FROM changes WHERE doc_id = ?1",
             "DELETE FROM refusals WHERE doc_id = ?1",

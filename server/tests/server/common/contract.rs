@@ -203,6 +203,7 @@ pub(crate) async fn settle_with(
                 verdicts,
                 view,
                 subjects,
+                media: Vec::new(),
             };
             settled.push(Settlement::Done(Box::new((item, material, Ok(checked)))));
         }

@@ -227,6 +227,7 @@ pub(crate) fn check_type(
                 .try_for_each(|p| check_geopoint(p))
                 .map_err(wrong_type)
         }
+        Q::Media(kind) => crate::media::check_answer(*kind, text).map_err(wrong_type),
         Q::Acknowledge | Q::Trigger if text != "OK" => Err(wrong_type(format!(
             "{text:?} is not an acknowledgement; the answer is `OK`"
         ))),
