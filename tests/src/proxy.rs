@@ -96,6 +96,9 @@ pub struct FaultCounts {
     pub by_route: BTreeMap<(String, Fault), u64>,
     /// Every request read from a client (faults on or off).
     pub requests: u64,
+    /// Bytes of the whole requests read from clients (faults on or off), by route: what
+    /// clients sent, to count what a resumed upload sends again.
+    pub request_bytes: BTreeMap<String, u64>,
     /// Connections opened to the server to deliver a request, a copy of one or a part of one.
     pub forwarded: u64,
     /// Forwardings that failed because the server was down or broke the connection.
@@ -103,6 +106,11 @@ pub struct FaultCounts {
 }
 
 impl FaultCounts {
+    /// Bytes clients sent in whole requests of `route` (`POST /v1/sync/push`).
+    pub fn bytes_of(&self, route: &str) -> u64 {
+        self.request_bytes.get(route).copied().unwrap_or(0)
+    }
+
     pub fn of(&self, kind: Fault) -> u64 {
         self.by_kind.get(&kind).copied().unwrap_or(0)
     }
@@ -160,7 +168,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    fn plan(&self, route: &str) -> Plan {
+    fn plan(&self, route: &str, len: usize) -> Plan {
         let on = self.faults_on.load(Ordering::SeqCst);
         let mut dealer = lock(&self.dealer);
         let fault = if on {
@@ -186,6 +194,7 @@ impl Shared {
         drop(dealer);
         let mut counts = lock(&self.counts);
         counts.requests += 1;
+        *counts.request_bytes.entry(route.into()).or_default() += len as u64;
         if on {
             *counts.by_kind.entry(fault).or_default() += 1;
             *counts.by_route.entry((route.into(), fault)).or_default() += 1;
@@ -309,7 +318,7 @@ fn serve(shared: &Shared, client: TcpStream) {
             Ok(Some(r)) => r,
             Ok(None) | Err(_) => return,
         };
-        let plan = shared.plan(&request.route);
+        let plan = shared.plan(&request.route, request.bytes.len());
         match handle(shared, &mut client.stream, &request, plan) {
             Next::KeepAlive if !request.wants_close => {}
             Next::KeepAlive | Next::Close => {

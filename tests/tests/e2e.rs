@@ -21,6 +21,8 @@ mod import_export;
 mod interruption;
 #[path = "e2e/killed_interview.rs"]
 mod killed_interview;
+#[path = "e2e/media.rs"]
+mod media;
 #[path = "e2e/offline.rs"]
 mod offline;
 #[path = "e2e/readme.rs"]
