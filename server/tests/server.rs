@@ -38,6 +38,9 @@ mod at_rest;
 #[path = "server/rights.rs"]
 mod rights;
 
+#[path = "server/media.rs"]
+mod media;
+
 #[path = "server/fuzz_replay.rs"]
 mod fuzz_replay;
 

@@ -110,7 +110,12 @@ impl World {
     }
 
     pub(crate) async fn publish(&self) -> Uuid {
-        let text = fixture("surveys/household-v1.json");
+        self.publish_fixture("household-v1.json").await
+    }
+
+    /// Publish the survey `fixtures/surveys/NAME`.
+    pub(crate) async fn publish_fixture(&self, name: &str) -> Uuid {
+        let text = fixture(&format!("surveys/{name}"));
         service::surveys::publish(self.db(), &self.admin, &text)
             .await
             .expect("publish")
@@ -169,6 +174,16 @@ pub(crate) async fn settle_with(
     verdict: impl Fn(usize) -> ChangeVerdict,
     subjects: impl Fn(&str) -> Vec<String>,
 ) {
+    settle_named(db, verdict, subjects, |_| Vec::new()).await
+}
+
+/// [`settle_with`], with the attachments each document's answers name from `media`.
+pub(crate) async fn settle_named(
+    db: &Db,
+    verdict: impl Fn(usize) -> ChangeVerdict,
+    subjects: impl Fn(&str) -> Vec<String>,
+    media: impl Fn(&str) -> Vec<String>,
+) {
     loop {
         let queued = db.queued_material(512).await.expect("queued");
         if queued.is_empty() {
@@ -198,12 +213,11 @@ pub(crate) async fn settle_with(
                 conflicts: Vec::new(),
                 warnings: Vec::new(),
             });
-            let subjects = subjects(&item.doc_id);
             let checked = Checked {
                 verdicts,
                 view,
-                subjects,
-                media: Vec::new(),
+                subjects: subjects(&item.doc_id),
+                media: media(&item.doc_id),
             };
             settled.push(Settlement::Done(Box::new((item, material, Ok(checked)))));
         }
