@@ -422,3 +422,95 @@ fn server_kills_during_uploads_lose_no_acknowledged_chunk_and_leave_no_orphan() 
     }
     assert_eq!(count(&w, "SELECT count(*) FROM blobs"), 6);
 }
+
+/// A PNG header claiming `w`×`h` pixels.
+fn png(dir: &Path, name: &str, w: u32, h: u32) -> PathBuf {
+    let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    bytes.extend_from_slice(&w.to_be_bytes());
+    bytes.extend_from_slice(&h.to_be_bytes());
+    bytes.extend_from_slice(&[0u8; 5000]);
+    std::fs::create_dir_all(dir).expect("dir");
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).expect("write");
+    path
+}
+
+#[test]
+fn an_interview_takes_a_file_path_checks_it_against_the_question_and_edits_release_the_old_file() {
+    let w = World::start();
+    publish(&w);
+    let (device, _) = w.enumerator("phone", "phone", &[SURVEY]);
+    device.sync();
+    let dir = w.root().join("pictures");
+    let huge = png(&dir, "huge.png", 6000, 4000);
+    let good = png(&dir, "good.png", 1600, 1200);
+    let better = png(&dir, "better.png", 2000, 1500);
+    let notes = dir.join("notes.txt");
+    std::fs::write(&notes, "not a picture").expect("write");
+    let typed = format!(
+        "Amina Bello\n{}\n{}\n\"{}\"\n:save\n",
+        huge.display(),
+        notes.display(),
+        good.display()
+    );
+    let out = device.ok_stdin(&["collect", SURVEY], Some(&typed));
+    assert!(
+        out.contains("6000×4000 pixels") && out.contains("at most 4000"),
+        "{out}"
+    );
+    assert!(out.contains("takes an image"), "{out}");
+    assert!(out.contains("attached as good-"), "{out}");
+    let id = device.response_ids(&[])[0].clone();
+    let held = || {
+        let db = rusqlite::Connection::open_with_flags(
+            device.home().join("fieldsync.sqlite"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .expect("open the device store");
+        let names: Vec<String> = db
+            .prepare("SELECT name FROM media WHERE doc_id IS NOT NULL ORDER BY name")
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        names
+    };
+    assert_eq!(held().len(), 1, "{:?}", held());
+    // Replacing the photo releases the old file; a file over the question's limit is refused
+    // with what the limit is, and nothing changes.
+    device.ok(&[
+        "response",
+        "edit",
+        &id,
+        "--set",
+        &format!("site_photo={}", better.display()),
+    ]);
+    let now = held();
+    assert!(now.len() == 1 && now[0].starts_with("better-"), "{now:?}");
+    let log = make_file(&dir, "log.pdf", 70 * 1024, "log", 5);
+    let refused = device.fails(
+        &[
+            "response",
+            "edit",
+            &id,
+            "--set",
+            &format!("maintenance_log={}", log.display()),
+        ],
+        6,
+    );
+    assert!(
+        refused.contains("64.0 KiB") && refused.contains("70.0 KiB"),
+        "{refused}"
+    );
+    assert_eq!(held(), now);
+    device.ok(&["response", "submit", &id]);
+    let report = device.sync();
+    assert_eq!(report["media_uploaded"], json!(1), "{report}");
+    let name = answer(&w, &id, "site_photo");
+    assert!(name.starts_with("better-"), "{name}");
+    assert_eq!(
+        downloaded(&w, &id).get(&name),
+        Some(&std::fs::read(&better).expect("original"))
+    );
+}
