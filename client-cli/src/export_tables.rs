@@ -271,6 +271,12 @@ impl<'a> Tables<'a> {
     /// Every table in a zip.
     pub fn finish_zip<W: Write + Seek>(self, out: W) -> std::io::Result<W> {
         let mut zip = zip::ZipWriter::new(out);
+        self.write_tables(&mut zip)?;
+        zip.finish().map_err(std::io::Error::other)
+    }
+
+    /// Every table into `zip`, which the caller may add to and must finish.
+    pub fn write_tables<W: Write + Seek>(self, zip: &mut zip::ZipWriter<W>) -> std::io::Result<()> {
         let options = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Deflated);
         let tables = std::iter::once(self.main).chain(self.repeats.into_values());
@@ -279,9 +285,41 @@ impl<'a> Tables<'a> {
             let path = t.finish()?;
             zip.start_file(name, options)
                 .map_err(std::io::Error::other)?;
-            std::io::copy(&mut std::fs::File::open(path)?, &mut zip)?;
+            std::io::copy(&mut std::fs::File::open(path)?, zip)?;
         }
-        zip.finish().map_err(std::io::Error::other)
+        Ok(())
+    }
+
+    /// The attachment names an export row's answers hold (media questions, repeat entries
+    /// included).
+    pub fn media_names(&self, row: &Value) -> Vec<String> {
+        let mut found = Vec::new();
+        if let Some(answers) = row.get("answers").and_then(Value::as_object) {
+            self.collect_media(answers, &mut found);
+        }
+        found
+    }
+
+    fn collect_media(&self, answers: &serde_json::Map<String, Value>, found: &mut Vec<String>) {
+        for (name, value) in answers {
+            match value {
+                Value::Array(entries) => {
+                    for entry in entries.iter().filter_map(Value::as_object) {
+                        self.collect_media(entry, found);
+                    }
+                }
+                Value::String(file)
+                    if !file.is_empty()
+                        && self
+                            .survey
+                            .question(name)
+                            .is_some_and(|q| matches!(q.qtype, QuestionType::Media(_))) =>
+                {
+                    found.push(file.clone());
+                }
+                _ => {}
+            }
+        }
     }
 }
 

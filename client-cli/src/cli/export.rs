@@ -13,7 +13,8 @@ use super::Settings;
 
 /// Export every response of a survey from the server as CSV or JSON Lines. A form with
 /// repeats exports as CSV the way ODK does: a zip with the main table and one table per
-/// repeat, joined by KEY and PARENT_KEY (`--out` names the zip).
+/// repeat, joined by KEY and PARENT_KEY (`--out` names the zip). `--format zip` writes those
+/// tables and every file the responses hold under `media/`, by the name their answers give.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The survey id or form id.
@@ -42,16 +43,34 @@ pub struct Args {
 pub enum FormatArg {
     Csv,
     Jsonl,
+    /// The CSV tables and a `media/` folder with every attached file.
+    Zip,
 }
 
 pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
     let format = match args.format {
-        FormatArg::Csv => ExportFormat::Csv,
+        FormatArg::Csv | FormatArg::Zip => ExportFormat::Csv,
         FormatArg::Jsonl => ExportFormat::Jsonl,
     };
     let store = s.open_store()?;
     let client = super::api(&store)?;
     let info = client.find_survey(&args.survey)?;
+    if matches!(args.format, FormatArg::Zip) {
+        let (_, _, survey) = super::survey::load_version(&store, &info.id.to_string(), None)?;
+        let options = TableOptions {
+            split_select_multiple: args.split_select_multiple,
+            split_geopoint: args.split_geopoint,
+            labels: args.labels,
+            language: args.lang.clone(),
+        };
+        let Some(out) = args.out.as_deref() else {
+            return Err(fieldsync_client::exit::Failure::Invalid(
+                "a zip export is written to a file; name it with --out FILE.zip".into(),
+            )
+            .into());
+        };
+        return super::export_media::zip(&client, &info, &survey, options, out, s);
+    }
     if matches!(args.format, FormatArg::Csv) {
         let (_, _, survey) = super::survey::load_version(&store, &info.id.to_string(), None)?;
         let options = TableOptions {

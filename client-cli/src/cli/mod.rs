@@ -6,6 +6,7 @@ mod collect;
 mod enroll;
 mod enumerator;
 mod export;
+mod export_media;
 mod import;
 mod login;
 mod logout;

@@ -399,9 +399,10 @@ fn delete_media(conn: &Connection, name: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Eight random hex digits, which make an attachment's name unique.
+/// Twelve random hex digits, which make an attachment's name unique (among a million files,
+/// two share one with a chance of about one in 500).
 fn random_tag() -> Result<String, StoreError> {
-    let mut bytes = [0u8; 4];
+    let mut bytes = [0u8; 6];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
         .map_err(|_| StoreError::Invalid("the system random generator failed".into()))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())

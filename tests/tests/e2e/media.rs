@@ -276,6 +276,49 @@ fn photos_and_recordings_collected_offline_arrive_byte_identical_once_through_cu
     );
     assert_consistent(&w);
 
+    // The zip export: the tables, and every file under `media/` by its answer's name.
+    let zip_path = w.out_path("site_visit.zip");
+    let exported = w.admin.json(&[
+        "export",
+        SURVEY,
+        "--format",
+        "zip",
+        "--out",
+        zip_path.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(exported["media"], json!(5), "{exported}");
+    let mut zip =
+        zip::ZipArchive::new(std::fs::File::open(&zip_path).expect("zip")).expect("a zip");
+    let mut entries = BTreeMap::new();
+    for i in 0..zip.len() {
+        let mut entry = zip.by_index(i).expect("entry");
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes).expect("read entry");
+        entries.insert(entry.name().to_owned(), bytes);
+    }
+    assert!(
+        entries.contains_key("site_visit.csv"),
+        "{:?}",
+        entries.keys()
+    );
+    assert!(
+        entries.contains_key("site_visit-defect.csv"),
+        "{:?}",
+        entries.keys()
+    );
+    for (name, bytes) in first.iter().chain(&second) {
+        assert_eq!(
+            entries.get(&format!("media/{name}")),
+            Some(bytes),
+            "media/{name}"
+        );
+    }
+    let table = String::from_utf8(entries["site_visit.csv"].clone()).expect("utf-8");
+    assert!(
+        table.contains(&answer(&w, &ids[0], "site_photo")),
+        "{table}"
+    );
+
     // No sentinel in plaintext in any file of the server, the device or the admin's home, or
     // in the server's log.
     let server_dir = w.server.data_dir().to_owned();
