@@ -7,6 +7,7 @@
 //! Build and run: `cargo build --release -p fieldsync-server -p fieldsync-bench &&
 //! target/release/fieldsync-bench` (see BENCHMARKS.md).
 
+mod media;
 mod scenarios;
 mod server;
 
@@ -14,7 +15,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// Benchmark fieldsync: collect, push, pull, no-op sync, many devices, at rest, baseline.
+/// Benchmark fieldsync: collect, push, pull, no-op sync, many devices, at rest, baseline,
+/// attachments.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "fieldsync-bench", version)]
 pub struct Args {

@@ -26,18 +26,18 @@ use crate::server::{
     Server, create_org, dir_bytes, fresh_postgres, postgres_bytes, reset_own_peak, vm_hwm,
 };
 
-const PASSPHRASE: &str = "bench passphrase for fieldsync";
+pub(crate) const PASSPHRASE: &str = "bench passphrase for fieldsync";
 const SURVEY: &str = include_str!("../../fixtures/surveys/household-v1.json");
 
 /// One scenario's figures.
-struct Row {
+pub(crate) struct Row {
     scenario: &'static str,
     size: usize,
     figures: serde_json::Map<String, Value>,
 }
 
 impl Row {
-    fn new(scenario: &'static str, size: usize) -> Row {
+    pub(crate) fn new(scenario: &'static str, size: usize) -> Row {
         Row {
             scenario,
             size,
@@ -45,7 +45,7 @@ impl Row {
         }
     }
 
-    fn set(&mut self, key: &str, value: impl Into<Value>) -> &mut Self {
+    pub(crate) fn set(&mut self, key: &str, value: impl Into<Value>) -> &mut Self {
         self.figures.insert(key.to_owned(), value.into());
         self
     }
@@ -63,21 +63,21 @@ fn per_sec(count: usize, elapsed: Duration) -> f64 {
     round(count as f64 / elapsed.as_secs_f64().max(1e-9))
 }
 
-fn round(x: f64) -> f64 {
+pub(crate) fn round(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
 
 /// A transport that counts bytes on the wire and times each request.
-struct Counting<'a> {
+pub(crate) struct Counting<'a> {
     client: &'a ApiClient,
-    up: AtomicU64,
+    pub(crate) up: AtomicU64,
     down: AtomicU64,
-    requests: AtomicU64,
+    pub(crate) requests: AtomicU64,
     latencies: Mutex<Vec<Duration>>,
 }
 
 impl<'a> Counting<'a> {
-    fn new(client: &'a ApiClient) -> Self {
+    pub(crate) fn new(client: &'a ApiClient) -> Self {
         Counting {
             client,
             up: AtomicU64::new(0),
@@ -126,18 +126,18 @@ impl Transport for Counting<'_> {
 }
 
 /// The organisation every scenario works in, on one or more server instances.
-struct Org {
+pub(crate) struct Org {
     /// The first instance: publishing, the device of the push scenario.
     server: Server,
     /// Every instance (the first one again first).
-    urls: Vec<String>,
+    pub(crate) urls: Vec<String>,
     others: Vec<Server>,
     /// The PostgreSQL database, when the run is on one.
     database: Option<String>,
-    admin: ApiClient,
-    admin_grant: SessionGrant,
+    pub(crate) admin: ApiClient,
+    pub(crate) admin_grant: SessionGrant,
     survey: Published,
-    root: tempfile::TempDir,
+    pub(crate) root: tempfile::TempDir,
 }
 
 fn setup(args: &Args) -> anyhow::Result<Org> {
@@ -195,7 +195,7 @@ impl Org {
     }
 }
 
-fn account(url: &str, g: &SessionGrant) -> Account {
+pub(crate) fn account(url: &str, g: &SessionGrant) -> Account {
     Account {
         server: url.to_owned(),
         token: g.token.clone(),
@@ -329,7 +329,7 @@ fn wait_materialised(org: &Org, expect_at_least: usize) -> anyhow::Result<Durati
     }
 }
 
-fn check(ok: &mut bool, cond: bool, what: &str) {
+pub(crate) fn check(ok: &mut bool, cond: bool, what: &str) {
     if !cond {
         eprintln!("CHECK FAILED: {what}");
         *ok = false;
@@ -511,7 +511,7 @@ pub fn run(args: &Args) -> anyhow::Result<bool> {
         );
     rows.push(row);
 
-    // many devices at once.
+    rows.push(crate::media::attachments(&org, args, &mut ok)?);
     if !args.skip_devices {
         rows.push(many_devices(&org, args, &mut ok, &mut coordinator, total)?);
     }

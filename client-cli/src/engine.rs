@@ -26,6 +26,8 @@ pub const PUSH_DOCS: usize = 1000;
 pub const PUSH_BYTES: usize = 8 * 1024 * 1024;
 /// Changes per pulled page.
 pub const PULL_LIMIT: u32 = 2000;
+/// Chunks between the device's records of an upload's progress.
+const PROGRESS_EVERY: u32 = 8;
 
 /// How the engine reaches the server.
 pub trait Transport {
@@ -383,7 +385,12 @@ fn upload_media(
                 Some(s) => s,
                 None => break,
             };
-            store.media_progress(&m.name, status.received, status.complete)?;
+            // What the server holds is what an upload resumes from; the device's own count
+            // is for `status` only, so it is written every few chunks, not at each (a
+            // durable write per chunk would halve the upload's speed).
+            if status.complete || status.received % PROGRESS_EVERY == 0 {
+                store.media_progress(&m.name, status.received, status.complete)?;
+            }
             progress(Progress::Uploading {
                 done: done + held(&status),
                 total,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use fieldsync_e2e::{binaries, postgres_server, process};
 
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 9] = [
     "collect",
     "push",
     "materialise",
@@ -16,6 +16,7 @@ const SCENARIOS: [&str; 8] = [
     "at_rest",
     "baseline",
     "many_devices",
+    "attachments",
 ];
 
 /// On SQLite, and (when the run has PostgreSQL) on three instances on one PostgreSQL database.
