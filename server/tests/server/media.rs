@@ -381,3 +381,108 @@ async fn attachments_hold_in_every_backend() {
     })
     .await;
 }
+
+/// Over HTTP, as a device sends them: each bad upload gets its own 4xx with the documented
+/// CBOR error body, and stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_uploads_get_a_clear_4xx_and_store_nothing() {
+    use axum::http::StatusCode;
+    use fieldsync_protocol::Answer;
+    use fieldsync_protocol::wire::ErrorCode;
+
+    use crate::common::{Harness, Req, fixture, response};
+
+    let h = Harness::new().await;
+    let org = h.org("Acme").await;
+    let survey = h
+        .publish(&org.admin, &fixture("surveys/site-visit-media.json"))
+        .await
+        .survey_id;
+    let (_, device) = h.enumerator(&org, "phone", &[survey]).await;
+    let doc = response(
+        survey,
+        1,
+        &[&[("caretaker_name", Answer::Text("Amina".into()))]],
+    );
+    let id = doc.doc_id;
+    h.push_ok(&device, vec![doc]).await;
+    let photo = file(CHUNK_SIZE as usize + 100, 3);
+    let refused = |status: StatusCode, code: ErrorCode| {
+        move |r: crate::common::Reply, what: &str| {
+            assert_eq!(r.status, status, "{what}: {}", r.text());
+            let body = r.error();
+            assert_eq!(body.code, code, "{what}: {body:?}");
+            assert!(!body.message.is_empty(), "{what}");
+            body.message
+        }
+    };
+    let offer_req =
+        |o: &MediaOffer, token: &str| Req::post("/v1/sync/media/offer").token(token).cbor(o);
+    let chunk_req = |c: &MediaChunk| Req::post("/v1/sync/media/chunk").token(&device).cbor(c);
+
+    let big = file(65 * 1024, 1);
+    let m = refused(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge)(
+        h.send(offer_req(
+            &offer_of(id, "log-1.pdf", "maintenance_log", &big),
+            &device,
+        ))
+        .await,
+        "over the limit",
+    );
+    assert!(m.contains("64.0 KiB"), "{m}");
+    let m = refused(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::Invalid)(
+        h.send(offer_req(
+            &offer_of(id, "voice-2.m4a", "site_photo", &photo),
+            &device,
+        ))
+        .await,
+        "a wrong type",
+    );
+    assert!(m.contains("image"), "{m}");
+    let other = h.org("Other").await;
+    refused(StatusCode::NOT_FOUND, ErrorCode::NotFound)(
+        h.send(offer_req(
+            &offer_of(id, PHOTO, "site_photo", &photo),
+            &other.admin,
+        ))
+        .await,
+        "another organisation's response",
+    );
+    assert_eq!(
+        h.count("attachments").await,
+        0,
+        "nothing recorded for bad offers"
+    );
+
+    let r = h
+        .send(offer_req(
+            &offer_of(id, PHOTO, "site_photo", &photo),
+            &device,
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let mut damaged = chunk_of(id, PHOTO, &photo, 0);
+    damaged.bytes[0] ^= 0xff;
+    let m = refused(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::Invalid)(
+        h.send(chunk_req(&damaged)).await,
+        "a chunk with a wrong hash",
+    );
+    assert!(m.contains("SHA-256"), "{m}");
+    let m = refused(StatusCode::CONFLICT, ErrorCode::Conflict)(
+        h.send(chunk_req(&chunk_of(id, PHOTO, &photo, 1))).await,
+        "a chunk out of order",
+    );
+    assert!(m.contains("send chunk 0 next"), "{m}");
+    let mut oversized = chunk_of(id, PHOTO, &photo, 0);
+    oversized.bytes = ByteBuf::from(vec![0u8; 2 * CHUNK_SIZE as usize]);
+    let r = h.send(chunk_req(&oversized)).await;
+    assert!(
+        r.status.is_client_error(),
+        "a chunk over the size of one: {}",
+        r.status
+    );
+    assert_eq!(h.count("blob_chunks").await, 0, "no bad chunk stored");
+    let r = h.send(chunk_req(&chunk_of(id, PHOTO, &photo, 0))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(h.count("blob_chunks").await, 1);
+}
