@@ -511,10 +511,10 @@ pub fn run(args: &Args) -> anyhow::Result<bool> {
         );
     rows.push(row);
 
-    rows.push(crate::media::attachments(&org, args, &mut ok)?);
     if !args.skip_devices {
         rows.push(many_devices(&org, args, &mut ok, &mut coordinator, total)?);
     }
+    rows.push(crate::media::attachments(&org, args, &mut ok)?);
 
     let backend = if org.database.is_some() {
         "postgres"
