@@ -11,7 +11,7 @@ use fieldsync_client::form_file;
 use fieldsync_client::interview::type_hint;
 use fieldsync_client::store::{LocalSurvey, Store, StoreError};
 use fieldsync_protocol::api::SurveyInfo;
-use fieldsync_protocol::survey::Survey;
+use fieldsync_protocol::survey::{Survey, files};
 use fieldsync_protocol::wire::SurveyStatus;
 use uuid::Uuid;
 
@@ -25,6 +25,11 @@ pub enum Command {
     Publish {
         /// The form file.
         file: PathBuf,
+        /// The folder holding the files the form uses (choice CSVs and GeoJSON of
+        /// select_one_from_file, pulldata and csv-external CSVs); the form file's own folder
+        /// if not given.
+        #[arg(long, value_name = "DIR")]
+        media: Option<PathBuf>,
     },
     /// Check a form offline (no server, no home): every problem with its sheet, row and
     /// column; exit 0 when it is accepted.
@@ -148,7 +153,7 @@ pub fn status_name(s: SurveyStatus) -> &'static str {
 
 pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
     match command {
-        Command::Publish { file } => publish(&file, s),
+        Command::Publish { file, media } => publish(&file, media.as_deref(), s),
         Command::Check { file } => check(&file, s),
         Command::Convert { file, out } => convert(&file, &out, s),
         Command::Sample { file, count, seed } => sample(&file, count, seed),
@@ -287,8 +292,12 @@ fn convert(file: &std::path::Path, out: &std::path::Path, s: &Settings) -> anyho
     Ok(0)
 }
 
-fn publish(file: &std::path::Path, s: &Settings) -> anyhow::Result<u8> {
-    let survey = load_form(file)?;
+fn publish(
+    file: &std::path::Path,
+    media: Option<&std::path::Path>,
+    s: &Settings,
+) -> anyhow::Result<u8> {
+    let survey = with_files(load_form(file)?, file, media)?;
     let text = survey.to_json();
     let store = s.open_store()?;
     let published = super::api(&store)?.publish_survey(text)?;
@@ -301,6 +310,49 @@ fn publish(file: &std::path::Path, s: &Settings) -> anyhow::Result<u8> {
         );
     }
     Ok(0)
+}
+
+/// The form with the files it uses, read from `media` (or the form file's folder): every
+/// missing file is named with the row that needs it, and nothing is published without it.
+fn with_files(
+    survey: Survey,
+    file: &std::path::Path,
+    media: Option<&std::path::Path>,
+) -> anyhow::Result<Survey> {
+    let mut def = survey.definition().clone();
+    let dir = media
+        .map(std::path::Path::to_path_buf)
+        .or_else(|| file.parent().map(std::path::Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("."));
+    let mut problems = Vec::new();
+    for need in files::needed(&def) {
+        if def.files.contains_key(&need.name) {
+            continue;
+        }
+        let path = dir.join(&need.name);
+        match std::fs::read(&path) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => {
+                    def.files.insert(need.name, text);
+                }
+                Err(_) => problems.push(format!(
+                    "{} is not UTF-8 text; save it as UTF-8 CSV or GeoJSON",
+                    path.display()
+                )),
+            },
+            Err(e) => problems.push(format!(
+                "survey row {} ({}) uses {}, but {} cannot be read ({e}); put the file there or name its folder with --media DIR",
+                need.row,
+                need.by,
+                need.name,
+                path.display()
+            )),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Failure::Invalid(problems.join("\n")).into());
+    }
+    Survey::from_definition(def).map_err(|e| Failure::Invalid(e.to_string()).into())
 }
 
 fn list(s: &Settings) -> anyhow::Result<u8> {

@@ -26,6 +26,25 @@ pub async fn publish(db: &Db, caller: &Caller, text: &str) -> Result<Published, 
         ),
         details: errors.0.iter().map(|e| e.to_string()).collect(),
     })?;
+    let missing: Vec<String> = fieldsync_protocol::survey::files::needed(survey.definition())
+        .into_iter()
+        .filter(|n| !survey.definition().files.contains_key(&n.name))
+        .map(|n| {
+            format!(
+                "survey row {}: {} uses {}, which was not published with the form",
+                n.row, n.by, n.name
+            )
+        })
+        .collect();
+    if !missing.is_empty() {
+        return Err(ApiError::InvalidSurvey {
+            message: format!(
+                "the form uses {} file(s) it was not published with; publish it with `fieldsync survey publish FORM --media DIR` (DIR holding them)",
+                missing.len()
+            ),
+            details: missing,
+        });
+    }
     // Store the definition in its normalised serde form, so every reader parses the same text.
     let definition = serde_json::to_string(survey.definition())
         .map_err(|e| ApiError::Internal(e.to_string()))?;

@@ -33,6 +33,10 @@ pub struct SurveyDefinition {
     /// The `entities` sheet, kept for forms that declare entities.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub entities: Vec<Row>,
+    /// Files attached to the form (CSV, GeoJSON, XML) by file name, as text: what
+    /// `select_one_from_file`, `pulldata()` and `csv-external` read (see [`super::files`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<String, String>,
 }
 
 /// Text in the form's languages: a label, a hint, a message.
@@ -286,6 +290,8 @@ pub struct Survey {
     pub(super) external_choices: BTreeMap<String, Vec<Choice>>,
     pub(super) languages: Vec<String>,
     pub(super) warnings: Vec<DefinitionError>,
+    /// The attached files, parsed.
+    pub(super) files: super::files::FormFiles,
     /// The choice lists as secondary instances, built on first use.
     pub(super) secondary: std::sync::OnceLock<std::sync::Arc<super::instance::Secondary>>,
 }
@@ -411,6 +417,17 @@ impl Survey {
 
     pub fn choices(&self, list: &str) -> Option<&[Choice]> {
         self.choices.get(list).map(Vec::as_slice)
+    }
+
+    /// The choices a select question offers before any filter: its list's, or its file's
+    /// when the form was published with that file.
+    pub fn choices_of(&self, q: &Question) -> Option<&[Choice]> {
+        match q.qtype.select().map(|s| &s.source) {
+            Some(super::types::ChoiceSource::File(file)) => {
+                self.files.choices.get(file).map(Vec::as_slice)
+            }
+            _ => q.qtype.list().and_then(|l| self.choices(l)),
+        }
     }
 
     /// A group or repeat by name.

@@ -88,6 +88,17 @@ impl Secondary {
             }
             s.documents.insert(list.clone(), doc);
         }
+        for (id, rows) in &survey.files.instances {
+            let doc = push_node(n, "", None, NodeValue::Empty);
+            let root = push_node(n, "root", Some(doc), NodeValue::Empty);
+            for row in rows {
+                let item = push_node(n, "item", Some(root), NodeValue::Empty);
+                for (k, v) in row {
+                    push_node(n, k, Some(item), NodeValue::Text(v.clone()));
+                }
+            }
+            s.documents.insert(id.clone(), doc);
+        }
         s
     }
 }

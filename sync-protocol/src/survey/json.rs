@@ -10,12 +10,13 @@ use serde_json::Value;
 use super::definition::{DefinitionError, DefinitionErrors, Sheet, SurveyDefinition};
 use super::sheet::{Row, SheetKind, normalise_header, plain_quotes};
 
-const TOP_LEVEL: [&str; 5] = [
+const TOP_LEVEL: [&str; 6] = [
     "settings",
     "survey",
     "choices",
     "external_choices",
     "entities",
+    "files",
 ];
 
 pub(super) fn parse_definition(text: &str) -> Result<SurveyDefinition, DefinitionErrors> {
@@ -60,6 +61,7 @@ pub(super) fn parse_definition(text: &str) -> Result<SurveyDefinition, Definitio
     let choices = sheet("choices", Sheet::Choices, false);
     let external_choices = sheet("external_choices", Sheet::ExternalChoices, false);
     let entities = sheet("entities", Sheet::Entities, false);
+    let files = files(top.remove("files"), &mut errors);
     if !errors.is_empty() {
         return Err(DefinitionErrors(errors));
     }
@@ -69,7 +71,38 @@ pub(super) fn parse_definition(text: &str) -> Result<SurveyDefinition, Definitio
         choices,
         external_choices,
         entities,
+        files,
     })
+}
+
+/// `files`: an object of file name to the file's text.
+fn files(value: Option<Value>, errors: &mut Vec<DefinitionError>) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    match value {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(map)) => {
+            for (name, v) in map {
+                match v {
+                    Value::String(text) => {
+                        out.insert(name, text);
+                    }
+                    _ => errors.push(err(
+                        Sheet::Document,
+                        None,
+                        Some("files".into()),
+                        format!("file `{name}` must be given as text"),
+                    )),
+                }
+            }
+        }
+        Some(_) => errors.push(err(
+            Sheet::Document,
+            None,
+            Some("files".into()),
+            "`files` must be an object of file names to their text".into(),
+        )),
+    }
+    out
 }
 
 fn kind(sheet: Sheet) -> SheetKind {

@@ -9,6 +9,7 @@
 
 mod complete;
 mod definition;
+pub mod files;
 mod instance;
 mod json;
 mod sample;

@@ -582,7 +582,7 @@ impl Survey {
         at: Node,
         ctx: &ValidationContext,
     ) -> Result<(), ValidationError> {
-        let list = q.qtype.list().and_then(|l| self.choices(l));
+        let list = self.choices_of(q);
         check_type(q, value, list)
             .map_err(|(kind, msg)| ValidationError::new(&q.name, kind, msg))?;
         let Some(c) = &q.constraint else {

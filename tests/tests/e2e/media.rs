@@ -557,3 +557,69 @@ fn an_interview_takes_a_file_path_checks_it_against_the_question_and_edits_relea
         Some(&std::fs::read(&better).expect("original"))
     );
 }
+
+#[test]
+fn a_form_with_choices_and_prices_from_attached_files_works_on_a_device_offline() {
+    let w = World::start();
+    let form = fieldsync_e2e::bins::fixture("surveys/market-prices.json");
+    let form = form.to_str().expect("utf-8");
+    // Without its files the form is refused, naming each one and the row that needs it.
+    let refused = w.admin.fails(&["survey", "publish", form], 6);
+    assert!(
+        refused.contains("markets.csv") && refused.contains("prices.csv"),
+        "{refused}"
+    );
+    let media = fieldsync_e2e::bins::fixture("surveys/market-media");
+    w.admin.ok(&[
+        "survey",
+        "publish",
+        form,
+        "--media",
+        media.to_str().expect("utf-8"),
+    ]);
+    let proxy = FaultProxy::start(w.server.addr(), 3);
+    let (device, _) = w.enumerator_via(
+        "market-phone",
+        "market-phone",
+        &["market_prices"],
+        &proxy.url(),
+    );
+    device.sync();
+    // From here the server is out of reach.
+    proxy.set_upstream("127.0.0.1:9".parse().expect("addr"));
+    let typed = "1\n2\n2\n2\n20000\n3000\ny\n";
+    let shown = device.ok_stdin(&["collect", "market_prices"], Some(typed));
+    for expected in [
+        "1) Gulu Main Market",
+        "2) Lira",
+        "2) Mbarara depot",
+        "Price observed (reference 3400)",
+        "More than three times the reference price",
+        "submitted response",
+    ] {
+        assert!(
+            shown.contains(expected),
+            "the interview shows {expected:?}:\n{shown}"
+        );
+    }
+    assert!(
+        !shown.contains("Mbarara \"Central\""),
+        "the south's market is filtered out:\n{shown}"
+    );
+    let id = device.response_ids(&[])[0].clone();
+    let answers = fieldsync_e2e::data::answers_of(&device.json(&["response", "show", &id]));
+    assert_eq!(answers["market"], json!("lira"), "{answers:?}");
+    assert_eq!(answers["depot"], json!("d2"), "{answers:?}");
+    assert_eq!(
+        answers["reference_price"].to_string().trim_matches('"'),
+        "3400",
+        "{answers:?}"
+    );
+    // Back in reach: the server validated it with the same files.
+    proxy.set_upstream(w.server.addr());
+    device.sync();
+    let rows = w.export_rows("market_prices");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["answers"]["market"], json!("lira"), "{}", rows[0]);
+    assert_eq!(rows[0]["errors"], json!([]), "{}", rows[0]);
+}

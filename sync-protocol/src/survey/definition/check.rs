@@ -22,6 +22,7 @@ pub(super) fn build(def: SurveyDefinition) -> Result<Survey, DefinitionErrors> {
     b.expressions(&def.settings, &def.survey, pending);
     b.subject_field();
     b.identifying(&def.survey);
+    let files = b.files(&def);
     b.errors.sort_by_key(|e| (e.sheet, e.row));
     if !b.errors.is_empty() {
         return Err(DefinitionErrors(b.errors));
@@ -38,6 +39,7 @@ pub(super) fn build(def: SurveyDefinition) -> Result<Survey, DefinitionErrors> {
         external_choices: b.external,
         languages,
         warnings: b.warnings,
+        files,
         secondary: Default::default(),
     })
 }
@@ -116,15 +118,6 @@ impl Builder {
 
     fn row_err(&mut self, row: &Row, field: &str, message: String) {
         self.err(Sheet::Survey, Some(row.number), field, message);
-    }
-
-    fn warn(&mut self, sheet: Sheet, row: Option<usize>, field: &str, message: String) {
-        self.warnings.push(DefinitionError {
-            sheet,
-            row,
-            field: Some(field.to_owned()),
-            message,
-        });
     }
 
     fn default_language(&self) -> Option<&str> {

@@ -145,10 +145,12 @@ pub(crate) fn check_type(
     let or_other = q.qtype.select().is_some_and(|s| s.or_other);
     let in_list = |name: &str| known(name) || (or_other && name == "other");
     let list_name = q.qtype.select().map_or("", |s| s.source.name());
-    let from_list = q
-        .qtype
-        .select()
-        .is_some_and(|s| matches!(s.source, ChoiceSource::List(_)));
+    // A file's choices are known when the form was published with the file.
+    let from_list = q.qtype.select().is_some_and(|s| match s.source {
+        ChoiceSource::List(_) => true,
+        ChoiceSource::File(_) => list.is_some(),
+        ChoiceSource::External(_) => false,
+    });
     match &q.qtype {
         Q::SelectOne(_) if !from_list => Ok(()),
         Q::SelectOne(_) => {

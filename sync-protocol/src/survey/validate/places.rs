@@ -22,11 +22,7 @@ impl Survey {
             // per choice with the question's place as context.
             return self.external_choices_at(q, list, at, answers, ctx);
         }
-        let all = q
-            .qtype
-            .list()
-            .and_then(|l| self.choices(l))
-            .unwrap_or_default();
+        let all = self.choices_of(q).unwrap_or_default();
         let Some(filter) = &q.choice_filter else {
             return all.iter().collect();
         };

@@ -11,9 +11,12 @@ impl Builder {
     pub(super) fn choice_filter(&mut self, r: &Row, qtype: &QuestionType) -> Option<XPath> {
         let cell = r.get("choice_filter")?;
         let plain = self.parse_at(r, "choice_filter", cell)?;
-        let Some(list) = qtype.list() else {
-            // A select from a file or external list: kept as written, applied by whoever
-            // holds the file.
+        let from_file = qtype.select().and_then(|s| match &s.source {
+            ChoiceSource::File(file) => Some(crate::survey::files::instance_id(file)),
+            _ => None,
+        });
+        let Some(list) = qtype.list().or(from_file) else {
+            // A select from an external list: kept as written, applied per choice.
             return Some(plain);
         };
         let composed = format!("instance('{list}')/root/item[{cell}]");

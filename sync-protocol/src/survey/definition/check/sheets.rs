@@ -120,6 +120,24 @@ impl Builder {
         self.choices = self.read_choices(rows, sheet);
     }
 
+    pub(super) fn warn(&mut self, sheet: Sheet, row: Option<usize>, field: &str, message: String) {
+        self.warnings.push(DefinitionError {
+            sheet,
+            row,
+            field: Some(field.to_owned()),
+            message,
+        });
+    }
+
+    /// The form's attached files, parsed; a file that does not parse is a problem of the form.
+    pub(super) fn files(&mut self, def: &SurveyDefinition) -> crate::survey::files::FormFiles {
+        let (files, problems) = crate::survey::files::parse(def);
+        for p in problems {
+            self.err(Sheet::Document, None, "files", p);
+        }
+        files
+    }
+
     pub(super) fn external_choices(&mut self, rows: &[Row]) {
         self.external = self.read_choices(rows, Sheet::ExternalChoices);
     }
