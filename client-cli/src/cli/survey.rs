@@ -253,6 +253,16 @@ fn check(file: &std::path::Path, s: &Settings) -> anyhow::Result<u8> {
         for w in survey.warnings() {
             println!("  warning: {w}");
         }
+        let def = survey.definition();
+        for need in files::needed(def)
+            .into_iter()
+            .filter(|n| !def.files.contains_key(&n.name))
+        {
+            println!(
+                "  uses {} (survey row {}, {}): publish with the file beside the form or in --media DIR",
+                need.name, need.row, need.by
+            );
+        }
     }
     Ok(0)
 }
