@@ -481,6 +481,11 @@ fn show(screen: Screen<'_>, out: &mut dyn Write) -> anyhow::Result<Option<Outcom
             if let Some(h) = hint {
                 writeln!(out, "  {h}")?;
             }
+            // A terminal shows no picture or sound: it names the form's file, which
+            // `fieldsync survey files` saves.
+            for (kind, file) in &q.media {
+                writeln!(out, "  ({kind}: {})", file.text())?;
+            }
             writeln!(out, "  ({}: {})", q.name, type_hint(&q.qtype))?;
             let plain: Vec<&fieldsync_protocol::survey::Choice> =
                 choices.iter().map(|(c, _)| *c).collect();

@@ -68,6 +68,18 @@ pub enum Command {
         #[arg(long)]
         version: Option<u32>,
     },
+    /// Save the files published with a survey version (choice CSVs, GeoJSON, label images
+    /// and audio) into a folder, from this device's copy (works offline).
+    Files {
+        /// The survey id or form id.
+        survey: String,
+        /// A published version (default: the latest).
+        #[arg(long)]
+        version: Option<u32>,
+        /// The folder to write into (created if needed).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Assign a survey to an enumerator, so it reaches their device at its next sync.
     Assign {
         /// The survey id or form id.
@@ -159,6 +171,11 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
         Command::Sample { file, count, seed } => sample(&file, count, seed),
         Command::List => list(s),
         Command::Show { survey, version } => show(&survey, version, s),
+        Command::Files {
+            survey,
+            version,
+            out,
+        } => save_files(&survey, version, &out, s),
         Command::Assign {
             survey,
             enumerator_id,
@@ -256,7 +273,7 @@ fn check(file: &std::path::Path, s: &Settings) -> anyhow::Result<u8> {
         let def = survey.definition();
         for need in files::needed(def)
             .into_iter()
-            .filter(|n| !def.files.contains_key(&n.name))
+            .filter(|n| !def.files.contains_key(&n.name) && !def.media.contains_key(&n.name))
         {
             println!(
                 "  uses {} (survey row {}, {}): publish with the file beside the form or in --media DIR",
@@ -336,11 +353,14 @@ fn with_files(
         .unwrap_or_else(|| PathBuf::from("."));
     let mut problems = Vec::new();
     for need in files::needed(&def) {
-        if def.files.contains_key(&need.name) {
+        if def.files.contains_key(&need.name) || def.media.contains_key(&need.name) {
             continue;
         }
         let path = dir.join(&need.name);
         match std::fs::read(&path) {
+            Ok(bytes) if files::is_label_media(&need) => {
+                def.media.insert(need.name, files::encode_media(&bytes));
+            }
             Ok(bytes) => match String::from_utf8(bytes) {
                 Ok(text) => {
                     def.files.insert(need.name, text);
@@ -441,6 +461,49 @@ pub fn load_version(
     Ok((info, v, Arc::new(survey)))
 }
 
+fn save_files(
+    key: &str,
+    version: Option<u32>,
+    out: &std::path::Path,
+    s: &Settings,
+) -> anyhow::Result<u8> {
+    let store = s.open_store()?;
+    let (_, _, survey) = load_version(&store, key, version)?;
+    let def = survey.definition();
+    std::fs::create_dir_all(out)
+        .map_err(|e| Failure::Invalid(format!("cannot create {}: {e}", out.display())))?;
+    let mut written = Vec::new();
+    let texts = def
+        .files
+        .iter()
+        .map(|(n, t)| (n, Some(t.clone().into_bytes())));
+    let media = def.media.keys().map(|n| (n, files::media_bytes(def, n)));
+    for (name, bytes) in texts.chain(media) {
+        // A plain file name only: the names come from the survey's author.
+        let plain = std::path::Path::new(name)
+            .file_name()
+            .is_some_and(|f| f == name.as_str());
+        let Some(bytes) = bytes.filter(|_| plain) else {
+            eprintln!("warning: {name:?} is not a plain file name or cannot be read; skipped");
+            continue;
+        };
+        let path = out.join(name);
+        std::fs::write(&path, bytes)
+            .map_err(|e| Failure::Invalid(format!("cannot write {}: {e}", path.display())))?;
+        written.push(path);
+    }
+    if s.json {
+        s.print_json(&written)?;
+    } else if written.is_empty() {
+        println!("{} was published without files", survey.form_id());
+    } else {
+        for p in &written {
+            println!("{}", p.display());
+        }
+    }
+    Ok(0)
+}
+
 fn show(key: &str, version: Option<u32>, s: &Settings) -> anyhow::Result<u8> {
     let store = s.open_store()?;
     let (info, v, survey) = load_version(&store, key, version)?;
@@ -448,10 +511,8 @@ fn show(key: &str, version: Option<u32>, s: &Settings) -> anyhow::Result<u8> {
         .questions()
         .iter()
         .map(|q| {
-            let choices: Vec<serde_json::Value> = q
-                .qtype
-                .list()
-                .and_then(|l| survey.choices(l))
+            let choices: Vec<serde_json::Value> = survey
+                .choices_of(q)
                 .unwrap_or(&[])
                 .iter()
                 .map(|c| serde_json::json!({"name": c.name, "label": c.display()}))

@@ -28,7 +28,10 @@ pub async fn publish(db: &Db, caller: &Caller, text: &str) -> Result<Published, 
     })?;
     let missing: Vec<String> = fieldsync_protocol::survey::files::needed(survey.definition())
         .into_iter()
-        .filter(|n| !survey.definition().files.contains_key(&n.name))
+        .filter(|n| {
+            let def = survey.definition();
+            !def.files.contains_key(&n.name) && !def.media.contains_key(&n.name)
+        })
         .map(|n| {
             format!(
                 "survey row {}: {} uses {}, which was not published with the form",

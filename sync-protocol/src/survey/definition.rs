@@ -37,6 +37,10 @@ pub struct SurveyDefinition {
     /// `select_one_from_file`, `pulldata()` and `csv-external` read (see [`super::files`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub files: BTreeMap<String, String>,
+    /// Images, audio and video shown with labels (`media::image` columns), by file name, in
+    /// base64: they travel with the survey like `files`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub media: BTreeMap<String, String>,
 }
 
 /// Text in the form's languages: a label, a hint, a message.

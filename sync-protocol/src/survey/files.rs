@@ -11,8 +11,9 @@ use super::definition::{Choice, SurveyDefinition};
 use super::sheet::{Row, SheetKind, normalise_header};
 use super::types::{ChoiceSource, QuestionType, RowType, parse_type};
 
-/// The most text a form's files may hold together: they travel with every copy of the survey.
-pub const MAX_FILES_BYTES: usize = 4 * 1024 * 1024;
+/// The most a form's files may hold together (label media counted in base64): they travel
+/// with every copy of the survey.
+pub const MAX_FILES_BYTES: usize = 12 * 1024 * 1024;
 
 /// A file a form needs, and the row that needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,8 +83,46 @@ pub fn needed(def: &SurveyDefinition) -> Vec<NeededFile> {
                 add(format!("{id}.csv"), r.number, "pulldata");
             }
         }
+        label_media(r, &mut add);
+    }
+    for r in &def.choices {
+        label_media(r, &mut add);
     }
     out
+}
+
+/// The files a row's `media::image`, `media::audio`, … columns name (any language).
+fn label_media(r: &Row, add: &mut impl FnMut(String, usize, &'static str)) {
+    for (key, file) in &r.cells {
+        if let Some(kind) = key.strip_prefix("media::") {
+            let by = match kind.split("::").next() {
+                Some("audio") => "label audio",
+                Some("video") => "label video",
+                _ => "label image",
+            };
+            if !file.trim().is_empty() {
+                add(file.trim().to_owned(), r.number, by);
+            }
+        }
+    }
+}
+
+/// Whether a file a form needs is one of its label media (sent as bytes, not text).
+pub fn is_label_media(need: &NeededFile) -> bool {
+    need.by.starts_with("label ")
+}
+
+/// A label media file's bytes, from the definition's base64.
+pub fn media_bytes(def: &SurveyDefinition, name: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let text = def.media.get(name)?;
+    base64::engine::general_purpose::STANDARD.decode(text).ok()
+}
+
+/// A label media file as the definition holds it.
+pub fn encode_media(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// The instance ids `pulldata('ID', …)` calls in an expression name.
@@ -107,12 +146,24 @@ fn pulldata_ids(cell: &str) -> Vec<String> {
 pub(crate) fn parse(def: &SurveyDefinition) -> (FormFiles, Vec<String>) {
     let mut files = FormFiles::default();
     let mut problems = Vec::new();
-    let total: usize = def.files.values().map(String::len).sum();
+    let total: usize = def
+        .files
+        .values()
+        .chain(def.media.values())
+        .map(String::len)
+        .sum();
     if total > MAX_FILES_BYTES {
         problems.push(format!(
             "the form's files hold {total} bytes; at most {MAX_FILES_BYTES} travel with a survey"
         ));
         return (files, problems);
+    }
+    for name in def.media.keys() {
+        if media_bytes(def, name).is_none() {
+            problems.push(format!(
+                "{name}: a label media file must be given in base64"
+            ));
+        }
     }
     let selected: Vec<String> = needed(def)
         .into_iter()
@@ -356,6 +407,7 @@ mod tests {
             vec![
                 ("markets.csv".to_owned(), "select_one_from_file"),
                 ("commodities.geojson".to_owned(), "select_one_from_file"),
+                ("commodity.png".to_owned(), "label image"),
                 ("prices.csv".to_owned(), "pulldata"),
             ]
         );

@@ -10,13 +10,14 @@ use serde_json::Value;
 use super::definition::{DefinitionError, DefinitionErrors, Sheet, SurveyDefinition};
 use super::sheet::{Row, SheetKind, normalise_header, plain_quotes};
 
-const TOP_LEVEL: [&str; 6] = [
+const TOP_LEVEL: [&str; 7] = [
     "settings",
     "survey",
     "choices",
     "external_choices",
     "entities",
     "files",
+    "media",
 ];
 
 pub(super) fn parse_definition(text: &str) -> Result<SurveyDefinition, DefinitionErrors> {
@@ -61,7 +62,8 @@ pub(super) fn parse_definition(text: &str) -> Result<SurveyDefinition, Definitio
     let choices = sheet("choices", Sheet::Choices, false);
     let external_choices = sheet("external_choices", Sheet::ExternalChoices, false);
     let entities = sheet("entities", Sheet::Entities, false);
-    let files = files(top.remove("files"), &mut errors);
+    let files = files_of(top.remove("files"), "files", &mut errors);
+    let media = files_of(top.remove("media"), "media", &mut errors);
     if !errors.is_empty() {
         return Err(DefinitionErrors(errors));
     }
@@ -72,11 +74,16 @@ pub(super) fn parse_definition(text: &str) -> Result<SurveyDefinition, Definitio
         external_choices,
         entities,
         files,
+        media,
     })
 }
 
-/// `files`: an object of file name to the file's text.
-fn files(value: Option<Value>, errors: &mut Vec<DefinitionError>) -> BTreeMap<String, String> {
+/// `files` (or `media`): an object of file name to the file's text (base64 for media).
+fn files_of(
+    value: Option<Value>,
+    field: &str,
+    errors: &mut Vec<DefinitionError>,
+) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     match value {
         None | Some(Value::Null) => {}
@@ -89,7 +96,7 @@ fn files(value: Option<Value>, errors: &mut Vec<DefinitionError>) -> BTreeMap<St
                     _ => errors.push(err(
                         Sheet::Document,
                         None,
-                        Some("files".into()),
+                        Some(field.into()),
                         format!("file `{name}` must be given as text"),
                     )),
                 }
@@ -98,8 +105,8 @@ fn files(value: Option<Value>, errors: &mut Vec<DefinitionError>) -> BTreeMap<St
         Some(_) => errors.push(err(
             Sheet::Document,
             None,
-            Some("files".into()),
-            "`files` must be an object of file names to their text".into(),
+            Some(field.into()),
+            format!("`{field}` must be an object of file names to their text"),
         )),
     }
     out

@@ -566,7 +566,9 @@ fn a_form_with_choices_and_prices_from_attached_files_works_on_a_device_offline(
     // Without its files the form is refused, naming each one and the row that needs it.
     let refused = w.admin.fails(&["survey", "publish", form], 6);
     assert!(
-        refused.contains("markets.csv") && refused.contains("prices.csv"),
+        refused.contains("markets.csv")
+            && refused.contains("prices.csv")
+            && refused.contains("commodity.png"),
         "{refused}"
     );
     let media = fieldsync_e2e::bins::fixture("surveys/market-media");
@@ -590,6 +592,7 @@ fn a_form_with_choices_and_prices_from_attached_files_works_on_a_device_offline(
     let typed = "1\n2\n2\n2\n20000\n3000\ny\n";
     let shown = device.ok_stdin(&["collect", "market_prices"], Some(typed));
     for expected in [
+        "(image: commodity.png)",
         "1) Gulu Main Market",
         "2) Lira",
         "2) Mbarara depot",
@@ -606,6 +609,27 @@ fn a_form_with_choices_and_prices_from_attached_files_works_on_a_device_offline(
         !shown.contains("Mbarara \"Central\""),
         "the south's market is filtered out:\n{shown}"
     );
+    // The form's files are on the device, as published.
+    let saved = w.root().join("market-files");
+    device.ok(&[
+        "survey",
+        "files",
+        "market_prices",
+        "--out",
+        saved.to_str().expect("utf-8"),
+    ]);
+    for name in [
+        "markets.csv",
+        "prices.csv",
+        "commodities.geojson",
+        "commodity.png",
+    ] {
+        assert_eq!(
+            std::fs::read(saved.join(name)).expect("saved"),
+            std::fs::read(media.join(name)).expect("original"),
+            "{name}"
+        );
+    }
     let id = device.response_ids(&[])[0].clone();
     let answers = fieldsync_e2e::data::answers_of(&device.json(&["response", "show", &id]));
     assert_eq!(answers["market"], json!("lira"), "{answers:?}");
