@@ -368,6 +368,9 @@ pub struct SubjectRecord {
     pub unreadable: Option<String>,
     /// The audit entries about it (edits, restriction), oldest first.
     pub processing: Vec<AuditRecord>,
+    /// The files it holds (photos, recordings), fetched with `GET /v1/responses/{id}/media/…`.
+    #[serde(default)]
+    pub files: Vec<MediaInfo>,
 }
 
 /// `POST /v1/subjects/export`: the answer to a person's right of access.

@@ -114,11 +114,13 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
                 client.send_json(Method::POST, "/v1/subjects/export", &person.query(&client)?)?;
             let csv_path = out.with_extension("csv");
             write_export(&export, &out, &csv_path)?;
+            let files = save_files(&client, &export, &out)?;
             if s.json {
                 s.print_json(&serde_json::json!({
                     "responses": export.responses.len(),
                     "json": out,
                     "csv": csv_path,
+                    "files": files,
                 }))?;
             } else {
                 println!(
@@ -127,6 +129,11 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
                     out.display(),
                     csv_path.display()
                 );
+                if let Some(first) = files.first()
+                    && let Some(dir) = first.parent()
+                {
+                    println!("and their {} file(s) to {}", files.len(), dir.display());
+                }
             }
         }
         Command::Erase {
@@ -301,6 +308,10 @@ fn write_export(export: &SubjectExport, json: &Path, csv_path: &Path) -> anyhow:
         if let Some(why) = &r.unreadable {
             row("unreadable", "", why, String::new(), "")?;
         }
+        for f in &r.files {
+            let what = format!("{}, {} bytes", f.media_type, f.size);
+            row("file", &f.question, &f.name, String::new(), &what)?;
+        }
         for p in &r.processing {
             let by = format!(
                 "{} {}",
@@ -318,6 +329,36 @@ fn write_export(export: &SubjectExport, json: &Path, csv_path: &Path) -> anyhow:
     }
     w.flush()?;
     Ok(())
+}
+
+/// Download every stored file of the export's responses into `OUT-files/RESPONSE/NAME`.
+fn save_files(
+    client: &fieldsync_client::client::ApiClient,
+    export: &SubjectExport,
+    out: &Path,
+) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let mut dir = out.as_os_str().to_owned();
+    dir.push("-files");
+    let dir = std::path::PathBuf::from(dir);
+    let mut saved = Vec::new();
+    for r in &export.responses {
+        for f in r.files.iter().filter(|f| f.stored) {
+            fieldsync_protocol::media::check_name(&f.name)
+                .map_err(fieldsync_client::exit::Failure::Invalid)?;
+            let id = r.found.response_id;
+            let folder = dir.join(id.to_string());
+            std::fs::create_dir_all(&folder)
+                .with_context(|| format!("cannot create {}", folder.display()))?;
+            let path = folder.join(&f.name);
+            let mut body = client.media_file(&id, &f.name)?;
+            let mut file = std::fs::File::create(&path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            std::io::copy(&mut body, &mut file)
+                .with_context(|| format!("{} was interrupted; export again", f.name))?;
+            saved.push(path);
+        }
+    }
+    Ok(saved)
 }
 
 /// Answers as `name` / `repeat[2].name` paths and their text.

@@ -394,14 +394,19 @@ pub async fn list(db: &Db, caller: &Caller, doc_id: &str) -> Result<Vec<MediaInf
         .attachments(&caller.org_id, &id)
         .await?
         .into_iter()
-        .map(|a| MediaInfo {
-            stored: a.complete(),
-            name: a.name,
-            question: a.question,
-            media_type: a.media_type,
-            size: a.size,
-        })
+        .map(info)
         .collect())
+}
+
+/// A stored attachment as the API lists it.
+pub fn info(a: AttachmentRow) -> MediaInfo {
+    MediaInfo {
+        stored: a.complete(),
+        name: a.name,
+        question: a.question,
+        media_type: a.media_type,
+        size: a.size,
+    }
 }
 
 /// One stored file of a response, read chunk by chunk.

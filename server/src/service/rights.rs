@@ -136,11 +136,19 @@ pub async fn export(
             },
             None => (None, Some("it was erased while the export ran".into())),
         };
+        let files = state
+            .db
+            .attachments(&caller.org_id, &r.doc_id)
+            .await?
+            .into_iter()
+            .map(super::media::info)
+            .collect();
         responses.push(SubjectRecord {
             found: to_match(r)?,
             view,
             unreadable,
             processing: processing.remove(&r.doc_id).unwrap_or_default(),
+            files,
         });
     }
     let listed = listed_and_audited(state, caller, hash, "subject_export", found.len()).await?;

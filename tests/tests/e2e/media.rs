@@ -319,6 +319,30 @@ fn photos_and_recordings_collected_offline_arrive_byte_identical_once_through_cu
         "{table}"
     );
 
+    // The respondent's right of access reaches their files too.
+    let (exported, csv) = super::rights_support::export_subject(&w, "Amina Bello");
+    let files = exported["responses"][0]["files"]
+        .as_array()
+        .expect("files")
+        .clone();
+    assert_eq!(files.len(), 4, "{exported}");
+    for f in &files {
+        let name = f["name"].as_str().expect("name");
+        assert!(csv.contains(name), "{csv}");
+    }
+    // Saved beside the export, in `EXPORT.json-files/RESPONSE/NAME`.
+    let dirs: Vec<PathBuf> = all_files(&w.root().join("files"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("-files/"))
+        .collect();
+    for (name, bytes) in &first {
+        assert!(
+            dirs.iter()
+                .any(|p| p.ends_with(name) && std::fs::read(p).ok().as_ref() == Some(bytes)),
+            "{name} is not beside the subject export: {dirs:?}"
+        );
+    }
+
     // No sentinel in plaintext in any file of the server, the device or the admin's home, or
     // in the server's log.
     let server_dir = w.server.data_dir().to_owned();
