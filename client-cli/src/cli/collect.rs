@@ -136,17 +136,9 @@ fn interview(store: &mut Store, key: &str, lang: Option<&str>, s: &Settings) -> 
     let survey = store.survey_version(&batch.survey_id(), batch.version())?;
     let language = pick_language(&survey, lang)?;
     let ctx = ValidationContext::at(now_utc());
-    let mut iv = Interview::new(survey, ctx).with_language(language);
-    let mut draft = Autosave::new(key, batch.version(), None, Answers::new());
-    let outcome = drive(
-        &mut iv,
-        s,
-        &mut Keeper {
-            store,
-            draft: &mut draft,
-        },
-    )?;
-    finish(store, key, s, draft, outcome, iv.answers_to_save())
+    let iv = Interview::new(survey, ctx).with_language(language);
+    let draft = Autosave::new(key, batch.version(), None, Answers::new());
+    run_interview(store, key, s, iv, draft)
 }
 
 fn resume(
@@ -182,22 +174,14 @@ fn resume(
     let survey = store.survey_version(&local.meta.survey_id, local.meta.survey_version)?;
     let language = pick_language(&survey, lang)?;
     let ctx = ValidationContext::at(now_utc());
-    let mut draft = Autosave::new(
+    let draft = Autosave::new(
         key,
         local.meta.survey_version,
         Some(id),
         local.answers.clone(),
     );
-    let mut iv = Interview::resume(survey, ctx, local.answers).with_language(language);
-    let outcome = drive(
-        &mut iv,
-        s,
-        &mut Keeper {
-            store,
-            draft: &mut draft,
-        },
-    )?;
-    finish(store, key, s, draft, outcome, iv.answers_to_save())
+    let iv = Interview::resume(survey, ctx, local.answers).with_language(language);
+    run_interview(store, key, s, iv, draft)
 }
 
 /// Keeps the interview on disk as a draft after every answer, so a flat battery or a killed
@@ -247,6 +231,22 @@ impl Autosave {
         self.saved = store.response(&id)?.answers;
         Ok(Some(self.saved.clone()))
     }
+}
+
+/// Drive the interview to its end, keeping its draft, then settle it.
+fn run_interview(
+    store: &mut Store,
+    key: &str,
+    s: &Settings,
+    mut iv: Interview,
+    mut draft: Autosave,
+) -> anyhow::Result<u8> {
+    let mut keeper = Keeper {
+        store,
+        draft: &mut draft,
+    };
+    let outcome = drive(&mut iv, s, &mut keeper)?;
+    finish(store, key, s, draft, outcome, iv.answers_to_save())
 }
 
 /// What a running interview writes to the store: its draft after every answer, and the

@@ -57,12 +57,7 @@ pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
     let info = client.find_survey(&args.survey)?;
     if matches!(args.format, FormatArg::Zip) {
         let (_, _, survey) = super::survey::load_version(&store, &info.id.to_string(), None)?;
-        let options = TableOptions {
-            split_select_multiple: args.split_select_multiple,
-            split_geopoint: args.split_geopoint,
-            labels: args.labels,
-            language: args.lang.clone(),
-        };
+        let options = table_options(&args);
         let Some(out) = args.out.as_deref() else {
             return Err(fieldsync_client::exit::Failure::Invalid(
                 "a zip export is written to a file; name it with --out FILE.zip".into(),
@@ -73,12 +68,7 @@ pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
     }
     if matches!(args.format, FormatArg::Csv) {
         let (_, _, survey) = super::survey::load_version(&store, &info.id.to_string(), None)?;
-        let options = TableOptions {
-            split_select_multiple: args.split_select_multiple,
-            split_geopoint: args.split_geopoint,
-            labels: args.labels,
-            language: args.lang.clone(),
-        };
+        let options = table_options(&args);
         let has_repeats = survey.groups().any(|g| g.repeat);
         let reshaped = options.split_select_multiple || options.split_geopoint || options.labels;
         if has_repeats || reshaped {
@@ -95,17 +85,7 @@ pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
             n
         }
         Some(path) => {
-            let mut partial = path.as_os_str().to_owned();
-            partial.push(".partial");
-            let partial = PathBuf::from(partial);
-            // Plaintext answers: readable by the owner only.
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&partial)
-                .with_context(|| format!("cannot create {}", partial.display()))?;
+            let (partial, mut file) = create_partial(path)?;
             let copied = std::io::copy(&mut body, &mut file)
                 .context("the export was interrupted; run it again")
                 .and_then(|n| {
@@ -139,6 +119,31 @@ pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
         }
     }
     Ok(0)
+}
+
+fn table_options(args: &Args) -> TableOptions {
+    TableOptions {
+        split_select_multiple: args.split_select_multiple,
+        split_geopoint: args.split_geopoint,
+        labels: args.labels,
+        language: args.lang.clone(),
+    }
+}
+
+/// `PATH.partial`, created empty and readable by its owner only (an export holds answers in
+/// plaintext): written whole, then renamed to `PATH`.
+pub(super) fn create_partial(path: &std::path::Path) -> anyhow::Result<(PathBuf, std::fs::File)> {
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&partial)
+        .with_context(|| format!("cannot create {}", partial.display()))?;
+    Ok((partial, file))
 }
 
 /// The CSV export built here from the server's JSON Lines: reshaped columns, or a zip of
@@ -180,16 +185,7 @@ fn tables(
             stdout.flush()?;
         }
         Some(path) => {
-            let mut partial = path.as_os_str().to_owned();
-            partial.push(".partial");
-            let partial = PathBuf::from(partial);
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&partial)
-                .with_context(|| format!("cannot create {}", partial.display()))?;
+            let (partial, file) = create_partial(path)?;
             let written = if zipped {
                 t.finish_zip(file).and_then(|f| f.sync_all())
             } else {

@@ -4,8 +4,7 @@
 //! small one.
 
 use std::io::{BufRead, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context;
 use fieldsync_client::api::ExportFormat;
@@ -53,16 +52,7 @@ pub fn zip(
     drop(list);
     let responses = t.responses();
 
-    let mut partial = out.as_os_str().to_owned();
-    partial.push(".partial");
-    let partial = PathBuf::from(partial);
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&partial)
-        .with_context(|| format!("cannot create {}", partial.display()))?;
+    let (partial, file) = super::export::create_partial(out)?;
     let written = write_zip(client, t, &list_path, file);
     let (files, missing) = match written {
         Ok(done) => done,

@@ -109,6 +109,17 @@ pub enum ChunkStored {
     Gone,
 }
 
+/// Whether chunk `index` is the next of a blob that has `received` chunks (`None`: the
+/// blob is gone): `Ok` to store it, or what to answer instead. Both backends decide so.
+pub(crate) fn next_chunk(received: Option<u32>, index: u32) -> Result<u32, ChunkStored> {
+    match received {
+        None => Err(ChunkStored::Gone),
+        Some(n) if index < n => Err(ChunkStored::Duplicate(n)),
+        Some(n) if index > n => Err(ChunkStored::OutOfOrder(n)),
+        Some(n) => Ok(n),
+    }
+}
+
 /// The attachment operations of a backend.
 #[async_trait::async_trait]
 pub trait MediaStorage: Send + Sync {

@@ -299,15 +299,9 @@ impl MediaStorage for Postgres {
                 &[&org_id, &address],
             )
             .await?;
-        let Some(row) = received else {
-            return Ok(ChunkStored::Gone);
-        };
-        let received = small(row.try_get(0)?)?;
-        if index < received {
-            return Ok(ChunkStored::Duplicate(received));
-        }
-        if index > received {
-            return Ok(ChunkStored::OutOfOrder(received));
+        let received = received.map(|r| small(r.try_get(0)?)).transpose()?;
+        if let Err(answer) = crate::storage::media::next_chunk(received, index) {
+            return Ok(answer);
         }
         tx.execute(
             "INSERT INTO blob_chunks (org_id, address, idx, data) VALUES ($1, $2, $3, $4)",

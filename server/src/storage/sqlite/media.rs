@@ -162,14 +162,8 @@ pub fn put_chunk(
         .prepare_cached("SELECT received FROM blobs WHERE org_id = ?1 AND address = ?2")?
         .query_row(params![org_id, address], |r| r.get(0))
         .optional()?;
-    let Some(received) = received else {
-        return Ok(ChunkStored::Gone);
-    };
-    if index < received {
-        return Ok(ChunkStored::Duplicate(received));
-    }
-    if index > received {
-        return Ok(ChunkStored::OutOfOrder(received));
+    if let Err(answer) = crate::storage::media::next_chunk(received, index) {
+        return Ok(answer);
     }
     tx.prepare_cached(
         "INSERT INTO blob_chunks (org_id, address, idx, data) VALUES (?1, ?2, ?3, ?4)",
