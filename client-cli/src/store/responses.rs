@@ -205,20 +205,6 @@ impl Store {
         Ok(errors)
     }
 
-    /// A response whose processing the server restricted takes no edits here either.
-    fn refuse_if_restricted(&self, id: &Uuid) -> Result<(), StoreError> {
-        let restricted = self
-            .conn
-            .prepare_cached("SELECT 1 FROM docs WHERE id = ?1 AND restricted = 1")?
-            .exists([id.to_string()])?;
-        if restricted {
-            return Err(StoreError::Invalid(format!(
-                "response {id} is restricted at the respondent's request and cannot be edited until an admin lifts the restriction (`fieldsync subject unrestrict`); sync to learn when it is lifted"
-            )));
-        }
-        Ok(())
-    }
-
     /// Settle a conflicted answer on `value`, superseding every concurrent value.
     pub fn resolve(&mut self, id: &Uuid, question: &str, value: &Answer) -> Result<(), StoreError> {
         let tx = self.immediate()?;

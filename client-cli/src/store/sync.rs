@@ -271,6 +271,20 @@ impl Store {
         Ok(())
     }
 
+    /// A response whose processing the server restricted takes no edits here either.
+    pub(crate) fn refuse_if_restricted(&self, id: &Uuid) -> Result<(), StoreError> {
+        let restricted = self
+            .conn
+            .prepare_cached("SELECT 1 FROM docs WHERE id = ?1 AND restricted = 1")?
+            .exists([id.to_string()])?;
+        if restricted {
+            return Err(StoreError::Invalid(format!(
+                "response {id} is restricted at the respondent's request and cannot be edited until an admin lifts the restriction (`fieldsync subject unrestrict`); sync to learn when it is lifted"
+            )));
+        }
+        Ok(())
+    }
+
     /// Keep a document's changes but stop pushing it for the rest of this sync; a refusal that
     /// is not `final` is tried again at the next sync (the survey may have been reopened or
     /// assigned meanwhile), a final one only after the document is edited.
