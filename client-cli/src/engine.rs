@@ -337,7 +337,9 @@ fn upload_media(
             sha256: ByteBuf::from(m.sha256.clone()),
         };
         let held = |s: &MediaStatus| (u64::from(s.received) * u64::from(s.chunk_size)).min(m.size);
-        let mut status = match refusal(transport.offer_media(&offer), store, &m.name, report)? {
+        // A conflict at the offer (the response holds another file of this name) is for good.
+        let offered = transport.offer_media(&offer);
+        let mut status = match refusal(offered, store, &m.name, report, Refusal::ConflictFinal)? {
             Some(status) => status,
             None => {
                 done += m.size;
@@ -381,7 +383,7 @@ fn upload_media(
                     other
                 }
             };
-            status = match refusal(answer, store, &m.name, report)? {
+            status = match refusal(answer, store, &m.name, report, Refusal::ConflictRetried)? {
                 Some(s) => s,
                 None => break,
             };
@@ -404,6 +406,14 @@ fn upload_media(
     Ok(())
 }
 
+/// Whether a conflict refuses a file for good (at its offer: the name holds another file) or
+/// ends the sync to be retried (chunks that kept arriving out of order).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    ConflictFinal,
+    ConflictRetried,
+}
+
 /// The server's answer about an attachment, or `None` when it was refused: for good (set
 /// aside, reported), or because its response is not on the server (tried again next sync).
 fn refusal(
@@ -411,6 +421,7 @@ fn refusal(
     store: &Store,
     name: &str,
     report: &mut SyncReport,
+    conflict: Refusal,
 ) -> Result<Option<MediaStatus>, SyncError> {
     match answer {
         Ok(status) => Ok(Some(status)),
@@ -419,14 +430,14 @@ fn refusal(
             code: ErrorCode::Erased | ErrorCode::Restricted | ErrorCode::NotFound,
             ..
         }) => Ok(None),
-        Err(ClientError::Rejected {
-            code: ErrorCode::TooLarge | ErrorCode::Invalid | ErrorCode::BadRequest,
-            message,
-            ..
-        }) => {
-            let why = message;
-            store.media_refused(name, &why)?;
-            report.media_refused.push((name.to_owned(), why));
+        Err(ClientError::Rejected { code, message, .. })
+            if matches!(
+                code,
+                ErrorCode::TooLarge | ErrorCode::Invalid | ErrorCode::BadRequest
+            ) || (matches!(code, ErrorCode::Conflict) && conflict == Refusal::ConflictFinal) =>
+        {
+            store.media_refused(name, &message)?;
+            report.media_refused.push((name.to_owned(), message));
             Ok(None)
         }
         Err(e) => Err(e.into()),

@@ -4,6 +4,7 @@
 //! identifier.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -351,7 +352,13 @@ fn save_files(
                 .with_context(|| format!("cannot create {}", folder.display()))?;
             let path = folder.join(&f.name);
             let mut body = client.media_file(&id, &f.name)?;
-            let mut file = std::fs::File::create(&path)
+            // The person's own data in plaintext: readable by the owner only.
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&path)
                 .with_context(|| format!("cannot write {}", path.display()))?;
             std::io::copy(&mut body, &mut file)
                 .with_context(|| format!("{} was interrupted; export again", f.name))?;
