@@ -346,6 +346,7 @@ impl Builder {
                 );
             }
             self.question_rules(r, &qtype, &name);
+            self.media_parameters(r, &qtype);
             let repeat = stack
                 .iter()
                 .rev()

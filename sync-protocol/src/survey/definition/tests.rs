@@ -127,6 +127,20 @@ fn inline_definitions() {
             vec![],
         ),
         (
+            "media limits a device can apply",
+            form(&format!(
+                r#"{A},
+                {{ "type": "image", "name": "p", "label": "P", "parameters": "max-pixels=1024 max-size=5MB" }},
+                {{ "type": "video", "name": "v", "label": "V", "parameters": "max-size=2GB" }},
+                {{ "type": "audio", "name": "au", "label": "Au", "parameters": "max-size=lots max-pixels=10" }}"#
+            )),
+            vec![
+                row(3, "parameters", "more than fieldsync takes"),
+                row(4, "parameters", "is not a size"),
+                row(4, "parameters", "on an image question"),
+            ],
+        ),
+        (
             "dot in relevant",
             form(&format!(r#"{A}, {{ "type": "text", "name": "b", "label": "B", "relevant": ". > 1" }}"#)),
             vec![],

@@ -129,6 +129,46 @@ impl Builder {
         });
     }
 
+    /// `max-size` and `max-pixels` of a media question: values a device can apply, within the
+    /// kind's own limit.
+    pub(super) fn media_parameters(&mut self, r: &Row, qtype: &QuestionType) {
+        let QuestionType::Media(kind) = qtype else {
+            return;
+        };
+        let params = parameters(r.get("parameters"));
+        if let Some(v) = params.get("max-size") {
+            let ceiling = crate::media::default_limit(*kind);
+            match crate::media::parse_size(v) {
+                Some(n) if n > 0 && n <= ceiling => {}
+                Some(n) if n > ceiling => self.row_err(
+                    r,
+                    "parameters",
+                    format!(
+                        "max-size={v} is more than fieldsync takes for a {qtype} answer ({}); give at most that",
+                        crate::media::show_size(ceiling)
+                    ),
+                ),
+                _ => self.row_err(
+                    r,
+                    "parameters",
+                    format!("max-size={v} is not a size; write bytes or KB, MB, GB, e.g. max-size=10MB"),
+                ),
+            }
+        }
+        if let Some(v) = params.get("max-pixels")
+            && (*kind != crate::survey::types::MediaKind::Image
+                || v.parse::<u32>().map_or(true, |n| n == 0))
+        {
+            self.row_err(
+                r,
+                "parameters",
+                format!(
+                    "max-pixels={v} must be a whole number of pixels above 0, on an image question"
+                ),
+            );
+        }
+    }
+
     /// The form's attached files, parsed; a file that does not parse is a problem of the form.
     pub(super) fn files(&mut self, def: &SurveyDefinition) -> crate::survey::files::FormFiles {
         let (files, problems) = crate::survey::files::parse(def);
