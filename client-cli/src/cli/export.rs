@@ -121,6 +121,25 @@ pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+/// Every row of the server's JSON Lines export of `info`, streamed, one at a time.
+pub(super) fn each_row(
+    client: &fieldsync_client::client::ApiClient,
+    info: &fieldsync_protocol::api::SurveyInfo,
+    mut f: impl FnMut(serde_json::Value) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    use std::io::BufRead;
+    let body = client.export(&info.id, ExportFormat::Jsonl)?;
+    for line in std::io::BufReader::new(body).lines() {
+        let line = line.context("the export was interrupted; run it again")?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        f(serde_json::from_str(&line)
+            .context("the server sent an export line that is not JSON")?)?;
+    }
+    Ok(())
+}
+
 fn table_options(args: &Args) -> TableOptions {
     TableOptions {
         split_select_multiple: args.split_select_multiple,
@@ -156,7 +175,6 @@ fn tables(
     out: Option<&std::path::Path>,
     s: &Settings,
 ) -> anyhow::Result<u8> {
-    use std::io::BufRead;
     let scratch = tempfile::tempdir().context("cannot make a scratch directory for the tables")?;
     let mut t = Tables::new(survey, options, scratch.path())?;
     if t.has_repeats() && out.is_none() {
@@ -166,16 +184,9 @@ fn tables(
         ))
         .into());
     }
-    let body = client.export(&info.id, ExportFormat::Jsonl)?;
-    for line in std::io::BufReader::new(body).lines() {
-        let line = line.context("the export was interrupted; run it again")?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let row: serde_json::Value = serde_json::from_str(&line)
-            .context("the server sent an export line that is not JSON")?;
-        t.add(&row).map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
+    each_row(client, info, |row| {
+        t.add(&row).map_err(|e| anyhow::anyhow!("{e}"))
+    })?;
     let responses = t.responses();
     let zipped = t.has_repeats();
     match out {

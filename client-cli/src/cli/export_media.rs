@@ -7,7 +7,6 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 
 use anyhow::Context;
-use fieldsync_client::api::ExportFormat;
 use fieldsync_client::client::{ApiClient, ClientError};
 use fieldsync_client::export_tables::{TableOptions, Tables};
 use fieldsync_protocol::api::SurveyInfo;
@@ -30,14 +29,7 @@ pub fn zip(
     // The files to fetch, one `response name` line each, kept on disk, not in memory.
     let list_path = scratch.path().join("media.list");
     let mut list = std::io::BufWriter::new(std::fs::File::create(&list_path)?);
-    let body = client.export(&info.id, ExportFormat::Jsonl)?;
-    for line in std::io::BufReader::new(body).lines() {
-        let line = line.context("the export was interrupted; run it again")?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let row: serde_json::Value = serde_json::from_str(&line)
-            .context("the server sent an export line that is not JSON")?;
+    super::export::each_row(client, info, |row| {
         t.add(&row).map_err(|e| anyhow::anyhow!("{e}"))?;
         let id = row
             .get("response_id")
@@ -47,7 +39,8 @@ pub fn zip(
         for name in t.media_names(&row) {
             writeln!(list, "{id} {name}")?;
         }
-    }
+        Ok(())
+    })?;
     list.flush()?;
     drop(list);
     let responses = t.responses();

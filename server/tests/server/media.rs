@@ -18,6 +18,9 @@ use crate::common::contract::{World, changes, each_backend, settle_named};
 
 const PHOTO: &str = "pump-0a1b2c3d.png";
 
+/// What a refused request must have been refused as.
+type Expect = fn(&ApiError) -> bool;
+
 fn file(size: usize, seed: u8) -> Vec<u8> {
     (0..size)
         .map(|i| (i as u8).wrapping_mul(31) ^ seed)
@@ -207,89 +210,67 @@ async fn attachments_hold_in_every_backend() {
         );
 
         // Bad offers: over the question's limit, a type it does not take, a question that
-        // takes no file, an unknown question, a name that is not a file name.
+        // takes no file, an unknown question, a name that is not a file name; another
+        // device's response, another organisation's, and one that does not exist: not found,
+        // nothing revealed.
         let big = file(70 * 1024, 1);
-        let refused = offer(
-            &w,
-            &device,
-            offer_of(a, "log-3.pdf", "maintenance_log", &big),
-        )
-        .await;
-        assert!(
-            matches!(refused, Err(ApiError::TooLarge(_))),
-            "{backend}: {refused:?}"
-        );
-        let refused = offer(
-            &w,
-            &device,
-            offer_of(a, "voice-4.mp3", "site_photo", &photo),
-        )
-        .await;
-        assert!(
-            matches!(refused, Err(ApiError::Invalid(_))),
-            "{backend}: {refused:?}"
-        );
-        let refused = offer(
-            &w,
-            &device,
-            offer_of(a, "name-5.png", "caretaker_name", &photo),
-        )
-        .await;
-        assert!(
-            matches!(refused, Err(ApiError::Invalid(_))),
-            "{backend}: {refused:?}"
-        );
-        let refused = offer(
-            &w,
-            &device,
-            offer_of(a, "x-6.png", "no_such_question", &photo),
-        )
-        .await;
-        assert!(
-            matches!(refused, Err(ApiError::Invalid(_))),
-            "{backend}: {refused:?}"
-        );
-        let refused = offer(
-            &w,
-            &device,
-            offer_of(a, "../../etc/passwd.png", "site_photo", &photo),
-        )
-        .await;
-        assert!(
-            matches!(refused, Err(ApiError::Invalid(_))),
-            "{backend}: {refused:?}"
-        );
-        // Another device's response, another organisation's, and one that does not exist:
-        // not found, nothing revealed.
-        let refused = offer(
-            &w,
-            &other_device,
-            offer_of(a, "x-7.png", "site_photo", &photo),
-        )
-        .await;
-        assert!(
-            matches!(refused, Err(ApiError::NotFound(_))),
-            "{backend}: {refused:?}"
-        );
         let stranger = Caller {
             org_id: Uuid::new_v4().to_string(),
             ..coordinator.clone()
         };
-        let refused = offer(&w, &stranger, offer_of(a, "x-8.png", "site_photo", &photo)).await;
-        assert!(
-            matches!(refused, Err(ApiError::NotFound(_))),
-            "{backend}: {refused:?}"
-        );
-        let refused = offer(
-            &w,
-            &device,
-            offer_of(Uuid::new_v4(), "x-9.png", "site_photo", &photo),
-        )
-        .await;
-        assert!(
-            matches!(refused, Err(ApiError::NotFound(_))),
-            "{backend}: {refused:?}"
-        );
+        let too_large: Expect = |e| matches!(e, ApiError::TooLarge(_));
+        let invalid: Expect = |e| matches!(e, ApiError::Invalid(_));
+        let not_found: Expect = |e| matches!(e, ApiError::NotFound(_));
+        let bad: [(&Caller, MediaOffer, Expect); 8] = [
+            (
+                &device,
+                offer_of(a, "log-3.pdf", "maintenance_log", &big),
+                too_large,
+            ),
+            (
+                &device,
+                offer_of(a, "voice-4.mp3", "site_photo", &photo),
+                invalid,
+            ),
+            (
+                &device,
+                offer_of(a, "name-5.png", "caretaker_name", &photo),
+                invalid,
+            ),
+            (
+                &device,
+                offer_of(a, "x-6.png", "no_such_question", &photo),
+                invalid,
+            ),
+            (
+                &device,
+                offer_of(a, "../../etc/passwd.png", "site_photo", &photo),
+                invalid,
+            ),
+            (
+                &other_device,
+                offer_of(a, "x-7.png", "site_photo", &photo),
+                not_found,
+            ),
+            (
+                &stranger,
+                offer_of(a, "x-8.png", "site_photo", &photo),
+                not_found,
+            ),
+            (
+                &device,
+                offer_of(Uuid::new_v4(), "x-9.png", "site_photo", &photo),
+                not_found,
+            ),
+        ];
+        for (caller, o, expected) in bad {
+            let what = o.name.clone();
+            let refused = offer(&w, caller, o).await;
+            assert!(
+                refused.as_ref().is_err_and(expected),
+                "{backend}: {what}: {refused:?}"
+            );
+        }
         let names = |files: Vec<fieldsync_protocol::api::MediaInfo>| -> Vec<String> {
             files.into_iter().map(|f| f.name).collect()
         };
