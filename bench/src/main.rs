@@ -7,7 +7,9 @@
 //! Build and run: `cargo build --release -p fieldsync-server -p fieldsync-bench &&
 //! target/release/fieldsync-bench` (see BENCHMARKS.md).
 
+mod devices;
 mod media;
+mod peer;
 mod scenarios;
 mod server;
 
@@ -46,6 +48,20 @@ pub struct Args {
     /// over them, and the coordinator pulls from another instance than the one pushed to.
     #[arg(long, default_value_t = 1)]
     pub instances: usize,
+    /// Run the same workload through a peer right after ours and print the ratios:
+    /// `pouchdb` (PouchDB 9 replicating to express-pouchdb 4.2, installed from the npm
+    /// registry into ~/.cache/fieldsync-bench on first use; needs Node.js).
+    #[arg(long, value_enum)]
+    pub peer: Option<Peer>,
+    /// Skip the attachments scenario.
+    #[arg(long)]
+    pub skip_media: bool,
+}
+
+/// A peer to compare with.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    Pouchdb,
 }
 
 impl Args {

@@ -59,7 +59,7 @@ impl Row {
     }
 }
 
-fn per_sec(count: usize, elapsed: Duration) -> f64 {
+pub(crate) fn per_sec(count: usize, elapsed: Duration) -> f64 {
     round(count as f64 / elapsed.as_secs_f64().max(1e-9))
 }
 
@@ -73,7 +73,7 @@ pub(crate) struct Counting<'a> {
     pub(crate) up: AtomicU64,
     down: AtomicU64,
     pub(crate) requests: AtomicU64,
-    latencies: Mutex<Vec<Duration>>,
+    pub(crate) latencies: Mutex<Vec<Duration>>,
 }
 
 impl<'a> Counting<'a> {
@@ -136,7 +136,7 @@ pub(crate) struct Org {
     database: Option<String>,
     pub(crate) admin: ApiClient,
     pub(crate) admin_grant: SessionGrant,
-    survey: Published,
+    pub(crate) survey: Published,
     pub(crate) root: tempfile::TempDir,
 }
 
@@ -187,7 +187,7 @@ fn setup(args: &Args) -> anyhow::Result<Org> {
 
 impl Org {
     /// The largest peak memory of any instance, and of any of their workers.
-    fn peak_memory(&self) -> (u64, u64) {
+    pub(crate) fn peak_memory(&self) -> (u64, u64) {
         std::iter::once(&self.server)
             .chain(&self.others)
             .map(Server::peak_memory)
@@ -209,7 +209,7 @@ pub(crate) fn account(url: &str, g: &SessionGrant) -> Account {
 
 /// An enrolled device with the survey, in its own client home, syncing with instance `at`
 /// (modulo the instances).
-fn new_device(org: &Org, name: &str, at: usize) -> anyhow::Result<(Store, ApiClient)> {
+pub(crate) fn new_device(org: &Org, name: &str, at: usize) -> anyhow::Result<(Store, ApiClient)> {
     let url = &org.urls[at % org.urls.len()];
     let created: CreatedMember = org.admin.send_json(
         reqwest::Method::POST,
@@ -297,7 +297,7 @@ fn answers(i: usize) -> Answers {
 }
 
 /// Collect `n` responses through the import batch path (1000 per transaction).
-fn import(store: &mut Store, survey: &str, n: usize) -> anyhow::Result<()> {
+pub(crate) fn import(store: &mut Store, survey: &str, n: usize) -> anyhow::Result<()> {
     let mut batch = store.create_batch(survey, None)?;
     for i in 0..n {
         if let Err(errors) = batch.add(store, &answers(i), Status::Submitted)? {
@@ -312,7 +312,7 @@ fn import(store: &mut Store, survey: &str, n: usize) -> anyhow::Result<()> {
 }
 
 /// Wait until the server has materialised everything pushed (bounded).
-fn wait_materialised(org: &Org, expect_at_least: usize) -> anyhow::Result<Duration> {
+pub(crate) fn wait_materialised(org: &Org, expect_at_least: usize) -> anyhow::Result<Duration> {
     let start = Instant::now();
     loop {
         let page: ResponsePage = org.admin.get_json(&format!(
@@ -431,18 +431,16 @@ pub fn run(args: &Args) -> anyhow::Result<bool> {
         local == total,
         "the coordinator pulled every response exactly once",
     );
+    let pull_rate = per_sec(report.pulled_docs as usize, pull_time);
     let mut row = Row::new("pull", total);
-    row.set(
-        "responses_per_sec",
-        per_sec(report.pulled_docs as usize, pull_time),
-    )
-    .set("seconds", round(pull_time.as_secs_f64()))
-    .set("pages", report.pages)
-    .set(
-        "bytes_down_per_response",
-        round(counting.down.load(Ordering::Relaxed) as f64 / total as f64),
-    )
-    .set("client_peak_rss_mib", round(client_peak as f64 / 1048576.0));
+    row.set("responses_per_sec", pull_rate)
+        .set("seconds", round(pull_time.as_secs_f64()))
+        .set("pages", report.pages)
+        .set(
+            "bytes_down_per_response",
+            round(counting.down.load(Ordering::Relaxed) as f64 / total as f64),
+        )
+        .set("client_peak_rss_mib", round(client_peak as f64 / 1048576.0));
     rows.push(row);
 
     // no-op sync: both sides hold everything.
@@ -512,9 +510,30 @@ pub fn run(args: &Args) -> anyhow::Result<bool> {
     rows.push(row);
 
     if !args.skip_devices {
-        rows.push(many_devices(&org, args, &mut ok, &mut coordinator, total)?);
+        rows.push(crate::devices::many_devices(
+            &org,
+            args,
+            &mut ok,
+            &mut coordinator,
+            total,
+        )?);
     }
-    rows.push(crate::media::attachments(&org, args, &mut ok)?);
+    if !args.skip_media {
+        rows.push(crate::media::attachments(&org, args, &mut ok)?);
+    }
+    if args.peer.is_some() {
+        let ours = crate::peer::Ours {
+            import_per_sec: batch_rate,
+            push_per_sec: push_rate,
+            pull_per_sec: pull_rate,
+            noop_ms: noop.as_secs_f64() * 1000.0,
+        };
+        let run = crate::peer::run(
+            &org.root.path().join("peer"),
+            (0..total).map(|i| serde_json::to_value(answers(i)).unwrap_or_default()),
+        )?;
+        rows.extend(crate::peer::rows(&run, &ours, &mut ok));
+    }
 
     let backend = if org.database.is_some() {
         "postgres"
@@ -558,131 +577,6 @@ fn sqlite_baseline(dir: &Path, rows: usize, payload: usize) -> anyhow::Result<f6
         tx.commit()?;
     }
     Ok(per_sec(rows, start.elapsed()))
-}
-
-fn many_devices(
-    org: &Org,
-    args: &Args,
-    ok: &mut bool,
-    coordinator: &mut Store,
-    already: usize,
-) -> anyhow::Result<Row> {
-    let k = args.devices();
-    let m = args.per_device();
-    // Prepare devices in parallel: each store creation derives a passphrase key on purpose
-    // slowly (PBKDF2, 600,000 iterations).
-    let mut devices = Vec::with_capacity(k);
-    std::thread::scope(|s| -> anyhow::Result<()> {
-        let chunks: Vec<Vec<usize>> = (0..k)
-            .collect::<Vec<_>>()
-            .chunks(k.div_ceil(4).max(1))
-            .map(|c| c.to_vec())
-            .collect();
-        let handles: Vec<_> = chunks
-            .into_iter()
-            .map(|chunk| {
-                s.spawn(move || -> anyhow::Result<Vec<(Store, ApiClient)>> {
-                    let mut out = Vec::new();
-                    for d in chunk {
-                        let (mut store, client) = new_device(org, &format!("dev{d}"), d)?;
-                        import(&mut store, &org.survey.survey_id.to_string(), m)?;
-                        out.push((store, client));
-                    }
-                    Ok(out)
-                })
-            })
-            .collect();
-        for h in handles {
-            let part = h
-                .join()
-                .map_err(|_| anyhow::anyhow!("device setup panicked"))??;
-            devices.extend(part);
-        }
-        Ok(())
-    })?;
-
-    let start = Instant::now();
-    let results: Vec<anyhow::Result<(u64, Vec<Duration>)>> = std::thread::scope(|s| {
-        let handles: Vec<_> = devices
-            .iter_mut()
-            .map(|(store, client)| {
-                s.spawn(move || -> anyhow::Result<(u64, Vec<Duration>)> {
-                    let counting = Counting::new(client);
-                    let report = engine::sync(store, &counting, &mut |_| {})?;
-                    if !report.rejected.is_empty() {
-                        bail!("rejected: {:?}", report.rejected);
-                    }
-                    let lat = counting
-                        .latencies
-                        .lock()
-                        .map(|l| l.clone())
-                        .unwrap_or_default();
-                    Ok((report.pushed_docs, lat))
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("device sync panicked")))
-            })
-            .collect()
-    });
-    let elapsed = start.elapsed();
-    let (server_peak, worker_peak) = org.peak_memory();
-    let mut acknowledged = 0;
-    let mut latencies = Vec::new();
-    let mut failures = 0;
-    for r in results {
-        match r {
-            Ok((n, lat)) => {
-                acknowledged += n;
-                latencies.extend(lat);
-            }
-            Err(e) => {
-                eprintln!("device sync failed: {e:#}");
-                failures += 1;
-            }
-        }
-    }
-    check(ok, failures == 0, "every device synced");
-    check(
-        ok,
-        acknowledged as usize == k * m,
-        "every device's responses were acknowledged",
-    );
-    // Nothing lost: once the server has checked them, the coordinator pulls exactly the new
-    // responses.
-    wait_materialised(org, k * m)?;
-    engine::sync(coordinator, &org.admin, &mut |_| {})?;
-    let held = coordinator.status_report()?.responses as usize;
-    check(
-        ok,
-        held == already + k * m,
-        "the server holds every device's responses exactly once",
-    );
-    latencies.sort();
-    let pct = |p: f64| -> f64 {
-        if latencies.is_empty() {
-            return 0.0;
-        }
-        let idx = ((latencies.len() as f64 - 1.0) * p).round() as usize;
-        round(latencies[idx].as_secs_f64() * 1000.0)
-    };
-    let mut row = Row::new("many_devices", k);
-    row.set("devices", k)
-        .set("responses_per_device", m)
-        .set("acknowledged", acknowledged)
-        .set("failed_devices", failures)
-        .set("seconds", round(elapsed.as_secs_f64()))
-        .set("responses_per_sec", per_sec(k * m, elapsed))
-        .set("latency_p50_ms", pct(0.50))
-        .set("latency_p95_ms", pct(0.95))
-        .set("latency_p99_ms", pct(0.99))
-        .set("server_peak_rss_mib", round(server_peak as f64 / 1048576.0))
-        .set("worker_peak_rss_mib", round(worker_peak as f64 / 1048576.0));
-    Ok(row)
 }
 
 fn print_table(rows: &[Row]) {
