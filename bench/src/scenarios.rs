@@ -296,18 +296,22 @@ fn answers(i: usize) -> Answers {
     a
 }
 
-/// Collect `n` responses through the import batch path (1000 per transaction).
+/// Collect `n` responses through the path `fieldsync import` takes: rows built on every core,
+/// 1000 per transaction.
 pub(crate) fn import(store: &mut Store, survey: &str, n: usize) -> anyhow::Result<()> {
     let mut batch = store.create_batch(survey, None)?;
-    for i in 0..n {
-        if let Err(errors) = batch.add(store, &answers(i), Status::Submitted)? {
-            bail!("generated response {i} is invalid: {errors:?}");
+    let version = store.survey_version(&batch.survey_id(), batch.version())?;
+    for start in (0..n).step_by(1000) {
+        let rows: Vec<Answers> = (start..n.min(start + 1000)).map(answers).collect();
+        let built = batch.prepare_all(&version, &rows, Status::Submitted, |a| Some(a))?;
+        for (i, b) in built.into_iter().enumerate() {
+            match b {
+                Some(Ok(p)) => batch.push(p),
+                other => bail!("generated response {} is invalid: {other:?}", start + i),
+            }
         }
-        if batch.len() >= 1000 {
-            batch.commit(store)?;
-        }
+        batch.commit(store)?;
     }
-    batch.commit(store)?;
     Ok(())
 }
 

@@ -8,16 +8,13 @@ use std::path::{Path, PathBuf};
 
 use fieldsync_client::exit::{self, Failure};
 use fieldsync_client::input::{self, CsvColumns};
-use fieldsync_client::store::{CreateBatch, Prepared, Store};
+use fieldsync_client::store::{CreateBatch, Store};
 use fieldsync_protocol::Answers;
 use fieldsync_protocol::document::Status;
 use fieldsync_protocol::survey::Survey;
 
 use super::Settings;
 use super::collect::{Invalid, ensure_local_survey, report_invalid};
-
-/// A row's line and the response built from it, or its problems.
-type Built = (usize, Result<Prepared, Vec<String>>);
 
 /// Responses per transaction.
 pub const BATCH: usize = 1000;
@@ -76,7 +73,6 @@ struct Sink<'a> {
     stored: u64,
     invalid: Vec<Invalid>,
     bar: indicatif::ProgressBar,
-    workers: usize,
 }
 
 impl Sink<'_> {
@@ -91,39 +87,16 @@ impl Sink<'_> {
     /// Build the buffered rows in parallel, then write them in one transaction.
     fn flush(&mut self) -> anyhow::Result<()> {
         let rows = std::mem::take(&mut self.rows);
-        let chunk = rows.len().div_ceil(self.workers).max(1);
-        let (batch, survey, status) = (&self.batch, self.survey, self.status);
-        let built: Vec<Vec<Built>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = rows
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|(line, answers)| {
-                                let result = match answers {
-                                    Err(errors) => Ok(Err(errors.clone())),
-                                    Ok(a) => batch.prepare(survey, a, status).map(|r| {
-                                        r.map_err(|errors| {
-                                            errors.iter().map(|e| e.to_string()).collect()
-                                        })
-                                    }),
-                                };
-                                result.map(|r| (*line, r))
-                            })
-                            .collect::<Result<Vec<_>, _>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .map_err(|_| anyhow::anyhow!("a worker building responses failed"))?
-                        .map_err(anyhow::Error::from)
-                })
-                .collect::<anyhow::Result<Vec<_>>>()
-        })?;
-        for (line, result) in built.into_iter().flatten() {
+        let built = self
+            .batch
+            .prepare_all(self.survey, &rows, self.status, |(_, a)| a.as_ref().ok())?;
+        for ((line, parsed), built) in rows.into_iter().zip(built) {
+            // A row is built exactly when it parsed.
+            let result = match built {
+                Some(Ok(p)) => Ok(p),
+                Some(Err(errors)) => Err(errors.iter().map(|e| e.to_string()).collect()),
+                None => Err(parsed.err().unwrap_or_default()),
+            };
             match result {
                 Ok(p) => self.batch.push(p),
                 Err(errors) => self.invalid.push(Invalid { line, errors }),
@@ -155,13 +128,11 @@ pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
     let survey = store.survey_version(&batch.survey_id(), batch.version())?;
     let bar = super::progress_bar(size);
     let started = std::time::Instant::now();
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut sink = Sink {
         store: &mut store,
         survey: &survey,
         batch,
         rows: Vec::with_capacity(BATCH),
-        workers,
         status: if args.draft {
             Status::Draft
         } else {

@@ -10,13 +10,15 @@
 //! raw changes the server has not acknowledged; a sync pushes the outbox and merges what the
 //! server sends back.
 
+mod batch;
 mod media;
 mod responses;
 mod surveys;
 mod sync;
 
+pub use batch::{CreateBatch, Prepared};
 pub use media::{Attached, MediaBacklog, MediaUpload};
-pub use responses::{CreateBatch, LocalResponse, Prepared, ResponseFilter, ResponseRow};
+pub use responses::{LocalResponse, ResponseFilter, ResponseRow};
 pub use surveys::LocalSurvey;
 pub use sync::{Acknowledged, OutboxDoc, PullApplied, StatusReport};
 

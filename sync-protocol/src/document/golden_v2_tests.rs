@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
+use super::golden_tests::golden_path;
 use super::repeat_tests::{answers_of, inst, schema_of};
 use super::response::tests::actor;
 use super::{ActorId, Conflict, ConflictValue, NewResponse, ResponseDoc, ResponseMeta, Status};
@@ -26,9 +27,8 @@ const YAW: &str = "7d9b4e2f-62c7-4a8b-9d3f-445ab700e86b";
 const VISIT_1: &str = "3d6a4adc-41c3-4f4e-a05b-2238f5eec649";
 const VISIT_2: &str = "4e7b5bed-52d4-4a5f-b16c-3349a6ffd750";
 
-fn golden_path(name: &str) -> String {
-    format!("{}/../fixtures/golden/{name}", env!("CARGO_MANIFEST_DIR"))
-}
+const FROZEN: &str = "response-v2.automerge";
+const TODAY: &str = "response-v2-batch.automerge";
 
 fn hex(n: u8) -> String {
     ActorId::from(actor(n)).to_hex_string()
@@ -150,9 +150,9 @@ fn build() -> ResponseDoc {
     device
 }
 
-fn read_golden() -> Vec<u8> {
-    let path = golden_path("response-v2.automerge");
-    if std::env::var_os("FIELDSYNC_WRITE_GOLDEN").is_some() {
+fn read_golden(name: &str) -> Vec<u8> {
+    let path = golden_path(name);
+    if name == TODAY && std::env::var_os("FIELDSYNC_WRITE_GOLDEN").is_some() {
         std::fs::write(&path, build().save()).expect("write golden");
     }
     std::fs::read(&path).unwrap_or_else(|e| panic!("read {path}: {e}"))
@@ -160,7 +160,13 @@ fn read_golden() -> Vec<u8> {
 
 #[test]
 fn golden_response_v2_loads_with_its_meaning() {
-    let mut doc = ResponseDoc::load(&read_golden()).expect("the golden document loads");
+    for name in [FROZEN, TODAY] {
+        assert_golden_meaning(&read_golden(name));
+    }
+}
+
+fn assert_golden_meaning(bytes: &[u8]) {
+    let mut doc = ResponseDoc::load(bytes).expect("the golden document loads");
     assert_eq!(schema_of(&mut doc), 2);
     assert_eq!(
         doc.meta().expect("meta"),
@@ -251,7 +257,7 @@ fn golden_response_v2_loads_with_its_meaning() {
 
 #[test]
 fn golden_response_v2_is_what_the_same_edits_produce_today() {
-    super::golden_tests::assert_rebuilds_golden(&read_golden(), build());
+    super::golden_tests::assert_rebuilds_golden(&read_golden(TODAY), build());
 }
 
 #[test]

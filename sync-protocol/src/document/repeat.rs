@@ -288,6 +288,20 @@ pub(crate) fn write_answer(
     }
 }
 
+/// The stored form of a scalar answer `name` written into a fresh `level` (checked as
+/// [`write_answer`] checks it), or `None` for a repeat, which is written granularly.
+pub(crate) fn fresh_scalar(
+    level: &Level,
+    name: &str,
+    value: &Answer,
+) -> Result<Option<ScalarValue>, DocError> {
+    check_name(level, name)?;
+    match value {
+        Answer::Repeat(_) => Ok(None),
+        scalar => answer_to_scalar(&level.question(name), scalar).map(Some),
+    }
+}
+
 /// Removes the answer `name` of `level` (a scalar, or every instance of a repeat), or, when
 /// `name` is `REPEAT#ID`, that one instance.
 pub(crate) fn remove_answer(

@@ -3,12 +3,12 @@
 //! respondent's data can be exported or erased on its own.
 
 use std::borrow::Borrow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::str::FromStr;
 
 use automerge::transaction::Transactable;
-use automerge::{ActorId, AutoCommit, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue};
+use automerge::{ActorId, AutoCommit, ChangeHash, ObjId, ROOT, ReadDoc, ScalarValue, hydrate};
 use uuid::Uuid;
 
 use super::change::{commit_options, parse_changes, raw_changes_since};
@@ -184,29 +184,59 @@ impl ResponseDoc {
         } else {
             SCHEMA_VERSION
         };
-        // A refused value drops the whole document being built, so nothing is left behind.
-        let mut doc = AutoCommit::new().with_actor(actor);
-        doc.put(ROOT, "schema", schema)?;
-        doc.put(ROOT, "kind", KIND)?;
-        doc.put(
-            ROOT,
-            "response_id",
-            meta.response_id.hyphenated().to_string(),
-        )?;
-        doc.put(ROOT, "survey_id", meta.survey_id.hyphenated().to_string())?;
-        doc.put(ROOT, "survey_version", i64::from(meta.survey_version))?;
-        doc.put(ROOT, "author_device", meta.author_device)?;
-        doc.put(ROOT, "created_at", ScalarValue::Timestamp(now))?;
-        doc.put(ROOT, "updated_at", ScalarValue::Timestamp(now))?;
-        doc.put(ROOT, "status", status.as_str())?;
-        let map = doc.put_object(ROOT, "answers", ObjType::Map)?;
-        let root = Level::root(map);
-        let mut log = WriteLog::default();
+        // The whole tree but repeats is built in one batch (two splices of Automerge's op set
+        // instead of one per value: most of the cost of building a response one put at a
+        // time). A refused value drops the whole document being built, so nothing is left.
+        let scalar = |v: ScalarValue| hydrate::Value::Scalar(v);
+        let text = |s: String| scalar(ScalarValue::Str(s.into()));
+        let level = Level::root(ROOT);
+        let mut fresh = HashMap::with_capacity(answers.len());
+        let mut repeats = Vec::new();
         for (question, value) in answers {
-            repeat::write_answer(&mut doc, &root, question, value, &mut log)?;
+            match repeat::fresh_scalar(&level, question, value)? {
+                Some(v) => {
+                    fresh.insert(question.clone(), scalar(v));
+                }
+                None => repeats.push((question, value)),
+            }
         }
-        let authors = doc.put_object(ROOT, "authors", ObjType::Map)?;
-        doc.put(&authors, actor_hex.as_str(), author_label)?;
+        let authors = HashMap::from([(actor_hex.clone(), text(author_label.to_owned()))]);
+        let tree: HashMap<String, hydrate::Value> = HashMap::from([
+            ("schema".to_owned(), scalar(ScalarValue::Int(schema))),
+            ("kind".to_owned(), text(KIND.to_owned())),
+            (
+                "response_id".to_owned(),
+                text(meta.response_id.hyphenated().to_string()),
+            ),
+            (
+                "survey_id".to_owned(),
+                text(meta.survey_id.hyphenated().to_string()),
+            ),
+            (
+                "survey_version".to_owned(),
+                scalar(ScalarValue::Int(i64::from(meta.survey_version))),
+            ),
+            ("author_device".to_owned(), text(meta.author_device)),
+            ("created_at".to_owned(), scalar(ScalarValue::Timestamp(now))),
+            ("updated_at".to_owned(), scalar(ScalarValue::Timestamp(now))),
+            ("status".to_owned(), text(status.as_str().to_owned())),
+            ("answers".to_owned(), hydrate::Map::from(fresh).into()),
+            ("authors".to_owned(), hydrate::Map::from(authors).into()),
+        ]);
+        let mut doc = AutoCommit::new().with_actor(actor);
+        doc.init_root_from_hydrate(&hydrate::Map::from(tree))?;
+        if !repeats.is_empty() {
+            let (_, map) = doc
+                .get(ROOT, "answers")?
+                .ok_or_else(|| DocError::MissingField {
+                    field: "answers".to_owned(),
+                })?;
+            let root = Level::root(map);
+            let mut log = WriteLog::default();
+            for (question, value) in repeats {
+                repeat::write_answer(&mut doc, &root, question, value, &mut log)?;
+            }
+        }
         doc.commit_with(commit_options(now));
         Ok(Self {
             doc,

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::document::ChangeInfo;
+use automerge::ObjType;
 
 pub(crate) const T0: i64 = 1_700_000_000_000;
 
