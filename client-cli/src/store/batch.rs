@@ -208,8 +208,9 @@ impl CreateBatch {
         // on the server, instead of touching a random page per insert.
         let id = Uuid::now_v7();
         let now = now_ms();
-        // One change holds the whole new response: metadata, answers and status.
-        let mut doc = ResponseDoc::create(
+        // One change holds the whole new response: metadata, answers and status, written
+        // without building the document.
+        let changes: Vec<HashedChange> = ResponseDoc::create_changes(
             NewResponse {
                 response_id: id,
                 survey_id: self.survey_id,
@@ -222,8 +223,10 @@ impl CreateBatch {
             status,
             now,
         )
-        .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let changes = hash_changes(&id, doc.all_changes())?;
+        .map_err(|e| StoreError::Invalid(e.to_string()))?
+        .into_iter()
+        .map(|(hash, bytes)| (hash.0.to_vec(), bytes))
+        .collect();
         // Automerge loads a run of change chunks as well as a saved document, and compacting
         // a fresh document costs more than building it; the next edit saves it compactly.
         let snapshot = changes

@@ -124,6 +124,7 @@
 
 mod change;
 mod error;
+mod fresh;
 mod repeat;
 mod response;
 mod scalar;

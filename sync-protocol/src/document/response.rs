@@ -3,12 +3,12 @@
 //! respondent's data can be exported or erased on its own.
 
 use std::borrow::Borrow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
 use automerge::transaction::Transactable;
-use automerge::{ActorId, AutoCommit, ChangeHash, ObjId, ROOT, ReadDoc, ScalarValue, hydrate};
+use automerge::{ActorId, AutoCommit, ChangeHash, ObjId, ROOT, ReadDoc, ScalarValue};
 use uuid::Uuid;
 
 use super::change::{commit_options, parse_changes, raw_changes_since};
@@ -17,10 +17,10 @@ use super::scalar::{
     Path, answer_from_value, check_header, opt_str, req_int, req_map, req_max_time, req_str,
     req_time, same_answer,
 };
-use super::{DocError, RESPONSE_SCHEMA_REPEATS, SCHEMA_VERSION};
+use super::{DocError, RESPONSE_SCHEMA_REPEATS};
 use crate::{Answer, Answers};
 
-const KIND: &str = "response";
+pub(super) const KIND: &str = "response";
 
 /// What the creator of a response knows about it up front.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -128,17 +128,17 @@ pub struct ConflictValue {
 /// reader such as the server's validator needs.
 #[derive(Debug, Clone)]
 pub struct ResponseDoc {
-    doc: AutoCommit,
-    writer: Option<Writer>,
+    pub(super) doc: AutoCommit,
+    pub(super) writer: Option<Writer>,
 }
 
 #[derive(Debug, Clone)]
-struct Writer {
-    actor_hex: String,
-    label: String,
+pub(super) struct Writer {
+    pub(super) actor_hex: String,
+    pub(super) label: String,
     /// Whether `authors` is known to hold this writer, so the check is made once per session
     /// rather than on every edit.
-    recorded: bool,
+    pub(super) recorded: bool,
 }
 
 impl ResponseDoc {
@@ -160,92 +160,6 @@ impl ResponseDoc {
             Status::Draft,
             now,
         )
-    }
-
-    /// Creates a response with its first answers and status in ONE change: the path for an
-    /// interview saved at once and for batch imports, where a change per step would triple
-    /// what is stored, hashed and sent.
-    ///
-    /// Repeat instances without an id get a fresh one; [`ResponseDoc::answers`] shows it (or
-    /// call [`super::assign_instance_ids`] first to know them up front). The document is
-    /// written with schema 2 when it holds an instance, else with schema 1.
-    pub fn create(
-        meta: NewResponse,
-        actor: impl Into<ActorId>,
-        author_label: &str,
-        answers: &Answers,
-        status: Status,
-        now: i64,
-    ) -> Result<Self, DocError> {
-        let actor = actor.into();
-        let actor_hex = actor.to_hex_string();
-        let schema = if repeat::has_instances(answers) {
-            RESPONSE_SCHEMA_REPEATS
-        } else {
-            SCHEMA_VERSION
-        };
-        // The whole tree but repeats is built in one batch (two splices of Automerge's op set
-        // instead of one per value: most of the cost of building a response one put at a
-        // time). A refused value drops the whole document being built, so nothing is left.
-        let scalar = |v: ScalarValue| hydrate::Value::Scalar(v);
-        let text = |s: String| scalar(ScalarValue::Str(s.into()));
-        let level = Level::root(ROOT);
-        let mut fresh = HashMap::with_capacity(answers.len());
-        let mut repeats = Vec::new();
-        for (question, value) in answers {
-            match repeat::fresh_scalar(&level, question, value)? {
-                Some(v) => {
-                    fresh.insert(question.clone(), scalar(v));
-                }
-                None => repeats.push((question, value)),
-            }
-        }
-        let authors = HashMap::from([(actor_hex.clone(), text(author_label.to_owned()))]);
-        let tree: HashMap<String, hydrate::Value> = HashMap::from([
-            ("schema".to_owned(), scalar(ScalarValue::Int(schema))),
-            ("kind".to_owned(), text(KIND.to_owned())),
-            (
-                "response_id".to_owned(),
-                text(meta.response_id.hyphenated().to_string()),
-            ),
-            (
-                "survey_id".to_owned(),
-                text(meta.survey_id.hyphenated().to_string()),
-            ),
-            (
-                "survey_version".to_owned(),
-                scalar(ScalarValue::Int(i64::from(meta.survey_version))),
-            ),
-            ("author_device".to_owned(), text(meta.author_device)),
-            ("created_at".to_owned(), scalar(ScalarValue::Timestamp(now))),
-            ("updated_at".to_owned(), scalar(ScalarValue::Timestamp(now))),
-            ("status".to_owned(), text(status.as_str().to_owned())),
-            ("answers".to_owned(), hydrate::Map::from(fresh).into()),
-            ("authors".to_owned(), hydrate::Map::from(authors).into()),
-        ]);
-        let mut doc = AutoCommit::new().with_actor(actor);
-        doc.init_root_from_hydrate(&hydrate::Map::from(tree))?;
-        if !repeats.is_empty() {
-            let (_, map) = doc
-                .get(ROOT, "answers")?
-                .ok_or_else(|| DocError::MissingField {
-                    field: "answers".to_owned(),
-                })?;
-            let root = Level::root(map);
-            let mut log = WriteLog::default();
-            for (question, value) in repeats {
-                repeat::write_answer(&mut doc, &root, question, value, &mut log)?;
-            }
-        }
-        doc.commit_with(commit_options(now));
-        Ok(Self {
-            doc,
-            writer: Some(Writer {
-                actor_hex,
-                label: author_label.to_owned(),
-                recorded: true,
-            }),
-        })
     }
 
     /// Opens a document from the bytes of [`ResponseDoc::save`], without a writer.
@@ -525,6 +439,16 @@ impl ResponseDoc {
     /// Raw bytes of every change, dependencies first.
     pub fn all_changes(&mut self) -> Vec<Vec<u8>> {
         raw_changes_since(&mut self.doc, &[])
+    }
+
+    /// [`ResponseDoc::all_changes`], each with its hash (known once a change is encoded, so
+    /// nobody needs to parse the bytes again for it).
+    pub fn all_changes_hashed(&mut self) -> Vec<(ChangeHash, Vec<u8>)> {
+        self.doc
+            .get_changes(&[])
+            .iter()
+            .map(|change| (change.hash(), change.raw_bytes().to_vec()))
+            .collect()
     }
 
     /// Applies raw changes. Changes already present are skipped, so this is idempotent;

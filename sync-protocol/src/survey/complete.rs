@@ -5,7 +5,7 @@
 
 use time::format_description::well_known::Rfc3339;
 
-use super::definition::{DefaultValue, Survey};
+use super::definition::{DefaultValue, Question, Survey};
 use super::instance::{ResponseTree, answers_at_mut};
 use super::types::{MetaKind, QuestionType};
 use super::validate::ValidationContext;
@@ -116,6 +116,15 @@ impl Survey {
     /// Static defaults of unanswered questions nobody is asked (a typed default is offered by
     /// the interview instead), and dynamic defaults of unanswered questions, in every scope.
     fn defaults(&self, out: &mut Answers, device: &DeviceValues, ctx: &ValidationContext) {
+        // Only a default nobody is asked, or a dynamic one, is filled in here.
+        let fills = |q: &Question| match &q.default {
+            Some(DefaultValue::Value(_)) => !q.is_asked(),
+            Some(DefaultValue::Dynamic(_)) => true,
+            None => false,
+        };
+        if !self.questions.iter().any(fills) {
+            return;
+        }
         let tree_answers = out.clone();
         let mut tree = ResponseTree::new(self, &tree_answers, None);
         // A question the answers make irrelevant gets no default.

@@ -180,6 +180,9 @@ impl Survey {
     /// whose value is empty, leaves no answer.
     pub fn calculate(&self, answers: &Answers, ctx: &ValidationContext) -> Answers {
         let mut out = answers.clone();
+        if !self.questions.iter().any(|q| q.calculation.is_some()) {
+            return out;
+        }
         let mut tree = ResponseTree::new(self, answers, None);
         self.walk(&mut tree, ctx, Some(&mut out));
         out
