@@ -30,7 +30,7 @@ pub const PULL_LIMIT: u32 = 2000;
 const PROGRESS_EVERY: u32 = 8;
 
 /// How the engine reaches the server.
-pub trait Transport {
+pub trait Transport: Sync {
     fn push(&self, req: &PushRequest) -> Result<PushResponse, ClientError>;
     fn pull(&self, req: &PullRequest) -> Result<PullResponse, ClientError>;
     fn offer_media(&self, req: &MediaOffer) -> Result<MediaStatus, ClientError>;
@@ -283,15 +283,40 @@ fn pull_all(
     progress: &mut dyn FnMut(Progress),
     report: &mut SyncReport,
 ) -> Result<(), SyncError> {
+    let request = |cursor: u64, known_surveys| PullRequest {
+        protocol: PROTOCOL_VERSION,
+        cursor,
+        limit: PULL_LIMIT,
+        known_surveys,
+    };
+    let mut page = transport.pull(&request(store.cursor()?, store.known_surveys()?))?;
     loop {
-        let request = PullRequest {
-            protocol: PROTOCOL_VERSION,
-            cursor: store.cursor()?,
-            limit: PULL_LIMIT,
-            known_surveys: store.known_surveys()?,
+        // The next page is asked for while this one is applied, so the server reads and the
+        // device writes at the same time. Not past a page that brings surveys: the next
+        // request names the surveys this device then holds. The cursor only moves when a
+        // page is applied, so a failure anywhere resumes from the last page stored.
+        let prefetch = page.more && page.surveys.is_empty();
+        let known = if prefetch {
+            Some(store.known_surveys()?)
+        } else {
+            None
         };
-        let page = transport.pull(&request)?;
-        let applied = store.apply_pull(&page)?;
+        let (applied, next) = std::thread::scope(|scope| {
+            let next = known.map(|known| {
+                let req = request(page.cursor, known);
+                scope.spawn(move || transport.pull(&req))
+            });
+            let applied = store.apply_pull(&page);
+            let next = next.map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(ClientError::Protocol(
+                        "the thread asking for the next page panicked".into(),
+                    ))
+                })
+            });
+            (applied, next)
+        });
+        let applied = applied?;
         report.unreadable.extend(applied.unreadable);
         report.rejected.extend(applied.refused);
         report.erased.extend(applied.erased);
@@ -306,6 +331,10 @@ fn pull_all(
         if !page.more {
             return Ok(());
         }
+        page = match next {
+            Some(next) => next?,
+            None => transport.pull(&request(store.cursor()?, store.known_surveys()?))?,
+        };
     }
 }
 

@@ -253,33 +253,13 @@ impl CreateBatch {
         status: Status,
         answers: impl Fn(&T) -> Option<&Answers> + Sync,
     ) -> Result<Vec<Option<Built>>, StoreError> {
-        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let chunk = rows.len().div_ceil(workers).max(1);
-        let answers = &answers;
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = rows
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|row| {
-                                answers(row)
-                                    .map(|a| self.prepare(survey, a, status))
-                                    .transpose()
-                            })
-                            .collect::<Result<Vec<_>, _>>()
-                    })
-                })
-                .collect();
-            let mut out = Vec::with_capacity(rows.len());
-            for h in handles {
-                let part = h.join().map_err(|_| {
-                    StoreError::Invalid("a thread building responses panicked".to_owned())
-                })??;
-                out.extend(part);
-            }
-            Ok(out)
-        })
+        super::par_map(rows, |row| {
+            answers(row)
+                .map(|a| self.prepare(survey, a, status))
+                .transpose()
+        })?
+        .into_iter()
+        .collect()
     }
 
     /// Stage a response built by [`CreateBatch::prepare`].

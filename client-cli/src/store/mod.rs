@@ -522,3 +522,27 @@ pub fn now_utc() -> time::OffsetDateTime {
 pub fn today() -> time::Date {
     time::OffsetDateTime::now_utc().date()
 }
+
+/// `f` of every item, on every core, in order. A panic in `f` is an error, not a crash.
+pub(crate) fn par_map<T: Sync, R: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> R + Sync,
+) -> Result<Vec<R>, StoreError> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = items.len().div_ceil(workers).max(1);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        let mut out = Vec::with_capacity(items.len());
+        for h in handles {
+            out.extend(
+                h.join()
+                    .map_err(|_| StoreError::Invalid("a worker thread panicked".to_owned()))?,
+            );
+        }
+        Ok(out)
+    })
+}

@@ -365,9 +365,26 @@ impl Store {
     ) -> Result<(), StoreError> {
         let meta = doc.meta().map_err(doc_err(id))?;
         let conflicts = doc.conflicts().map_err(doc_err(id))?.len();
-        let key = id.to_string();
         let snapshot = snapshot.unwrap_or_else(|| doc.save());
-        let sealed = self.seal(Purpose::Snapshot, &key, rev as u64, &snapshot)?;
+        let sealed = self.seal(Purpose::Snapshot, &id.to_string(), rev as u64, &snapshot)?;
+        self.write_doc(conn, id, &meta, rev, error_count, conflicts, local, sealed)
+    }
+
+    /// Write a document's row: what the listing shows and its sealed snapshot. `local` clears
+    /// a refusal (an edit here starts over).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn write_doc(
+        &self,
+        conn: &Connection,
+        id: &Uuid,
+        meta: &ResponseMeta,
+        rev: i64,
+        error_count: usize,
+        conflicts: usize,
+        local: bool,
+        sealed: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        let key = id.to_string();
         conn.prepare_cached(
             "INSERT INTO docs (id, survey_id, survey_version, status, error_count, conflict_count,
                                updated_at, rejected, rev, snapshot)

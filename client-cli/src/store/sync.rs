@@ -3,7 +3,7 @@
 //! with the cursor that follows it, so an interrupted sync resumes exactly where it stopped.
 
 use fieldsync_protocol::crypto::Purpose;
-use fieldsync_protocol::document::ResponseDoc;
+use fieldsync_protocol::document::{ResponseDoc, ResponseMeta};
 use fieldsync_protocol::survey::ValidationContext;
 use fieldsync_protocol::wire::{DocPushResult, ErrorCode, NoticeKind, PullResponse, PushOutcome};
 use rusqlite::{OptionalExtension, params};
@@ -68,20 +68,20 @@ fn erase_local(conn: &rusqlite::Connection, id: &str) -> Result<bool, StoreError
         > 0)
 }
 
-/// A document merged with pulled changes, ready to store: the document, its next revision,
-/// the snapshot to store when it is not a compacted save, its metadata and answers.
-type Merged = (
-    ResponseDoc,
-    i64,
-    Option<Vec<u8>>,
-    fieldsync_protocol::document::ResponseMeta,
-    fieldsync_protocol::Answers,
-);
+/// A document merged with pulled changes, ready to store: its next revision, the snapshot to
+/// store, what the listing shows of it and its answers (validated once its survey is known).
+struct Merged {
+    rev: i64,
+    snapshot: Vec<u8>,
+    meta: ResponseMeta,
+    conflicts: usize,
+    answers: fieldsync_protocol::Answers,
+}
 
 /// Merge pulled `changes` into the stored document (`existing`: its revision and plaintext
 /// snapshot), or build it from them. Any failure is the document's own: a reason comes back.
 fn merge_pulled(existing: Option<(i64, &[u8])>, changes: &[ByteBuf]) -> Result<Merged, String> {
-    let (rd, rev, snapshot) = match existing {
+    let (mut rd, rev, snapshot) = match existing {
         Some((rev, plain)) => {
             let mut rd = ResponseDoc::load(plain).map_err(|e| format!("stored copy: {e}"))?;
             rd.apply_changes(changes.iter().map(|c| c.as_slice()))
@@ -100,7 +100,15 @@ fn merge_pulled(existing: Option<(i64, &[u8])>, changes: &[ByteBuf]) -> Result<M
     };
     let meta = rd.meta().map_err(|e| e.to_string())?;
     let answers = rd.answers().map_err(|e| e.to_string())?;
-    Ok((rd, rev, snapshot, meta, answers))
+    let conflicts = rd.conflicts().map_err(|e| e.to_string())?.len();
+    let snapshot = snapshot.unwrap_or_else(|| rd.save());
+    Ok(Merged {
+        rev,
+        snapshot,
+        meta,
+        conflicts,
+        answers,
+    })
 }
 
 /// What `fieldsync status` shows.
@@ -341,46 +349,80 @@ impl Store {
         for state in &page.survey_states {
             self.set_survey_state(&tx, state)?;
         }
-        let mut changed = 0;
-        let mut unreadable = Vec::new();
+        // Read what is stored of each document, merge and validate on every core, write in
+        // this one transaction.
+        let mut stored = Vec::with_capacity(page.docs.len());
         for doc in &page.docs {
-            let id = doc.doc_id;
-            let key = id.to_string();
+            let key = doc.doc_id.to_string();
             let existing: Option<(i64, Vec<u8>)> = tx
                 .prepare_cached("SELECT rev, snapshot FROM docs WHERE id = ?1")?
                 .query_row([&key], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
-            let existing = match existing {
+            stored.push(match existing {
                 Some((rev, sealed)) => Some((
                     rev,
                     self.open_sealed(Purpose::Snapshot, &key, rev as u64, &sealed)?,
                 )),
                 None => None,
-            };
-            // Changes that another device wrote can be unreadable (a bug or a hostile peer):
-            // set that one document aside, keep the rest of the page, and move on, rather
-            // than stop every later sync at this page.
-            let merged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            });
+        }
+        let work: Vec<_> = page.docs.iter().zip(&stored).collect();
+        // Changes that another device wrote can be unreadable (a bug or a hostile peer):
+        // set that one document aside, keep the rest of the page, and move on, rather
+        // than stop every later sync at this page.
+        let merged = super::par_map(&work, |(doc, existing)| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 merge_pulled(existing.as_ref().map(|(r, p)| (*r, &p[..])), &doc.changes)
             }))
-            .unwrap_or_else(|_| Err("reading its changes failed".to_owned()));
-            let (mut rd, rev, snapshot, meta, answers) = match merged {
-                Ok(m) => m,
-                Err(reason) => {
-                    unreadable.push((id, reason));
-                    continue;
+            .unwrap_or_else(|_| Err("reading its changes failed".to_owned()))
+        })?;
+        drop(work);
+        drop(stored);
+        // A coordinator may hold responses of surveys it has not pulled yet: not validated.
+        let mut surveys = std::collections::HashMap::new();
+        for m in merged.iter().flatten() {
+            let key = (m.meta.survey_id, m.meta.survey_version);
+            if let std::collections::hash_map::Entry::Vacant(e) = surveys.entry(key) {
+                match self.survey_version(&key.0, key.1) {
+                    Ok(survey) => e.insert(Some(survey)),
+                    Err(StoreError::NotFound(_)) => e.insert(None),
+                    Err(e) => return Err(e),
+                };
+            }
+        }
+        let ctx = ValidationContext::new(today());
+        let errors = super::par_map(&merged, |m| match m {
+            Ok(m) => surveys
+                .get(&(m.meta.survey_id, m.meta.survey_version))
+                .and_then(Option::as_ref)
+                .map_or(0, |survey| survey.validate(&m.answers, &ctx).len()),
+            Err(_) => 0,
+        })?;
+        let mut changed = 0;
+        let mut unreadable = Vec::new();
+        for ((doc, merged), errors) in page.docs.iter().zip(merged).zip(errors) {
+            match merged {
+                Ok(m) => {
+                    let sealed = self.seal(
+                        Purpose::Snapshot,
+                        &doc.doc_id.to_string(),
+                        m.rev as u64,
+                        &m.snapshot,
+                    )?;
+                    self.write_doc(
+                        &tx,
+                        &doc.doc_id,
+                        &m.meta,
+                        m.rev,
+                        errors,
+                        m.conflicts,
+                        false,
+                        sealed,
+                    )?;
+                    changed += 1;
                 }
-            };
-            let errors = match self.survey_version(&meta.survey_id, meta.survey_version) {
-                Ok(survey) => survey
-                    .validate(&answers, &ValidationContext::new(today()))
-                    .len(),
-                // A coordinator may hold responses of surveys it has not pulled yet.
-                Err(StoreError::NotFound(_)) => 0,
-                Err(e) => return Err(e),
-            };
-            self.save_doc(&tx, &id, &mut rd, rev, errors, false, snapshot)?;
-            changed += 1;
+                Err(reason) => unreadable.push((doc.doc_id, reason)),
+            }
         }
         // The server refused some of this device's changes after acknowledging them: its copy
         // of the document holds changes the server's does not, so it is set aside (it stays
