@@ -154,10 +154,15 @@ impl Store {
         let ids: Vec<(String, String, u32, i64)> = self
             .conn
             .prepare_cached(
-                "SELECT o.doc_id, d.survey_id, d.survey_version, min(o.id) AS position
+                // A document's position is its oldest waiting change. Walking the outbox
+                // from `after` in id order and keeping each document's first row finds the
+                // next batch in the rows it returns; grouping the whole outbox instead made
+                // every batch cost the outbox's size (and a long push quadratic).
+                "SELECT o.doc_id, d.survey_id, d.survey_version, o.id
                  FROM outbox o JOIN docs d ON d.id = o.doc_id
-                 WHERE d.rejected IS NULL
-                 GROUP BY o.doc_id HAVING position > ?2 ORDER BY position LIMIT ?1",
+                 WHERE o.id > ?2 AND d.rejected IS NULL
+                   AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.doc_id = o.doc_id AND p.id < o.id)
+                 ORDER BY o.id LIMIT ?1",
             )?
             .query_map(params![max_docs as i64, after], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))

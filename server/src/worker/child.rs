@@ -2,12 +2,13 @@
 //! answers requests from stdin on stdout until stdin closes. It is the only place in the
 //! server where client-supplied Automerge bytes are parsed.
 
-use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 
 use fieldsync_protocol::api::{ConflictValueView, ConflictView, ResponseView};
-use fieldsync_protocol::document::{ChangeHash, ChangeInfo, DocError, ResponseDoc, map_keys};
+use fieldsync_protocol::document::{
+    ChangeHash, ChangeInfo, DocError, Readable, ResponseDoc, map_keys,
+};
 use fieldsync_protocol::survey::{Survey, ValidationContext};
 use serde_bytes::ByteBuf;
 
@@ -100,17 +101,18 @@ fn quiet_panics() {
 
 /// Parsed survey versions, by definition text: parsing compiles every constraint's regex,
 /// which costs far more than loading a response, and a worker sees the same few versions
-/// over and over.
+/// over and over. Found by comparing the text (definitions differ in length almost always,
+/// and comparing equal ones is a memcmp), which is cheaper than hashing kilobytes per job.
 #[derive(Default)]
 struct SurveyCache {
-    surveys: HashMap<String, Arc<Survey>>,
+    surveys: Vec<(String, Arc<Survey>)>,
 }
 
 impl SurveyCache {
     const LIMIT: usize = 64;
 
     fn get(&mut self, json: &str) -> Result<Arc<Survey>, String> {
-        if let Some(s) = self.surveys.get(json) {
+        if let Some((_, s)) = self.surveys.iter().find(|(text, _)| text == json) {
             return Ok(s.clone());
         }
         let survey = Arc::new(
@@ -120,7 +122,7 @@ impl SurveyCache {
         if self.surveys.len() >= Self::LIMIT {
             self.surveys.clear();
         }
-        self.surveys.insert(json.to_owned(), survey.clone());
+        self.surveys.push((json.to_owned(), survey.clone()));
         Ok(survey)
     }
 }
@@ -196,16 +198,17 @@ fn materialize(job: MaterializeJob, cache: &mut SurveyCache) -> Result<Checked, 
         .iter()
         .map(|c| ChangeInfo::decode(c).ok().map(|i| i.hash))
         .collect();
-    // The common case first: everything new applies at once.
+    // The common case first: everything new applies at once. What the check read is what
+    // the view shows.
     let whole = guard(|| {
         let mut doc = base.clone().unwrap_or_else(ResponseDoc::staging);
         doc.apply_changes(job.pending.iter().map(|c| c.as_slice()))
             .map_err(|e| e.to_string())?;
-        check(&doc, &job)?;
-        Ok(doc)
+        let read = check(&mut doc, &job)?;
+        Ok((doc, read))
     });
-    let (doc, verdicts) = match whole {
-        Ok(mut doc) => {
+    let (doc, read, verdicts) = match whole {
+        Ok((mut doc, read)) => {
             let verdicts = hashes
                 .iter()
                 .map(|h| match h {
@@ -213,9 +216,12 @@ fn materialize(job: MaterializeJob, cache: &mut SurveyCache) -> Result<Checked, 
                     _ => ChangeVerdict::Waiting,
                 })
                 .collect();
-            (Some(doc), verdicts)
+            (Some(doc), Some(read), verdicts)
         }
-        Err(_) => one_by_one(base, &job, &hashes),
+        Err(_) => {
+            let (doc, verdicts) = one_by_one(base, &job, &hashes);
+            (doc, None, verdicts)
+        }
     };
     let Some(doc) = doc else {
         return Ok(Checked {
@@ -225,16 +231,24 @@ fn materialize(job: MaterializeJob, cache: &mut SurveyCache) -> Result<Checked, 
             media: Vec::new(),
         });
     };
-    let view = guard(|| view_of(&doc, &job, cache))?;
-    let (subjects, media) = match &job.definition {
-        Some(json) => {
-            let survey = cache.get(json)?;
-            let media = fieldsync_protocol::media::references(&survey, &view.answers)
+    let read = match read {
+        Some(read) => read,
+        None => guard(|| read_back(&doc))?,
+    };
+    let survey = job
+        .definition
+        .as_deref()
+        .map(|json| cache.get(json))
+        .transpose()?;
+    let view = guard(|| view_of(read, &job, survey.as_deref()))?;
+    let (subjects, media) = match &survey {
+        Some(survey) => {
+            let media = fieldsync_protocol::media::references(survey, &view.answers)
                 .into_iter()
                 .map(|r| r.name)
                 .collect();
             (
-                fieldsync_protocol::subject::identifiers(&survey, &view.answers),
+                fieldsync_protocol::subject::identifiers(survey, &view.answers),
                 media,
             )
         }
@@ -270,7 +284,7 @@ fn one_by_one(
             if !doc.has_change(hash) {
                 return Ok(None);
             }
-            check(&doc, job)?;
+            check(&mut doc, job)?;
             Ok(Some(doc))
         });
         match attempt {
@@ -288,16 +302,18 @@ fn one_by_one(
 /// The document must read as a response, and as the one its pusher declared; and what every
 /// replica does with it next must work too: list its changes (what the server relays and a
 /// client pushes), save it and load the saved bytes again (what a client stores). Some
-/// crafted changes apply cleanly and only break those.
-fn check(doc: &ResponseDoc, job: &MaterializeJob) -> Result<(), String> {
-    let meta = doc
+/// crafted changes apply cleanly and only break those. The save is uncompressed: the same
+/// columns a client's compressed save writes, without deflating them (lossless, and most of
+/// the cost). Returns what it read.
+fn check(doc: &mut ResponseDoc, job: &MaterializeJob) -> Result<Readable, String> {
+    let read = doc
         .check_readable()
         .map_err(|e| format!("the response would not be readable with it: {e}"))?;
-    let mut copy = doc.clone();
-    copy.all_changes();
-    let saved = copy.save();
+    doc.all_changes();
+    let saved = doc.save_uncompressed();
     ResponseDoc::load(&saved)
         .map_err(|e| format!("the response would not load again once saved: {e}"))?;
+    let meta = &read.meta;
     if meta.response_id != job.doc_id
         || meta.survey_id != job.survey_id
         || meta.survey_version != job.survey_version
@@ -312,23 +328,36 @@ fn check(doc: &ResponseDoc, job: &MaterializeJob) -> Result<(), String> {
             job.survey_version
         ));
     }
-    Ok(())
+    Ok(read)
+}
+
+/// Read a document the check did not just read (the accepted changes alone, when none of
+/// the pending ones could be taken).
+fn read_back(doc: &ResponseDoc) -> Result<Readable, String> {
+    Ok(Readable {
+        meta: doc
+            .meta()
+            .map_err(|e| format!("the response is incomplete: {e}"))?,
+        answers: doc
+            .answers()
+            .map_err(|e| format!("the answers cannot be read: {e}"))?,
+        conflicts: doc
+            .conflicts()
+            .map_err(|e| format!("the conflicts cannot be read: {e}"))?,
+    })
 }
 
 fn view_of(
-    doc: &ResponseDoc,
+    read: Readable,
     job: &MaterializeJob,
-    cache: &mut SurveyCache,
+    survey: Option<&Survey>,
 ) -> Result<ResponseView, String> {
-    let meta = doc
-        .meta()
-        .map_err(|e| format!("the response is incomplete: {e}"))?;
-    let answers = doc
-        .answers()
-        .map_err(|e| format!("the answers cannot be read: {e}"))?;
-    let conflicts = doc
-        .conflicts()
-        .map_err(|e| format!("the conflicts cannot be read: {e}"))?
+    let Readable {
+        meta,
+        answers,
+        conflicts,
+    } = read;
+    let conflicts = conflicts
         .into_iter()
         .map(|c| ConflictView {
             question: c.question,
@@ -343,9 +372,8 @@ fn view_of(
                 .collect(),
         })
         .collect();
-    let errors = match &job.definition {
-        Some(json) => {
-            let survey = cache.get(json)?;
+    let errors = match survey {
+        Some(survey) => {
             let today = time::Date::parse(
                 &job.today,
                 &time::macros::format_description!("[year]-[month]-[day]"),

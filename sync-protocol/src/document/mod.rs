@@ -149,7 +149,9 @@ pub use automerge::{ActorId, ChangeHash};
 pub use change::{ChangeInfo, map_keys};
 pub use error::DocError;
 pub use repeat::assign_instance_ids;
-pub use response::{Conflict, ConflictValue, NewResponse, ResponseDoc, ResponseMeta, Status};
+pub use response::{
+    Conflict, ConflictValue, NewResponse, Readable, ResponseDoc, ResponseMeta, Status,
+};
 pub use survey_doc::{PublishedVersion, SurveyDoc, SurveyMeta};
 
 /// The layout version written into the `schema` key of survey documents and of response

@@ -101,7 +101,7 @@ fn create_with_nested_repeats_reads_back_in_order_and_after_load() {
     let loaded = ResponseDoc::load(&doc.save()).expect("load");
     assert_eq!(loaded.answers().expect("answers"), want);
     assert_eq!(
-        loaded.check_readable().expect("readable").status,
+        loaded.check_readable().expect("readable").meta.status,
         Status::Draft
     );
     // A repeat's name and paths into instances read too.

@@ -35,6 +35,14 @@ pub struct NewResponse {
     pub author_device: String,
 }
 
+/// What [`ResponseDoc::check_readable`] read from a response.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Readable {
+    pub meta: ResponseMeta,
+    pub answers: Answers,
+    pub conflicts: Vec<Conflict>,
+}
+
 /// A response's metadata as currently merged.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResponseMeta {
@@ -206,6 +214,13 @@ impl ResponseDoc {
     /// The whole document in Automerge's compact form.
     pub fn save(&mut self) -> Vec<u8> {
         self.doc.save()
+    }
+
+    /// The whole document saved without compressing its columns: what a check that it saves
+    /// and loads again needs (the columns are the ones [`ResponseDoc::save`] writes; deflating
+    /// them is lossless and costs most of the save), not what to store.
+    pub fn save_uncompressed(&mut self) -> Vec<u8> {
+        self.doc.save_nocompress()
     }
 
     // ---- edits: each is one change, or none when it would not change anything ----
@@ -478,20 +493,26 @@ impl ResponseDoc {
     }
 
     /// Whether the change with this hash is part of the document (applied, not waiting for a
-    /// dependency).
+    /// dependency). Reads the change's metadata only: encoding the change itself to find it
+    /// costs forty times as much.
     pub fn has_change(&mut self, hash: &ChangeHash) -> bool {
-        self.doc.get_change_by_hash(hash).is_some()
+        self.doc.get_change_meta_by_hash(hash).is_some()
     }
 
     /// Reads everything a reader of a response reads (header, metadata, answers, conflicts,
-    /// authors), so that a document that passes can be listed, shown, exported and synced.
-    pub fn check_readable(&self) -> Result<ResponseMeta, DocError> {
+    /// authors), so that a document that passes can be listed, shown, exported and synced;
+    /// returns what it read, for a caller that goes on to show it.
+    pub fn check_readable(&self) -> Result<Readable, DocError> {
         check_header(&self.doc, KIND, RESPONSE_SCHEMA_REPEATS)?;
         let meta = self.meta()?;
-        self.answers()?;
-        self.conflicts()?;
+        let answers = self.answers()?;
+        let conflicts = self.conflicts()?;
         self.authors()?;
-        Ok(meta)
+        Ok(Readable {
+            meta,
+            answers,
+            conflicts,
+        })
     }
 
     /// Applies every change of `other` that this document lacks.
