@@ -49,9 +49,9 @@ pub struct AppState {
     pub exports: Arc<Semaphore>,
     /// Wakes the background materialiser when changes arrive.
     pub materialize: Arc<Notify>,
-    /// Pushes being handled right now; the materialiser gives way to them (see
-    /// [`materialize::run`]).
-    pub pushes_in_flight: Arc<AtomicUsize>,
+    /// Pushes being handled right now and when the last one ended; the materialiser gives
+    /// way to them (see [`materialize::run`]).
+    pub pushes: materialize::PushActivity,
     /// Pulls waiting for just-pushed changes to be checked; while there are any, the
     /// materialiser does not give way to pushes.
     pub pulls_waiting: Arc<AtomicUsize>,
@@ -91,7 +91,7 @@ impl AppState {
             exports: Arc::new(Semaphore::new(settings.max_exports)),
             settings: Arc::new(settings),
             materialize: Arc::new(Notify::new()),
-            pushes_in_flight: Arc::new(AtomicUsize::new(0)),
+            pushes: materialize::PushActivity::default(),
             pulls_waiting: Arc::new(AtomicUsize::new(0)),
         })
     }

@@ -35,7 +35,7 @@ pub async fn push(
     Cbor(req): Cbor<PushRequest>,
 ) -> Result<Cbor<PushResponse>, CborError> {
     service::sync::may_push(&caller)?;
-    let _in_flight = Counted::enter(&state.pushes_in_flight);
+    let _in_flight = state.pushes.enter();
     if req.docs.len() > MAX_PUSH_DOCS {
         return Err(ApiError::BadRequest(format!(
             "a push holds at most {MAX_PUSH_DOCS} documents; this one has {}",
@@ -128,8 +128,8 @@ pub async fn push(
     }))
 }
 
-/// Counts one request in a gauge for as long as it lives: pushes in flight (the materialiser
-/// gives way to them) and pulls waiting for checks (the materialiser stops giving way).
+/// Counts one request in a gauge for as long as it lives: pulls waiting for checks (the
+/// materialiser stops giving way to pushes while there are any).
 struct Counted(std::sync::Arc<std::sync::atomic::AtomicUsize>);
 
 impl Counted {

@@ -26,6 +26,7 @@ pub(crate) use rights::{ChainCheck, Sealable, chain_key, chain_of, edit_audit};
 pub use summary::Summary;
 pub(crate) use summary::{decode_summary, list_item, unreadable_because};
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -267,8 +268,14 @@ pub trait Storage: MediaStorage + Send + Sync + std::fmt::Debug {
 
     // --- the materialiser ---
 
-    /// Claim up to `limit` queued documents and load what the sandbox needs to check them.
-    async fn queued_material(&self, limit: u32) -> Result<Vec<(Queued, Option<DocMaterial>)>>;
+    /// Claim up to `limit` queued documents, none of those in `busy` (documents this
+    /// materialiser is still checking or settling), and load what the sandbox needs to check
+    /// them.
+    async fn queued_material(
+        &self,
+        limit: u32,
+        busy: &HashSet<String>,
+    ) -> Result<Vec<(Queued, Option<DocMaterial>)>>;
     /// Record what checking found (see [`Settlement`]), in one transaction.
     async fn settle(&self, settled: Vec<Settlement>) -> Result<()>;
 

@@ -259,7 +259,14 @@ async fn rights_hold_in_every_backend() {
             ErrorCode::Erased,
             "{backend}"
         );
-        assert!(!back.stored_any && w.db().queued_material(10).await.expect("queue").is_empty());
+        assert!(
+            !back.stored_any
+                && w.db()
+                    .queued_material(10, &Default::default())
+                    .await
+                    .expect("queue")
+                    .is_empty()
+        );
         let (pages, after_erase) = pull_from(w.db(), &coordinator, lifted).await;
         assert_eq!(notices(&pages), [(a, NoticeKind::Erased)], "{backend}");
         assert!(pulled_docs(&pages).is_empty(), "{backend}");

@@ -270,12 +270,48 @@ async fn a_batch_pushed_many_times_at_once_is_stored_once() {
             }
         }
         assert_eq!((new, duplicate), (12, 60), "{backend}");
-        let queued = w.db().queued_material(100).await.expect("queued");
+        let queued = w
+            .db()
+            .queued_material(100, &Default::default())
+            .await
+            .expect("queued");
         assert_eq!(queued.len(), 3, "{backend}");
         for (_, material) in &queued {
             let m = material.as_ref().expect("material");
             assert_eq!((m.accepted.len(), m.pending.len()), (0, 4), "{backend}");
         }
+    })
+    .await;
+}
+
+/// The materialiser reads its next round while the last one is being written: documents of
+/// that round are still queued, and must not be handed out (and checked, and settled) twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_still_being_settled_is_not_handed_out_again() {
+    each_backend(|backend, w| async move {
+        let survey = w.publish().await;
+        let (coordinator, _) = w.member(Role::Coordinator, "coord", &[]).await;
+        let docs: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+        let batch = docs.iter().map(|d| changes(*d, survey, 1)).collect();
+        w.db().push(coordinator, batch).await.expect("push");
+        let first = w
+            .db()
+            .queued_material(2, &Default::default())
+            .await
+            .expect("first round");
+        assert_eq!(first.len(), 2, "{backend}");
+        let busy = first.iter().map(|(q, _)| q.doc_id.clone()).collect();
+        let next = w.db().queued_material(10, &busy).await.expect("next round");
+        let next: Vec<&str> = next.iter().map(|(q, _)| q.doc_id.as_str()).collect();
+        let rest: Vec<String> = docs
+            .iter()
+            .map(Uuid::to_string)
+            .filter(|d| !busy.contains(d))
+            .collect();
+        assert_eq!(
+            next, rest,
+            "{backend}: only the document not in the first round"
+        );
     })
     .await;
 }

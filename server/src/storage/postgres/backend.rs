@@ -5,6 +5,8 @@
 /// A transaction from the pool.
 pub(super) type Tx<'a> = deadpool_postgres::Transaction<'a>;
 
+use std::collections::HashSet;
+
 use fieldsync_protocol::api::{MemberInfo, Published, ResponsePage, ResponseView, SurveyInfo};
 use fieldsync_protocol::wire::{PullResponse, SurveyStatus};
 
@@ -507,7 +509,13 @@ impl Storage for Postgres {
         self.any_unchecked_for(caller).await
     }
 
-    async fn queued_material(&self, limit: u32) -> Result<Vec<(Queued, Option<DocMaterial>)>> {
+    async fn queued_material(
+        &self,
+        limit: u32,
+        _busy: &HashSet<String>,
+    ) -> Result<Vec<(Queued, Option<DocMaterial>)>> {
+        // A busy document is still claimed (its lease outlives a round), so it is not
+        // claimed again.
         self.claim_queued(limit).await
     }
 

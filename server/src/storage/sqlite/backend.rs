@@ -1,6 +1,7 @@
 //! [`Sqlite`]: the storage trait over the embedded database, each operation one closure run on
 //! the writer thread (writes, committed durably in groups) or a reader connection (reads).
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -400,13 +401,21 @@ impl Storage for Sqlite {
             .await
     }
 
-    async fn queued_material(&self, limit: u32) -> Result<Vec<(Queued, Option<DocMaterial>)>> {
+    async fn queued_material(
+        &self,
+        limit: u32,
+        busy: &HashSet<String>,
+    ) -> Result<Vec<(Queued, Option<DocMaterial>)>> {
         let keys = self.keys.clone();
+        let busy = busy.clone();
         self.store
             .read(move |c| {
-                let queued = responses::queued(c, limit)?;
+                // Busy documents are still queued until their round settles: read past them.
+                let more = u32::try_from(busy.len()).unwrap_or(u32::MAX);
+                let queued = responses::queued(c, limit.saturating_add(more))?;
                 let mut out = Vec::with_capacity(queued.len());
-                for item in queued {
+                let free = queued.into_iter().filter(|q| !busy.contains(&q.doc_id));
+                for item in free.take(limit as usize) {
                     let material = responses::material(c, &keys, &item.org_id, &item.doc_id)?;
                     out.push((item, material));
                 }

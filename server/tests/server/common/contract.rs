@@ -185,7 +185,10 @@ pub(crate) async fn settle_named(
     media: impl Fn(&str) -> Vec<String>,
 ) {
     loop {
-        let queued = db.queued_material(512).await.expect("queued");
+        let queued = db
+            .queued_material(512, &Default::default())
+            .await
+            .expect("queued");
         if queued.is_empty() {
             return;
         }
