@@ -81,16 +81,22 @@ impl Drop for PushGuard {
 /// row), so on a small machine a burst of pushes is not slowed by validating what it just
 /// stored; it catches up right after.
 ///
-/// Rounds overlap: while one round's summaries are written (the writer thread), the next is
-/// read (a reader connection) and checked (the workers), its documents kept apart from the
-/// round being written; round after round the three work at once instead of taking turns.
+/// Rounds overlap: while the workers check one round, the next is read (a reader connection,
+/// leaving out the documents being checked) and the one before is written (the writer). The
+/// reads and the writes never overlap each other: a reader always holding a snapshot would
+/// keep every checkpoint from completing, and the write-ahead log would grow without end.
 pub async fn run(state: AppState, stop: Arc<Notify>) {
     let mut deferred_since: Option<Instant> = None;
-    let mut settling: Option<Settling> = None;
+    let mut checking: Option<Checking> = None;
     loop {
         if state.pushes.busy() && state.pulls_waiting.load(Ordering::Relaxed) == 0 {
             let since = *deferred_since.get_or_insert_with(Instant::now);
             if since.elapsed() < MAX_DEFER {
+                // What was checked before the pushes came is written; nothing new starts.
+                if let Some(round) = checking.take() {
+                    round.settle(&state).await;
+                    continue;
+                }
                 tokio::select! {
                     _ = stop.notified() => return,
                     _ = tokio::time::sleep(Duration::from_millis(20)) => {}
@@ -99,62 +105,69 @@ pub async fn run(state: AppState, stop: Arc<Notify>) {
             }
         }
         deferred_since = None;
-        let busy = settling
+        let busy = checking
             .as_ref()
-            .map(|s| s.docs.clone())
+            .map(|c| c.docs.clone())
             .unwrap_or_default();
-        let checked = match check_round(&state, &busy).await {
-            Ok(checked) => checked,
+        let next = match read_round(&state, &busy).await {
+            Ok(next) => next,
             Err(e) => {
-                tracing::error!(error = %e, "materialiser round failed");
-                Vec::new()
+                tracing::error!(error = %e, "materialiser could not read its queue");
+                None
             }
         };
-        // Rounds commit in order: the previous one first.
-        if let Some(previous) = settling.take() {
-            previous.finish().await;
-        }
-        if !checked.is_empty() {
-            settling = Some(Settling::start(&state, checked));
-            // More may be waiting; yield so requests keep priority, then go again.
-            tokio::task::yield_now().await;
+        let previous = checking.take();
+        checking = next.map(|round| Checking::start(&state, round));
+        let Some(previous) = previous else {
+            if checking.is_some() {
+                continue;
+            }
+            tokio::select! {
+                _ = stop.notified() => return,
+                _ = state.materialize.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            }
             continue;
-        }
-        tokio::select! {
-            _ = stop.notified() => return,
-            _ = state.materialize.notified() => {}
-            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-        }
+        };
+        // The last round is written while the workers check this one.
+        previous.settle(&state).await;
+        // More may be waiting; yield so requests keep priority, then go again.
+        tokio::task::yield_now().await;
     }
 }
 
-/// A round whose outcomes are being written.
-struct Settling {
+/// A round read from the queue: documents gone since they were queued, and the rest to check.
+struct Round {
+    gone: Vec<Settlement>,
+    work: Vec<(Queued, DocMaterial)>,
+}
+
+/// A round in the workers.
+struct Checking {
     docs: HashSet<String>,
-    task: tokio::task::JoinHandle<Result<(), StorageError>>,
+    task: tokio::task::JoinHandle<Vec<Settlement>>,
 }
 
-impl Settling {
-    fn start(state: &AppState, outcomes: Vec<Settlement>) -> Settling {
-        let docs = outcomes
-            .iter()
-            .map(|s| match s {
-                Settlement::Gone(doc_id) => doc_id.clone(),
-                Settlement::Done(done) => done.0.doc_id.clone(),
-            })
-            .collect();
-        let db = state.db.clone();
-        Settling {
+impl Checking {
+    fn start(state: &AppState, round: Round) -> Checking {
+        let docs = round.work.iter().map(|(q, _)| q.doc_id.clone()).collect();
+        let state = state.clone();
+        Checking {
             docs,
-            task: tokio::spawn(async move { db.settle(outcomes).await }),
+            task: tokio::spawn(async move { check_round(&state, round).await }),
         }
     }
 
-    async fn finish(self) {
+    /// Wait for the workers, then write what they found in one transaction.
+    async fn settle(self, state: &AppState) {
         match self.task.await {
-            Ok(Ok(())) => {}
-            // Its documents stay queued and are checked again.
-            Ok(Err(e)) => tracing::error!(error = %e, "materialiser could not record a round"),
+            Ok(outcomes) if !outcomes.is_empty() => {
+                if let Err(e) = state.db.settle(outcomes).await {
+                    // Its documents stay queued and are checked again.
+                    tracing::error!(error = %e, "materialiser could not record a round");
+                }
+            }
+            Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "materialiser round stopped"),
         }
     }
@@ -165,7 +178,10 @@ impl Settling {
 /// go, sent to the workers in chunks (one chunk per worker at a time), and its summaries are
 /// written in one transaction (one durable commit).
 pub async fn drain_once(state: &AppState) -> Result<usize, StorageError> {
-    let outcomes = check_round(state, &HashSet::new()).await?;
+    let Some(round) = read_round(state, &HashSet::new()).await? else {
+        return Ok(0);
+    };
+    let outcomes = check_round(state, round).await;
     let processed = outcomes.len();
     if processed > 0 {
         state.db.settle(outcomes).await?;
@@ -173,16 +189,31 @@ pub async fn drain_once(state: &AppState) -> Result<usize, StorageError> {
     Ok(processed)
 }
 
-/// Read a batch from the queue (none of the `busy` documents) and check it in the workers:
-/// the outcomes to settle.
-async fn check_round(
+/// The next batch from the queue, none of the `busy` documents; `None` when nothing waits.
+async fn read_round(
     state: &AppState,
     busy: &HashSet<String>,
-) -> Result<Vec<Settlement>, StorageError> {
+) -> Result<Option<Round>, StorageError> {
     let loaded = state.db.queued_material(BATCH, busy).await?;
     if loaded.is_empty() {
-        return Ok(Vec::new());
+        return Ok(None);
     }
+    let mut round = Round {
+        gone: Vec::new(),
+        work: Vec::with_capacity(loaded.len()),
+    };
+    for (item, material) in loaded {
+        match material {
+            None => round.gone.push(Settlement::Gone(item.doc_id)),
+            Some(m) => round.work.push((item, m)),
+        }
+    }
+    Ok(Some(round))
+}
+
+/// Check a round in the workers: the outcomes to settle (a chunk no worker could take yields
+/// none, and stays queued).
+async fn check_round(state: &AppState, round: Round) -> Vec<Settlement> {
     let today = time::OffsetDateTime::now_utc().date();
     let today = format!(
         "{:04}-{:02}-{:02}",
@@ -190,14 +221,10 @@ async fn check_round(
         u8::from(today.month()),
         today.day()
     );
-    let mut outcomes = Vec::with_capacity(loaded.len());
-    let mut work = Vec::new();
-    for (item, material) in loaded {
-        match material {
-            None => outcomes.push(Settlement::Gone(item.doc_id)),
-            Some(m) => work.push((item, m)),
-        }
-    }
+    let Round {
+        gone: mut outcomes,
+        work,
+    } = round;
     // One chunk per worker in flight; each chunk is one request to one worker process.
     let chunk = work.len().div_ceil(state.workers.size()).clamp(1, CHUNK);
     let mut tasks = tokio::task::JoinSet::new();
@@ -210,9 +237,13 @@ async fn check_round(
         tasks.spawn(async move { materialize_chunk(&st, part, &today).await });
     }
     while let Some(r) = tasks.join_next().await {
-        outcomes.extend(r.map_err(|_| StorageError::TaskFailed)?);
+        match r {
+            Ok(settled) => outcomes.extend(settled),
+            // Its documents stay queued and are checked again.
+            Err(e) => tracing::error!(error = %e, "a materialiser chunk stopped"),
+        }
     }
-    Ok(outcomes)
+    outcomes
 }
 
 /// Materialise a chunk of documents in one worker request. When the pool is unavailable the
