@@ -26,6 +26,9 @@ pub const PASSPHRASE: u8 = 5;
 pub const INVALID: u8 = 6;
 /// Not found: an unknown survey, response or member.
 pub const NOT_FOUND: u8 = 7;
+/// The output was closed before the command finished writing it (`| head`): 128 + SIGPIPE,
+/// what a shell reports for other tools that SIGPIPE ends.
+pub const CLOSED: u8 = 141;
 
 /// A failure found by the interface itself (not by the store or the server), already
 /// classified.

@@ -106,6 +106,26 @@ impl Client {
         out
     }
 
+    /// Run `fieldsync ARGS` with its standard output a pipe nobody reads: the read end is
+    /// closed before the command starts, as `| head` closes it after a line. Returns the
+    /// exit code and stderr (stdout stays empty).
+    pub fn run_unread(&self, args: &[&str]) -> Output {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let mut cmd = self.command(args);
+        cmd.stdin(std::process::Stdio::null()).stdout(writer);
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.describe(args)));
+        let out = Output {
+            code: out.status.code(),
+            stdout: String::new(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        eprintln!("[e2e] {} | (closed) -> {:?}", self.describe(args), out.code);
+        out
+    }
+
     /// Run `fieldsync ARGS` to completion.
     pub fn run(&self, args: &[&str]) -> Output {
         self.run_stdin(args, None)

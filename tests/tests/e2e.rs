@@ -35,5 +35,7 @@ mod rights_support;
 mod secrets_at_rest;
 #[path = "e2e/versions.rs"]
 mod versions;
+#[path = "e2e/workflows.rs"]
+mod workflows;
 #[path = "e2e/xlsform.rs"]
 mod xlsform;

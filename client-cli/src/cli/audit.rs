@@ -33,7 +33,7 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
                 return Ok(0);
             }
             for e in &entries {
-                println!(
+                outln!(
                     "{:>8}  {}  {} {}  {}{}{}",
                     e.id,
                     format_ms(e.at),
@@ -53,7 +53,7 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
             if entries.len() as u32 >= limit
                 && let Some(last) = entries.last()
             {
-                println!("more entries follow: --after {}", last.id);
+                outln!("more entries follow: --after {}", last.id);
             }
             Ok(0)
         }
@@ -65,9 +65,9 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
             match &v.problem {
                 None => {
                     if !s.json {
-                        println!("the audit log is intact: {} entries verified", v.verified);
+                        outln!("the audit log is intact: {} entries verified", v.verified);
                         if v.unchained > 0 {
-                            println!(
+                            outln!(
                                 "{} older entries were recorded before the log was chained and are not covered",
                                 v.unchained
                             );

@@ -367,7 +367,7 @@ fn discarded(s: &Settings) -> anyhow::Result<u8> {
     if s.json {
         s.print_json(&serde_json::json!({ "id": null, "status": "discarded" }))?;
     } else {
-        println!("quit without saving; nothing was stored");
+        outln!("quit without saving; nothing was stored");
     }
     Ok(0)
 }
@@ -383,10 +383,10 @@ fn saved(store: &mut Store, key: &str, id: &Uuid, s: &Settings) -> anyhow::Resul
             "errors": r.errors,
         }))?;
     } else if r.meta.status == Status::Draft {
-        println!("saved draft {id}");
-        println!("continue it with: fieldsync collect {key} --resume {id}");
+        outln!("saved draft {id}");
+        outln!("continue it with: fieldsync collect {key} --resume {id}");
     } else {
-        println!("submitted response {id}; `fieldsync sync` sends it to the server");
+        outln!("submitted response {id}; `fieldsync sync` sends it to the server");
     }
     Ok(0)
 }
@@ -599,9 +599,9 @@ fn from_file(key: &str, text: &str, base: &Path, draft: bool, s: &Settings) -> a
         } else {
             "submitted response(s)"
         };
-        println!("stored {} {what}", ids.len());
+        outln!("stored {} {what}", ids.len());
         for id in &ids {
-            println!("{id}");
+            outln!("{id}");
         }
     }
     Ok(if invalid.is_empty() {

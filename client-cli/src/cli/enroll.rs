@@ -82,11 +82,14 @@ pub fn start_session(
             "sync_error": sync_error,
         }))?;
     } else {
-        println!(
+        outln!(
             "signed in as {} ({}) in {} on {}",
-            account.name, account.role, account.org_name, account.server
+            account.name,
+            account.role,
+            account.org_name,
+            account.server
         );
-        println!("{surveys} survey(s) on this device");
+        outln!("{surveys} survey(s) on this device");
     }
     Ok(0)
 }

@@ -37,7 +37,7 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
     }
     let created = client.create_enumerator(&NewEnumerator { name, surveys: ids })?;
     if quiet {
-        println!("{}", created.one_time_secret);
+        outln!("{}", created.one_time_secret);
     } else if s.json {
         s.print_json(&serde_json::json!({
             "id": created.id,
@@ -45,12 +45,12 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
             "code": created.one_time_secret,
         }))?;
     } else {
-        println!("created enumerator {} with id {}", created.name, created.id);
-        println!(
+        outln!("created enumerator {} with id {}", created.name, created.id);
+        outln!(
             "one-time enrollment code (shown only once): {}",
             created.one_time_secret
         );
-        println!(
+        outln!(
             "on their device: fieldsync enroll --server {} --code <CODE>",
             client.base()
         );

@@ -78,7 +78,7 @@ pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
     let mut body = client.export(&info.id, format)?;
     let bytes = match &args.out {
         None => {
-            let mut out = std::io::stdout().lock();
+            let mut out = super::out::stdout();
             let n = std::io::copy(&mut body, &mut out)
                 .context("the export was interrupted; run it again")?;
             out.flush()?;
@@ -111,7 +111,7 @@ pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
                 "file": path, "bytes": bytes,
             }))?;
         } else {
-            println!(
+            outln!(
                 "exported {} to {} ({bytes} bytes)",
                 info.form_id,
                 path.display()
@@ -191,7 +191,7 @@ fn tables(
     let zipped = t.has_repeats();
     match out {
         None => {
-            let mut stdout = std::io::stdout().lock();
+            let mut stdout = super::out::stdout();
             t.finish_csv(&mut stdout)?;
             stdout.flush()?;
         }
@@ -218,7 +218,7 @@ fn tables(
                 }))?;
             } else {
                 let what = if zipped { "tables (zip)" } else { "CSV" };
-                println!(
+                outln!(
                     "exported {responses} responses of {} as {what} to {}",
                     info.form_id,
                     path.display()

@@ -66,7 +66,7 @@ pub fn zip(
             "media_missing": missing.len(),
         }))?;
     } else {
-        println!(
+        outln!(
             "exported {responses} responses of {} with {files} file(s) to {}",
             info.form_id,
             out.display()

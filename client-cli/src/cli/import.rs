@@ -160,7 +160,7 @@ pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
         } else {
             0.0
         };
-        println!(
+        outln!(
             "stored {stored} response(s), {} invalid, in {elapsed:.1} s ({rate:.0} rows/s); `fieldsync sync` sends them",
             invalid.len()
         );

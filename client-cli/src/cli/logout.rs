@@ -22,11 +22,9 @@ pub fn run(_args: Args, s: &Settings) -> anyhow::Result<u8> {
     if s.json {
         s.print_json(&serde_json::json!({ "logged_out": true, "pending_responses": pending }))?;
     } else {
-        println!("logged out; local data stays on this device");
+        outln!("logged out; local data stays on this device");
         if pending > 0 {
-            println!(
-                "{pending} response(s) are not synced yet; log in or enroll again to sync them"
-            );
+            outln!("{pending} response(s) are not synced yet; log in or enroll again to sync them");
         }
     }
     Ok(0)

@@ -40,10 +40,10 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
             if s.json {
                 s.print_json(&files)?;
             } else if files.is_empty() {
-                println!("response {response} has no files on the server");
+                outln!("response {response} has no files on the server");
             } else {
                 for f in &files {
-                    println!(
+                    outln!(
                         "{}  {}  {}  {}{}",
                         f.name,
                         f.question,
@@ -101,7 +101,7 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
                 s.print_json(&written)?;
             } else {
                 for p in &written {
-                    println!("{}", p.display());
+                    outln!("{}", p.display());
                 }
             }
             Ok(0)

@@ -58,7 +58,7 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
                 role: role.into(),
             })?;
             if quiet {
-                println!("{}", created.one_time_secret);
+                outln!("{}", created.one_time_secret);
             } else if s.json {
                 s.print_json(&serde_json::json!({
                     "id": created.id,
@@ -67,15 +67,17 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
                     "token": created.one_time_secret,
                 }))?;
             } else {
-                println!(
+                outln!(
                     "created {} {} with id {}",
-                    created.role, created.name, created.id
+                    created.role,
+                    created.name,
+                    created.id
                 );
-                println!(
+                outln!(
                     "one-time login token (shown only once): {}",
                     created.one_time_secret
                 );
-                println!(
+                outln!(
                     "they sign in with: fieldsync login --server {} --token <TOKEN>",
                     client.base()
                 );
@@ -86,10 +88,10 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
             if s.json {
                 s.print_json(&members)?;
             } else {
-                println!("{:<36}  {:<11}  {:<7}  NAME", "ID", "ROLE", "STATE");
+                outln!("{:<36}  {:<11}  {:<7}  NAME", "ID", "ROLE", "STATE");
                 for m in &members {
                     let state = if m.revoked { "revoked" } else { "active" };
-                    println!(
+                    outln!(
                         "{:<36}  {:<11}  {:<7}  {}",
                         m.id,
                         m.role.as_str(),
@@ -104,7 +106,7 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
             if s.json {
                 s.print_json(&serde_json::json!({ "id": id, "revoked": true }))?;
             } else {
-                println!("revoked {id} and all its tokens");
+                outln!("revoked {id} and all its tokens");
             }
         }
     }

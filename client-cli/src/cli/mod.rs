@@ -1,6 +1,9 @@
 //! The `fieldsync` command tree: global options, the settings they resolve to, one module
 //! per subcommand, and the one place where errors become messages and exit codes.
 
+#[macro_use]
+mod out;
+
 mod audit;
 mod collect;
 mod enroll;
@@ -47,7 +50,8 @@ exit codes:
   4  authentication or permission refused (log in or enroll again)
   5  wrong or missing passphrase (set FIELDSYNC_PASSPHRASE)
   6  invalid input (bad file, invalid responses or rows, bad survey, closed survey)
-  7  not found (unknown survey, response or member)";
+  7  not found (unknown survey, response or member)
+  141  output closed before it was all written (`| head`); nothing else is said";
 
 /// The fieldsync command line.
 #[derive(Debug, Parser)]
@@ -175,7 +179,7 @@ impl Settings {
 
     /// Print one JSON document on stdout.
     pub fn print_json<T: Serialize + ?Sized>(&self, value: &T) -> anyhow::Result<()> {
-        let mut out = std::io::stdout().lock();
+        let mut out = out::stdout();
         serde_json::to_writer_pretty(&mut out, value)?;
         writeln!(out)?;
         Ok(())

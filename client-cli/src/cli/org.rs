@@ -36,11 +36,11 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
             if s.json {
                 s.print_json(&answer)?;
             } else if answer.enabled {
-                println!(
+                outln!(
                     "support access is on: the operator's support staff can act in this organisation (audited)"
                 );
             } else {
-                println!(
+                outln!(
                     "support access is off: support staff are refused (their attempts are audited)"
                 );
             }

@@ -208,7 +208,7 @@ fn list(
         return Ok(0);
     }
     if rows.is_empty() {
-        println!("no responses");
+        outln!("no responses");
         return Ok(0);
     }
     let forms: std::collections::HashMap<_, _> = store
@@ -216,9 +216,15 @@ fn list(
         .into_iter()
         .map(|v| (v.id, v.form_id))
         .collect();
-    println!(
+    outln!(
         "{:<36}  {:<20}  {:>3}  {:<9}  {:>6}  {:>9}  {:<7}  UPDATED",
-        "ID", "SURVEY", "V", "STATUS", "ERRORS", "CONFLICTS", "SYNC"
+        "ID",
+        "SURVEY",
+        "V",
+        "STATUS",
+        "ERRORS",
+        "CONFLICTS",
+        "SYNC"
     );
     for r in &rows {
         let sync = if r.rejected.is_some() {
@@ -232,7 +238,7 @@ fn list(
             .get(&r.survey_id)
             .cloned()
             .unwrap_or_else(|| r.survey_id.to_string());
-        println!(
+        outln!(
             "{:<36}  {:<20}  {:>3}  {:<9}  {:>6}  {:>9}  {:<7}  {}",
             r.id,
             form,
@@ -294,15 +300,15 @@ fn show(store: &Store, r: &LocalResponse, s: &Settings) -> anyhow::Result<u8> {
         return Ok(0);
     }
     let survey = store.survey_version(&r.meta.survey_id, r.meta.survey_version)?;
-    println!("response {}", r.meta.response_id);
-    println!(
+    outln!("response {}", r.meta.response_id);
+    outln!(
         "survey {} ({}) version {}",
         survey.form_id(),
         r.meta.survey_id,
         r.meta.survey_version
     );
-    println!("status {}", r.meta.status);
-    println!(
+    outln!("status {}", r.meta.status);
+    outln!(
         "created {}, updated {}",
         format_ms(r.meta.created_at),
         format_ms(r.meta.updated_at)
@@ -312,15 +318,15 @@ fn show(store: &Store, r: &LocalResponse, s: &Settings) -> anyhow::Result<u8> {
         (None, true) => "changes waiting to be synced".to_owned(),
         (None, false) => "synced".to_owned(),
     };
-    println!("sync: {sync}");
-    println!("answers:");
+    outln!("sync: {sync}");
+    outln!("answers:");
     for q in survey.questions() {
         if let Some(a) = r.answers.get(&q.name) {
-            println!("  {} ({}): {a}", q.label.text().trim(), q.name);
+            outln!("  {} ({}): {a}", q.label.text().trim(), q.name);
         }
     }
     for e in &r.errors {
-        println!("problem: {e}");
+        outln!("problem: {e}");
     }
     for c in &r.conflicts {
         print_conflict(&c.question, c);
@@ -329,10 +335,10 @@ fn show(store: &Store, r: &LocalResponse, s: &Settings) -> anyhow::Result<u8> {
 }
 
 fn print_conflict(question: &str, c: &fieldsync_protocol::document::Conflict) {
-    println!("conflict on {question}:");
+    outln!("conflict on {question}:");
     for v in &c.values {
         let who = v.author.as_deref().unwrap_or(&v.actor);
-        println!("  {} (set by {who})", v.value);
+        outln!("  {} (set by {who})", v.value);
     }
 }
 
@@ -370,17 +376,17 @@ fn conflicts(store: &mut Store, id: Option<String>, s: &Settings) -> anyhow::Res
             continue;
         }
         any = true;
-        println!("response {}", r.meta.response_id);
+        outln!("response {}", r.meta.response_id);
         for c in &r.conflicts {
             print_conflict(&c.question, c);
         }
-        println!(
+        outln!(
             "  settle with: fieldsync response resolve {} NAME --value VALUE",
             r.meta.response_id
         );
     }
     if !any {
-        println!("no conflicts");
+        outln!("no conflicts");
     }
     Ok(0)
 }
@@ -390,13 +396,13 @@ fn done(store: &mut Store, id: &uuid::Uuid, what: &str, s: &Settings) -> anyhow:
     if s.json {
         s.print_json(&to_json(store, &r)?)?;
     } else {
-        println!(
+        outln!(
             "{what} response {id} (now {}, {} problem(s)); `fieldsync sync` sends the change",
             r.meta.status,
             r.errors.len()
         );
         for e in &r.errors {
-            println!("problem: {e}");
+            outln!("problem: {e}");
         }
     }
     Ok(0)

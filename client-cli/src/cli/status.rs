@@ -15,32 +15,33 @@ pub fn run(_args: Args, s: &Settings) -> anyhow::Result<u8> {
         return Ok(0);
     }
     match (&r.account, &r.server) {
-        (Some(a), Some(server)) => println!("signed in as {a} on {server}"),
-        _ => println!("not signed in; run `fieldsync enroll` or `fieldsync login`"),
+        (Some(a), Some(server)) => outln!("signed in as {a} on {server}"),
+        _ => outln!("not signed in; run `fieldsync enroll` or `fieldsync login`"),
     }
-    println!(
+    outln!(
         "last sync: {}",
         r.last_sync_at.map_or_else(|| "never".to_owned(), format_ms)
     );
-    println!(
+    outln!(
         "waiting to sync: {} response(s) ({} change(s))",
-        r.pending_responses, r.pending_changes
+        r.pending_responses,
+        r.pending_changes
     );
-    println!(
+    outln!(
         "files waiting to upload: {} ({} left to send)",
         r.media_waiting,
         fieldsync_protocol::media::show_size(r.media_bytes_left)
     );
-    println!("responses on this device: {}", r.responses);
-    println!("  invalid (handed in with problems): {}", r.invalid);
-    println!("  with conflicts: {}", r.conflicted);
-    println!("  refused by the server: {}", r.rejected);
-    println!(
+    outln!("responses on this device: {}", r.responses);
+    outln!("  invalid (handed in with problems): {}", r.invalid);
+    outln!("  with conflicts: {}", r.conflicted);
+    outln!("  refused by the server: {}", r.rejected);
+    outln!(
         "  restricted at the respondent's request (no edits): {}",
         r.restricted
     );
     if r.media_refused > 0 {
-        println!(
+        outln!(
             "  files refused by the server: {} (`fieldsync sync` named them and why)",
             r.media_refused
         );

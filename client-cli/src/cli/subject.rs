@@ -106,7 +106,7 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
             } else {
                 print_found(&found.responses);
                 if found.do_not_contact {
-                    println!("this person is on the do-not-contact list");
+                    outln!("this person is on the do-not-contact list");
                 }
             }
         }
@@ -124,7 +124,7 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
                     "files": files,
                 }))?;
             } else {
-                println!(
+                outln!(
                     "wrote {} response(s) held about the person to {} and {}",
                     export.responses.len(),
                     out.display(),
@@ -133,7 +133,7 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
                 if let Some(first) = files.first()
                     && let Some(dir) = first.parent()
                 {
-                    println!("and their {} file(s) to {}", files.len(), dir.display());
+                    outln!("and their {} file(s) to {}", files.len(), dir.display());
                 }
             }
         }
@@ -147,7 +147,7 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
                 let found: SubjectFound =
                     client.send_json(Method::POST, "/v1/subjects/find", &q)?;
                 if found.responses.is_empty() {
-                    println!("no responses are held about this person; nothing to erase");
+                    outln!("no responses are held about this person; nothing to erase");
                     return Ok(0);
                 }
                 confirm_erasure(found.responses.len())?;
@@ -164,12 +164,12 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
             if s.json {
                 s.print_json(&erased)?;
             } else {
-                println!(
+                outln!(
                     "erased {} response(s); devices delete their copies at their next sync",
                     erased.responses.len()
                 );
                 for id in &erased.responses {
-                    println!("  {id}");
+                    outln!("  {id}");
                 }
             }
         }
@@ -189,12 +189,12 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
 
 fn print_found(found: &[SubjectMatch]) {
     if found.is_empty() {
-        println!("no responses are held about this person");
+        outln!("no responses are held about this person");
         return;
     }
-    println!("{} response(s):", found.len());
+    outln!("{} response(s):", found.len());
     for m in found {
-        println!(
+        outln!(
             "  {}  survey {} v{}  collected by {}  received {}{}",
             m.response_id,
             m.survey_id,
@@ -217,9 +217,9 @@ fn changed(
     if s.json {
         s.print_json(&changed)?;
     } else if changed.found == 0 {
-        println!("no responses are held about this person");
+        outln!("no responses are held about this person");
     } else {
-        println!(
+        outln!(
             "{} of {} response(s) are now {now}; devices learn it at their next sync",
             changed.responses.len(),
             changed.found
@@ -235,7 +235,7 @@ fn listing(s: &Settings, client: &ApiClient, path: &str, person: &Person) -> any
     } else {
         let state = if answer.listed { "on" } else { "off" };
         let change = if answer.changed { "now" } else { "already" };
-        println!("the person is {change} {state} the do-not-contact list");
+        outln!("the person is {change} {state} the do-not-contact list");
     }
     Ok(())
 }

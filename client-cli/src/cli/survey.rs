@@ -189,7 +189,7 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
                     "survey_id": info.id, "form_id": info.form_id, "enumerator_id": enumerator_id,
                 }))?;
             } else {
-                println!(
+                outln!(
                     "assigned {} to {enumerator_id}; it reaches their device at its next sync",
                     info.form_id
                 );
@@ -207,7 +207,7 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
                     "survey_id": info.id, "form_id": info.form_id, "status": status,
                 }))?;
             } else {
-                println!("{} is now {}", info.form_id, status_name(status));
+                outln!("{} is now {}", info.form_id, status_name(status));
             }
             Ok(0)
         }
@@ -229,11 +229,11 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
                 }))?;
             } else {
                 match period.0 {
-                    Some(secs) => println!(
+                    Some(secs) => outln!(
                         "{} keeps responses {secs} s after they reach the server; older ones are erased by the server's purge",
                         info.form_id
                     ),
-                    None => println!("{} keeps responses until they are erased", info.form_id),
+                    None => outln!("{} keeps responses until they are erased", info.form_id),
                 }
             }
             Ok(0)
@@ -261,23 +261,25 @@ fn check(file: &std::path::Path, s: &Settings) -> anyhow::Result<u8> {
             "warnings": survey.warnings(),
         }))?;
     } else {
-        println!(
+        outln!(
             "{}: {} ({}) is a valid form: {questions} questions, {groups} groups and repeats",
             file.display(),
             survey.title(),
             survey.form_id()
         );
         for w in survey.warnings() {
-            println!("  warning: {w}");
+            outln!("  warning: {w}");
         }
         let def = survey.definition();
         for need in files::needed(def)
             .into_iter()
             .filter(|n| !def.files.contains_key(&n.name) && !def.media.contains_key(&n.name))
         {
-            println!(
+            outln!(
                 "  uses {} (survey row {}, {}): publish with the file beside the form or in --media DIR",
-                need.name, need.row, need.by
+                need.name,
+                need.row,
+                need.by
             );
         }
     }
@@ -289,7 +291,7 @@ fn sample(file: &std::path::Path, count: usize, seed: u64) -> anyhow::Result<u8>
     let survey = load_form(file)?;
     let ctx = fieldsync_protocol::survey::ValidationContext::at(fieldsync_client::store::now_utc());
     let mut rng = fieldsync_protocol::survey::SampleRng::new(seed);
-    let mut out = std::io::stdout().lock();
+    let mut out = super::out::stdout();
     let mut incomplete = 0;
     for _ in 0..count {
         let answers = survey.sample(&mut rng, &ctx);
@@ -314,7 +316,7 @@ fn convert(file: &std::path::Path, out: &std::path::Path, s: &Settings) -> anyho
     if s.json {
         s.print_json(&serde_json::json!({"form_id": survey.form_id(), "out": out}))?;
     } else {
-        println!("wrote {} ({})", out.display(), survey.form_id());
+        outln!("wrote {} ({})", out.display(), survey.form_id());
     }
     Ok(0)
 }
@@ -331,9 +333,11 @@ fn publish(
     if s.json {
         s.print_json(&published)?;
     } else {
-        println!(
+        outln!(
             "published {} version {} (survey id {})",
-            published.form_id, published.version, published.survey_id
+            published.form_id,
+            published.version,
+            published.survey_id
         );
     }
     Ok(0)
@@ -402,14 +406,17 @@ fn list(s: &Settings) -> anyhow::Result<u8> {
     if s.json {
         s.print_json(&surveys)?;
     } else if surveys.is_empty() {
-        println!("no surveys yet; publish one, or run `fieldsync sync` to fetch assigned surveys");
+        outln!("no surveys yet; publish one, or run `fieldsync sync` to fetch assigned surveys");
     } else {
-        println!(
+        outln!(
             "{:<36}  {:<24}  {:<7}  {:>7}  TITLE",
-            "ID", "FORM ID", "STATUS", "VERSION"
+            "ID",
+            "FORM ID",
+            "STATUS",
+            "VERSION"
         );
         for v in &surveys {
-            println!(
+            outln!(
                 "{:<36}  {:<24}  {:<7}  {:>7}  {}",
                 v.id,
                 v.form_id,
@@ -495,10 +502,10 @@ fn save_files(
     if s.json {
         s.print_json(&written)?;
     } else if written.is_empty() {
-        println!("{} was published without files", survey.form_id());
+        outln!("{} was published without files", survey.form_id());
     } else {
         for p in &written {
-            println!("{}", p.display());
+            outln!("{}", p.display());
         }
     }
     Ok(0)
@@ -545,14 +552,14 @@ fn show(key: &str, version: Option<u32>, s: &Settings) -> anyhow::Result<u8> {
             }))
             .map(|()| 0);
     }
-    println!(
+    outln!(
         "{} ({}) version {v} of {:?}, {}",
         survey.title(),
         info.form_id,
         info.versions,
         status_name(info.status)
     );
-    println!("survey id {}", info.id);
+    outln!("survey id {}", info.id);
     for (i, q) in survey.questions().iter().enumerate() {
         let required = if q.required.is_possible() {
             ", required"
@@ -564,30 +571,30 @@ fn show(key: &str, version: Option<u32>, s: &Settings) -> anyhow::Result<u8> {
         } else {
             format!(" [{}]", q.group.join("/"))
         };
-        println!("\n{:>3}. {} ({}{required}){group}", i + 1, q.name, q.qtype);
-        println!("     {}", q.label.text().trim());
+        outln!("\n{:>3}. {} ({}{required}){group}", i + 1, q.name, q.qtype);
+        outln!("     {}", q.label.text().trim());
         if let Some(h) = q.hint.get(None) {
-            println!("     hint: {h}");
+            outln!("     hint: {h}");
         }
         if q.is_asked() {
-            println!("     answer: {}", type_hint(&q.qtype));
+            outln!("     answer: {}", type_hint(&q.qtype));
         }
         if let Some(list) = q.qtype.list().and_then(|l| survey.choices(l)) {
             for (n, c) in list.iter().enumerate() {
-                println!("       {}) {} = {}", n + 1, c.name, c.display());
+                outln!("       {}) {} = {}", n + 1, c.name, c.display());
             }
         }
         if let Some(e) = &q.relevant {
-            println!("     asked when: {}", e.source());
+            outln!("     asked when: {}", e.source());
         }
         if let Some(e) = &q.constraint {
-            println!("     constraint: {}", e.source());
+            outln!("     constraint: {}", e.source());
             if let Some(m) = q.constraint_message.get(None) {
-                println!("       ({m})");
+                outln!("       ({m})");
             }
         }
         if let Some(d) = q.static_default() {
-            println!("     default: {d}");
+            outln!("     default: {d}");
         }
     }
     Ok(0)

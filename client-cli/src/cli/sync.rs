@@ -42,55 +42,58 @@ pub fn run(_args: Args, s: &Settings) -> anyhow::Result<u8> {
     if s.json {
         s.print_json(&report)?;
     } else {
-        println!(
+        outln!(
             "pushed {} response(s) ({} new change(s), {} already there)",
-            report.pushed_docs, report.pushed_changes, report.duplicate_changes
+            report.pushed_docs,
+            report.pushed_changes,
+            report.duplicate_changes
         );
         if report.media_uploaded > 0 || report.media_bytes_sent > 0 {
-            println!(
+            outln!(
                 "uploaded {} file(s) ({} sent)",
                 report.media_uploaded,
                 show_size(report.media_bytes_sent)
             );
         }
-        println!(
+        outln!(
             "pulled {} response(s), {} survey update(s)",
-            report.pulled_docs, report.surveys_updated
+            report.pulled_docs,
+            report.surveys_updated
         );
         if !report.rejected.is_empty() {
-            println!(
+            outln!(
                 "{} response(s) refused by the server (kept on this device):",
                 report.rejected.len()
             );
             for (id, why) in &report.rejected {
-                println!("  {id}: {why}");
+                outln!("  {id}: {why}");
             }
         }
         if !report.media_refused.is_empty() {
-            println!(
+            outln!(
                 "{} file(s) refused by the server (kept on this device):",
                 report.media_refused.len()
             );
             for (name, why) in &report.media_refused {
-                println!("  {name}: {why}");
+                outln!("  {name}: {why}");
             }
         }
         if !report.erased.is_empty() {
-            println!(
+            outln!(
                 "{} response(s) were erased on the server (a respondent's request or the end of a retention period) and deleted from this device:",
                 report.erased.len()
             );
             for id in &report.erased {
-                println!("  {id}");
+                outln!("  {id}");
             }
         }
         if !report.unreadable.is_empty() {
-            println!(
+            outln!(
                 "{} response(s) from the server could not be read and were set aside:",
                 report.unreadable.len()
             );
             for (id, why) in &report.unreadable {
-                println!("  {id}: {why}");
+                outln!("  {id}: {why}");
             }
         }
     }

@@ -12,13 +12,16 @@ pub fn run(_args: Args, s: &Settings) -> anyhow::Result<u8> {
     if s.json {
         s.print_json(&me)?;
     } else {
-        println!(
+        outln!(
             "{} ({}) in {} [{}]",
-            me.name, me.role, me.org_name, me.region
+            me.name,
+            me.role,
+            me.org_name,
+            me.region
         );
-        println!("member id: {}", me.principal_id);
-        println!("organisation id: {}", me.org_id);
-        println!(
+        outln!("member id: {}", me.principal_id);
+        outln!("organisation id: {}", me.org_id);
+        outln!(
             "support access: {}",
             if me.support_access { "on" } else { "off" }
         );
