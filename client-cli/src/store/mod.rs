@@ -373,7 +373,12 @@ impl Store {
                 }
             }
             if prev != &binding {
-                tx.execute("UPDATE meta SET value = '0' WHERE key = 'cursor'", [])?;
+                // What the new member may see differs: pull it from the start. (`meta` holds
+                // blobs; the cursor is its decimal digits, as `cursor` reads it.)
+                tx.execute(
+                    "UPDATE meta SET value = ?1 WHERE key = 'cursor'",
+                    [b"0".as_slice()],
+                )?;
             }
         }
         let plain = serde_json::to_vec(&binding).map_err(|e| StoreError::Corrupt(e.to_string()))?;
