@@ -148,7 +148,14 @@ pub struct StatusChange {
 pub struct Published {
     pub survey_id: Uuid,
     pub form_id: String,
+    /// The server's number for the version.
     pub version: u32,
+    /// The form's own version (its `version` setting), if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// The same definition was published before (as `version`): nothing changed.
+    #[serde(default)]
+    pub unchanged: bool,
 }
 
 /// A survey as listed.

@@ -330,13 +330,21 @@ fn publish(
     let text = survey.to_json();
     let store = s.open_store()?;
     let published = super::api(&store)?.publish_survey(text)?;
+    let named = match &published.label {
+        Some(label) => format!("version {label} (number {})", published.version),
+        None => format!("version {}", published.version),
+    };
     if s.json {
         s.print_json(&published)?;
+    } else if published.unchanged {
+        outln!(
+            "{} {named} already has exactly this definition; nothing was published (change the form and its `version` setting to publish a new version)",
+            published.form_id
+        );
     } else {
         outln!(
-            "published {} version {} (survey id {})",
+            "published {} {named} (survey id {})",
             published.form_id,
-            published.version,
             published.survey_id
         );
     }

@@ -9,14 +9,17 @@ use uuid::Uuid;
 
 use crate::auth::{Caller, MANAGERS};
 use crate::error::ApiError;
-use crate::storage::{AuditEvent, Db, StorageError, SurveyHead, SurveyWrite, now_ms};
+use crate::storage::{AuditEvent, Db, Publication, StorageError, SurveyHead, SurveyWrite, now_ms};
 
 fn doc_error(e: impl std::fmt::Display) -> StorageError {
     StorageError::Corrupt(format!("survey document: {e}"))
 }
 
 /// Publish a definition (JSON) as the next version of its survey, creating the survey on its
-/// first publication. A closed survey takes no new version.
+/// first publication. A closed survey takes no new version. The form's own `version` setting
+/// names a version as ODK does: a label already published with another definition is
+/// refused, and a definition already published (under any label, or none) is not published
+/// again: the answer says which version it is.
 pub async fn publish(db: &Db, caller: &Caller, text: &str) -> Result<Published, ApiError> {
     caller.require(MANAGERS, "publish surveys")?;
     let survey = Survey::parse_json(text).map_err(|errors| ApiError::InvalidSurvey {
@@ -52,6 +55,7 @@ pub async fn publish(db: &Db, caller: &Caller, text: &str) -> Result<Published, 
     let definition = serde_json::to_string(survey.definition())
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let (form_id, title) = (survey.form_id().to_owned(), survey.title().to_owned());
+    let label = survey.version().map(str::to_owned);
     let audit = AuditEvent::by(caller, "survey_published");
     let by = caller.principal_id.clone();
     let plan_form = form_id.clone();
@@ -68,6 +72,15 @@ pub async fn publish(db: &Db, caller: &Caller, text: &str) -> Result<Published, 
                 let doc = SurveyDoc::load(&head.doc)
                     .map_err(doc_error)?
                     .with_writer(uuid.into_bytes().to_vec());
+                if let Some(same) = published_before(&doc, &definition, label.as_deref())? {
+                    return Ok(Publication::Unchanged(Published {
+                        survey_id: uuid,
+                        form_id: plan_form.clone(),
+                        version: same,
+                        label: label.clone(),
+                        unchanged: true,
+                    }));
+                }
                 (uuid, head.latest_version + 1, doc)
             }
             None => {
@@ -84,20 +97,50 @@ pub async fn publish(db: &Db, caller: &Caller, text: &str) -> Result<Published, 
             }
         };
         doc.publish(version, &definition, now).map_err(doc_error)?;
-        Ok(SurveyWrite {
+        Ok(Publication::New(Box::new(SurveyWrite {
             survey_id: survey_id.to_string(),
             version,
+            label: label.clone(),
             title,
             doc: doc.save(),
             definition,
             published_by: by,
             published_at: now,
-            audit: audit
-                .target(survey_id.to_string())
-                .detail(format!("version {version}")),
-        })
+            audit: audit.target(survey_id.to_string()).detail(match &label {
+                Some(l) => format!("version {version} ({l})"),
+                None => format!("version {version}"),
+            }),
+        })))
     });
     Ok(db.publish(&caller.org_id, &form_id, plan).await?)
+}
+
+/// The version already published with this definition, if any; a refusal when the form's
+/// version label is published with a different definition.
+fn published_before(
+    doc: &SurveyDoc,
+    definition: &str,
+    label: Option<&str>,
+) -> Result<Option<u32>, StorageError> {
+    for v in doc.versions().map_err(doc_error)? {
+        let Some(stored) = doc.definition(v.version).map_err(doc_error)? else {
+            continue;
+        };
+        if stored == definition {
+            return Ok(Some(v.version));
+        }
+        let Some(label) = label else { continue };
+        let stored_label = serde_json::from_str::<serde_json::Value>(&stored)
+            .ok()
+            .and_then(|d| d["settings"]["version"].as_str().map(str::to_owned));
+        if stored_label.as_deref() == Some(label) {
+            return Err(StorageError::Conflict(format!(
+                "version {label} of this form is already published (as version {}) with a different definition; change the form's `version` setting (for example to {label}.1 or today's date) and publish again",
+                v.version
+            )));
+        }
+    }
+    Ok(None)
 }
 
 /// Set a survey's status.

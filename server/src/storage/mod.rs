@@ -549,6 +549,8 @@ pub struct SurveyHead {
 pub struct SurveyWrite {
     pub survey_id: String,
     pub version: u32,
+    /// The form's own version label.
+    pub label: Option<String>,
     pub title: String,
     pub doc: Vec<u8>,
     pub definition: String,
@@ -557,8 +559,16 @@ pub struct SurveyWrite {
     pub audit: AuditEvent,
 }
 
+/// What a publication comes to: a new version to write, or the same definition published
+/// before (nothing is written).
+#[derive(Clone, Debug)]
+pub enum Publication {
+    New(Box<SurveyWrite>),
+    Unchanged(Published),
+}
+
 /// Decides a publication from the survey as it stands (see [`Storage::publish`]).
-pub type PublishPlan = Box<dyn FnOnce(Option<SurveyHead>) -> Result<SurveyWrite> + Send>;
+pub type PublishPlan = Box<dyn FnOnce(Option<SurveyHead>) -> Result<Publication> + Send>;
 
 /// What a pushing device needs to know about a survey: its status and whether the caller may
 /// write responses to it.

@@ -8,7 +8,6 @@
 //! settle them with made-up verdicts, as the materialiser would.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use fieldsync_protocol::api::Role;
 use fieldsync_protocol::crypto::token_hash;
@@ -165,10 +164,15 @@ async fn one_time_secrets_redeem_once_tokens_authenticate_until_revoked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_publications_number_versions_without_gaps_or_repeats() {
     each_backend(|backend, w| async move {
-        let text = Arc::new(fixture("surveys/household-v1.json"));
+        // Eight forms of one survey, each its own `version` (one definition published twice
+        // is published once).
+        let base: serde_json::Value =
+            serde_json::from_str(&fixture("surveys/household-v1.json")).expect("json");
         let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..8 {
-            let (db, admin, text) = (w.db().clone(), w.admin.clone(), text.clone());
+        for i in 0..8 {
+            let mut form = base.clone();
+            form["settings"]["version"] = format!("2024.{i}").into();
+            let (db, admin, text) = (w.db().clone(), w.admin.clone(), form.to_string());
             tasks.spawn(async move { service::surveys::publish(&db, &admin, &text).await });
         }
         let mut versions = BTreeSet::new();
@@ -204,7 +208,9 @@ async fn concurrent_publications_number_versions_without_gaps_or_repeats() {
         service::surveys::set_status(w.db(), &w.admin, &id, SurveyStatus::Closed)
             .await
             .expect("close");
-        let refused = service::surveys::publish(w.db(), &w.admin, &text).await;
+        let mut next = base.clone();
+        next["settings"]["version"] = "2024.9".into();
+        let refused = service::surveys::publish(w.db(), &w.admin, &next.to_string()).await;
         assert!(
             matches!(refused, Err(ApiError::Conflict(_))),
             "{backend}: {refused:?}"

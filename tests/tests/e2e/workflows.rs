@@ -96,3 +96,63 @@ fn a_revoked_device_enrolls_again_on_its_home_and_sends_what_waited() {
 fn path(p: &std::path::Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
+
+/// The form's `version` setting is its version, as in ODK. The same file published twice
+/// used to become versions 2 and 3 without a word; now the second time is a no-op that says
+/// so, and a different definition under a version already published is refused.
+#[test]
+fn publishing_follows_the_forms_own_version() {
+    let w = World::start();
+    let v1 = fieldsync_e2e::fixture("surveys/household-v1.json");
+    let first = w.admin.json(&["survey", "publish", path(&v1)]);
+    assert_eq!(
+        (first["version"].as_u64(), first["label"].as_str()),
+        (Some(1), Some("2024.1")),
+        "{first}"
+    );
+
+    let again = w.admin.json(&["survey", "publish", path(&v1)]);
+    assert_eq!(again["unchanged"], true, "{again}");
+    assert_eq!(again["version"], 1, "{again}");
+    let said = w.admin.ok(&["survey", "publish", path(&v1)]);
+    assert!(
+        said.contains("version 2024.1") && said.contains("nothing was published"),
+        "the no-op says so, naming the form's version: {said}"
+    );
+    let shown = w.admin.json(&["survey", "show", "household_survey"]);
+    assert_eq!(
+        shown["versions"],
+        serde_json::json!([1]),
+        "no version was added"
+    );
+
+    // The same version label with another definition: refused, and nothing changes.
+    let mut edited: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&v1).expect("fixture")).expect("json");
+    edited["settings"]["form_title"] = "Household survey, edited".into();
+    let edited = w.file("edited.json", &edited.to_string());
+    let err = w.admin.fails(&["survey", "publish", path(&edited)], 6);
+    assert!(
+        err.contains("2024.1") && err.contains("already published"),
+        "the refusal names the version and what to do: {err}"
+    );
+    let shown = w.admin.json(&["survey", "show", "household_survey"]);
+    assert_eq!(
+        shown["versions"],
+        serde_json::json!([1]),
+        "nothing was published"
+    );
+
+    // A new version label publishes the next version.
+    let v2 = fieldsync_e2e::fixture("surveys/household-v2.json");
+    let second = w.admin.json(&["survey", "publish", path(&v2)]);
+    assert_eq!(
+        (
+            second["version"].as_u64(),
+            second["label"].as_str(),
+            &second["unchanged"]
+        ),
+        (Some(2), Some("2024.2"), &serde_json::Value::Bool(false)),
+        "{second}"
+    );
+}

@@ -18,9 +18,9 @@ use super::{Postgres, big, small};
 use crate::auth::Caller;
 use crate::storage::{
     AuditEntry, AuditEvent, AuditHead, DocMaterial, ErasedRecord, ErasureCause, Expired,
-    NewCredential, NewOrg, NewPrincipal, Org, Principal, PublishPlan, PullQuery, Pushed, Queued,
-    Redeem, Redeemed, ResponseQuery, Result, Settlement, Storage, StorageError, SubjectResponse,
-    Summary, SurveyHead, VerifiedDoc, now_ms,
+    NewCredential, NewOrg, NewPrincipal, Org, Principal, Publication, PublishPlan, PullQuery,
+    Pushed, Queued, Redeem, Redeemed, ResponseQuery, Result, Settlement, Storage, StorageError,
+    SubjectResponse, Summary, SurveyHead, VerifiedDoc, now_ms,
 };
 
 impl Postgres {
@@ -370,7 +370,13 @@ impl Storage for Postgres {
                 })
             })
             .transpose()?;
-        let w = plan(head)?;
+        let w = match plan(head)? {
+            Publication::New(w) => w,
+            Publication::Unchanged(published) => {
+                tx.commit().await?;
+                return Ok(published);
+            }
+        };
         if w.version == 1 {
             tx.execute(
                 "INSERT INTO surveys (id, org_id, form_id, title, status, latest_version, doc, created_at)
@@ -404,6 +410,8 @@ impl Storage for Postgres {
             survey_id: uuid_of(&w.survey_id)?,
             form_id: form_id.to_owned(),
             version: w.version,
+            label: w.label.clone(),
+            unchanged: false,
         })
     }
 

@@ -14,9 +14,9 @@ use crate::auth::Caller;
 use crate::keys::KeyRing;
 use crate::storage::{
     AuditEntry, AuditEvent, AuditHead, DocMaterial, ErasedRecord, ErasureCause, Expired,
-    NewCredential, NewOrg, NewPrincipal, Org, Principal, PublishPlan, PullQuery, Pushed, Queued,
-    Redeem, Redeemed, ResponseQuery, Result, Settlement, Storage, StorageError, SubjectResponse,
-    Summary, VerifiedDoc,
+    NewCredential, NewOrg, NewPrincipal, Org, Principal, Publication, PublishPlan, PullQuery,
+    Pushed, Queued, Redeem, Redeemed, ResponseQuery, Result, Settlement, Storage, StorageError,
+    SubjectResponse, Summary, VerifiedDoc,
 };
 
 /// The embedded SQLite backend: one database file.
@@ -296,7 +296,10 @@ impl Storage for Sqlite {
         self.store
             .write(move |tx| {
                 let head = surveys::head(tx, &org_id, &form_id)?;
-                let write = plan(head)?;
+                let write = match plan(head)? {
+                    Publication::New(write) => write,
+                    Publication::Unchanged(published) => return Ok(published),
+                };
                 surveys::write_version(tx, &org_id, &form_id, &write)?;
                 audit::record(tx, &keys, &write.audit)?;
                 Ok(Published {
@@ -304,6 +307,8 @@ impl Storage for Sqlite {
                         .map_err(|e| StorageError::Corrupt(e.to_string()))?,
                     form_id,
                     version: write.version,
+                    label: write.label.clone(),
+                    unchanged: false,
                 })
             })
             .await
