@@ -36,6 +36,9 @@ pub struct Args {
     /// Store the rows as drafts instead of submitted responses.
     #[arg(long)]
     draft: bool,
+    /// Check every row as an import would and report, storing nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -70,6 +73,9 @@ struct Sink<'a> {
     batch: CreateBatch,
     status: Status,
     rows: Vec<(usize, Result<Answers, Vec<String>>)>,
+    /// Check only: valid rows are counted, not stored.
+    dry_run: bool,
+    valid: u64,
     stored: u64,
     invalid: Vec<Invalid>,
     bar: indicatif::ProgressBar,
@@ -98,11 +104,18 @@ impl Sink<'_> {
                 None => Err(parsed.err().unwrap_or_default()),
             };
             match result {
-                Ok(p) => self.batch.push(p),
+                Ok(p) => {
+                    self.valid += 1;
+                    if !self.dry_run {
+                        self.batch.push(p);
+                    }
+                }
                 Err(errors) => self.invalid.push(Invalid { line, errors }),
             }
         }
-        self.stored += self.batch.commit(self.store)? as u64;
+        if !self.dry_run {
+            self.stored += self.batch.commit(self.store)? as u64;
+        }
         Ok(())
     }
 }
@@ -138,6 +151,8 @@ pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
         } else {
             Status::Submitted
         },
+        dry_run: args.dry_run,
+        valid: 0,
         stored: 0,
         invalid: Vec::new(),
         bar,
@@ -149,11 +164,22 @@ pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
     sink.flush()?;
     sink.bar.finish_and_clear();
     let elapsed = started.elapsed().as_secs_f64();
-    let (stored, mut invalid) = (sink.stored, sink.invalid);
+    let (valid, stored, mut invalid) = (sink.valid, sink.stored, sink.invalid);
     invalid.sort_by_key(|i| i.line);
     report_invalid(&invalid);
     if s.json {
-        s.print_json(&serde_json::json!({ "stored": stored, "invalid": invalid }))?;
+        s.print_json(&serde_json::json!({
+            "valid": valid,
+            "stored": stored,
+            "invalid": invalid,
+            "dry_run": args.dry_run,
+        }))?;
+    } else if args.dry_run {
+        outln!(
+            "checked {} row(s): {valid} valid, {} invalid; nothing was stored (run without --dry-run to import)",
+            valid + invalid.len() as u64,
+            invalid.len()
+        );
     } else {
         let rate = if elapsed > 0.0 {
             stored as f64 / elapsed
@@ -169,6 +195,7 @@ pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
 }
 
 fn import_csv(reader: impl Read, survey: &Survey, sink: &mut Sink<'_>) -> anyhow::Result<()> {
+    let (reader, lines) = LineCounter::new(reader);
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
@@ -191,14 +218,14 @@ fn import_csv(reader: impl Read, survey: &Survey, sink: &mut Sink<'_>) -> anyhow
         match rdr.read_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {
-                let line = record.position().map_or(line, |p| p.line() as usize);
+                let line = record.position().map_or(line, |p| lines.line_at(p.byte()));
                 sink.row(line, columns.answers(survey, record.iter()))?;
             }
             Err(e) if e.is_io_error() => {
                 return Err(anyhow::Error::new(e).context("reading the CSV file failed"));
             }
             Err(e) => {
-                let line = e.position().map_or(line, |p| p.line() as usize);
+                let line = e.position().map_or(line, |p| lines.line_at(p.byte()));
                 sink.invalid.push(Invalid {
                     line,
                     errors: vec![e.to_string()],
@@ -211,6 +238,67 @@ fn import_csv(reader: impl Read, survey: &Survey, sink: &mut Sink<'_>) -> anyhow
         }
     }
     Ok(())
+}
+
+/// Line numbers of CSV records, counted from the bytes read: the csv crate's own count is one
+/// short in a file with CRLF line ends (a record starts at the `\n` of the CR LF before it).
+struct LineCounter<R> {
+    inner: R,
+    read: u64,
+    seen: std::rc::Rc<std::cell::RefCell<Newlines>>,
+}
+
+/// Offsets of the newlines read but not yet passed by a record, and how many were passed.
+#[derive(Default)]
+struct Newlines {
+    ahead: std::collections::VecDeque<u64>,
+    passed: usize,
+}
+
+/// The reading end's view of a [`LineCounter`].
+struct Lines(std::rc::Rc<std::cell::RefCell<Newlines>>);
+
+impl<R: Read> LineCounter<R> {
+    fn new(inner: R) -> (LineCounter<R>, Lines) {
+        let seen = std::rc::Rc::default();
+        let lines = Lines(std::rc::Rc::clone(&seen));
+        (
+            LineCounter {
+                inner,
+                read: 0,
+                seen,
+            },
+            lines,
+        )
+    }
+}
+
+impl<R: Read> Read for LineCounter<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut seen = self.seen.borrow_mut();
+        for (i, b) in buf[..n].iter().enumerate() {
+            if *b == b'\n' {
+                seen.ahead.push_back(self.read + i as u64);
+            }
+        }
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+impl Lines {
+    /// The line of a record starting at byte `at`: one more than the newlines before its
+    /// first character (the newline at `at` itself, for CR LF, included). Records come in
+    /// order, so offsets passed are dropped.
+    fn line_at(&self, at: u64) -> usize {
+        let mut seen = self.0.borrow_mut();
+        while seen.ahead.front().is_some_and(|&nl| nl <= at) {
+            seen.ahead.pop_front();
+            seen.passed += 1;
+        }
+        seen.passed + 1
+    }
 }
 
 fn import_jsonl(reader: impl BufRead, survey: &Survey, sink: &mut Sink<'_>) -> anyhow::Result<()> {

@@ -156,3 +156,57 @@ fn publishing_follows_the_forms_own_version() {
         "{second}"
     );
 }
+
+/// A CSV saved on Windows (CRLF line ends) reports an invalid row on its own line, as the
+/// same file with LF does; `import --dry-run` checks a file without storing anything.
+#[test]
+fn import_reports_the_right_lines_for_crlf_files_and_dry_run_stores_nothing() {
+    let w = World::start();
+    w.publish("household-v1.json");
+    let (ops, _) = w.member("ops", "Olu Ops", "ops");
+    ops.sync();
+    // Two files of different rows, each with its third row invalid.
+    let csv = |first: usize| {
+        let mut rows = data::household_v1(first, 4);
+        rows[2].insert("head_age".into(), serde_json::json!(200));
+        data::to_csv(&data::HOUSEHOLD_V1_QUESTIONS, &rows)
+    };
+    let lf = csv(0);
+    assert!(!lf.contains('\r'), "the fixture writer uses LF");
+    for (name, text) in [("lf.csv", lf), ("crlf.csv", csv(10).replace('\n', "\r\n"))] {
+        let file = w.file(name, &text);
+        for dry in [true, false] {
+            let mut args = vec!["import", "household_survey", path(&file)];
+            if dry {
+                args.push("--dry-run");
+            }
+            let out = ops.json_code(&args, 6);
+            let report: serde_json::Value = serde_json::from_str(out.stdout.trim())
+                .unwrap_or_else(|e| panic!("no JSON ({e})\n{}", out.describe()));
+            let lines: Vec<i64> = report["invalid"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{report}"))
+                .iter()
+                .map(|r| int_field(r, "line"))
+                .collect();
+            assert_eq!(
+                lines,
+                vec![4],
+                "{name}: the header is line 1, the third row line 4"
+            );
+            let stored = if dry { 0 } else { 3 };
+            assert_eq!(report["stored"], stored, "{name}, dry run {dry}: {report}");
+            if dry {
+                assert_eq!(
+                    report["valid"], 3,
+                    "{name}: a dry run counts the valid rows"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        ops.responses(&["--survey", "household_survey"]).len(),
+        6,
+        "three from each real import, none from the dry runs"
+    );
+}
