@@ -105,11 +105,9 @@ pub async fn run(state: AppState, stop: Arc<Notify>) {
             }
         }
         deferred_since = None;
-        let busy = checking
-            .as_ref()
-            .map(|c| c.docs.clone())
-            .unwrap_or_default();
-        let next = match read_round(&state, &busy).await {
+        let none = HashSet::new();
+        let busy = checking.as_ref().map_or(&none, |c| &c.docs);
+        let next = match read_round(&state, busy).await {
             Ok(next) => next,
             Err(e) => {
                 tracing::error!(error = %e, "materialiser could not read its queue");
