@@ -28,6 +28,52 @@ impl ExportFormat {
     }
 }
 
+/// Which responses an export asks for; the server decides (by default: every handed-in
+/// response, no drafts, nothing discarded).
+#[derive(Clone, Debug, Default)]
+pub struct ExportFilter {
+    /// Status names (`all` for every one); empty for the default.
+    pub statuses: Vec<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub device: Option<String>,
+}
+
+impl ExportFilter {
+    /// The query parameters after `format`, each starting with `&`.
+    fn query(&self) -> String {
+        let mut q = String::new();
+        let status = (!self.statuses.is_empty()).then(|| self.statuses.join(","));
+        for (key, value) in [
+            ("status", &status),
+            ("since", &self.since),
+            ("until", &self.until),
+            ("device", &self.device),
+        ] {
+            if let Some(v) = value {
+                q.push('&');
+                q.push_str(key);
+                q.push('=');
+                q.push_str(&percent_encode(v));
+            }
+        }
+        q
+    }
+}
+
+/// `text` as a URL query value: every byte but unreserved ones as `%XX`.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 impl ApiClient {
     /// `POST /v1/enroll`: a device's enrollment code for a device token.
     pub fn enroll(&self, req: &EnrollRequest) -> Result<SessionGrant, ClientError> {
@@ -135,10 +181,16 @@ impl ApiClient {
         self.get_stream(&format!("/v1/responses/{id}/media/{name}"))
     }
 
-    pub fn export(&self, id: &Uuid, format: ExportFormat) -> Result<Response, ClientError> {
+    pub fn export(
+        &self,
+        id: &Uuid,
+        format: ExportFormat,
+        filter: &ExportFilter,
+    ) -> Result<Response, ClientError> {
         self.get_stream(&format!(
-            "/v1/surveys/{id}/export?format={}",
-            format.as_str()
+            "/v1/surveys/{id}/export?format={}{}",
+            format.as_str(),
+            filter.query()
         ))
     }
 }

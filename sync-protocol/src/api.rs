@@ -211,6 +211,9 @@ pub struct ResponseView {
     /// do-not-contact list).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// The latest review's comment, if it left one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_comment: Option<String>,
 }
 
 /// The warning on a response that names a person on the organisation's do-not-contact list.
@@ -433,4 +436,27 @@ pub struct MediaInfo {
     pub size: u64,
     /// Uploaded whole and checked (otherwise still arriving).
     pub stored: bool,
+}
+
+/// A filter's time bound as ms since the epoch: `YYYY-MM-DD` is the start of that UTC day (or,
+/// with `end_of_day`, the start of the next, so the day is included), anything else must be
+/// an RFC 3339 instant. The error says what to write instead.
+pub fn time_bound(text: &str, end_of_day: bool) -> Result<i64, String> {
+    let text = text.trim();
+    let day = time::macros::format_description!("[year]-[month]-[day]");
+    if let Ok(date) = time::Date::parse(text, &day) {
+        let date = if end_of_day {
+            date.next_day().unwrap_or(date)
+        } else {
+            date
+        };
+        return Ok(date.midnight().assume_utc().unix_timestamp() * 1000);
+    }
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+        .map_err(|_| {
+            format!(
+                "{text:?} is not a date; write YYYY-MM-DD or a time like 2026-12-01T08:40:00+01:00"
+            )
+        })
 }

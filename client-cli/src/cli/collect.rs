@@ -316,7 +316,7 @@ fn finish(
     match outcome {
         Outcome::Discard => {
             if let (Some(id), true) = (draft.id, draft.created) {
-                store.discard_draft(&id)?;
+                store.discard(&id)?;
             }
             discarded(s)
         }

@@ -6,7 +6,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use fieldsync_client::api::ExportFormat;
+use fieldsync_client::api::{ExportFilter, ExportFormat};
 use fieldsync_client::export_tables::{TableOptions, Tables};
 
 use super::Settings;
@@ -37,6 +37,12 @@ pub struct Args {
     /// CSV with --labels: the language of the labels.
     #[arg(long, value_name = "LANGUAGE", requires = "labels")]
     lang: Option<String>,
+    /// Only these statuses (repeat or comma-separate; `all` for every one). By default every
+    /// handed-in response: no drafts, nothing discarded.
+    #[arg(long, value_name = "STATUS", value_delimiter = ',')]
+    status: Vec<String>,
+    #[command(flatten)]
+    when: super::response::Collected,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -52,6 +58,14 @@ pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
         FormatArg::Csv | FormatArg::Zip => ExportFormat::Csv,
         FormatArg::Jsonl => ExportFormat::Jsonl,
     };
+    // Dates are checked here, before anything is asked of the server.
+    args.when.bounds()?;
+    let filter = ExportFilter {
+        statuses: args.status.clone(),
+        since: args.when.since.clone(),
+        until: args.when.until.clone(),
+        device: args.when.device.clone(),
+    };
     let store = s.open_store()?;
     let client = super::api(&store)?;
     let info = client.find_survey(&args.survey)?;
@@ -64,7 +78,7 @@ pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
             )
             .into());
         };
-        return super::export_media::zip(&client, &info, &survey, options, out, s);
+        return super::export_media::zip(&client, &info, &filter, &survey, options, out, s);
     }
     if matches!(args.format, FormatArg::Csv) {
         let (_, _, survey) = super::survey::load_version(&store, &info.id.to_string(), None)?;
@@ -72,10 +86,11 @@ pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
         let has_repeats = survey.groups().any(|g| g.repeat);
         let reshaped = options.split_select_multiple || options.split_geopoint || options.labels;
         if has_repeats || reshaped {
-            return tables(&client, &info, &survey, options, args.out.as_deref(), s);
+            let out = args.out.as_deref();
+            return tables(&client, &info, &filter, &survey, options, out, s);
         }
     }
-    let mut body = client.export(&info.id, format)?;
+    let mut body = client.export(&info.id, format, &filter)?;
     let bytes = match &args.out {
         None => {
             let mut out = super::out::stdout();
@@ -125,10 +140,11 @@ pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
 pub(super) fn each_row(
     client: &fieldsync_client::client::ApiClient,
     info: &fieldsync_protocol::api::SurveyInfo,
+    filter: &ExportFilter,
     mut f: impl FnMut(serde_json::Value) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     use std::io::BufRead;
-    let body = client.export(&info.id, ExportFormat::Jsonl)?;
+    let body = client.export(&info.id, ExportFormat::Jsonl, filter)?;
     for line in std::io::BufReader::new(body).lines() {
         let line = line.context("the export was interrupted; run it again")?;
         if line.trim().is_empty() {
@@ -170,6 +186,7 @@ pub(super) fn create_partial(path: &std::path::Path) -> anyhow::Result<(PathBuf,
 fn tables(
     client: &fieldsync_client::client::ApiClient,
     info: &fieldsync_protocol::api::SurveyInfo,
+    filter: &ExportFilter,
     survey: &fieldsync_protocol::survey::Survey,
     options: TableOptions,
     out: Option<&std::path::Path>,
@@ -184,7 +201,7 @@ fn tables(
         ))
         .into());
     }
-    each_row(client, info, |row| {
+    each_row(client, info, filter, |row| {
         t.add(&row).map_err(|e| anyhow::anyhow!("{e}"))
     })?;
     let responses = t.responses();

@@ -7,6 +7,7 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 
 use anyhow::Context;
+use fieldsync_client::api::ExportFilter;
 use fieldsync_client::client::{ApiClient, ClientError};
 use fieldsync_client::export_tables::{TableOptions, Tables};
 use fieldsync_protocol::api::SurveyInfo;
@@ -19,6 +20,7 @@ use super::Settings;
 pub fn zip(
     client: &ApiClient,
     info: &SurveyInfo,
+    filter: &ExportFilter,
     survey: &Survey,
     options: TableOptions,
     out: &Path,
@@ -29,7 +31,7 @@ pub fn zip(
     // The files to fetch, one `response name` line each, kept on disk, not in memory.
     let list_path = scratch.path().join("media.list");
     let mut list = std::io::BufWriter::new(std::fs::File::create(&list_path)?);
-    super::export::each_row(client, info, |row| {
+    super::export::each_row(client, info, filter, |row| {
         t.add(&row).map_err(|e| anyhow::anyhow!("{e}"))?;
         let id = row
             .get("response_id")

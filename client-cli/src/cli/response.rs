@@ -1,19 +1,22 @@
-//! `fieldsync response`: list, show, correct, submit, review and settle conflicts of the
-//! responses held on this device.
+//! `fieldsync response`: list, show, correct, submit, discard, review and settle conflicts of
+//! the responses held on this device.
 
 use fieldsync_client::exit::Failure;
 use fieldsync_client::input::{edits_from_args, parse_assignment};
-use fieldsync_client::store::{LocalResponse, ResponseFilter, Store, today};
-use fieldsync_protocol::api::Role;
+use fieldsync_client::store::{Discarded, LocalResponse, ResponseFilter, Store, today};
+use fieldsync_protocol::api::{Role, time_bound};
 use fieldsync_protocol::document::Status;
 use fieldsync_protocol::survey::ValidationContext;
 use fieldsync_protocol::survey::types::QuestionType;
 
 use super::{Settings, format_ms};
 
-/// List, show, edit, submit, review responses and settle their conflicts.
+/// List, show, edit, submit, discard, review responses and settle their conflicts.
 ///
 /// A RESPONSE may be the full id or a unique prefix of at least 4 characters.
+///
+/// Statuses: draft, submitted (what ODK Central calls received), has_issues, approved and
+/// rejected (a coordinator's review), edited (changed after a review), discarded.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// List the responses on this device, newest first.
@@ -27,6 +30,8 @@ pub enum Command {
         /// Only responses with conflicting answers.
         #[arg(long)]
         conflicted: bool,
+        #[command(flatten)]
+        when: Collected,
     },
     /// Show one response: answers in form order, status, problems, conflicts, sync state.
     Show {
@@ -49,10 +54,23 @@ pub enum Command {
         /// The response id or a unique prefix.
         id: String,
     },
-    /// Mark a response reviewed (coordinators and admins).
+    /// Give up a draft: one that never left this device is deleted, one already synced is
+    /// marked discarded everywhere at the next sync (and stays out of exports).
+    Discard {
+        /// The response id or a unique prefix.
+        id: String,
+    },
+    /// Review a handed-in response (coordinators and admins): approved (devices can no longer
+    /// change it), has_issues (sent back to be fixed) or rejected, with a comment.
     Review {
         /// The response id or a unique prefix.
         id: String,
+        /// The verdict.
+        #[arg(long, value_enum, default_value = "approved")]
+        state: ReviewArg,
+        /// What the enumerator should know (shown with the response).
+        #[arg(long)]
+        comment: Option<String>,
     },
     /// Show conflicting answers (of one response, or of every conflicted response) and who
     /// set each value.
@@ -72,11 +90,49 @@ pub enum Command {
     },
 }
 
+/// When and where listed responses were collected.
+#[derive(Debug, Default, clap::Args)]
+pub struct Collected {
+    /// Only responses started on or after this day (YYYY-MM-DD, UTC) or time (RFC 3339).
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+    /// Only responses started on or before this day (the whole day) or before this time.
+    #[arg(long, value_name = "DATE")]
+    pub until: Option<String>,
+    /// Only responses created on this device (the name `fieldsync whoami` shows on it).
+    #[arg(long, value_name = "NAME")]
+    pub device: Option<String>,
+}
+
+impl Collected {
+    /// The bounds as ms since the epoch, refusing a date that is not one.
+    pub fn bounds(&self) -> Result<(Option<i64>, Option<i64>), Failure> {
+        let bound = |text: &Option<String>, what: &str, end| {
+            text.as_deref()
+                .map(|t| time_bound(t, end).map_err(|e| Failure::Invalid(format!("--{what} {e}"))))
+                .transpose()
+        };
+        Ok((
+            bound(&self.since, "since", false)?,
+            bound(&self.until, "until", true)?,
+        ))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.since.is_none() && self.until.is_none() && self.device.is_none()
+    }
+}
+
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum StatusArg {
     Draft,
     Submitted,
-    Reviewed,
+    #[value(name = "has_issues", alias = "has-issues")]
+    HasIssues,
+    Approved,
+    Rejected,
+    Edited,
+    Discarded,
 }
 
 impl From<StatusArg> for Status {
@@ -84,7 +140,29 @@ impl From<StatusArg> for Status {
         match s {
             StatusArg::Draft => Status::Draft,
             StatusArg::Submitted => Status::Submitted,
-            StatusArg::Reviewed => Status::Reviewed,
+            StatusArg::HasIssues => Status::HasIssues,
+            StatusArg::Approved => Status::Approved,
+            StatusArg::Rejected => Status::Rejected,
+            StatusArg::Edited => Status::Edited,
+            StatusArg::Discarded => Status::Discarded,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ReviewArg {
+    Approved,
+    #[value(name = "has_issues", alias = "has-issues")]
+    HasIssues,
+    Rejected,
+}
+
+impl From<ReviewArg> for Status {
+    fn from(s: ReviewArg) -> Status {
+        match s {
+            ReviewArg::Approved => Status::Approved,
+            ReviewArg::HasIssues => Status::HasIssues,
+            ReviewArg::Rejected => Status::Rejected,
         }
     }
 }
@@ -105,7 +183,8 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
             survey,
             status,
             conflicted,
-        } => list(&store, survey, status, conflicted, s),
+            when,
+        } => list(&store, survey, status, conflicted, &when, s),
         Command::Show { id } => {
             let id = store.find_response(&id)?;
             let r = store.response(&id)?;
@@ -158,7 +237,25 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
             store.edit_response(&id, &[], Some(Status::Submitted))?;
             done(&mut store, &id, "submitted", s)
         }
-        Command::Review { id } => {
+        Command::Discard { id } => {
+            let id = store.find_response(&id)?;
+            let what = store.discard(&id)?;
+            if s.json {
+                s.print_json(&serde_json::json!({
+                    "id": id,
+                    "deleted": what == Discarded::Deleted,
+                    "status": "discarded",
+                }))?;
+            } else if what == Discarded::Deleted {
+                outln!("discarded draft {id}; it never left this device and is gone");
+            } else {
+                outln!(
+                    "discarded draft {id}; `fieldsync sync` tells the server, which keeps it out of exports"
+                );
+            }
+            Ok(0)
+        }
+        Command::Review { id, state, comment } => {
             let role = store.require_account()?.role;
             if !matches!(role, Role::Coordinator | Role::Admin) {
                 return Err(Failure::Auth(format!(
@@ -167,8 +264,9 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
                 .into());
             }
             let id = store.find_response(&id)?;
-            store.edit_response(&id, &[], Some(Status::Reviewed))?;
-            done(&mut store, &id, "reviewed", s)
+            let state = Status::from(state);
+            store.review(&id, state, comment.as_deref())?;
+            done(&mut store, &id, &format!("marked {state}"), s)
         }
         Command::Conflicts { id } => conflicts(&mut store, id, s),
         Command::Resolve { id, name, value } => {
@@ -192,17 +290,36 @@ fn list(
     survey: Option<String>,
     status: Option<StatusArg>,
     conflicted: bool,
+    when: &Collected,
     s: &Settings,
 ) -> anyhow::Result<u8> {
     let survey_id = match survey {
         Some(key) => Some(store.find_survey(&key)?.id),
         None => None,
     };
-    let rows = store.list_responses(&ResponseFilter {
+    let (since, until) = when.bounds()?;
+    let mut rows = store.list_responses(&ResponseFilter {
         survey_id,
         status: status.map(Status::from),
         conflicted_only: conflicted,
     })?;
+    if !when.is_empty() {
+        // Where and when a response was started is inside its (sealed) document.
+        let mut kept = Vec::with_capacity(rows.len());
+        for r in rows {
+            let meta = store.response_meta(&r.id)?;
+            let keep = since.is_none_or(|t| meta.created_at >= t)
+                && until.is_none_or(|t| meta.created_at < t)
+                && when
+                    .device
+                    .as_ref()
+                    .is_none_or(|d| *d == meta.author_device);
+            if keep {
+                kept.push(r);
+            }
+        }
+        rows = kept;
+    }
     if s.json {
         s.print_json(&rows)?;
         return Ok(0);
@@ -283,6 +400,7 @@ fn to_json(store: &Store, r: &LocalResponse) -> anyhow::Result<serde_json::Value
         "survey_id": r.meta.survey_id,
         "survey_version": r.meta.survey_version,
         "status": r.meta.status.as_str(),
+        "review_comment": store.review_comment(&r.meta.response_id)?,
         "author_device": r.meta.author_device,
         "created_at": r.meta.created_at,
         "updated_at": r.meta.updated_at,
@@ -308,6 +426,9 @@ fn show(store: &Store, r: &LocalResponse, s: &Settings) -> anyhow::Result<u8> {
         r.meta.survey_version
     );
     outln!("status {}", r.meta.status);
+    if let Some(comment) = store.review_comment(&r.meta.response_id)? {
+        outln!("review comment: {comment}");
+    }
     outln!(
         "created {}, updated {}",
         format_ms(r.meta.created_at),

@@ -18,7 +18,7 @@ mod sync;
 
 pub use batch::{CreateBatch, Prepared};
 pub use media::{Attached, MediaBacklog, MediaUpload};
-pub use responses::{LocalResponse, ResponseFilter, ResponseRow};
+pub use responses::{Discarded, LocalResponse, ResponseFilter, ResponseRow};
 pub use surveys::LocalSurvey;
 pub use sync::{Acknowledged, OutboxDoc, PullApplied, StatusReport};
 

@@ -2,6 +2,7 @@
 //! listing. Each operation is one transaction that writes the new document state and the new
 //! changes to the outbox together, so a crash can never keep one without the other.
 
+use fieldsync_protocol::api::Role;
 use fieldsync_protocol::crypto::Purpose;
 use fieldsync_protocol::document::{Conflict, ResponseDoc, ResponseMeta, Status};
 use fieldsync_protocol::survey::{ValidationContext, ValidationError};
@@ -39,6 +40,15 @@ pub struct ResponseRow {
     pub pending: bool,
     pub rejected: Option<String>,
     pub updated_at: i64,
+}
+
+/// What [`Store::discard`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Discarded {
+    /// It never left this device and is gone.
+    Deleted,
+    /// The server holds it: marked discarded, which the next sync sends.
+    Marked,
 }
 
 /// Filters for [`Store::list_responses`].
@@ -94,6 +104,7 @@ impl Store {
         self.refuse_if_restricted(id)?;
         let (mut doc, rev) = self.load_doc(id)?;
         let meta = doc.meta().map_err(doc_err(id))?;
+        self.may_edit(id, meta.status)?;
         let survey = self.survey_version(&meta.survey_id, meta.survey_version)?;
         for (name, _) in edits {
             let repeat = survey.group(name).is_some_and(|g| g.repeat);
@@ -146,6 +157,11 @@ impl Store {
             answers = doc.answers().map_err(doc_err(id))?;
         }
         let errors = survey.validate(&answers, &ValidationContext::new(today()));
+        // A reviewed response that changes says so, until it is reviewed again.
+        let status = status.or_else(|| {
+            let edited = !edits.is_empty() && doc.heads() != heads;
+            (edited && meta.status.is_review()).then(|| meta.status.after_edit())
+        });
         if let Some(status) = status {
             if status != Status::Draft && !errors.is_empty() {
                 return Err(StoreError::Invalid(format!(
@@ -166,11 +182,27 @@ impl Store {
         Ok(errors)
     }
 
+    /// Refuse an edit this client may not make: of a discarded response, or of an approved
+    /// one from a device (the server would refuse it too).
+    fn may_edit(&self, id: &Uuid, status: Status) -> Result<(), StoreError> {
+        let device = self.account().is_none_or(|a| a.role == Role::Enumerator);
+        match status {
+            Status::Discarded => Err(StoreError::Invalid(format!(
+                "response {id} was discarded; nothing of it is changed any more"
+            ))),
+            Status::Approved if device => Err(StoreError::Invalid(format!(
+                "response {id} was approved by a coordinator and can no longer be changed from a device; ask a coordinator to mark it has_issues"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Settle a conflicted answer on `value`, superseding every concurrent value.
     pub fn resolve(&mut self, id: &Uuid, question: &str, value: &Answer) -> Result<(), StoreError> {
         let tx = self.immediate()?;
         self.refuse_if_restricted(id)?;
         let (mut doc, rev) = self.load_doc(id)?;
+        self.may_edit(id, doc.status().map_err(doc_err(id))?)?;
         let conflicts = doc.conflicts().map_err(doc_err(id))?;
         if !conflicts.iter().any(|c| c.question == question) {
             return Err(StoreError::NotFound(format!(
@@ -195,16 +227,18 @@ impl Store {
         Ok(())
     }
 
-    /// Remove a draft this device created and never sent (an interview the user quit): its
-    /// document and its outbox changes. Refused once any of its changes reached the server,
-    /// since the server would hand it back at the next sync.
-    pub fn discard_draft(&mut self, id: &Uuid) -> Result<(), StoreError> {
+    /// Give up a draft. One that never left this device (an interview the user quit) is
+    /// removed with its outbox changes and files; one the server already holds is marked
+    /// `discarded`, which the next sync carries everywhere (it stays out of exports). Anything
+    /// but a draft is refused: a handed-in response is a coordinator's to reject.
+    pub fn discard(&mut self, id: &Uuid) -> Result<Discarded, StoreError> {
         let tx = self.immediate()?;
-        let (mut doc, _) = self.load_doc(id)?;
+        self.refuse_if_restricted(id)?;
+        let (mut doc, rev) = self.load_doc(id)?;
         let status = doc.status().map_err(doc_err(id))?;
         if status != Status::Draft {
             return Err(StoreError::Invalid(format!(
-                "response {id} is {status}, not a draft; it cannot be discarded"
+                "response {id} is {status}, not a draft, so it is not discarded; a coordinator can mark it rejected (`fieldsync response review {id} --state rejected`)"
             )));
         }
         let key = id.to_string();
@@ -212,16 +246,72 @@ impl Store {
             .conn
             .prepare_cached("SELECT count(*) FROM outbox WHERE doc_id = ?1")?
             .query_row([&key], |r| r.get(0))?;
-        if pending as usize != doc.all_changes().len() {
+        if pending as usize == doc.all_changes().len() {
+            tx.execute("DELETE FROM outbox WHERE doc_id = ?1", [&key])?;
+            tx.execute("DELETE FROM docs WHERE id = ?1", [&key])?;
+            delete_doc_media(&tx, &key)?;
+            tx.commit()?;
+            return Ok(Discarded::Deleted);
+        }
+        let heads = doc.heads();
+        doc.set_status(Status::Discarded, now_ms())
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let changes = doc.changes_since(&heads);
+        let errors = self.errors_of(&doc, id)?;
+        self.save_doc(&tx, id, &mut doc, rev + 1, errors, true, None)?;
+        self.add_outbox(&tx, id, &changes)?;
+        tx.commit()?;
+        Ok(Discarded::Marked)
+    }
+
+    /// Record a coordinator's review (`status` one of has_issues, approved, rejected) with an
+    /// optional comment.
+    pub fn review(
+        &mut self,
+        id: &Uuid,
+        status: Status,
+        comment: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let tx = self.immediate()?;
+        self.refuse_if_restricted(id)?;
+        let (mut doc, rev) = self.load_doc(id)?;
+        let current = doc.status().map_err(doc_err(id))?;
+        if matches!(current, Status::Draft | Status::Discarded) {
             return Err(StoreError::Invalid(format!(
-                "draft {id} was already sent to the server, so it stays; edit it with `fieldsync collect --resume`"
+                "response {id} is {current}; only handed-in responses are reviewed"
             )));
         }
-        tx.execute("DELETE FROM outbox WHERE doc_id = ?1", [&key])?;
-        tx.execute("DELETE FROM docs WHERE id = ?1", [&key])?;
-        delete_doc_media(&tx, &key)?;
+        let heads = doc.heads();
+        doc.set_review(status, comment, now_ms())
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let changes = doc.changes_since(&heads);
+        let errors = self.errors_of(&doc, id)?;
+        self.save_doc(&tx, id, &mut doc, rev + 1, errors, true, None)?;
+        self.add_outbox(&tx, id, &changes)?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// How many validation problems the document's answers have today.
+    fn errors_of(&self, doc: &ResponseDoc, id: &Uuid) -> Result<usize, StoreError> {
+        let meta = doc.meta().map_err(doc_err(id))?;
+        let survey = self.survey_version(&meta.survey_id, meta.survey_version)?;
+        let answers = doc.answers().map_err(doc_err(id))?;
+        Ok(survey
+            .validate(&answers, &ValidationContext::new(today()))
+            .len())
+    }
+
+    /// One response's metadata, without validating it.
+    pub fn response_meta(&self, id: &Uuid) -> Result<ResponseMeta, StoreError> {
+        let (doc, _) = self.load_doc(id)?;
+        doc.meta().map_err(doc_err(id))
+    }
+
+    /// The comment of the response's latest review, if any.
+    pub fn review_comment(&self, id: &Uuid) -> Result<Option<String>, StoreError> {
+        let (doc, _) = self.load_doc(id)?;
+        doc.review_comment().map_err(doc_err(id))
     }
 
     /// One response, decoded.

@@ -65,6 +65,15 @@ pub async fn show(
 #[derive(Debug, Deserialize)]
 pub struct ExportQuery {
     format: Option<String>,
+    /// Comma-separated statuses, or `all`; by default every handed-in response (not drafts,
+    /// not discarded ones).
+    status: Option<String>,
+    /// Collected on or after this day (`YYYY-MM-DD`, UTC) or instant (RFC 3339).
+    since: Option<String>,
+    /// Collected on or before this day (the whole day) or before this instant.
+    until: Option<String>,
+    /// Only responses created on this device.
+    device: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -73,8 +82,9 @@ enum Format {
     Jsonl,
 }
 
-/// `GET /v1/surveys/{id}/export?format=csv|jsonl`: every readable response of the survey,
-/// one CSV column per question across all versions.
+/// `GET /v1/surveys/{id}/export?format=csv|jsonl&status=…&since=…&until=…&device=…`: the
+/// survey's readable responses the filter admits (handed-in ones by default), one CSV column
+/// per question across all versions.
 pub async fn export(
     State(state): State<AppState>,
     caller: Caller,
@@ -82,6 +92,12 @@ pub async fn export(
     Query(q): Query<ExportQuery>,
 ) -> Result<Response, ApiError> {
     let (id, columns) = responses::export_columns(&state.db, &caller, &id).await?;
+    let filter = responses::ExportFilter::parse(
+        q.status.as_deref(),
+        q.since.as_deref(),
+        q.until.as_deref(),
+        q.device,
+    )?;
     let format = match q.format.as_deref().unwrap_or("csv") {
         "csv" => Format::Csv,
         "jsonl" => Format::Jsonl,
@@ -148,6 +164,8 @@ pub async fn export(
             let Some(last) = page.last() else { return };
             after = last.id.to_string();
             let full = page.len() as u32 >= EXPORT_PAGE;
+            let mut page = page;
+            page.retain(|r| filter.admits(r));
             let chunk = match format {
                 Format::Csv => csv_rows(&page, &columns),
                 Format::Jsonl => jsonl_rows(&page),

@@ -3,6 +3,7 @@
 //! whichever backend is underneath.
 
 use fieldsync_protocol::api::Role;
+use fieldsync_protocol::document::Status;
 use fieldsync_protocol::wire::{
     DocChanges, DocKind, DocPushResult, ErrorCode, KnownSurvey, PushOutcome, SurveyState,
     SurveyStatus,
@@ -99,6 +100,19 @@ pub fn admit_push(
                     ErrorCode::Restricted,
                     format!(
                         "response {doc_id} is restricted at the respondent's request and takes no edits until an admin lifts the restriction; the edits stay on this device until then"
+                    ),
+                )),
+            };
+        }
+        let approved =
+            stored.status.as_deref().and_then(|s| s.parse().ok()) == Some(Status::Approved);
+        if is_device && approved {
+            return Admission::Existing {
+                unless_new: Some(refusal(
+                    doc_id,
+                    ErrorCode::Forbidden,
+                    format!(
+                        "response {doc_id} was approved by a coordinator and takes no more changes from devices; ask a coordinator to change it or to mark it has_issues"
                     ),
                 )),
             };
@@ -248,6 +262,7 @@ mod tests {
             owner_id: owner.into(),
             survey_version: 1,
             restricted: false,
+            status: Some("submitted".into()),
         };
         let device = caller(Role::Enumerator);
         let coordinator = caller(Role::Coordinator);
@@ -356,6 +371,23 @@ mod tests {
                 ),
                 other => panic!("{other:?}"),
             }
+        }
+        // Approved (also under its old name): devices may not change it, coordinators may.
+        for name in ["approved", "reviewed"] {
+            let approved = StoredDoc {
+                status: Some(name.into()),
+                ..stored("o", "p")
+            };
+            match admit(&device, &doc(survey, 1), Some(&approved), Some(&open)) {
+                Admission::Existing {
+                    unless_new: Some(refusal),
+                } => assert_eq!(code(Admission::Refuse(refusal)), Some(ErrorCode::Forbidden)),
+                other => panic!("{other:?}"),
+            }
+            assert!(matches!(
+                admit(&coordinator, &doc(survey, 1), Some(&approved), Some(&open)),
+                Admission::Existing { unless_new: None }
+            ));
         }
     }
 

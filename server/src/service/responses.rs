@@ -1,7 +1,8 @@
 //! Reading responses: who sees which (a device only its own, of surveys assigned to it), one
 //! response as stored, and what an export holds.
 
-use fieldsync_protocol::api::{ResponsePage, ResponseView, Role};
+use fieldsync_protocol::api::{ResponsePage, ResponseView, Role, time_bound};
+use fieldsync_protocol::document::Status;
 use fieldsync_protocol::survey::Survey;
 
 use super::parse_id;
@@ -42,18 +43,26 @@ pub async fn list(
 ) -> Result<ResponsePage, ApiError> {
     let survey_id = parse_id(survey_id, "survey")?;
     visible_survey(db, caller, &survey_id).await?;
-    if let Some(s) = &listing.status
-        && !["draft", "submitted", "reviewed"].contains(&s.as_str())
-    {
-        return Err(ApiError::Invalid(format!(
-            "unknown status {s:?}; use draft, submitted or reviewed"
-        )));
-    }
+    // Validated, and named as stored (`reviewed`, the old name, asks for `approved`).
+    let status = match &listing.status {
+        Some(s) => Some(
+            s.parse::<Status>()
+                .map_err(|_| {
+                    ApiError::Invalid(format!(
+                        "unknown status {s:?}; use one of {}",
+                        Status::names()
+                    ))
+                })?
+                .as_str()
+                .to_owned(),
+        ),
+        None => None,
+    };
     Ok(db
         .responses(ResponseQuery {
             org_id: caller.org_id.clone(),
             survey_id,
-            status: listing.status,
+            status,
             owner: owner_scope(caller),
             invalid_only: listing.invalid_only,
             conflicted_only: listing.conflicted_only,
@@ -116,4 +125,146 @@ pub async fn export_columns(
         }
     }
     Ok((survey_id, columns))
+}
+
+/// Which responses an export holds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExportFilter {
+    statuses: Vec<Status>,
+    /// Created at or after, ms since the epoch.
+    since: Option<i64>,
+    /// Created before, ms since the epoch.
+    until: Option<i64>,
+    device: Option<String>,
+}
+
+impl ExportFilter {
+    /// The filter of an export's query parameters; each bad value is refused with what to
+    /// write instead.
+    pub fn parse(
+        status: Option<&str>,
+        since: Option<&str>,
+        until: Option<&str>,
+        device: Option<String>,
+    ) -> Result<Self, ApiError> {
+        let statuses = match status.map(str::trim) {
+            None | Some("") => Status::ALL
+                .into_iter()
+                .filter(|s| s.is_collected())
+                .collect(),
+            Some("all") => Status::ALL.to_vec(),
+            Some(list) => list
+                .split(',')
+                .map(|s| {
+                    s.trim().parse::<Status>().map_err(|_| {
+                        ApiError::Invalid(format!(
+                            "unknown status {:?}; use one or more of {} (comma-separated), or all",
+                            s.trim(),
+                            Status::names()
+                        ))
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let bound = |text: &str, what: &str, end_of_day| {
+            time_bound(text, end_of_day).map_err(|e| ApiError::Invalid(format!("{what} {e}")))
+        };
+        let since = since.map(|s| bound(s, "since", false)).transpose()?;
+        let until = until.map(|s| bound(s, "until", true)).transpose()?;
+        if let (Some(a), Some(b)) = (since, until)
+            && a >= b
+        {
+            return Err(ApiError::Invalid(
+                "since is not before until; nothing could match".into(),
+            ));
+        }
+        Ok(Self {
+            statuses,
+            since,
+            until,
+            device: device.filter(|d| !d.is_empty()),
+        })
+    }
+
+    /// Whether `r` belongs in the export.
+    pub fn admits(&self, r: &ResponseView) -> bool {
+        let status_ok = r
+            .status
+            .parse::<Status>()
+            .is_ok_and(|s| self.statuses.contains(&s));
+        status_ok
+            && self.since.is_none_or(|t| r.created_at >= t)
+            && self.until.is_none_or(|t| r.created_at < t)
+            && self.device.as_ref().is_none_or(|d| *d == r.author_device)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(status: &str, created_at: i64, device: &str) -> ResponseView {
+        ResponseView {
+            id: uuid::Uuid::nil(),
+            survey_id: uuid::Uuid::nil(),
+            survey_version: 1,
+            author_device: device.into(),
+            created_at,
+            updated_at: created_at,
+            status: status.into(),
+            answers: Default::default(),
+            errors: Vec::new(),
+            conflicts: Vec::new(),
+            warnings: Vec::new(),
+            review_comment: None,
+        }
+    }
+
+    #[test]
+    fn exports_hold_handed_in_responses_unless_asked_otherwise() {
+        let all = ExportFilter::parse(None, None, None, None).expect("filter");
+        for (status, admitted) in [
+            ("draft", false),
+            ("discarded", false),
+            ("submitted", true),
+            ("approved", true),
+            ("reviewed", true),
+            ("edited", true),
+        ] {
+            assert_eq!(all.admits(&view(status, 0, "d")), admitted, "{status}");
+        }
+        let drafts = ExportFilter::parse(Some("draft,rejected"), None, None, None).expect("f");
+        assert!(drafts.admits(&view("draft", 0, "d")));
+        assert!(!drafts.admits(&view("submitted", 0, "d")));
+        assert!(
+            ExportFilter::parse(Some("all"), None, None, None)
+                .expect("f")
+                .admits(&view("discarded", 0, "d"))
+        );
+        let err = ExportFilter::parse(Some("draft,done"), None, None, None).unwrap_err();
+        assert!(err.to_string().contains("\"done\""), "{err}");
+    }
+
+    #[test]
+    fn dates_bound_the_collection_time_and_until_includes_its_day() {
+        // 2026-12-01T00:00:00Z and the day after.
+        let (d1, d2) = (1_796_083_200_000, 1_796_169_600_000);
+        let f = ExportFilter::parse(None, Some("2026-12-01"), Some("2026-12-01"), None)
+            .expect("filter");
+        assert!(f.admits(&view("submitted", d1, "d")));
+        assert!(f.admits(&view("submitted", d2 - 1, "d")));
+        assert!(!f.admits(&view("submitted", d2, "d")));
+        assert!(!f.admits(&view("submitted", d1 - 1, "d")));
+        let f = ExportFilter::parse(
+            None,
+            Some("2026-12-01T01:00:00+01:00"),
+            None,
+            Some("t7".into()),
+        )
+        .expect("filter");
+        assert!(f.admits(&view("submitted", d1, "t7")));
+        assert!(!f.admits(&view("submitted", d1, "t8")));
+        assert!(ExportFilter::parse(None, Some("yesterday-ish"), None, None).is_err());
+        assert!(ExportFilter::parse(None, Some("2026-12-02"), Some("2026-12-01"), None).is_err());
+    }
 }

@@ -588,6 +588,8 @@ pub struct StoredDoc {
     pub survey_version: u32,
     /// Processing restricted at the respondent's request: no edits.
     pub restricted: bool,
+    /// Its status as last materialised (`approved`, …), if it has been.
+    pub status: Option<String>,
 }
 
 /// One pushed document whose changes the sandbox parsed successfully.

@@ -240,7 +240,11 @@ fn materialize(job: MaterializeJob, cache: &mut SurveyCache) -> Result<Checked, 
         .as_deref()
         .map(|json| cache.get(json))
         .transpose()?;
-    let view = guard(|| view_of(read, &job, survey.as_deref()))?;
+    let mut view = guard(|| view_of(read, &job, survey.as_deref()))?;
+    view.review_comment = guard(|| {
+        doc.review_comment()
+            .map_err(|e| format!("the review comment cannot be read: {e}"))
+    })?;
     let (subjects, media) = match &survey {
         Some(survey) => {
             let media = fieldsync_protocol::media::references(survey, &view.answers)
@@ -395,5 +399,6 @@ fn view_of(
         errors,
         conflicts,
         warnings: Vec::new(),
+        review_comment: None,
     })
 }

@@ -79,7 +79,12 @@ async fn a_poison_change_cannot_make_a_readable_response_unreadable() {
     assert_eq!(after.answers, before.answers);
     assert_eq!(after.updated_at, before.updated_at);
     let r = h
-        .send(Req::get(format!("/v1/surveys/{survey}/export?format=jsonl")).token(&org.admin))
+        .send(
+            Req::get(format!(
+                "/v1/surveys/{survey}/export?format=jsonl&status=all"
+            ))
+            .token(&org.admin),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.text().contains(&id.to_string()), "still exported");
@@ -187,7 +192,12 @@ async fn a_new_document_made_of_crashing_changes_is_never_relayed_or_exported() 
     }
     assert_eq!(relayed(&pages, fine.doc_id).len(), fine.changes.len());
     let r = h
-        .send(Req::get(format!("/v1/surveys/{survey}/export?format=jsonl")).token(&org.admin))
+        .send(
+            Req::get(format!(
+                "/v1/surveys/{survey}/export?format=jsonl&status=all"
+            ))
+            .token(&org.admin),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(

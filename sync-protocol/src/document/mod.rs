@@ -21,7 +21,8 @@
 //! | `author_device`  | Str                             | device that created the response            |
 //! | `created_at`     | Timestamp (ms since the epoch)  | written once, by the creator                |
 //! | `updated_at`     | Timestamp (ms since the epoch)  | written by every edit; concurrent writes read as their maximum |
-//! | `status`         | Str `draft` / `submitted` / `reviewed` |                                      |
+//! | `status`         | Str `draft` / `submitted` / `has_issues` / `approved` / `rejected` / `edited` / `discarded` | `reviewed` (written before review states) reads as `approved` |
+//! | `review_comment` | Str, optional                   | the latest review's comment                 |
 //! | `answers`        | Map: question name → Str / Int / F64 | never an Automerge Text object         |
 //! | `authors`        | Map: actor id (hex) → Str label | e.g. `device:tablet-07`, `member:alice`     |
 //!

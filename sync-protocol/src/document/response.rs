@@ -21,6 +21,8 @@ use super::{DocError, RESPONSE_SCHEMA_REPEATS};
 use crate::{Answer, Answers};
 
 pub(super) const KIND: &str = "response";
+/// Root key of the latest review's comment (Str; absent when the review left none).
+const REVIEW_COMMENT: &str = "review_comment";
 
 /// What the creator of a response knows about it up front.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,25 +64,77 @@ pub struct ResponseMeta {
     pub status: Status,
 }
 
-/// Where a response is in its life.
+/// Where a response is in its life: the enumerator's part (draft, submitted, discarded) and
+/// the coordinator's review, in ODK Central's terms (a submitted response is "received"
+/// until reviewed; an edit after a review shows as `edited`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Status {
     /// Being filled in.
     Draft,
-    /// Handed in by the enumerator.
+    /// Handed in by the enumerator (ODK Central: received, not yet reviewed).
     Submitted,
-    /// Checked by a coordinator.
-    Reviewed,
+    /// A coordinator found problems and sent it back.
+    HasIssues,
+    /// A coordinator accepted it; devices may no longer change it.
+    Approved,
+    /// A coordinator refused it.
+    Rejected,
+    /// Changed after a review: it needs another look.
+    Edited,
+    /// Given up by its enumerator; kept out of exports.
+    Discarded,
 }
 
 impl Status {
+    /// Every status, in the order of a response's life.
+    pub const ALL: [Status; 7] = [
+        Status::Draft,
+        Status::Submitted,
+        Status::HasIssues,
+        Status::Approved,
+        Status::Rejected,
+        Status::Edited,
+        Status::Discarded,
+    ];
+
     /// The name stored in the document and shown to users.
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Draft => "draft",
             Status::Submitted => "submitted",
-            Status::Reviewed => "reviewed",
+            Status::HasIssues => "has_issues",
+            Status::Approved => "approved",
+            Status::Rejected => "rejected",
+            Status::Edited => "edited",
+            Status::Discarded => "discarded",
         }
+    }
+
+    /// A coordinator's verdict (has issues, approved, rejected).
+    pub fn is_review(self) -> bool {
+        matches!(
+            self,
+            Status::HasIssues | Status::Approved | Status::Rejected
+        )
+    }
+
+    /// Handed in and not given up: what an export holds unless asked otherwise.
+    pub fn is_collected(self) -> bool {
+        !matches!(self, Status::Draft | Status::Discarded)
+    }
+
+    /// The status after an edit of the answers: a reviewed response shows that it changed.
+    pub fn after_edit(self) -> Status {
+        if self.is_review() {
+            Status::Edited
+        } else {
+            self
+        }
+    }
+
+    /// The list of names, for messages: `draft, submitted, …`.
+    pub fn names() -> String {
+        Status::ALL.map(Status::as_str).join(", ")
     }
 }
 
@@ -94,13 +148,18 @@ impl FromStr for Status {
     type Err = DocError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(status) = Status::ALL.into_iter().find(|st| st.as_str() == s) {
+            return Ok(status);
+        }
         match s {
-            "draft" => Ok(Status::Draft),
-            "submitted" => Ok(Status::Submitted),
-            "reviewed" => Ok(Status::Reviewed),
+            // Written before review states existed: a reviewed response was an accepted one.
+            "reviewed" => Ok(Status::Approved),
             other => Err(DocError::BadValue {
                 field: "status".to_owned(),
-                reason: format!("unknown status {other:?}; expected draft, submitted or reviewed"),
+                reason: format!(
+                    "unknown status {other:?}; expected one of {}",
+                    Status::names()
+                ),
             }),
         }
     }
@@ -293,6 +352,33 @@ impl ResponseDoc {
         })
     }
 
+    /// Records a coordinator's review: `status` (a review state) and its comment (`None`
+    /// clears an earlier one), in one change.
+    pub fn set_review(
+        &mut self,
+        status: Status,
+        comment: Option<&str>,
+        now: i64,
+    ) -> Result<Option<ChangeHash>, DocError> {
+        if !status.is_review() {
+            return Err(DocError::BadValue {
+                field: "status".to_owned(),
+                reason: format!("{status} is not a review; use has_issues, approved or rejected"),
+            });
+        }
+        self.edit(now, |doc| {
+            doc.put(ROOT, "status", status.as_str())?;
+            match comment {
+                Some(text) => doc.put(ROOT, REVIEW_COMMENT, text)?,
+                None if doc.get(ROOT, REVIEW_COMMENT)?.is_some() => {
+                    doc.delete(ROOT, REVIEW_COMMENT)?
+                }
+                None => {}
+            }
+            Ok(())
+        })
+    }
+
     /// Resolves a conflict on `question` (a name or a path, as [`Conflict::question`] lists it)
     /// by writing `value`.
     ///
@@ -376,6 +462,11 @@ impl ResponseDoc {
     /// The response's status.
     pub fn status(&self) -> Result<Status, DocError> {
         req_str(&self.doc, &ROOT, Path("", "status"))?.parse()
+    }
+
+    /// The comment of the latest review, if it left one.
+    pub fn review_comment(&self) -> Result<Option<String>, DocError> {
+        opt_str(&self.doc, &ROOT, Path("", REVIEW_COMMENT))
     }
 
     /// One answer, by name or by path into a repeat instance (`REPEAT#ID/QUESTION`); a

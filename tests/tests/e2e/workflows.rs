@@ -210,3 +210,228 @@ fn import_reports_the_right_lines_for_crlf_files_and_dry_run_stores_nothing() {
         "three from each real import, none from the dry runs"
     );
 }
+
+/// Drafts used to sync into exports with no way to give one up. Now a draft is discarded
+/// (gone if it never left the device, marked `discarded` everywhere if it did), exports hold
+/// handed-in responses unless asked otherwise, and both listings filter by status, day and
+/// device.
+#[test]
+fn drafts_are_discarded_and_stay_out_of_exports_unless_asked_for() {
+    let w = World::start();
+    w.publish("household-v1.json");
+    let (device, _) = w.enumerator("tablet-1", "Amina Odhiambo", &["household_survey"]);
+    let submitted = w.file("submitted.jsonl", &jsonl(&data::household_v1(0, 2)));
+    device.ok(&["collect", "household_survey", "--answers", path(&submitted)]);
+    let drafts = w.file("drafts.jsonl", &jsonl(&data::household_v1(10, 2)));
+    device.ok(&[
+        "collect",
+        "household_survey",
+        "--answers",
+        path(&drafts),
+        "--draft",
+    ]);
+    device.sync();
+    let synced_drafts = device.response_ids(&["--status", "draft"]);
+    assert_eq!(synced_drafts.len(), 2);
+    let local = w.file("local.jsonl", &jsonl(&data::household_v1(20, 1)));
+    device.ok(&[
+        "collect",
+        "household_survey",
+        "--answers",
+        path(&local),
+        "--draft",
+    ]);
+    let never_sent = device
+        .response_ids(&["--status", "draft"])
+        .into_iter()
+        .find(|id| !synced_drafts.contains(id))
+        .expect("the new draft");
+
+    assert_eq!(
+        w.export_rows("household_survey").len(),
+        2,
+        "the export holds the two submitted responses, not the drafts"
+    );
+
+    // A draft that never left the device disappears.
+    let said = device.ok(&["response", "discard", &never_sent]);
+    assert!(said.contains("gone"), "{said}");
+    assert!(!device.response_ids(&[]).contains(&never_sent));
+    // One the server holds is marked discarded, and the mark travels.
+    let gone = &synced_drafts[0];
+    let marked = device.json(&["response", "discard", gone]);
+    assert_eq!(
+        (&marked["deleted"], &marked["status"]),
+        (&serde_json::json!(false), &serde_json::json!("discarded")),
+        "{marked}"
+    );
+    device.sync();
+    let submitted_id = device.response_ids(&["--status", "submitted"])[0].clone();
+    let err = device.fails(&["response", "discard", &submitted_id], 6);
+    assert!(
+        err.contains("not a draft") && err.contains("rejected"),
+        "a handed-in response is not discarded, and the message says what to do instead: {err}"
+    );
+    let err = device.fails(&["response", "edit", gone, "--set", "comments=late"], 6);
+    assert!(err.contains("discarded"), "{err}");
+
+    let (coordinator, _) = w.member("coordinator", "Grace Coordinator", "coordinator");
+    coordinator.sync();
+    assert_eq!(
+        coordinator.response_ids(&["--status", "discarded"]),
+        vec![gone.clone()]
+    );
+    let export = |extra: &[&str]| -> Vec<serde_json::Value> {
+        let out = w.out_path("filtered.jsonl");
+        let mut args = vec![
+            "export",
+            "household_survey",
+            "--format",
+            "jsonl",
+            "--out",
+            path(&out),
+        ];
+        args.extend_from_slice(extra);
+        coordinator.ok(&args);
+        data::parse_jsonl(&std::fs::read_to_string(&out).expect("export written"))
+    };
+    let statuses = |rows: &[serde_json::Value]| -> Vec<String> {
+        let mut s: Vec<String> = rows.iter().map(|r| str_field(r, "status")).collect();
+        s.sort();
+        s
+    };
+    assert_eq!(statuses(&export(&[])), ["submitted", "submitted"]);
+    assert_eq!(statuses(&export(&["--status", "draft"])), ["draft"]);
+    assert_eq!(
+        statuses(&export(&["--status", "all"])),
+        ["discarded", "draft", "submitted", "submitted"]
+    );
+    assert_eq!(
+        statuses(&export(&["--status", "draft,discarded"])),
+        ["discarded", "draft"]
+    );
+
+    // Day and device filters, on the export and on the device's own listing.
+    let device_name = str_field(&export(&[])[0], "author_device");
+    assert_eq!(export(&["--device", &device_name]).len(), 2);
+    assert_eq!(export(&["--device", "someone-else"]).len(), 0);
+    assert_eq!(
+        export(&["--since", "2000-01-01", "--until", "2999-12-31"]).len(),
+        2
+    );
+    assert_eq!(export(&["--since", "2999-01-01"]).len(), 0);
+    assert_eq!(device.responses(&["--since", "2999-01-01"]).len(), 0);
+    assert_eq!(device.responses(&["--until", "2000-01-01"]).len(), 0);
+    assert_eq!(device.responses(&["--device", &device_name]).len(), 4);
+    let err = coordinator.fails(
+        &[
+            "export",
+            "household_survey",
+            "--format",
+            "csv",
+            "--since",
+            "last week",
+        ],
+        6,
+    );
+    assert!(
+        err.contains("last week") && err.contains("YYYY-MM-DD"),
+        "a date that is not one is refused with the form to use: {err}"
+    );
+}
+
+/// A reviewed response used to change silently: an enumerator's edit left it `reviewed`.
+/// Reviews now have ODK Central's states and a comment; an edit after a review shows as
+/// `edited`; an approved response takes no more changes from devices, on the device and on
+/// the server (for a device that edits before it learns of the approval).
+#[test]
+fn reviews_have_states_and_comments_and_approved_responses_stay_as_approved() {
+    let w = World::start();
+    w.publish("household-v1.json");
+    let (device, _) = w.enumerator("tablet-1", "Amina Odhiambo", &["household_survey"]);
+    let rows = w.file("rows.jsonl", &jsonl(&data::household_v1(0, 4)));
+    device.ok(&["collect", "household_survey", "--answers", path(&rows)]);
+    device.sync();
+    let ids = device.response_ids(&[]);
+    let (approved, issues, rejected, late) = (&ids[0], &ids[1], &ids[2], &ids[3]);
+
+    let (coordinator, _) = w.member("coordinator", "Grace Coordinator", "coordinator");
+    coordinator.sync();
+    coordinator.ok(&["response", "review", approved, "--state", "approved"]);
+    coordinator.ok(&[
+        "response",
+        "review",
+        issues,
+        "--state",
+        "has_issues",
+        "--comment",
+        "check the age",
+    ]);
+    coordinator.ok(&["response", "review", rejected, "--state", "rejected"]);
+    let err = device.fails(&["response", "review", late], 4);
+    assert!(err.contains("coordinators"), "{err}");
+    coordinator.sync();
+
+    device.sync();
+    let shown = device.json(&["response", "show", issues]);
+    assert_eq!(
+        (&shown["status"], &shown["review_comment"]),
+        (
+            &serde_json::json!("has_issues"),
+            &serde_json::json!("check the age")
+        ),
+        "{shown}"
+    );
+    assert!(
+        device
+            .ok(&["response", "show", issues])
+            .contains("review comment: check the age")
+    );
+    // Fixing a response sent back shows that it changed since the review.
+    device.ok(&["response", "edit", issues, "--set", "comments=age checked"]);
+    assert_eq!(
+        str_field(&device.json(&["response", "show", issues]), "status"),
+        "edited"
+    );
+    // An approved one is not changed from a device.
+    let err = device.fails(
+        &["response", "edit", approved, "--set", "comments=again"],
+        6,
+    );
+    assert!(err.contains("approved"), "{err}");
+
+    // The device edits one the coordinator approves meanwhile: the server refuses the edit.
+    coordinator.ok(&["response", "review", late, "--state", "approved"]);
+    coordinator.sync();
+    device.ok(&["response", "edit", late, "--set", "comments=too late"]);
+    let out = device.run(&["--json", "sync"]);
+    assert_eq!(out.code, Some(6), "{}", out.describe());
+    assert!(
+        out.stdout.contains(late.as_str()) && out.stdout.contains("approved"),
+        "the sync names the refused response and why: {}",
+        out.describe()
+    );
+
+    coordinator.sync();
+    let rows = w.export_rows("household_survey");
+    let by_id = |id: &str| {
+        rows.iter()
+            .find(|r| str_field(r, "response_id") == id)
+            .unwrap_or_else(|| panic!("{id} exported"))
+            .clone()
+    };
+    assert_eq!(str_field(&by_id(issues), "status"), "edited");
+    assert_eq!(by_id(issues)["answers"]["comments"], "age checked");
+    assert_eq!(str_field(&by_id(approved), "status"), "approved");
+    assert_eq!(str_field(&by_id(rejected), "status"), "rejected");
+    assert_eq!(str_field(&by_id(late), "status"), "approved");
+    assert_ne!(
+        by_id(late)["answers"]["comments"],
+        "too late",
+        "the edit of an approved response was not taken"
+    );
+    assert_eq!(
+        coordinator.response_ids(&["--status", "edited"]),
+        vec![issues.clone()]
+    );
+}

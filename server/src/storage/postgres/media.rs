@@ -132,7 +132,8 @@ impl MediaStorage for Postgres {
         let found = client
             .query_opt(
                 "SELECT d.org_id, d.survey_id, d.owner_id, d.survey_version, d.restricted,
-                        d.wrapped_key, o.wrapped_key
+                        d.wrapped_key, o.wrapped_key,
+                        (SELECT i.status FROM response_index i WHERE i.doc_id = d.id)
                  FROM docs d JOIN orgs o ON o.id = d.org_id
                  WHERE d.id = $1 AND d.org_id = $2",
                 &[&doc_id, &org_id],
@@ -158,6 +159,7 @@ impl MediaStorage for Postgres {
             owner_id: r.try_get(2)?,
             survey_version: small(r.try_get(3)?)?,
             restricted: r.try_get(4)?,
+            status: r.try_get(7)?,
         };
         let attachment = client
             .query_opt(

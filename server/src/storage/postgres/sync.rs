@@ -83,8 +83,9 @@ async fn gates(
 async fn locked_doc(tx: &Tx<'_>, id: &str) -> Result<Option<(StoredDoc, Vec<u8>)>> {
     let stmt = tx
         .prepare_cached(
-            "SELECT org_id, survey_id, owner_id, survey_version, wrapped_key, restricted FROM docs
-             WHERE id = $1 FOR UPDATE",
+            "SELECT org_id, survey_id, owner_id, survey_version, wrapped_key, restricted,
+                    (SELECT i.status FROM response_index i WHERE i.doc_id = docs.id)
+             FROM docs WHERE id = $1 FOR UPDATE",
         )
         .await?;
     tx.query_opt(&stmt, &[&id])
@@ -97,6 +98,7 @@ async fn locked_doc(tx: &Tx<'_>, id: &str) -> Result<Option<(StoredDoc, Vec<u8>)
                     owner_id: r.try_get(2)?,
                     survey_version: small(r.try_get(3)?)?,
                     restricted: r.try_get(5)?,
+                    status: r.try_get(6)?,
                 },
                 r.try_get(4)?,
             ))
@@ -149,7 +151,8 @@ impl Postgres {
         let mut stored: HashMap<String, (StoredDoc, Vec<u8>)> = HashMap::new();
         let lock = tx
             .prepare_cached(
-                "SELECT id, org_id, survey_id, owner_id, survey_version, wrapped_key, restricted
+                "SELECT id, org_id, survey_id, owner_id, survey_version, wrapped_key, restricted,
+                        (SELECT i.status FROM response_index i WHERE i.doc_id = docs.id)
                  FROM docs WHERE id = ANY($1) ORDER BY id FOR UPDATE",
             )
             .await?;
@@ -163,6 +166,7 @@ impl Postgres {
                         owner_id: r.try_get(3)?,
                         survey_version: small(r.try_get(4)?)?,
                         restricted: r.try_get(6)?,
+                        status: r.try_get(7)?,
                     },
                     r.try_get(5)?,
                 ),

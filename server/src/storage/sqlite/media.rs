@@ -28,7 +28,8 @@ pub fn target(conn: &Connection, org_id: &str, doc_id: &str, name: &str) -> Resu
     let found = conn
         .prepare_cached(
             "SELECT d.org_id, d.survey_id, d.owner_id, d.survey_version, d.restricted,
-                    d.wrapped_key, o.wrapped_key
+                    d.wrapped_key, o.wrapped_key,
+                    (SELECT i.status FROM response_index i WHERE i.doc_id = d.id)
              FROM docs d JOIN orgs o ON o.id = d.org_id
              WHERE d.id = ?1 AND d.org_id = ?2",
         )?
@@ -40,6 +41,7 @@ pub fn target(conn: &Connection, org_id: &str, doc_id: &str, name: &str) -> Resu
                     owner_id: r.get(2)?,
                     survey_version: r.get(3)?,
                     restricted: r.get(4)?,
+                    status: r.get(7)?,
                 },
                 r.get::<_, Vec<u8>>(5)?,
                 r.get::<_, Vec<u8>>(6)?,

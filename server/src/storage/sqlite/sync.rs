@@ -91,7 +91,8 @@ pub fn push(
         };
         let existing: Option<(StoredDoc, Vec<u8>)> = tx
             .prepare_cached(
-                "SELECT org_id, survey_id, owner_id, survey_version, wrapped_key, restricted
+                "SELECT org_id, survey_id, owner_id, survey_version, wrapped_key, restricted,
+                        (SELECT i.status FROM response_index i WHERE i.doc_id = docs.id)
                  FROM docs WHERE id = ?1",
             )?
             .query_row([&id], |r| {
@@ -102,6 +103,7 @@ pub fn push(
                         owner_id: r.get(2)?,
                         survey_version: r.get(3)?,
                         restricted: r.get::<_, i64>(5)? != 0,
+                        status: r.get(6)?,
                     },
                     r.get(4)?,
                 ))

@@ -215,6 +215,7 @@ pub(crate) async fn settle_named(
                 errors: Vec::new(),
                 conflicts: Vec::new(),
                 warnings: Vec::new(),
+                review_comment: None,
             });
             let checked = Checked {
                 verdicts,

@@ -177,19 +177,42 @@ fn an_edit_that_changes_nothing_makes_no_change() {
 #[test]
 fn status_moves_and_round_trips() {
     let mut doc = created();
-    for (i, status) in [Status::Submitted, Status::Reviewed, Status::Draft]
-        .into_iter()
-        .enumerate()
-    {
+    for (i, status) in Status::ALL.into_iter().enumerate() {
         doc.set_status(status, T0 + 10 + i as i64).expect("status");
         assert_eq!(doc.status().expect("status"), status);
         assert_eq!(doc.meta().expect("meta").status, status);
         assert_eq!(status.as_str().parse::<Status>().expect("parse"), status);
     }
     assert!(matches!(
-        "approved".parse::<Status>(),
+        "accepted".parse::<Status>(),
         Err(DocError::BadValue { .. })
     ));
+    // Documents written before review states say `reviewed`: an accepted response.
+    assert_eq!(
+        "reviewed".parse::<Status>().expect("parse"),
+        Status::Approved
+    );
+}
+
+#[test]
+fn a_review_records_its_state_and_comment_and_an_edit_after_it_shows() {
+    let mut doc = created();
+    doc.set_status(Status::Submitted, T0 + 1).expect("submit");
+    assert!(doc.set_review(Status::Edited, None, T0 + 2).is_err());
+    doc.set_review(Status::HasIssues, Some("age looks wrong"), T0 + 2)
+        .expect("review");
+    assert_eq!(doc.status().expect("status"), Status::HasIssues);
+    assert_eq!(
+        doc.review_comment().expect("comment").as_deref(),
+        Some("age looks wrong")
+    );
+    assert_eq!(Status::HasIssues.after_edit(), Status::Edited);
+    assert_eq!(Status::Submitted.after_edit(), Status::Submitted);
+    doc.set_review(Status::Approved, None, T0 + 3)
+        .expect("approve");
+    assert_eq!(doc.review_comment().expect("comment"), None);
+    assert!(!Status::Draft.is_collected() && !Status::Discarded.is_collected());
+    assert!(Status::Edited.is_collected());
 }
 
 #[test]
@@ -345,7 +368,7 @@ fn edits_to_different_questions_merge_without_conflict() {
     a.set_answer("name", &"Ama".into(), T0 + 5).expect("set");
     b.set_answer("age", &Answer::Integer(30), T0 + 9)
         .expect("set");
-    b.set_status(Status::Reviewed, T0 + 9).expect("status");
+    b.set_status(Status::Approved, T0 + 9).expect("status");
     sync(&mut a, &mut b);
     let want: Answers = [
         ("age".to_owned(), Answer::Integer(30)),
@@ -357,7 +380,7 @@ fn edits_to_different_questions_merge_without_conflict() {
         assert_eq!(doc.conflicts().expect("conflicts"), vec![]);
         // `updated_at` is the latest edit, whichever op won the register.
         assert_eq!(doc.meta().expect("meta").updated_at, T0 + 9);
-        assert_eq!(doc.status().expect("status"), Status::Reviewed);
+        assert_eq!(doc.status().expect("status"), Status::Approved);
     }
 }
 
@@ -529,7 +552,7 @@ fn unexpected_shapes_are_typed_errors() {
         ),
         (
             |d| {
-                d.put(ROOT, "status", "approved").expect("put");
+                d.put(ROOT, "status", "accepted").expect("put");
             },
             "meta",
             Box::new(|e| matches!(e, DocError::BadValue { field, .. } if field == "status")),
