@@ -303,7 +303,7 @@ pub(crate) fn import(store: &mut Store, survey: &str, n: usize) -> anyhow::Resul
     let version = store.survey_version(&batch.survey_id(), batch.version())?;
     for start in (0..n).step_by(1000) {
         let rows: Vec<Answers> = (start..n.min(start + 1000)).map(answers).collect();
-        let built = batch.prepare_all(&version, &rows, Status::Submitted, |a| Some(a))?;
+        let built = batch.prepare_all(&version, &rows, Status::Submitted, |a| Some((a, None)))?;
         for (i, b) in built.into_iter().enumerate() {
             match b {
                 Some(Ok(p)) => batch.push(p),

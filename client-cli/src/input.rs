@@ -16,6 +16,35 @@ pub const EXPORT_META_COLUMNS: [&str; 6] = [
     "updated_at",
 ];
 
+/// Columns (CSV) or keys (JSON Lines) that name a row's own id: ours, ODK's and Kobo's. A row
+/// with an id is imported under it, so importing the same file again stores nothing twice.
+pub const ID_COLUMNS: [&str; 5] = [
+    "response_id",
+    "instanceID",
+    "meta/instanceID",
+    "KEY",
+    "_uuid",
+];
+
+/// Take a row's own id out of a JSON Lines object (the first of [`ID_COLUMNS`] it holds as a
+/// non-empty string), leaving the answers.
+pub fn take_row_id(value: &mut serde_json::Value) -> Option<String> {
+    let map = value.as_object_mut()?;
+    let mut found = None;
+    for key in ID_COLUMNS {
+        if let Some(v) = map.remove(key)
+            && found.is_none()
+        {
+            found = v
+                .as_str()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned);
+        }
+    }
+    found
+}
+
 /// Split a `NAME=VALUE` argument (the value may contain `=` and may be empty).
 pub fn parse_assignment(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
@@ -228,6 +257,8 @@ fn first_line(text: &str) -> usize {
 pub struct CsvColumns {
     /// Per column: the question it answers, or `None` for an ignored export column.
     columns: Vec<Option<String>>,
+    /// The column holding each row's own id ([`ID_COLUMNS`]), if the file has one.
+    id_column: Option<usize>,
 }
 
 impl CsvColumns {
@@ -239,9 +270,15 @@ impl CsvColumns {
     ) -> Result<CsvColumns, Vec<String>> {
         let mut columns = Vec::new();
         let mut errors = Vec::new();
+        let mut id_column = None;
         for (i, raw) in header.into_iter().enumerate() {
             let name = raw.trim().trim_start_matches('\u{feff}');
             let column = i + 1;
+            if survey.question(name).is_none() && ID_COLUMNS.contains(&name) {
+                id_column.get_or_insert(i);
+                columns.push(None);
+                continue;
+            }
             match survey.question(name) {
                 Some(q) if q.qtype == QuestionType::Note => {
                     errors.push(format!(
@@ -269,10 +306,17 @@ impl CsvColumns {
             }
         }
         if errors.is_empty() {
-            Ok(CsvColumns { columns })
+            Ok(CsvColumns { columns, id_column })
         } else {
             Err(errors)
         }
+    }
+
+    /// The row's own id (its cell in the id column), if the file has one and the cell is not
+    /// empty.
+    pub fn row_id<'r>(&self, row: impl IntoIterator<Item = &'r str>) -> Option<String> {
+        let cell = row.into_iter().nth(self.id_column?)?.trim();
+        (!cell.is_empty()).then(|| cell.to_owned())
     }
 
     /// The answers of one row; an empty cell is no answer. Too many or too few cells is an

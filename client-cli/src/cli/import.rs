@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use fieldsync_client::exit::{self, Failure};
 use fieldsync_client::input::{self, CsvColumns};
-use fieldsync_client::store::{CreateBatch, Store};
+use fieldsync_client::store::{CreateBatch, Store, import_id};
 use fieldsync_protocol::Answers;
 use fieldsync_protocol::document::Status;
 use fieldsync_protocol::survey::Survey;
@@ -24,6 +24,11 @@ pub const BATCH: usize = 1000;
 /// Every row is validated like a submitted interview; valid rows are stored as responses
 /// (sent at the next `fieldsync sync`), invalid rows are reported with their line numbers
 /// (the CSV header is line 1) and the command exits 6.
+///
+/// Safe to run again: each row is stored under an id of its own, from its `instanceID`,
+/// `KEY`, `_uuid` or `response_id` column (key, in JSON Lines) when it has one, otherwise from
+/// the survey and the row's answers; a row already on this device is counted, not stored
+/// again. Fix the invalid rows and run the same command: only they are added.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The survey id or form id.
@@ -65,6 +70,10 @@ fn format_of(path: &Path, given: Option<Format>) -> Result<Format, Failure> {
     }
 }
 
+/// A buffered row: its line, its own id (if the file gives one), its answers or why it has
+/// none.
+type Row = (usize, Option<String>, Result<Answers, Vec<String>>);
+
 /// The rows' destination: rows are buffered, built into responses on every core, and
 /// committed [`BATCH`] at a time.
 struct Sink<'a> {
@@ -72,18 +81,25 @@ struct Sink<'a> {
     survey: &'a Survey,
     batch: CreateBatch,
     status: Status,
-    rows: Vec<(usize, Result<Answers, Vec<String>>)>,
+    rows: Vec<Row>,
     /// Check only: valid rows are counted, not stored.
     dry_run: bool,
     valid: u64,
     stored: u64,
+    /// Valid rows this device held already (imported before).
+    already: u64,
     invalid: Vec<Invalid>,
     bar: indicatif::ProgressBar,
 }
 
 impl Sink<'_> {
-    fn row(&mut self, line: usize, answers: Result<Answers, Vec<String>>) -> anyhow::Result<()> {
-        self.rows.push((line, answers));
+    fn row(
+        &mut self,
+        line: usize,
+        row_id: Option<String>,
+        answers: Result<Answers, Vec<String>>,
+    ) -> anyhow::Result<()> {
+        self.rows.push((line, row_id, answers));
         if self.rows.len() >= BATCH {
             self.flush()?;
         }
@@ -93,10 +109,17 @@ impl Sink<'_> {
     /// Build the buffered rows in parallel, then write them in one transaction.
     fn flush(&mut self) -> anyhow::Result<()> {
         let rows = std::mem::take(&mut self.rows);
+        let survey_id = self.batch.survey_id();
         let built = self
             .batch
-            .prepare_all(self.survey, &rows, self.status, |(_, a)| a.as_ref().ok())?;
-        for ((line, parsed), built) in rows.into_iter().zip(built) {
+            .prepare_all(self.survey, &rows, self.status, |(_, row_id, a)| {
+                let answers = a.as_ref().ok()?;
+                Some((
+                    answers,
+                    Some(import_id(&survey_id, row_id.as_deref(), answers)),
+                ))
+            })?;
+        for ((line, _, parsed), built) in rows.into_iter().zip(built) {
             // A row is built exactly when it parsed.
             let result = match built {
                 Some(Ok(p)) => Ok(p),
@@ -114,7 +137,9 @@ impl Sink<'_> {
             }
         }
         if !self.dry_run {
-            self.stored += self.batch.commit(self.store)? as u64;
+            let done = self.batch.commit(self.store)?;
+            self.stored += done.stored as u64;
+            self.already += done.already_held as u64;
         }
         Ok(())
     }
@@ -154,6 +179,7 @@ pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
         dry_run: args.dry_run,
         valid: 0,
         stored: 0,
+        already: 0,
         invalid: Vec::new(),
         bar,
     };
@@ -164,13 +190,15 @@ pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
     sink.flush()?;
     sink.bar.finish_and_clear();
     let elapsed = started.elapsed().as_secs_f64();
-    let (valid, stored, mut invalid) = (sink.valid, sink.stored, sink.invalid);
+    let (valid, stored, already, mut invalid) =
+        (sink.valid, sink.stored, sink.already, sink.invalid);
     invalid.sort_by_key(|i| i.line);
     report_invalid(&invalid);
     if s.json {
         s.print_json(&serde_json::json!({
             "valid": valid,
             "stored": stored,
+            "already_stored": already,
             "invalid": invalid,
             "dry_run": args.dry_run,
         }))?;
@@ -186,8 +214,13 @@ pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
         } else {
             0.0
         };
+        let before = if already > 0 {
+            format!(", {already} already stored by an earlier import (left as they were)")
+        } else {
+            String::new()
+        };
         outln!(
-            "stored {stored} response(s), {} invalid, in {elapsed:.1} s ({rate:.0} rows/s); `fieldsync sync` sends them",
+            "stored {stored} response(s){before}, {} invalid, in {elapsed:.1} s ({rate:.0} rows/s); `fieldsync sync` sends them",
             invalid.len()
         );
     }
@@ -219,7 +252,8 @@ fn import_csv(reader: impl Read, survey: &Survey, sink: &mut Sink<'_>) -> anyhow
             Ok(false) => break,
             Ok(true) => {
                 let line = record.position().map_or(line, |p| lines.line_at(p.byte()));
-                sink.row(line, columns.answers(survey, record.iter()))?;
+                let row_id = columns.row_id(record.iter());
+                sink.row(line, row_id, columns.answers(survey, record.iter()))?;
             }
             Err(e) if e.is_io_error() => {
                 return Err(anyhow::Error::new(e).context("reading the CSV file failed"));
@@ -311,10 +345,14 @@ fn import_jsonl(reader: impl BufRead, survey: &Survey, sink: &mut Sink<'_>) -> a
         if line.trim().is_empty() {
             continue;
         }
+        let mut row_id = None;
         let answers = input::parse_line(&line)
             .map_err(|e| vec![e])
-            .and_then(|v| input::answers_from_json(survey, &v));
-        sink.row(i + 1, answers)?;
+            .and_then(|mut v| {
+                row_id = input::take_row_id(&mut v);
+                input::answers_from_json(survey, &v)
+            });
+        sink.row(i + 1, row_id, answers)?;
         if i % 1000 == 0 {
             sink.bar.set_position(bytes);
         }

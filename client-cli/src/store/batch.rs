@@ -85,6 +85,46 @@ impl Store {
     }
 }
 
+/// What [`CreateBatch::commit`] wrote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Committed {
+    /// New responses stored.
+    pub stored: usize,
+    /// Responses left out because this device already holds their id.
+    pub already_held: usize,
+}
+
+/// The id an imported row is stored under, the same every time the row is imported: the
+/// row's own id when it is a UUID (`uuid:` prefix allowed, as ODK writes it); otherwise a
+/// UUID (version 8) from a SHA-256 of the survey and the row's id text, or, for a row without
+/// one, its answers. So two rows with the same answers and no id are one response.
+pub fn import_id(survey_id: &Uuid, row_id: Option<&str>, answers: &Answers) -> Uuid {
+    if let Some(text) = row_id {
+        let bare = text.strip_prefix("uuid:").unwrap_or(text);
+        if let Ok(id) = Uuid::parse_str(bare) {
+            return id;
+        }
+    }
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(b"fieldsync import row\0");
+    ctx.update(survey_id.as_bytes());
+    match row_id {
+        Some(text) => {
+            ctx.update(b"id\0");
+            ctx.update(text.as_bytes());
+        }
+        None => {
+            ctx.update(b"answers\0");
+            // Answers are a sorted map: the same answers serialise to the same bytes.
+            ctx.update(&serde_json::to_vec(answers).unwrap_or_default());
+        }
+    }
+    let digest = ctx.finish();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest.as_ref()[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
 /// A change's hash and its bytes.
 pub(super) type HashedChange = (Vec<u8>, Vec<u8>);
 
@@ -164,7 +204,7 @@ impl CreateBatch {
         status: Status,
     ) -> Result<Result<Uuid, Vec<ValidationError>>, StoreError> {
         let survey = store.survey_version(&self.survey_id, self.version)?;
-        Ok(self.prepare(&survey, answers, status)?.map(|p| {
+        Ok(self.prepare(&survey, answers, None, status)?.map(|p| {
             let id = p.id;
             self.push(p);
             id
@@ -172,12 +212,14 @@ impl CreateBatch {
     }
 
     /// Validate and build one response of this batch's survey version (`survey` must be it)
-    /// without touching the store. A draft may lack required answers or break constraints,
-    /// but its answers must fit their questions.
+    /// without touching the store, under `id` if given (a fresh time-ordered id otherwise). A
+    /// draft may lack required answers or break constraints, but its answers must fit their
+    /// questions.
     pub fn prepare(
         &self,
         survey: &Survey,
         answers: &Answers,
+        id: Option<Uuid>,
         status: Status,
     ) -> Result<Result<Prepared, Vec<ValidationError>>, StoreError> {
         // Metadata, defaults nobody is asked and calculations are stored with the response.
@@ -206,7 +248,7 @@ impl CreateBatch {
         }
         // Time-ordered ids: every index keyed by response id grows at its end, on the device and
         // on the server, instead of touching a random page per insert.
-        let id = Uuid::now_v7();
+        let id = id.unwrap_or_else(Uuid::now_v7);
         let now = now_ms();
         // One change holds the whole new response: metadata, answers and status, written
         // without building the document.
@@ -245,17 +287,18 @@ impl CreateBatch {
     }
 
     /// [`CreateBatch::prepare`] every row on every core, keeping their order: `answers` gives a
-    /// row's answers, or `None` for a row that failed before (it stays `None`).
+    /// row's answers and the id to store it under (`None`: a fresh one), or `None` for a row
+    /// that failed before (it stays `None`).
     pub fn prepare_all<T: Sync>(
         &self,
         survey: &Survey,
         rows: &[T],
         status: Status,
-        answers: impl Fn(&T) -> Option<&Answers> + Sync,
+        answers: impl Fn(&T) -> Option<(&Answers, Option<Uuid>)> + Sync,
     ) -> Result<Vec<Option<Built>>, StoreError> {
         super::par_map(rows, |row| {
             answers(row)
-                .map(|a| self.prepare(survey, a, status))
+                .map(|(a, id)| self.prepare(survey, a, id, status))
                 .transpose()
         })?
         .into_iter()
@@ -277,15 +320,25 @@ impl CreateBatch {
         self.pending.is_empty()
     }
 
-    /// Write every staged response and its changes in one durable transaction.
-    pub fn commit(&mut self, store: &mut Store) -> Result<usize, StoreError> {
+    /// Write every staged response and its changes in one durable transaction, except those
+    /// whose id this device already holds (a row imported before, or twice in one file).
+    pub fn commit(&mut self, store: &mut Store) -> Result<Committed, StoreError> {
         let staged = std::mem::take(&mut self.pending);
-        let n = staged.len();
+        let mut done = Committed::default();
         let tx = store.immediate()?;
+        let mut seen = std::collections::HashSet::with_capacity(staged.len());
         for p in &staged {
+            let held = tx
+                .prepare_cached("SELECT 1 FROM docs WHERE id = ?1")?
+                .exists([p.id.to_string()])?;
+            if held || !seen.insert(p.id) {
+                done.already_held += 1;
+                continue;
+            }
             store.insert_prepared(&tx, p, &self.survey_id, self.version)?;
+            done.stored += 1;
         }
         tx.commit()?;
-        Ok(n)
+        Ok(done)
     }
 }

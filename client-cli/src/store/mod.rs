@@ -16,7 +16,7 @@ mod responses;
 mod surveys;
 mod sync;
 
-pub use batch::{CreateBatch, Prepared};
+pub use batch::{Committed, CreateBatch, Prepared, import_id};
 pub use media::{Attached, MediaBacklog, MediaUpload};
 pub use responses::{Discarded, LocalResponse, ResponseFilter, ResponseRow};
 pub use surveys::LocalSurvey;

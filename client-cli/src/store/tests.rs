@@ -499,3 +499,27 @@ fn a_new_response_takes_last_saved_defaults_metadata_and_calculations() {
     );
     assert_eq!(b.get("double"), Some(&Answer::from("10")));
 }
+
+#[test]
+fn an_imported_row_has_the_same_id_every_time() {
+    use fieldsync_protocol::{Answer, Answers};
+    let survey = Uuid::from_u128(7);
+    let answers: Answers = [("name".to_owned(), Answer::from("Ama"))].into();
+    let id = super::import_id(&survey, None, &answers);
+    assert_eq!(id, super::import_id(&survey, None, &answers));
+    assert_eq!(id.get_version_num(), 8);
+    assert_ne!(id, super::import_id(&Uuid::from_u128(8), None, &answers));
+    let other: Answers = [("name".to_owned(), Answer::from("Kofi"))].into();
+    assert_ne!(id, super::import_id(&survey, None, &other));
+    // The row's own id wins: a UUID as it is (ODK's `uuid:` prefix too), any other text hashed.
+    let own = "6f1c2a4e-8b3d-4c5e-9f60-0a1b2c3d4e5f";
+    for text in [own.to_owned(), format!("uuid:{own}")] {
+        assert_eq!(
+            super::import_id(&survey, Some(&text), &answers).to_string(),
+            own
+        );
+    }
+    let keyed = super::import_id(&survey, Some("row-17"), &answers);
+    assert_eq!(keyed, super::import_id(&survey, Some("row-17"), &other));
+    assert_ne!(keyed, id);
+}

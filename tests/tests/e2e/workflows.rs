@@ -435,3 +435,96 @@ fn reviews_have_states_and_comments_and_approved_responses_stay_as_approved() {
         vec![issues.clone()]
     );
 }
+
+/// A partly failed import says to fix the rows and run it again; that used to store every
+/// row again. Each row now has a stable id (the file's own `KEY`/`instanceID` column, or one
+/// made from its answers), so a re-run adds only what was not stored.
+#[test]
+fn an_import_run_again_after_fixing_its_rows_stores_nothing_twice() {
+    let w = World::start();
+    w.publish("household-v1.json");
+    let (ops, _) = w.member("ops", "Olu Ops", "ops");
+    ops.sync();
+    let import = |file: &std::path::Path, code: i32| -> serde_json::Value {
+        let out = ops.json_code(&["import", "household_survey", path(file)], code);
+        serde_json::from_str(out.stdout.trim())
+            .unwrap_or_else(|e| panic!("no JSON ({e})\n{}", out.describe()))
+    };
+    let mut rows = data::household_v1(0, 4);
+    let good_age = rows[2]["head_age"].clone();
+    rows[2].insert("head_age".into(), serde_json::json!(200));
+    let file = w.file(
+        "households.csv",
+        &data::to_csv(&data::HOUSEHOLD_V1_QUESTIONS, &rows),
+    );
+    let first = import(&file, 6);
+    assert_eq!(
+        (&first["stored"], &first["already_stored"]),
+        (&3.into(), &0.into()),
+        "{first}"
+    );
+
+    // The user fixes the row and runs the same command, as the message told them.
+    rows[2].insert("head_age".into(), good_age);
+    std::fs::write(&file, data::to_csv(&data::HOUSEHOLD_V1_QUESTIONS, &rows)).expect("rewrite");
+    let second = import(&file, 0);
+    assert_eq!(
+        (&second["stored"], &second["already_stored"]),
+        (&1.into(), &3.into()),
+        "{second}"
+    );
+    let third = import(&file, 0);
+    assert_eq!(
+        (&third["stored"], &third["already_stored"]),
+        (&0.into(), &4.into()),
+        "{third}"
+    );
+    let said = ops.ok(&["import", "household_survey", path(&file)]);
+    assert!(said.contains("4 already stored"), "{said}");
+
+    // A file with its own ids (ODK's KEY column, `uuid:` prefix) is stored under them.
+    let keyed_rows = data::household_v1(50, 2);
+    let keys = [
+        "uuid:6f1c2a4e-8b3d-4c5e-9f60-0a1b2c3d4e5f",
+        "uuid:7a2d3b5f-9c4e-4d6f-8a71-1b2c3d4e5f60",
+    ];
+    let csv = data::to_csv(&data::HOUSEHOLD_V1_QUESTIONS, &keyed_rows);
+    let keyed: String = csv
+        .lines()
+        .enumerate()
+        .map(|(i, line)| match i {
+            0 => format!("KEY,{line}\n"),
+            n => format!("{},{line}\n", keys[n - 1]),
+        })
+        .collect();
+    let keyed_file = w.file("keyed.csv", &keyed);
+    assert_eq!(import(&keyed_file, 0)["stored"], 2);
+    assert_eq!(import(&keyed_file, 0)["already_stored"], 2);
+    let ids = ops.response_ids(&[]);
+    for key in keys {
+        assert!(
+            ids.contains(&key.trim_start_matches("uuid:").to_owned()),
+            "{key} is the response's id: {ids:?}"
+        );
+    }
+    // JSON Lines with an instanceID key, likewise.
+    let mut line = data::household_v1(60, 1).remove(0);
+    line.insert(
+        "instanceID".into(),
+        "uuid:0b1c2d3e-4f50-4617-8829-3a4b5c6d7e8f".into(),
+    );
+    let jsonl_file = w.file("one.jsonl", &jsonl(&[line]));
+    assert_eq!(import(&jsonl_file, 0)["stored"], 1);
+    assert_eq!(import(&jsonl_file, 0)["already_stored"], 1);
+    assert!(
+        ops.response_ids(&[])
+            .contains(&"0b1c2d3e-4f50-4617-8829-3a4b5c6d7e8f".to_owned())
+    );
+
+    ops.sync();
+    assert_eq!(
+        w.export_rows("household_survey").len(),
+        7,
+        "four rows, two keyed rows and one line, each once"
+    );
+}
