@@ -30,6 +30,21 @@ pub const NOT_FOUND: u8 = 7;
 /// what a shell reports for other tools that SIGPIPE ends.
 pub const CLOSED: u8 = 141;
 
+/// The name of an exit status, as `--json` errors give it in `code`.
+pub fn name_of(code: u8) -> &'static str {
+    match code {
+        OK => "ok",
+        USAGE => "usage",
+        UNREACHABLE => "unreachable",
+        AUTH => "auth",
+        PASSPHRASE => "passphrase",
+        INVALID => "invalid",
+        NOT_FOUND => "not_found",
+        CLOSED => "closed",
+        _ => "failure",
+    }
+}
+
 /// A failure found by the interface itself (not by the store or the server), already
 /// classified.
 #[derive(Debug, thiserror::Error)]

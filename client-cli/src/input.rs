@@ -71,7 +71,7 @@ pub fn edits_from_args(
     let mut after = current.clone();
     let mut parsed = Vec::new();
     for (name, value) in sets {
-        match survey.parse_input(name, value) {
+        match survey.parse_typed(name, value, crate::store::now_local()) {
             Ok(answer) => {
                 after.insert(name.clone(), answer.clone());
                 parsed.push((name.clone(), answer));

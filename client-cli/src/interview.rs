@@ -462,22 +462,11 @@ impl Interview {
                 .map(|t| resolve_choice(choices, t))
                 .collect::<Vec<_>>()
                 .join(" "),
-            QuestionType::Date if typed.eq_ignore_ascii_case("today") => {
-                let d = self.ctx.today;
-                format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
-            }
-            QuestionType::DateTime if typed.eq_ignore_ascii_case("now") => self
-                .ctx
-                .now
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
-            QuestionType::Time if typed.eq_ignore_ascii_case("now") => {
-                let t = self.ctx.now.time();
-                format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second())
-            }
             _ => typed.to_owned(),
         };
-        let answer = match self.survey.parse_input(&q.name, &text) {
+        // `now`, `today` and local times are the interview's clock in the device's offset.
+        let now = self.ctx.now.to_offset(crate::store::local_offset());
+        let answer = match self.survey.parse_typed(&q.name, &text, now) {
             Ok(a) => a,
             Err(e) => return Reply::Problem(e.message),
         };

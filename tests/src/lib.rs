@@ -12,6 +12,7 @@ pub mod process;
 pub mod proxy;
 pub mod rng;
 pub mod server;
+pub mod tty;
 pub mod world;
 
 pub use bins::{binaries, fixture, workspace_root};

@@ -33,6 +33,8 @@ mod rights;
 mod rights_support;
 #[path = "e2e/secrets_at_rest.rs"]
 mod secrets_at_rest;
+#[path = "e2e/terminal.rs"]
+mod terminal;
 #[path = "e2e/versions.rs"]
 mod versions;
 #[path = "e2e/workflows.rs"]

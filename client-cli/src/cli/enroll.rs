@@ -15,7 +15,7 @@ use super::Settings;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The server address, e.g. http://127.0.0.1:8470.
-    #[arg(long, value_name = "URL", value_parser = server_url)]
+    #[arg(long, env = "FIELDSYNC_SERVER", value_name = "URL", value_parser = server_url)]
     server: String,
     /// The one-time enrollment code.
     #[arg(long, value_parser = non_empty)]

@@ -13,7 +13,7 @@ use super::enroll::{non_empty, refused, server_url, start_session};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The server address, e.g. http://127.0.0.1:8470.
-    #[arg(long, value_name = "URL", value_parser = server_url)]
+    #[arg(long, env = "FIELDSYNC_SERVER", value_name = "URL", value_parser = server_url)]
     server: String,
     /// The one-time login token.
     #[arg(long, value_parser = non_empty)]

@@ -21,6 +21,7 @@ mod status;
 mod subject;
 mod survey;
 mod sync;
+mod unlock;
 mod whoami;
 
 use std::io::{IsTerminal, Write};
@@ -40,7 +41,7 @@ fieldsync server.
 Enumerators enroll a device, collect interviews with or without a connection and sync when \
 back in range; coordinators and ops log in to publish surveys, manage members, review, \
 import and export. Everything typed is kept in an encrypted store in --home, unlocked with \
-the passphrase from FIELDSYNC_PASSPHRASE (or typed on a terminal).
+the passphrase from FIELDSYNC_PASSPHRASE (or typed on a terminal; `fieldsync unlock` keeps it unlocked for a working session, `fieldsync lock` ends that). FIELDSYNC_HOME and FIELDSYNC_SERVER stand in for --home and --server. With --json, errors are one JSON object on stderr: {\"error\": message, \"code\": name of the exit code, \"exit\": number}.
 
 exit codes:
   0  ok
@@ -94,6 +95,10 @@ enum Command {
     Status(status::Args),
     Import(import::Args),
     Export(export::Args),
+    Unlock(unlock::UnlockArgs),
+    Lock(unlock::LockArgs),
+    #[command(hide = true)]
+    Agent(unlock::AgentArgs),
 }
 
 /// The passphrase, never printed.
@@ -159,13 +164,40 @@ impl Settings {
         Ok(first)
     }
 
-    /// Open and unlock the store in the client home.
+    /// Open and unlock the store in the client home: with the key of a running unlock agent
+    /// when there is one (and no FIELDSYNC_PASSPHRASE), else with the passphrase.
     pub fn open_store(&self) -> anyhow::Result<Store> {
         if !store::exists(&self.home) {
             return Err(store::StoreError::Missing(self.home.clone()).into());
         }
-        let pass = self.passphrase(false)?;
-        Ok(Store::open(&self.home, &pass)?)
+        if self.passphrase.is_none()
+            && let Some(key) = unlock::agent_key(&self.home)
+            && let Ok(store) = Store::open_unlocked(&self.home, store::Unlock::Key(key))
+        {
+            return Ok(store);
+        }
+        self.open_store_with_passphrase()
+    }
+
+    /// Open the store with the passphrase; one typed wrong on a terminal is asked again (three
+    /// tries in all).
+    pub fn open_store_with_passphrase(&self) -> anyhow::Result<Store> {
+        if !store::exists(&self.home) {
+            return Err(store::StoreError::Missing(self.home.clone()).into());
+        }
+        let mut tries = 1;
+        loop {
+            let pass = self.passphrase(false)?;
+            match Store::open(&self.home, &pass) {
+                Err(store::StoreError::Crypto(
+                    fieldsync_protocol::crypto::CryptoError::WrongPassphrase,
+                )) if self.passphrase.is_none() && tries < 3 => {
+                    eprintln!("wrong passphrase; try again");
+                    tries += 1;
+                }
+                opened => return Ok(opened?),
+            }
+        }
     }
 
     /// Open the store, or create it when the home has none yet.
@@ -218,14 +250,29 @@ pub fn progress_bar(len: Option<u64>) -> indicatif::ProgressBar {
 
 /// Run the command line and turn the outcome into an exit code.
 pub fn main() -> ExitCode {
+    // Before any thread exists (see the function).
+    fieldsync_client::store::init_local_offset();
     let cli = Cli::parse();
     let settings = Settings::from_cli(&cli);
     match run(cli.command, &settings) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             let _ = std::io::stdout().flush();
-            eprintln!("error: {e:#}");
-            ExitCode::from(exit::code_for(e.as_ref()))
+            let code = exit::code_for(e.as_ref());
+            if settings.json {
+                // Scripts read errors as they read results: one JSON object, on stderr.
+                eprintln!(
+                    "{}",
+                    serde_json::json!({
+                        "error": format!("{e:#}"),
+                        "code": exit::name_of(code),
+                        "exit": code,
+                    })
+                );
+            } else {
+                eprintln!("error: {e:#}");
+            }
+            ExitCode::from(code)
         }
     }
 }
@@ -249,7 +296,33 @@ fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
         Command::Status(a) => status::run(a, s),
         Command::Import(a) => import::run(a, s),
         Command::Export(a) => export::run(a, s),
+        Command::Unlock(a) => unlock::unlock(a, s),
+        Command::Lock(a) => unlock::lock(a, s),
+        Command::Agent(a) => unlock::agent(a),
     }
+}
+
+/// A period written as a number and a unit (`d`, `h`, `m` or `s`: `365d`, `8h`), in seconds;
+/// at least one second.
+pub fn parse_seconds(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let bad = || {
+        format!("{text:?} is not a period; write a number and a unit (d, h, m or s), such as 8h")
+    };
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (n, unit) = text.split_at(split);
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let per = match unit {
+        "d" => 86_400,
+        "h" => 3_600,
+        "m" => 60,
+        "s" => 1,
+        _ => return Err(bad()),
+    };
+    if n == 0 {
+        return Err(format!("{text:?} is no time at all; give at least 1s"));
+    }
+    Ok(n.saturating_mul(per))
 }
 
 /// Format milliseconds since the epoch as an RFC 3339 UTC time.

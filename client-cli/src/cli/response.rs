@@ -274,7 +274,7 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
             let r = store.response(&id)?;
             let survey = store.survey_version(&r.meta.survey_id, r.meta.survey_version)?;
             let answer = survey
-                .parse_input(&name, &value)
+                .parse_typed(&name, &value, fieldsync_client::store::now_local())
                 .map_err(|e| Failure::Invalid(e.to_string()))?;
             survey
                 .check_answer(&name, &answer, &r.answers, &ValidationContext::new(today()))

@@ -115,27 +115,9 @@ fn parse_period(text: &str) -> Result<Period, String> {
     if text.eq_ignore_ascii_case("off") {
         return Ok(Period(None));
     }
-    let bad = || {
-        format!(
-            "{text:?} is not a period; write a number and a unit (d, h, m or s), such as 365d, or off"
-        )
-    };
-    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let (n, unit) = text.split_at(split);
-    let n: u64 = n.parse().map_err(|_| bad())?;
-    let per = match unit {
-        "d" => 86_400,
-        "h" => 3_600,
-        "m" => 60,
-        "s" => 1,
-        _ => return Err(bad()),
-    };
-    if n == 0 {
-        return Err(
-            "a retention period must be at least one second; use off to keep responses".into(),
-        );
-    }
-    Ok(Period(Some(n.saturating_mul(per))))
+    super::parse_seconds(text)
+        .map(|s| Period(Some(s)))
+        .map_err(|e| format!("{e}, or off to keep responses"))
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]

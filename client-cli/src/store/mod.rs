@@ -134,9 +134,28 @@ struct HomeBinding {
 }
 
 /// An open, unlocked store.
+/// How a store is unlocked.
+pub enum Unlock<'a> {
+    /// The passphrase (the key is derived from it: about 0.3 s).
+    Passphrase(&'a str),
+    /// The key itself, from an unlock agent.
+    Key(SecretKey),
+}
+
+impl std::fmt::Debug for Unlock<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Unlock::Passphrase(_) => "Unlock::Passphrase(***)",
+            Unlock::Key(_) => "Unlock::Key(***)",
+        })
+    }
+}
+
 pub struct Store {
     pub(crate) conn: Connection,
     pub(crate) cipher: Cipher,
+    /// The store key, for an unlock that lasts ([`Store::key`]).
+    key: SecretKey,
     store_id: String,
     actor: Vec<u8>,
     pub(crate) account: Option<Account>,
@@ -248,6 +267,7 @@ impl Store {
         Ok(Store {
             conn,
             cipher: Cipher::new(&key)?,
+            key,
             store_id,
             actor,
             account: None,
@@ -258,6 +278,37 @@ impl Store {
 
     /// Open and unlock the store in `home`.
     pub fn open(home: &Path, passphrase: &str) -> Result<Store, StoreError> {
+        Store::open_unlocked(home, Unlock::Passphrase(passphrase))
+    }
+
+    /// The store's id, read without unlocking it: what an unlock agent is bound to.
+    pub fn id_of(home: &Path) -> Result<String, StoreError> {
+        let path = database_path(home);
+        if !path.exists() {
+            return Err(StoreError::Missing(home.to_owned()));
+        }
+        let conn = open_connection(&path)?;
+        String::from_utf8(
+            meta_get(&conn, "store_id")?
+                .ok_or_else(|| StoreError::Corrupt("no store id".into()))?,
+        )
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
+    /// The store's id.
+    pub fn id(&self) -> &str {
+        &self.store_id
+    }
+
+    /// The store key, to hand to an unlock agent so that later commands skip the passphrase
+    /// derivation.
+    pub fn key(&self) -> &SecretKey {
+        &self.key
+    }
+
+    /// Open the store in `home` with its passphrase, or with its key as an unlock agent
+    /// holds it.
+    pub fn open_unlocked(home: &Path, unlock: Unlock<'_>) -> Result<Store, StoreError> {
         let path = database_path(home);
         if !path.exists() {
             return Err(StoreError::Missing(home.to_owned()));
@@ -273,12 +324,16 @@ impl Store {
             &meta_get(&conn, "slot")?.ok_or_else(|| StoreError::Corrupt("no key slot".into()))?,
         )
         .map_err(|e| StoreError::Corrupt(format!("key slot: {e}")))?;
-        let key = slot.open(passphrase, &slot_binding(&store_id))?;
+        let key = match unlock {
+            Unlock::Passphrase(passphrase) => slot.open(passphrase, &slot_binding(&store_id))?,
+            Unlock::Key(key) => key,
+        };
         let actor =
             meta_get(&conn, "actor")?.ok_or_else(|| StoreError::Corrupt("no actor id".into()))?;
         let mut store = Store {
             conn,
             cipher: Cipher::new(&key)?,
+            key,
             store_id,
             actor,
             account: None,
@@ -521,6 +576,27 @@ pub fn now_ms() -> i64 {
 pub fn now_utc() -> time::OffsetDateTime {
     let now = time::OffsetDateTime::now_utc();
     now.replace_nanosecond(0).unwrap_or(now)
+}
+
+static LOCAL_OFFSET: std::sync::OnceLock<time::UtcOffset> = std::sync::OnceLock::new();
+
+/// Read the device's UTC offset (from `TZ` or the system's zone), once, before any thread
+/// starts: the time crate declines to read it in a process with several threads, since the C
+/// library's reading is not thread-safe. Without it, times are UTC.
+pub fn init_local_offset() {
+    let offset = time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC);
+    let _ = LOCAL_OFFSET.set(offset);
+}
+
+/// Now on the device's clock, in its UTC offset (whole seconds): what `now` typed in an
+/// interview means.
+pub fn now_local() -> time::OffsetDateTime {
+    now_utc().to_offset(local_offset())
+}
+
+/// The device's UTC offset as [`init_local_offset`] read it (UTC if it was not).
+pub fn local_offset() -> time::UtcOffset {
+    LOCAL_OFFSET.get().copied().unwrap_or(time::UtcOffset::UTC)
 }
 
 /// Today's date (UTC), for `today()` in constraints.

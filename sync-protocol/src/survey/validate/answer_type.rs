@@ -36,9 +36,100 @@ impl Survey {
             QuestionType::SelectMultiple(_) | QuestionType::Rank(_) => Ok(Answer::Text(
                 text.split_whitespace().collect::<Vec<_>>().join(" "),
             )),
+            QuestionType::GeoPoint
+            | QuestionType::GeoTrace
+            | QuestionType::GeoShape
+            | QuestionType::Meta(crate::survey::types::MetaKind::StartGeopoint) => {
+                Ok(Answer::Text(geo_commas(text)))
+            }
             _ => Ok(Answer::Text(text.to_owned())),
         }
     }
+
+    /// [`Survey::parse_input`] for what a person types in the field, at `now` (the device's
+    /// clock, in its UTC offset): a date question also takes `today`, `yesterday` and `now`; a
+    /// dateTime question `now` and a local `YYYY-MM-DD HH:MM[:SS]` (in `now`'s offset); a time
+    /// question `now` and a local `HH:MM[:SS]` (given `now`'s offset).
+    pub fn parse_typed(
+        &self,
+        name: &str,
+        input: &str,
+        now: OffsetDateTime,
+    ) -> Result<Answer, ValidationError> {
+        let q = self.answerable_question(name)?;
+        let text = input.trim();
+        let word = text.to_ascii_lowercase();
+        let typed = match (&q.qtype, word.as_str()) {
+            (QuestionType::Date, "today" | "now") => Some(format_date(now.date())),
+            (QuestionType::Date, "yesterday") => now.date().previous_day().map(format_date),
+            (QuestionType::DateTime, "now") => Some(format_datetime(now)),
+            (QuestionType::DateTime, _) => local_datetime(text, now).map(format_datetime),
+            (QuestionType::Time, "now") => Some(format_time(now)),
+            (QuestionType::Time, _) => parse_time(text)
+                .filter(|(_, offset)| offset.is_none())
+                .map(|(clock, _)| format_time(now.replace_time(clock))),
+            _ => None,
+        };
+        match typed {
+            Some(text) => Ok(Answer::Text(text)),
+            None => self.parse_input(name, input),
+        }
+    }
+}
+
+fn format_date(d: time::Date) -> String {
+    let f = time::macros::format_description!("[year]-[month]-[day]");
+    d.format(&f).unwrap_or_default()
+}
+
+/// ODK's dateTime form: `2026-12-01T08:40:00.000+01:00`.
+fn format_datetime(t: OffsetDateTime) -> String {
+    let f = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3][offset_hour sign:mandatory]:[offset_minute]"
+    );
+    t.format(&f).unwrap_or_default()
+}
+
+/// ODK's time form: `08:40:00.000+01:00`.
+fn format_time(t: OffsetDateTime) -> String {
+    let f = time::macros::format_description!(
+        "[hour]:[minute]:[second].[subsecond digits:3][offset_hour sign:mandatory]:[offset_minute]"
+    );
+    t.format(&f).unwrap_or_default()
+}
+
+/// `YYYY-MM-DD HH:MM[:SS]` (a space or `T`, no offset) as a time in `now`'s offset.
+fn local_datetime(text: &str, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    let (date, clock) = text.split_once([' ', 'T'])?;
+    let date = parse_date(date.trim())?;
+    let (clock, offset) = parse_time(clock.trim())?;
+    if offset.is_some() {
+        return None;
+    }
+    Some(date.with_time(clock).assume_offset(now.offset()))
+}
+
+/// A location typed `lat, lon[, alt[, accuracy]]` (points of a trace or shape separated by
+/// `;`) in the stored form `lat lon alt accuracy`; anything else as it is.
+fn geo_commas(text: &str) -> String {
+    if !text.contains(',') {
+        return text.to_owned();
+    }
+    let point = |p: &str| -> Option<String> {
+        let parts: Vec<&str> = p.split(',').map(str::trim).collect();
+        let numbers = (2..=4).contains(&parts.len())
+            && parts
+                .iter()
+                .all(|n| n.parse::<f64>().is_ok_and(f64::is_finite));
+        numbers.then(|| parts.join(" "))
+    };
+    let points: Option<Vec<String>> = text
+        .split(';')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(point)
+        .collect();
+    points.map_or_else(|| text.to_owned(), |p| p.join(";"))
 }
 
 /// RFC 3339, or ODK's dateTime without seconds' fraction or offset (read as UTC).

@@ -450,6 +450,13 @@ fn parse_input_converts_typed_text() {
         ),
         ("dt", "2024-06-15 ", Ok(Answer::Text("2024-06-15".into()))),
         ("g", " -1.29 36.82 ", Ok(Answer::Text("-1.29 36.82".into()))),
+        ("g", "-1.29, 36.82", Ok(Answer::Text("-1.29 36.82".into()))),
+        (
+            "g",
+            "-1.29,36.82, 1650, 5",
+            Ok(Answer::Text("-1.29 36.82 1650 5".into())),
+        ),
+        ("g", "north, south", Ok(Answer::Text("north, south".into()))),
         ("n", "x", Err("is a note")),
         ("nope", "x", Err("no question `nope`")),
     ];
@@ -556,4 +563,41 @@ proptest::proptest! {
             let _ = survey.is_relevant(name, &answers, &ctx());
         }
     }
+}
+
+#[test]
+fn typed_dates_and_times_take_words_and_the_devices_local_forms() {
+    let survey = all_types();
+    // 2026-12-01 08:40:05.250 on a device one hour east of UTC.
+    let now = time::macros::datetime!(2026-12-01 08:40:05.250 +01:00);
+    let typed = |name: &str, input: &str| match survey.parse_typed(name, input, now) {
+        Ok(Answer::Text(t)) => t,
+        other => panic!("{name} {input:?}: {other:?}"),
+    };
+    assert_eq!(typed("dt", "today"), "2026-12-01");
+    assert_eq!(typed("dt", " Yesterday "), "2026-11-30");
+    assert_eq!(typed("dt", "now"), "2026-12-01");
+    assert_eq!(typed("dt", "2024-06-15"), "2024-06-15");
+    assert_eq!(typed("ts", "now"), "2026-12-01T08:40:05.250+01:00");
+    assert_eq!(
+        typed("ts", "2026-11-30 17:05"),
+        "2026-11-30T17:05:00.000+01:00"
+    );
+    // An explicit offset is kept as typed.
+    assert_eq!(typed("ts", "2026-11-30T17:05:00Z"), "2026-11-30T17:05:00Z");
+    assert_eq!(typed("g", "-1.29, 36.82"), "-1.29 36.82");
+    // Whatever the result, it is an answer the question takes.
+    for (name, input) in [("dt", "today"), ("ts", "now"), ("ts", "2026-11-30 17:05")] {
+        let value = survey.parse_typed(name, input, now).expect("parsed");
+        assert!(
+            survey
+                .check_answer(name, &value, &Answers::new(), &ctx())
+                .is_ok(),
+            "{name} {input:?} -> {value:?}"
+        );
+    }
+    assert_eq!(
+        survey.parse_typed("i", "today", now).unwrap_err().kind,
+        ValidationErrorKind::WrongType
+    );
 }
