@@ -15,6 +15,7 @@ use crate::process;
 const WAIT: Duration = Duration::from_secs(60);
 
 /// One command running on a pseudo-terminal.
+#[derive(Debug)]
 pub struct Tty {
     child: Child,
     stdin: Option<ChildStdin>,
