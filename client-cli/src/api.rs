@@ -117,6 +117,11 @@ impl ApiClient {
         self.send_json(Method::POST, "/v1/enumerators", req)
     }
 
+    /// `POST /v1/enumerators/{id}/code`: a new one-time enrollment code.
+    pub fn reissue_code(&self, id: &Uuid) -> Result<CreatedMember, ClientError> {
+        self.send_json(Method::POST, &format!("/v1/enumerators/{id}/code"), &())
+    }
+
     /// `POST /v1/surveys`: publish a definition as the next version of its survey.
     pub fn publish_survey(&self, definition: String) -> Result<Published, ClientError> {
         self.post_text("/v1/surveys", definition)

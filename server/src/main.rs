@@ -46,6 +46,8 @@ enum Command {
 enum AdminCommand {
     /// Create an organisation and print its id and a one-time admin login token.
     CreateOrg(CreateOrgArgs),
+    /// List the organisations on this server: id, name, region, support switch, live members.
+    ListOrgs(ListOrgsArgs),
     /// Create a support staff member (belongs to no organisation) and print a one-time token.
     CreateSupport(CreateSupportArgs),
     /// Revoke a support agent and every token it holds.
@@ -59,6 +61,15 @@ enum AdminCommand {
     /// Erase again, in a restored database, every response of a list written by `erasures`
     /// (and remember as erased those it does not hold, so no device can push them back).
     ReapplyErasures(ReapplyArgs),
+}
+
+#[derive(Args, Debug)]
+struct ListOrgsArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -136,6 +147,7 @@ fn main() -> ExitCode {
         } => fieldsync_server::worker::run_worker(memory_bytes, check_memory_bytes),
         Command::Serve(args) => serve(args),
         Command::Admin(AdminCommand::CreateOrg(args)) => create_org(args),
+        Command::Admin(AdminCommand::ListOrgs(args)) => list_orgs(args),
         Command::Admin(AdminCommand::CreateSupport(args)) => create_support(args),
         Command::Admin(AdminCommand::RevokeSupport(args)) => revoke_support(args),
         Command::Admin(AdminCommand::Purge(args)) => purge(args),
@@ -269,6 +281,34 @@ fn create_org(args: CreateOrgArgs) -> anyhow::Result<()> {
         println!();
         println!(
             "The admin token works once: run `fieldsync login --server URL --token TOKEN` to start a session."
+        );
+    }
+    Ok(())
+}
+
+fn list_orgs(args: ListOrgsArgs) -> anyhow::Result<()> {
+    args.data.validate().map_err(UsageError)?;
+    let orgs = offline(&args.data, |db, _| async move { db.orgs().await })?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&orgs)?);
+        return Ok(());
+    }
+    if orgs.is_empty() {
+        println!("no organisations; `fieldsync-server admin create-org --name NAME` creates one");
+        return Ok(());
+    }
+    println!(
+        "{:<36}  {:<14}  {:<7}  {:>7}  NAME",
+        "ID", "REGION", "SUPPORT", "MEMBERS"
+    );
+    for o in &orgs {
+        println!(
+            "{:<36}  {:<14}  {:<7}  {:>7}  {}",
+            o.id,
+            o.region,
+            if o.support_access { "on" } else { "off" },
+            o.active_principals,
+            o.name
         );
     }
     Ok(())

@@ -126,6 +126,21 @@ impl Client {
         out
     }
 
+    /// Run `fieldsync ARGS` to completion with `env` set.
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = self.command(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = process::spawn(cmd, None, self.describe(args)).wait(COMMAND_TIMEOUT);
+        eprintln!(
+            "[e2e] {} with {env:?} -> {:?}",
+            self.describe(args),
+            out.code
+        );
+        out
+    }
+
     /// Run `fieldsync ARGS` to completion.
     pub fn run(&self, args: &[&str]) -> Output {
         self.run_stdin(args, None)

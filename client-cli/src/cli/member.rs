@@ -1,7 +1,8 @@
 //! `fieldsync member`: create, list and revoke the organisation's coordinators, ops and
 //! admins.
 
-use fieldsync_protocol::api::{NewMember, Role};
+use fieldsync_client::exit::Failure;
+use fieldsync_protocol::api::{MemberInfo, NewMember, Role};
 use uuid::Uuid;
 
 use super::Settings;
@@ -26,8 +27,9 @@ pub enum Command {
     List,
     /// Revoke a member or device and every token it holds.
     Revoke {
-        /// The member's id (from `fieldsync member list`).
-        id: Uuid,
+        /// The member's id (from `fieldsync member list`), a unique prefix of it, or their
+        /// name when no one else has it.
+        id: String,
     },
 }
 
@@ -45,6 +47,63 @@ impl From<MemberRole> for Role {
             MemberRole::Ops => Role::Ops,
             MemberRole::Admin => Role::Admin,
         }
+    }
+}
+
+/// The member `key` names: a full id, a unique id prefix (4 characters or more), or a name
+/// no other member has; only those of `role` when given.
+pub fn find<'m>(
+    members: &'m [MemberInfo],
+    key: &str,
+    role: Option<Role>,
+) -> Result<&'m MemberInfo, Failure> {
+    let key = key.trim();
+    let candidates: Vec<&MemberInfo> = members
+        .iter()
+        .filter(|m| role.is_none_or(|r| m.role == r))
+        .collect();
+    let what = match role {
+        Some(Role::Enumerator) => "enumerator",
+        _ => "member",
+    };
+    if let Ok(id) = Uuid::parse_str(key) {
+        return candidates
+            .into_iter()
+            .find(|m| m.id == id)
+            .ok_or_else(|| Failure::NotFound(format!("no {what} {id} in this organisation")));
+    }
+    let by_prefix: Vec<&MemberInfo> = if key.len() >= 4 {
+        candidates
+            .iter()
+            .copied()
+            .filter(|m| m.id.to_string().starts_with(&key.to_ascii_lowercase()))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let by_name: Vec<&MemberInfo> = candidates
+        .iter()
+        .copied()
+        .filter(|m| m.name.eq_ignore_ascii_case(key))
+        .collect();
+    let matches = if by_prefix.is_empty() {
+        by_name
+    } else {
+        by_prefix
+    };
+    match matches.as_slice() {
+        [one] => Ok(one),
+        [] => Err(Failure::NotFound(format!(
+            "no {what} has the id, id prefix or name {key:?}; `fieldsync {what} list` lists them"
+        ))),
+        many => Err(Failure::Invalid(format!(
+            "{} {what}s match {key:?} ({}); give more of the id",
+            many.len(),
+            many.iter()
+                .map(|m| m.id.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
     }
 }
 
@@ -102,6 +161,7 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
             }
         }
         Command::Revoke { id } => {
+            let id = find(&client.members()?, &id, None)?.id;
             client.revoke_member(&id)?;
             if s.json {
                 s.print_json(&serde_json::json!({ "id": id, "revoked": true }))?;

@@ -44,6 +44,17 @@ pub async fn create_enumerator(
     Ok((StatusCode::CREATED, axum::Json(created)))
 }
 
+/// `POST /v1/enumerators/{id}/code`: a new one-time enrollment code for an enumerator.
+pub async fn reissue_code(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<CreatedMember>, ApiError> {
+    Ok(axum::Json(
+        service::members::reissue_code(&state.db, &caller, &id).await?,
+    ))
+}
+
 /// `POST /v1/members/{id}/revoke`: revoke a member or device and all its tokens.
 pub async fn revoke(
     State(state): State<AppState>,

@@ -54,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/members", get(members::list).post(members::create))
         .route("/v1/members/{id}/revoke", post(members::revoke))
         .route("/v1/enumerators", post(members::create_enumerator))
+        .route("/v1/enumerators/{id}/code", post(members::reissue_code))
         .route("/v1/org/support-access", put(members::support_access))
         .route("/v1/audit", get(members::audit))
         .route("/v1/audit/verify", get(rights::verify_audit))

@@ -96,6 +96,37 @@ pub async fn create_enumerator(
     })
 }
 
+/// A new one-time enrollment code for an enumerator whose code was lost (or whose device was
+/// replaced); any code of theirs not yet used stops working.
+pub async fn reissue_code(db: &Db, caller: &Caller, id: &str) -> Result<CreatedMember, ApiError> {
+    caller.require(MANAGERS, "issue enrollment codes")?;
+    let id = super::parse_id(id, "enumerator")?;
+    let target = db
+        .member(&caller.org_id, &id)
+        .await?
+        .filter(|m| m.role == Role::Enumerator)
+        .ok_or_else(|| ApiError::NotFound(format!("no enumerator {id} in this organisation")))?;
+    if target.revoked {
+        return Err(ApiError::Invalid(format!(
+            "enumerator {} was revoked; add them again with `fieldsync enumerator add`",
+            target.name
+        )));
+    }
+    let (code, credential) = new_credential(CredentialKind::Enroll)?;
+    db.issue_credential(
+        &id,
+        credential,
+        AuditEvent::by(caller, "enrollment_code_issued").target(id.clone()),
+    )
+    .await?;
+    Ok(CreatedMember {
+        id: target.id,
+        name: target.name,
+        role: Role::Enumerator,
+        one_time_secret: code,
+    })
+}
+
 /// Revoke a member or device and all its tokens; only an admin revokes an admin.
 pub async fn revoke(db: &Db, caller: &Caller, id: &str) -> Result<(), ApiError> {
     caller.require(MANAGERS, "revoke members")?;

@@ -528,3 +528,92 @@ fn an_import_run_again_after_fixing_its_rows_stores_nothing_twice() {
         "four rows, two keyed rows and one line, each once"
     );
 }
+
+/// What ops could only do over HTTP: list enumerators, issue a lost enrollment code again
+/// (the old one stops working), revoke by a short id or a name, list the server's
+/// organisations; and what scripts need: FIELDSYNC_SERVER, errors as JSON with --json.
+#[test]
+fn ops_list_enumerators_reissue_codes_and_list_organisations() {
+    let w = World::start();
+    w.publish("household-v1.json");
+    let added = w.admin.json(&[
+        "enumerator",
+        "add",
+        "Baraka Otieno",
+        "--survey",
+        "household_survey",
+    ]);
+    let lost_code = str_field(&added, "code");
+    let id = str_field(&added, "id");
+    let listed = w.admin.json(&["enumerator", "list"]);
+    let names: Vec<String> = listed
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|e| str_field(e, "name"))
+        .collect();
+    assert_eq!(names, ["Baraka Otieno"], "only enumerators: {listed}");
+    assert!(
+        w.admin
+            .ok(&["enumerator", "list"])
+            .contains("Baraka Otieno")
+    );
+
+    // The code was lost: a new one, by name; the old one no longer enrolls.
+    let again = w.admin.json(&["enumerator", "code", "baraka otieno"]);
+    assert_eq!(str_field(&again, "id"), id);
+    let new_code = str_field(&again, "code");
+    assert_ne!(new_code, lost_code);
+    let url = w.server.url();
+    let device = w.client("tablet-2");
+    let refused = device.run_env(
+        &["enroll", "--code", &lost_code],
+        &[("FIELDSYNC_SERVER", &url)],
+    );
+    assert_eq!(refused.code, Some(4), "{}", refused.describe());
+    let enrolled = device.run_env(
+        &["enroll", "--code", &new_code],
+        &[("FIELDSYNC_SERVER", &url)],
+    );
+    assert_eq!(
+        enrolled.code,
+        Some(0),
+        "FIELDSYNC_SERVER names the server: {}",
+        enrolled.describe()
+    );
+
+    // --json: the error is one JSON object on stderr, saying what and which exit.
+    let out = device.run(&["--json", "response", "show", "0000"]);
+    assert_eq!(out.code, Some(7), "{}", out.describe());
+    let err: serde_json::Value = serde_json::from_str(out.stderr.trim())
+        .unwrap_or_else(|e| panic!("stderr is not JSON ({e}): {}", out.stderr));
+    assert_eq!(
+        (&err["code"], &err["exit"]),
+        (&"not_found".into(), &7.into()),
+        "{err}"
+    );
+    assert!(str_field(&err, "error").contains("0000"), "{err}");
+
+    // Revoked by an id prefix, as `member list` shows ids.
+    let said = w.admin.ok(&["member", "revoke", &id[..8]]);
+    assert!(said.contains(&id), "{said}");
+    let err = w.admin.fails(&["enumerator", "code", &id], 6);
+    assert!(err.contains("revoked"), "{err}");
+
+    let data_dir = w.server.data_dir().to_str().expect("utf-8").to_owned();
+    let orgs = fieldsync_e2e::server::server_command(&[
+        "admin",
+        "list-orgs",
+        "--json",
+        "--data",
+        &data_dir,
+    ]);
+    assert_eq!(orgs.code, Some(0), "{}", orgs.describe());
+    let orgs: serde_json::Value = serde_json::from_str(&orgs.stdout).expect("JSON");
+    let orgs = orgs.as_array().expect("a list");
+    assert_eq!(orgs.len(), 1, "{orgs:?}");
+    assert_eq!(
+        orgs[0]["active_principals"], 1,
+        "the admin; the enumerator is revoked: {orgs:?}"
+    );
+}

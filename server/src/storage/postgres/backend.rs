@@ -18,9 +18,9 @@ use super::{Postgres, big, small};
 use crate::auth::Caller;
 use crate::storage::{
     AuditEntry, AuditEvent, AuditHead, DocMaterial, ErasedRecord, ErasureCause, Expired,
-    NewCredential, NewOrg, NewPrincipal, Org, Principal, Publication, PublishPlan, PullQuery,
-    Pushed, Queued, Redeem, Redeemed, ResponseQuery, Result, Settlement, Storage, StorageError,
-    SubjectResponse, Summary, SurveyHead, VerifiedDoc, now_ms,
+    NewCredential, NewOrg, NewPrincipal, Org, OrgListing, Principal, Publication, PublishPlan,
+    PullQuery, Pushed, Queued, Redeem, Redeemed, ResponseQuery, Result, Settlement, Storage,
+    StorageError, SubjectResponse, Summary, SurveyHead, VerifiedDoc, now_ms,
 };
 
 impl Postgres {
@@ -101,6 +101,31 @@ impl Storage for Postgres {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         org_row(&tx, org_id).await
+    }
+
+    async fn orgs(&self) -> Result<Vec<OrgListing>> {
+        let client = self.client().await?;
+        client
+            .query(
+                "SELECT o.id, o.name, o.region, o.support_access, o.created_at,
+                        (SELECT count(*) FROM principals p
+                         WHERE p.org_id = o.id AND p.revoked_at IS NULL)
+                 FROM orgs o ORDER BY o.created_at, o.id",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(OrgListing {
+                    id: r.try_get(0)?,
+                    name: r.try_get(1)?,
+                    region: r.try_get(2)?,
+                    support_access: r.try_get(3)?,
+                    created_at: r.try_get(4)?,
+                    active_principals: r.try_get(5)?,
+                })
+            })
+            .collect()
     }
 
     async fn set_support_access(
@@ -207,10 +232,22 @@ impl Storage for Postgres {
         Ok(())
     }
 
-    async fn issue_credential(&self, principal_id: &str, credential: NewCredential) -> Result<()> {
+    async fn issue_credential(
+        &self,
+        principal_id: &str,
+        credential: NewCredential,
+        audit: AuditEvent,
+    ) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        tx.execute(
+            "UPDATE credentials SET revoked_at = $3
+             WHERE principal_id = $1 AND kind = $2 AND used_at IS NULL AND revoked_at IS NULL",
+            &[&principal_id, &credential.kind.as_str(), &now_ms()],
+        )
+        .await?;
         insert_credential(&tx, principal_id, &credential).await?;
+        record(&tx, &self.keys, &audit).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -14,9 +14,9 @@ use crate::auth::Caller;
 use crate::keys::KeyRing;
 use crate::storage::{
     AuditEntry, AuditEvent, AuditHead, DocMaterial, ErasedRecord, ErasureCause, Expired,
-    NewCredential, NewOrg, NewPrincipal, Org, Principal, Publication, PublishPlan, PullQuery,
-    Pushed, Queued, Redeem, Redeemed, ResponseQuery, Result, Settlement, Storage, StorageError,
-    SubjectResponse, Summary, VerifiedDoc,
+    NewCredential, NewOrg, NewPrincipal, Org, OrgListing, Principal, Publication, PublishPlan,
+    PullQuery, Pushed, Queued, Redeem, Redeemed, ResponseQuery, Result, Settlement, Storage,
+    StorageError, SubjectResponse, Summary, VerifiedDoc, now_ms,
 };
 
 /// The embedded SQLite backend: one database file.
@@ -121,6 +121,10 @@ impl Storage for Sqlite {
         self.store.read(move |c| orgs::get(c, &org_id)).await
     }
 
+    async fn orgs(&self) -> Result<Vec<OrgListing>> {
+        self.store.read(|c| orgs::list(c)).await
+    }
+
     async fn set_support_access(
         &self,
         org_id: &str,
@@ -193,10 +197,29 @@ impl Storage for Sqlite {
             .await
     }
 
-    async fn issue_credential(&self, principal_id: &str, credential: NewCredential) -> Result<()> {
+    async fn issue_credential(
+        &self,
+        principal_id: &str,
+        credential: NewCredential,
+        audit: AuditEvent,
+    ) -> Result<()> {
+        let keys = self.keys.clone();
         let id = principal_id.to_owned();
         self.store
-            .write(move |tx| principals::insert_credential(tx, &id, &credential))
+            .write(move |tx| {
+                tx.prepare_cached(
+                    "UPDATE credentials SET revoked_at = ?3
+                     WHERE principal_id = ?1 AND kind = ?2 AND used_at IS NULL
+                       AND revoked_at IS NULL",
+                )?
+                .execute(rusqlite::params![
+                    id,
+                    credential.kind.as_str(),
+                    now_ms()
+                ])?;
+                principals::insert_credential(tx, &id, &credential)?;
+                audit::record(tx, &keys, &audit)
+            })
             .await
     }
 

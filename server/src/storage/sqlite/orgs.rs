@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::storage::{NewOrg, Org, StorageError, now_ms};
+use crate::storage::{NewOrg, Org, OrgListing, StorageError, now_ms};
 
 /// Insert a new organisation.
 pub fn insert(conn: &Connection, org: &NewOrg) -> Result<(), StorageError> {
@@ -37,6 +37,26 @@ pub fn get(conn: &Connection, org_id: &str) -> Result<Option<Org>, StorageError>
             })
         })
         .optional()?)
+}
+
+/// Every organisation, oldest first, with its count of live principals.
+pub fn list(conn: &Connection) -> Result<Vec<OrgListing>, StorageError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT o.id, o.name, o.region, o.support_access, o.created_at,
+                (SELECT count(*) FROM principals p WHERE p.org_id = o.id AND p.revoked_at IS NULL)
+         FROM orgs o ORDER BY o.created_at, o.id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(OrgListing {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            region: r.get(2)?,
+            support_access: r.get::<_, i64>(3)? != 0,
+            created_at: r.get(4)?,
+            active_principals: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Switch support access on or off.
