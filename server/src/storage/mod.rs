@@ -177,8 +177,8 @@ pub trait Storage: MediaStorage + Send + Sync + std::fmt::Debug {
     /// Create a principal with its first credential, its survey assignments and its audit
     /// entry.
     async fn create_principal(&self, new: NewPrincipal) -> Result<()>;
-    /// A fresh one-time credential for an existing principal (an enrollment code issued
-    /// again), revoking its unused ones of the same kind, with its audit entry.
+    /// A further credential for an existing principal, with its audit entry. A one-time one
+    /// (an enrollment code issued again) revokes the principal's unused ones of its kind.
     async fn issue_credential(
         &self,
         principal_id: &str,

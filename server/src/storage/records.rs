@@ -132,6 +132,11 @@ impl CredentialKind {
             CredentialKind::Device => "device",
         }
     }
+
+    /// Exchanged once for another credential (a login token, an enrollment code).
+    pub fn is_one_time(self) -> bool {
+        matches!(self, CredentialKind::Login | CredentialKind::Enroll)
+    }
 }
 
 /// A credential to store: only the SHA-256 of its token is kept.

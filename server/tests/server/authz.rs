@@ -369,7 +369,14 @@ async fn every_endpoint_answers_each_caller_as_the_checked_in_table_says_and_nev
                             let (token, credential) = new_credential(kind).expect("token");
                             h.state
                                 .db
-                                .issue_credential(&principal, credential)
+                                .issue_credential(
+                                    &principal,
+                                    credential,
+                                    fieldsync_server::storage::AuditEvent::operator(
+                                        None,
+                                        "test_credential",
+                                    ),
+                                )
                                 .await
                                 .expect("issue");
                             Some(token)

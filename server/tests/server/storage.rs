@@ -68,9 +68,13 @@ async fn one_time_secrets_redeem_once_tokens_authenticate_until_revoked() {
 
         let (secret, login) = new_credential(CredentialKind::Login).expect("token");
         let (coordinator, _) = w.member(Role::Coordinator, "coord", &[]).await;
-        db.issue_credential(&coordinator.principal_id, login)
-            .await
-            .expect("issue");
+        db.issue_credential(
+            &coordinator.principal_id,
+            login,
+            fieldsync_server::storage::AuditEvent::operator(None, "test_credential"),
+        )
+        .await
+        .expect("issue");
         let redeem = |region: &str| {
             let (_, new) = new_credential(CredentialKind::Session).expect("token");
             (

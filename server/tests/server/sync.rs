@@ -291,7 +291,11 @@ async fn a_device_pulls_only_its_own_responses_and_a_coordinator_pulls_all() {
             .expect("token");
             h.state
                 .db
-                .issue_credential(&id, credential)
+                .issue_credential(
+                    &id,
+                    credential,
+                    fieldsync_server::storage::AuditEvent::operator(None, "test_credential"),
+                )
                 .await
                 .expect("issue");
             token

@@ -240,12 +240,14 @@ impl Storage for Postgres {
     ) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        tx.execute(
-            "UPDATE credentials SET revoked_at = $3
-             WHERE principal_id = $1 AND kind = $2 AND used_at IS NULL AND revoked_at IS NULL",
-            &[&principal_id, &credential.kind.as_str(), &now_ms()],
-        )
-        .await?;
+        if credential.kind.is_one_time() {
+            tx.execute(
+                "UPDATE credentials SET revoked_at = $3
+                 WHERE principal_id = $1 AND kind = $2 AND used_at IS NULL AND revoked_at IS NULL",
+                &[&principal_id, &credential.kind.as_str(), &now_ms()],
+            )
+            .await?;
+        }
         insert_credential(&tx, principal_id, &credential).await?;
         record(&tx, &self.keys, &audit).await?;
         tx.commit().await?;

@@ -207,16 +207,18 @@ impl Storage for Sqlite {
         let id = principal_id.to_owned();
         self.store
             .write(move |tx| {
-                tx.prepare_cached(
-                    "UPDATE credentials SET revoked_at = ?3
-                     WHERE principal_id = ?1 AND kind = ?2 AND used_at IS NULL
-                       AND revoked_at IS NULL",
-                )?
-                .execute(rusqlite::params![
-                    id,
-                    credential.kind.as_str(),
-                    now_ms()
-                ])?;
+                if credential.kind.is_one_time() {
+                    tx.prepare_cached(
+                        "UPDATE credentials SET revoked_at = ?3
+                         WHERE principal_id = ?1 AND kind = ?2 AND used_at IS NULL
+                           AND revoked_at IS NULL",
+                    )?
+                    .execute(rusqlite::params![
+                        id,
+                        credential.kind.as_str(),
+                        now_ms()
+                    ])?;
+                }
                 principals::insert_credential(tx, &id, &credential)?;
                 audit::record(tx, &keys, &audit)
             })
