@@ -333,8 +333,16 @@ fn list(
         .into_iter()
         .map(|v| (v.id, v.form_id))
         .collect();
+    let all: Vec<String> = store
+        .list_responses(&ResponseFilter::default())?
+        .iter()
+        .map(|r| r.id.to_string())
+        .collect();
+    let ids: Vec<String> = rows.iter().map(|r| r.id.to_string()).collect();
+    let short = short_ids(all, &ids);
+    let width = short.iter().map(String::len).max().unwrap_or(8);
     outln!(
-        "{:<36}  {:<20}  {:>3}  {:<9}  {:>6}  {:>9}  {:<7}  UPDATED",
+        "{:<width$}  {:<20}  {:>3}  {:<10}  {:>6}  {:>9}  {:<7}  UPDATED",
         "ID",
         "SURVEY",
         "V",
@@ -343,7 +351,7 @@ fn list(
         "CONFLICTS",
         "SYNC"
     );
-    for r in &rows {
+    for (r, short) in rows.iter().zip(&short) {
         let sync = if r.rejected.is_some() {
             "refused"
         } else if r.pending {
@@ -356,8 +364,8 @@ fn list(
             .cloned()
             .unwrap_or_else(|| r.survey_id.to_string());
         outln!(
-            "{:<36}  {:<20}  {:>3}  {:<9}  {:>6}  {:>9}  {:<7}  {}",
-            r.id,
+            "{:<width$}  {:<20}  {:>3}  {:<10}  {:>6}  {:>9}  {:<7}  {}",
+            short,
             form,
             r.survey_version,
             r.status,
@@ -368,6 +376,26 @@ fn list(
         );
     }
     Ok(0)
+}
+
+/// For each of `shown`, its shortest prefix (8 characters at least) that no other id in `all`
+/// starts with: what `response list` prints, and what every command taking an id accepts.
+fn short_ids(mut all: Vec<String>, shown: &[String]) -> Vec<String> {
+    all.sort_unstable();
+    let common = |a: &str, b: &str| a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+    shown
+        .iter()
+        .map(|id| {
+            let at = all.binary_search(id).unwrap_or_else(|i| i);
+            let before = at.checked_sub(1).map_or(0, |i| common(&all[i], id));
+            let after = all
+                .get(at + 1)
+                .filter(|next| *next != id)
+                .map_or(0, |next| common(next, id));
+            let len = (before.max(after) + 1).clamp(8, id.len());
+            id[..len].to_owned()
+        })
+        .collect()
 }
 
 fn to_json(store: &Store, r: &LocalResponse) -> anyhow::Result<serde_json::Value> {
@@ -527,4 +555,34 @@ fn done(store: &mut Store, id: &uuid::Uuid, what: &str, s: &Settings) -> anyhow:
         }
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn short_ids_are_the_shortest_unique_prefixes() {
+        let all: Vec<String> = [
+            "01a23553-a978-7487-b780-a85c3c51be72",
+            "01a23553-a978-7487-b780-a85dfe89c0d5",
+            "7f000000-0000-4000-8000-000000000000",
+        ]
+        .map(String::from)
+        .to_vec();
+        let short = super::short_ids(all.clone(), &all);
+        assert_eq!(
+            short,
+            [
+                "01a23553-a978-7487-b780-a85c",
+                "01a23553-a978-7487-b780-a85d",
+                "7f000000"
+            ]
+        );
+        for (s, id) in short.iter().zip(&all) {
+            assert_eq!(
+                all.iter().filter(|o| o.starts_with(s.as_str())).count(),
+                1,
+                "{id}"
+            );
+        }
+    }
 }

@@ -194,7 +194,7 @@ fn exports_that_are_never_read_are_bounded_and_released() {
                 let mut s = TcpStream::connect(&addr).expect("connect");
                 write!(
                     s,
-                    "GET /v1/surveys/{survey}/export?format=csv HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {admin}\r\n\r\n"
+                    "GET /v1/surveys/{survey}/export?format=csv&status=all HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {admin}\r\n\r\n"
                 )
                 .expect("write");
                 s
@@ -205,7 +205,7 @@ fn exports_that_are_never_read_are_bounded_and_released() {
     // below take their permits at once.
     let first = server.send(
         &client,
-        Req::get(format!("/v1/surveys/{survey}/export?format=csv")).token(&admin),
+        Req::get(format!("/v1/surveys/{survey}/export?format=csv&status=all")).token(&admin),
     );
     assert_eq!(first.status, StatusCode::OK);
     let held = stalled(2);
@@ -214,7 +214,7 @@ fn exports_that_are_never_read_are_bounded_and_released() {
     let refused = wait_for(Duration::from_secs(60), || {
         let r = server.send(
             &client,
-            Req::get(format!("/v1/surveys/{survey}/export?format=csv")).token(&admin),
+            Req::get(format!("/v1/surveys/{survey}/export?format=csv&status=all")).token(&admin),
         );
         (r.status == StatusCode::SERVICE_UNAVAILABLE).then_some(r)
     });
@@ -224,7 +224,7 @@ fn exports_that_are_never_read_are_bounded_and_released() {
     let full = wait_for(Duration::from_secs(60), || {
         let r = server.send(
             &client,
-            Req::get(format!("/v1/surveys/{survey}/export?format=csv")).token(&admin),
+            Req::get(format!("/v1/surveys/{survey}/export?format=csv&status=all")).token(&admin),
         );
         (r.status == StatusCode::OK).then_some(r)
     });

@@ -31,7 +31,12 @@ async fn dump(h: &Harness, org: &Org, survey: Uuid, sent: &[DocChanges]) -> Dump
     );
     h.materialize().await;
     let r = h
-        .send(Req::get(format!("/v1/surveys/{survey}/export?format=jsonl")).token(&org.coordinator))
+        .send(
+            Req::get(format!(
+                "/v1/surveys/{survey}/export?format=jsonl&status=all"
+            ))
+            .token(&org.coordinator),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "export: {}", r.text());
     let mut export: Vec<String> = r
