@@ -15,8 +15,9 @@ use super::Settings;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The server address, e.g. http://127.0.0.1:8470.
+    /// (FIELDSYNC_SERVER, or `server` in config.toml, when not given.)
     #[arg(long, env = "FIELDSYNC_SERVER", value_name = "URL", value_parser = server_url)]
-    server: String,
+    server: Option<String>,
     /// The one-time enrollment code.
     #[arg(long, value_parser = non_empty)]
     code: String,
@@ -26,16 +27,17 @@ pub struct Args {
 }
 
 pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
+    let server = s.config.server(args.server)?;
     let mut store = s.open_or_create_store()?;
-    store.may_bind_to(&args.server)?;
-    let client = ApiClient::new(&args.server, None)?;
+    store.may_bind_to(&server)?;
+    let client = ApiClient::new(&server, None)?;
     let grant = client
         .enroll(&EnrollRequest {
             code: args.code,
             device_name: args.device_name,
         })
         .map_err(|e| refused(e, "enrollment code", "ask a coordinator for a new code"))?;
-    start_session(&mut store, &args.server, grant, s)
+    start_session(&mut store, &server, grant, s)
 }
 
 /// Remember the account, sync once, and report who this client now is.

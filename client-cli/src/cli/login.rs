@@ -13,17 +13,19 @@ use super::enroll::{non_empty, refused, server_url, start_session};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The server address, e.g. http://127.0.0.1:8470.
+    /// (FIELDSYNC_SERVER, or `server` in config.toml, when not given.)
     #[arg(long, env = "FIELDSYNC_SERVER", value_name = "URL", value_parser = server_url)]
-    server: String,
+    server: Option<String>,
     /// The one-time login token.
     #[arg(long, value_parser = non_empty)]
     token: String,
 }
 
 pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
+    let server = s.config.server(args.server)?;
     let mut store = s.open_or_create_store()?;
-    store.may_bind_to(&args.server)?;
-    let client = ApiClient::new(&args.server, None)?;
+    store.may_bind_to(&server)?;
+    let client = ApiClient::new(&server, None)?;
     let client_name = std::env::var("HOSTNAME").ok();
     let grant = client
         .login(&LoginRequest {
@@ -31,5 +33,5 @@ pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
             client_name,
         })
         .map_err(|e| refused(e, "login token", "ask an admin for a new one"))?;
-    start_session(&mut store, &args.server, grant, s)
+    start_session(&mut store, &server, grant, s)
 }

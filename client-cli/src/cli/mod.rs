@@ -6,6 +6,7 @@ mod out;
 
 mod audit;
 mod collect;
+mod config;
 mod enroll;
 mod enumerator;
 mod export;
@@ -97,6 +98,14 @@ enum Command {
     Export(export::Args),
     Unlock(unlock::UnlockArgs),
     Lock(unlock::LockArgs),
+    /// Print a completion script for a shell: `fieldsync completions bash >
+    /// ~/.local/share/bash-completion/completions/fieldsync` (zsh: a file `_fieldsync` in a
+    /// directory of `$fpath`; fish: `~/.config/fish/completions/fieldsync.fish`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     #[command(hide = true)]
     Agent(unlock::AgentArgs),
 }
@@ -116,22 +125,27 @@ pub struct Settings {
     pub home: PathBuf,
     pub json: bool,
     passphrase: Option<Passphrase>,
+    /// `$FIELDSYNC_HOME/config.toml`.
+    pub config: config::Config,
 }
 
 impl Settings {
-    fn from_cli(cli: &Cli) -> Settings {
-        Settings {
-            home: cli
-                .home
-                .clone()
-                .unwrap_or_else(fieldsync_client::default_home),
-            json: cli.json,
+    fn from_cli(cli: &Cli) -> Result<Settings, Failure> {
+        let home = cli
+            .home
+            .clone()
+            .unwrap_or_else(fieldsync_client::default_home);
+        let config = config::Config::load(&home)?;
+        Ok(Settings {
+            json: cli.json || config.json.unwrap_or(false),
+            home,
+            config,
             // An empty variable counts as not set: it is a forgotten value, not a passphrase.
             passphrase: std::env::var("FIELDSYNC_PASSPHRASE")
                 .ok()
                 .filter(|p| !p.is_empty())
                 .map(Passphrase),
-        }
+        })
     }
 
     fn passphrase(&self, creating: bool) -> anyhow::Result<String> {
@@ -253,7 +267,13 @@ pub fn main() -> ExitCode {
     // Before any thread exists (see the function).
     fieldsync_client::store::init_local_offset();
     let cli = Cli::parse();
-    let settings = Settings::from_cli(&cli);
+    let settings = match Settings::from_cli(&cli) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(exit::INVALID);
+        }
+    };
     match run(cli.command, &settings) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -296,6 +316,17 @@ fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
         Command::Status(a) => status::run(a, s),
         Command::Import(a) => import::run(a, s),
         Command::Export(a) => export::run(a, s),
+        Command::Completions { shell } => {
+            let mut out = out::stdout();
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "fieldsync",
+                &mut out,
+            );
+            out.flush()?;
+            Ok(0)
+        }
         Command::Unlock(a) => unlock::unlock(a, s),
         Command::Lock(a) => unlock::lock(a, s),
         Command::Agent(a) => unlock::agent(a),

@@ -26,9 +26,10 @@ use super::Settings;
 /// Unlock the store for a while: later commands on this home skip the passphrase.
 #[derive(Debug, clap::Args)]
 pub struct UnlockArgs {
-    /// How long the unlock lasts: a number and a unit (d, h, m or s).
-    #[arg(long = "for", value_name = "PERIOD", default_value = "8h", value_parser = super::parse_seconds)]
-    period: u64,
+    /// How long the unlock lasts: a number and a unit (d, h, m or s); `unlock_for` in
+    /// config.toml, else 8h.
+    #[arg(long = "for", value_name = "PERIOD", value_parser = super::parse_seconds)]
+    period: Option<u64>,
 }
 
 /// Lock the store again: end this home's unlock agent, so the next command asks for the
@@ -48,6 +49,7 @@ pub struct AgentArgs {
 }
 
 pub fn unlock(args: UnlockArgs, s: &Settings) -> anyhow::Result<u8> {
+    let period = s.config.unlock_for(args.period)?;
     let store = s.open_store_with_passphrase()?;
     let socket = socket_path(&s.home)?;
     // A running agent is replaced: the new unlock's period counts from now.
@@ -59,7 +61,7 @@ pub fn unlock(args: UnlockArgs, s: &Settings) -> anyhow::Result<u8> {
         .args(["agent", "--socket"])
         .arg(&socket)
         .args(["--store-id", store.id(), "--seconds"])
-        .arg(args.period.to_string())
+        .arg(period.to_string())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -81,9 +83,9 @@ pub fn unlock(args: UnlockArgs, s: &Settings) -> anyhow::Result<u8> {
             "the unlock agent did not start; commands keep asking for the passphrase"
         ));
     }
-    let minutes = args.period.div_ceil(60);
+    let minutes = period.div_ceil(60);
     if s.json {
-        s.print_json(&serde_json::json!({"unlocked": true, "seconds": args.period}))?;
+        s.print_json(&serde_json::json!({"unlocked": true, "seconds": period}))?;
     } else {
         outln!(
             "unlocked for {}; `fieldsync lock` locks it sooner",

@@ -617,3 +617,56 @@ fn ops_list_enumerators_reissue_codes_and_list_organisations() {
         "the admin; the enumerator is revoked: {orgs:?}"
     );
 }
+
+/// A home's config.toml gives defaults (the server to enroll with, --json, the unlock time);
+/// a flag wins over it; a file with a typo is refused naming the file. Shell completions are
+/// generated from the command tree.
+#[test]
+fn a_config_file_gives_defaults_and_flags_override_it() {
+    let w = World::start();
+    w.publish("household-v1.json");
+    let code = |name: &str| {
+        str_field(
+            &w.admin
+                .json(&["enumerator", "add", name, "--survey", "household_survey"]),
+            "code",
+        )
+    };
+    let url = w.server.url();
+    let device = w.client("tablet-3");
+    std::fs::create_dir_all(device.home()).expect("home");
+    let config = device.home().join("config.toml");
+    std::fs::write(&config, format!("server = \"{url}\"\njson = true\n")).expect("config");
+    let enrolled = device.run(&["enroll", "--code", &code("Neema Achieng")]);
+    assert_eq!(enrolled.code, Some(0), "{}", enrolled.describe());
+    // `json = true`: output is JSON without --json.
+    let status: serde_json::Value =
+        serde_json::from_str(&device.ok(&["status"])).expect("JSON status");
+    assert!(status.get("pending_responses").is_some(), "{status}");
+
+    // A flag wins: the file names a server that is not there.
+    let other = w.client("tablet-4");
+    std::fs::create_dir_all(other.home()).expect("home");
+    std::fs::write(
+        other.home().join("config.toml"),
+        "server = \"http://127.0.0.1:9\"\n",
+    )
+    .expect("config");
+    let enrolled = other.run(&["enroll", "--server", &url, "--code", &code("Juma Mwangi")]);
+    assert_eq!(enrolled.code, Some(0), "{}", enrolled.describe());
+
+    std::fs::write(&config, "sever = \"http://x\"\n").expect("typo");
+    let err = device.fails(&["status"], 6);
+    assert!(
+        err.contains("config.toml") && err.contains("sever"),
+        "{err}"
+    );
+
+    for shell in ["bash", "zsh", "fish"] {
+        let script = w.admin.ok(&["completions", shell]);
+        assert!(
+            script.contains("fieldsync") && script.contains("unlock"),
+            "{shell}: {script}"
+        );
+    }
+}
