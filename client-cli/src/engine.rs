@@ -88,6 +88,10 @@ pub struct SyncReport {
     /// and the rest of the sync went on.
     pub unreadable: Vec<(Uuid, String)>,
     pub surveys_updated: u64,
+    /// The survey versions that arrived.
+    pub surveys_arrived: Vec<crate::store::SurveyArrival>,
+    /// Responses that had no conflicting answers before this sync and have some now.
+    pub new_conflicts: Vec<Uuid>,
     pub pages: u64,
     pub cursor: u64,
     /// Responses erased on the server (a respondent's right to erasure, or retention): this
@@ -320,6 +324,8 @@ fn pull_all(
         report.unreadable.extend(applied.unreadable);
         report.rejected.extend(applied.refused);
         report.erased.extend(applied.erased);
+        report.surveys_arrived.extend(applied.surveys);
+        report.new_conflicts.extend(applied.new_conflicts);
         report.pages += 1;
         report.pulled_docs += applied.changed as u64;
         report.surveys_updated += page.surveys.len() as u64;

@@ -60,6 +60,26 @@ pub fn run(_args: Args, s: &Settings) -> anyhow::Result<u8> {
             report.pulled_docs,
             report.surveys_updated
         );
+        for s in &report.surveys_arrived {
+            match &s.label {
+                Some(label) => outln!(
+                    "  survey {} version {label} (number {}) arrived",
+                    s.form_id,
+                    s.version
+                ),
+                None => outln!(
+                    "  survey {} version number {} arrived",
+                    s.form_id,
+                    s.version
+                ),
+            }
+        }
+        if !report.new_conflicts.is_empty() {
+            outln!(
+                "{} response(s) now have conflicting answers; `fieldsync response conflicts` shows them",
+                report.new_conflicts.len()
+            );
+        }
         if !report.rejected.is_empty() {
             outln!(
                 "{} response(s) refused by the server (kept on this device):",

@@ -20,7 +20,7 @@ pub use batch::{Committed, CreateBatch, Prepared, import_id};
 pub use media::{Attached, MediaBacklog, MediaUpload};
 pub use responses::{Discarded, LocalResponse, ResponseFilter, ResponseRow};
 pub use surveys::LocalSurvey;
-pub use sync::{Acknowledged, OutboxDoc, PullApplied, StatusReport};
+pub use sync::{Acknowledged, OutboxDoc, PullApplied, StatusReport, SurveyArrival};
 
 use std::cell::RefCell;
 use std::collections::HashMap;

@@ -43,6 +43,21 @@ pub struct PullApplied {
     pub refused: Vec<(Uuid, String)>,
     /// Responses erased on the server that this device held: deleted here too.
     pub erased: Vec<Uuid>,
+    /// Survey versions that arrived.
+    pub surveys: Vec<SurveyArrival>,
+    /// Responses that had no conflicting answers before this page and have some now.
+    pub new_conflicts: Vec<Uuid>,
+}
+
+/// A survey version a sync brought.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SurveyArrival {
+    pub survey_id: Uuid,
+    pub form_id: String,
+    /// The version number responses refer to, and the form's own version (its `version`
+    /// setting), if it has one.
+    pub version: u32,
+    pub label: Option<String>,
 }
 
 /// What the server's answer to one push batch did here.
@@ -348,8 +363,16 @@ impl Store {
             return Ok(PullApplied::default());
         }
         let tx = self.immediate()?;
+        let mut arrived = Vec::with_capacity(page.surveys.len());
         for update in &page.surveys {
             self.put_survey(&tx, update)?;
+            let survey = self.survey_version(&update.survey_id, update.latest_version)?;
+            arrived.push(SurveyArrival {
+                survey_id: update.survey_id,
+                form_id: survey.form_id().to_owned(),
+                version: update.latest_version,
+                label: survey.version().map(str::to_owned),
+            });
         }
         for state in &page.survey_states {
             self.set_survey_state(&tx, state)?;
@@ -357,14 +380,16 @@ impl Store {
         // Read what is stored of each document, merge and validate on every core, write in
         // this one transaction.
         let mut stored = Vec::with_capacity(page.docs.len());
+        let mut conflicted_before = Vec::with_capacity(page.docs.len());
         for doc in &page.docs {
             let key = doc.doc_id.to_string();
-            let existing: Option<(i64, Vec<u8>)> = tx
-                .prepare_cached("SELECT rev, snapshot FROM docs WHERE id = ?1")?
-                .query_row([&key], |r| Ok((r.get(0)?, r.get(1)?)))
+            let existing: Option<(i64, Vec<u8>, i64)> = tx
+                .prepare_cached("SELECT rev, snapshot, conflict_count FROM docs WHERE id = ?1")?
+                .query_row([&key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()?;
+            conflicted_before.push(existing.as_ref().is_some_and(|e| e.2 > 0));
             stored.push(match existing {
-                Some((rev, sealed)) => Some((
+                Some((rev, sealed, _)) => Some((
                     rev,
                     self.open_sealed(Purpose::Snapshot, &key, rev as u64, &sealed)?,
                 )),
@@ -405,9 +430,19 @@ impl Store {
         })?;
         let mut changed = 0;
         let mut unreadable = Vec::new();
-        for ((doc, merged), errors) in page.docs.iter().zip(merged).zip(errors) {
+        let mut new_conflicts = Vec::new();
+        for (((doc, merged), errors), before) in page
+            .docs
+            .iter()
+            .zip(merged)
+            .zip(errors)
+            .zip(conflicted_before)
+        {
             match merged {
                 Ok(m) => {
+                    if m.conflicts > 0 && !before {
+                        new_conflicts.push(doc.doc_id);
+                    }
                     let sealed = self.seal(
                         Purpose::Snapshot,
                         &doc.doc_id.to_string(),
@@ -485,6 +520,8 @@ impl Store {
             unreadable,
             refused,
             erased,
+            surveys: arrived,
+            new_conflicts,
         })
     }
 

@@ -670,3 +670,55 @@ fn a_config_file_gives_defaults_and_flags_override_it() {
         );
     }
 }
+
+/// A sync says what it brought: which survey versions arrived (by the form's own version)
+/// and how many responses it left with conflicting answers.
+#[test]
+fn a_sync_reports_the_survey_versions_that_arrived_and_the_conflicts_it_made() {
+    let w = World::start();
+    w.publish("household-v1.json");
+    let (device, _) = w.enumerator("tablet-1", "Amina Odhiambo", &["household_survey"]);
+    let rows = w.file("rows.jsonl", &jsonl(&data::household_v1(0, 1)));
+    device.ok(&["collect", "household_survey", "--answers", path(&rows)]);
+    device.sync();
+    let id = device.response_ids(&[])[0].clone();
+    let (coordinator, _) = w.member("coordinator", "Grace Coordinator", "coordinator");
+    coordinator.sync();
+
+    w.publish("household-v2.json");
+    // Both change the same answer while apart.
+    device.ok(&["response", "edit", &id, "--set", "comments=from the tablet"]);
+    coordinator.ok(&["response", "edit", &id, "--set", "comments=from the office"]);
+    let report = device.sync();
+    let arrived = report["surveys_arrived"]
+        .as_array()
+        .expect("a list")
+        .clone();
+    assert_eq!(arrived.len(), 1, "{report}");
+    assert_eq!(
+        (
+            &arrived[0]["form_id"],
+            &arrived[0]["version"],
+            &arrived[0]["label"]
+        ),
+        (&"household_survey".into(), &2.into(), &"2024.2".into()),
+        "{report}"
+    );
+    let report = coordinator.sync();
+    assert_eq!(
+        report["new_conflicts"],
+        serde_json::json!([id]),
+        "the coordinator's copy now holds both values: {report}"
+    );
+    // The tablet pulls the office's value and says so, in words.
+    let said = device.ok(&["sync"]);
+    assert!(
+        said.contains("1 response(s) now have conflicting answers"),
+        "{said}"
+    );
+    let said = coordinator.ok(&["sync"]);
+    assert!(
+        !said.contains("conflicting answers"),
+        "reported once: {said}"
+    );
+}
