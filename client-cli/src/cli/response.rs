@@ -342,10 +342,10 @@ fn list(
     let short = short_ids(all, &ids);
     let width = short.iter().map(String::len).max().unwrap_or(8);
     outln!(
-        "{:<width$}  {:<20}  {:>3}  {:<10}  {:>6}  {:>9}  {:<7}  UPDATED",
+        "{:<width$}  {:<20}  {:<12}  {:<10}  {:>6}  {:>9}  {:<7}  UPDATED",
         "ID",
         "SURVEY",
-        "V",
+        "VERSION",
         "STATUS",
         "ERRORS",
         "CONFLICTS",
@@ -364,10 +364,10 @@ fn list(
             .cloned()
             .unwrap_or_else(|| r.survey_id.to_string());
         outln!(
-            "{:<width$}  {:<20}  {:>3}  {:<10}  {:>6}  {:>9}  {:<7}  {}",
+            "{:<width$}  {:<20}  {:<12}  {:<10}  {:>6}  {:>9}  {:<7}  {}",
             short,
             form,
-            r.survey_version,
+            super::survey::version_name(store, &r.survey_id, r.survey_version),
             r.status,
             r.errors,
             r.conflicts,
@@ -451,7 +451,7 @@ fn show(store: &Store, r: &LocalResponse, s: &Settings) -> anyhow::Result<u8> {
         "survey {} ({}) version {}",
         survey.form_id(),
         r.meta.survey_id,
-        r.meta.survey_version
+        super::survey::version_name(store, &r.meta.survey_id, r.meta.survey_version)
     );
     outln!("status {}", r.meta.status);
     if let Some(comment) = store.review_comment(&r.meta.response_id)? {

@@ -399,7 +399,7 @@ fn list(s: &Settings) -> anyhow::Result<u8> {
         outln!("no surveys yet; publish one, or run `fieldsync sync` to fetch assigned surveys");
     } else {
         outln!(
-            "{:<36}  {:<24}  {:<7}  {:>7}  TITLE",
+            "{:<36}  {:<24}  {:<7}  {:<16}  TITLE",
             "ID",
             "FORM ID",
             "STATUS",
@@ -407,16 +407,29 @@ fn list(s: &Settings) -> anyhow::Result<u8> {
         );
         for v in &surveys {
             outln!(
-                "{:<36}  {:<24}  {:<7}  {:>7}  {}",
+                "{:<36}  {:<24}  {:<7}  {:<16}  {}",
                 v.id,
                 v.form_id,
                 status_name(v.status),
-                v.latest_version,
+                version_name(&store, &v.id, v.latest_version),
                 v.title
             );
         }
     }
     Ok(0)
+}
+
+/// How a version is shown: the form's own version with its number (`2024.1 (1)`), or the
+/// number alone when the form sets none (or this device does not hold that version).
+pub fn version_name(store: &Store, survey_id: &uuid::Uuid, version: u32) -> String {
+    let label = store
+        .survey_version(survey_id, version)
+        .ok()
+        .and_then(|s| s.version().map(str::to_owned));
+    match label {
+        Some(label) => format!("{label} ({version})"),
+        None => version.to_string(),
+    }
 }
 
 fn local_list(store: &Store) -> anyhow::Result<Vec<SurveyInfo>> {
@@ -537,13 +550,18 @@ fn show(key: &str, version: Option<u32>, s: &Settings) -> anyhow::Result<u8> {
                 "title": survey.title(),
                 "status": info.status,
                 "version": v,
+                "label": survey.version(),
                 "versions": info.versions,
                 "questions": questions,
             }))
             .map(|()| 0);
     }
+    let shown = match survey.version() {
+        Some(label) => format!("{label} (number {v})"),
+        None => format!("number {v}"),
+    };
     outln!(
-        "{} ({}) version {v} of {:?}, {}",
+        "{} ({}) version {shown} of {:?}, {}",
         survey.title(),
         info.form_id,
         info.versions,

@@ -155,6 +155,16 @@ fn publishing_follows_the_forms_own_version() {
         (Some(2), Some("2024.2"), &serde_json::Value::Bool(false)),
         "{second}"
     );
+    // Shown by the form's version wherever a user sees one.
+    let shown = w.admin.ok(&["survey", "show", "household_survey"]);
+    assert!(shown.contains("version 2024.2 (number 2)"), "{shown}");
+    let shown = w
+        .admin
+        .ok(&["survey", "show", "household_survey", "--version", "1"]);
+    assert!(shown.contains("version 2024.1 (number 1)"), "{shown}");
+    w.admin.sync();
+    let listed = w.admin.ok(&["survey", "list"]);
+    assert!(listed.contains("2024.2 (2)"), "{listed}");
 }
 
 /// A CSV saved on Windows (CRLF line ends) reports an invalid row on its own line, as the
