@@ -45,6 +45,7 @@ pub fn attachments(org: &Org, args: &Args, ok: &mut bool) -> anyhow::Result<Row>
         &EnrollRequest {
             code: created.one_time_secret,
             device_name: Some("camera".into()),
+            attempt: None,
         },
     )?;
     let mut store = Store::create(&org.root.path().join("home-camera"), PASSPHRASE)?;

@@ -169,6 +169,7 @@ fn setup(args: &Args) -> anyhow::Result<Org> {
         &LoginRequest {
             token,
             client_name: Some("bench".into()),
+            attempt: None,
         },
     )?;
     let admin = ApiClient::new(&server.url, Some(grant.token.clone()))?;
@@ -226,6 +227,7 @@ pub(crate) fn new_device(org: &Org, name: &str, at: usize) -> anyhow::Result<(St
         &EnrollRequest {
             code: created.one_time_secret,
             device_name: Some(name.to_owned()),
+            attempt: None,
         },
     )?;
     let mut store = Store::create(&org.root.path().join(format!("home-{name}")), PASSPHRASE)?;

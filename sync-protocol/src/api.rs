@@ -57,7 +57,14 @@ pub struct LoginRequest {
     /// A name for this client, recorded with the session (e.g. a host name).
     #[serde(default)]
     pub client_name: Option<String>,
+    /// A random id the client keeps until the exchange succeeds: the same request sent again
+    /// within [`REDEEM_RETRY_MINUTES`] of the first (its answer lost) gets the same session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<String>,
 }
+
+/// How long after a one-time secret was used a retry of the same exchange still succeeds.
+pub const REDEEM_RETRY_MINUTES: i64 = 10;
 
 /// `POST /v1/enroll`: an enumerator's device exchanges its enrollment code for a device token.
 #[derive(Clone, Serialize, Deserialize)]
@@ -65,6 +72,9 @@ pub struct EnrollRequest {
     pub code: String,
     #[serde(default)]
     pub device_name: Option<String>,
+    /// As [`LoginRequest::attempt`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<String>,
 }
 
 /// The answer to login and enroll: the bearer token to use from now on.

@@ -31,10 +31,12 @@ pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
     let mut store = s.open_or_create_store()?;
     store.may_bind_to(&server)?;
     let client = ApiClient::new(&server, None)?;
+    let attempt = store.redeem_attempt(&args.code)?;
     let grant = client
         .enroll(&EnrollRequest {
             code: args.code,
             device_name: args.device_name,
+            attempt: Some(attempt),
         })
         .map_err(|e| refused(e, "enrollment code", "ask a coordinator for a new code"))?;
     start_session(&mut store, &server, grant, s)

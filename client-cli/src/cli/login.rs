@@ -27,10 +27,12 @@ pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
     store.may_bind_to(&server)?;
     let client = ApiClient::new(&server, None)?;
     let client_name = std::env::var("HOSTNAME").ok();
+    let attempt = store.redeem_attempt(&args.token)?;
     let grant = client
         .login(&LoginRequest {
             token: args.token,
             client_name,
+            attempt: Some(attempt),
         })
         .map_err(|e| refused(e, "login token", "ask an admin for a new one"))?;
     start_session(&mut store, &server, grant, s)

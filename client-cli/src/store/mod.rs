@@ -447,9 +447,44 @@ impl Store {
                 rusqlite::params![key, value],
             )?;
         }
+        tx.execute("DELETE FROM meta WHERE key = 'redeem_attempt'", [])?;
         tx.commit()?;
         self.account = Some(account);
         Ok(())
+    }
+
+    /// The attempt id to send with the exchange of `secret` (an enrollment code or login
+    /// token): the one kept from an earlier try of the same secret whose answer was lost, or a
+    /// new one, kept (sealed) before the request leaves so that a retry sends it again and
+    /// the server gives the same session. Forgotten once an account is stored.
+    pub fn redeem_attempt(&self, secret: &str) -> Result<String, StoreError> {
+        let digest = ring::digest::digest(&ring::digest::SHA256, secret.trim().as_bytes());
+        let tag: String = digest.as_ref()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if let Some(sealed) = self.meta("redeem_attempt")? {
+            let plain = self.open_sealed(Purpose::Snapshot, "redeem_attempt", 0, &sealed)?;
+            let kept = String::from_utf8_lossy(&plain).into_owned();
+            if let Some((t, attempt)) = kept.split_once(':')
+                && t == tag
+            {
+                return Ok(attempt.to_owned());
+            }
+        }
+        let attempt = Uuid::new_v4().simple().to_string();
+        let sealed = self.seal(
+            Purpose::Snapshot,
+            "redeem_attempt",
+            0,
+            format!("{tag}:{attempt}").as_bytes(),
+        )?;
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('redeem_attempt', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [sealed],
+        )?;
+        Ok(attempt)
     }
 
     /// Forget the account (its token was revoked or the user logged out); local data stays.

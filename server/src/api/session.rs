@@ -31,17 +31,33 @@ async fn redeem(
     from: CredentialKind,
     to: CredentialKind,
     client: Option<String>,
+    attempt: Option<String>,
 ) -> Result<SessionGrant, ApiError> {
     state.limiter.check(&state.db, ip).await?;
+    if let Some(a) = &attempt
+        && !(16..=64).contains(&a.len())
+    {
+        return Err(ApiError::BadRequest(
+            "attempt must be 16 to 64 characters; send a fresh random id and keep it for retries"
+                .into(),
+        ));
+    }
     if secret.is_empty() || secret.len() > 256 {
         state.limiter.failed(&state.db, ip).await;
         return Err(ApiError::Unauthenticated(
             "that token or code is not valid; check it and try again".into(),
         ));
     }
-    let grant =
-        service::sessions::redeem(&state.db, &state.settings.region, &secret, from, to, client)
-            .await?;
+    let grant = service::sessions::redeem(
+        &state.db,
+        &state.settings.region,
+        &secret,
+        from,
+        to,
+        client,
+        attempt.as_deref(),
+    )
+    .await?;
     match grant {
         Some(g) => Ok(g),
         None => {
@@ -67,6 +83,7 @@ pub async fn login(
         CredentialKind::Login,
         CredentialKind::Session,
         req.client_name,
+        req.attempt,
     )
     .await?;
     Ok(axum::Json(grant))
@@ -85,6 +102,7 @@ pub async fn enroll(
         CredentialKind::Enroll,
         CredentialKind::Device,
         req.device_name,
+        req.attempt,
     )
     .await?;
     Ok(axum::Json(grant))

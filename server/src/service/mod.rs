@@ -32,14 +32,44 @@ pub const ONE_TIME_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
 
 /// A new random token of `kind` (shown once) and the credential to store for it (its hash).
 pub fn new_credential(kind: CredentialKind) -> Result<(String, NewCredential), StorageError> {
-    let prefix = match kind {
+    let token = new_token(prefix_of(kind))
+        .map_err(|e| StorageError::Corrupt(format!("cannot generate a token: {e}")))?;
+    Ok(credential_for(kind, token))
+}
+
+/// The token a retried exchange of `secret` gets: derived from the secret and the client's
+/// attempt id, so the same exchange sent again (its answer lost on a bad link) finds the
+/// credential its first try stored, and gets the same session. Nobody without both the
+/// one-time secret and the attempt id (sent only in the request) can compute it.
+pub fn retry_token(kind: CredentialKind, secret: &str, attempt: &str) -> (String, NewCredential) {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    for part in [
+        b"fieldsync redeem retry".as_slice(),
+        secret.as_bytes(),
+        attempt.as_bytes(),
+    ] {
+        ctx.update(&(part.len() as u64).to_be_bytes());
+        ctx.update(part);
+    }
+    let hex: String = ctx
+        .finish()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    credential_for(kind, format!("{}{hex}", prefix_of(kind)))
+}
+
+fn prefix_of(kind: CredentialKind) -> &'static str {
+    match kind {
         CredentialKind::Login => "fsl_",
         CredentialKind::Enroll => "fse_",
         CredentialKind::Session => "fss_",
         CredentialKind::Device => "fsd_",
-    };
-    let token = new_token(prefix)
-        .map_err(|e| StorageError::Corrupt(format!("cannot generate a token: {e}")))?;
+    }
+}
+
+fn credential_for(kind: CredentialKind, token: String) -> (String, NewCredential) {
     let expires_at = match kind {
         CredentialKind::Login | CredentialKind::Enroll => Some(now_ms() + ONE_TIME_TTL_MS),
         CredentialKind::Session | CredentialKind::Device => None,
@@ -49,5 +79,5 @@ pub fn new_credential(kind: CredentialKind) -> Result<(String, NewCredential), S
         kind,
         expires_at,
     };
-    Ok((token, credential))
+    (token, credential)
 }

@@ -96,8 +96,12 @@ pub async fn redeem(
     from: CredentialKind,
     to: CredentialKind,
     client: Option<String>,
+    attempt: Option<&str>,
 ) -> Result<Option<SessionGrant>, ApiError> {
-    let (token, credential) = new_credential(to)?;
+    let (token, credential) = match attempt {
+        Some(attempt) => super::retry_token(to, secret, attempt),
+        None => new_credential(to)?,
+    };
     let action = match to {
         CredentialKind::Device => "device_enrolled",
         _ => "login",

@@ -105,6 +105,48 @@ async fn one_time_secrets_redeem_once_tokens_authenticate_until_revoked() {
             "{backend}: a secret works once"
         );
 
+        // With an attempt id: the same exchange sent again (its answer lost) is answered
+        // again, for the same credential; another attempt id is not.
+        let (second, login) = new_credential(CredentialKind::Login).expect("token");
+        db.issue_credential(
+            &coordinator.principal_id,
+            login,
+            AuditEvent::operator(None, "test_credential"),
+        )
+        .await
+        .expect("issue");
+        let attempt = |id: &str| {
+            let (token, new) =
+                fieldsync_server::service::retry_token(CredentialKind::Session, &second, id);
+            let r = Redeem {
+                hash: token_hash(&second),
+                from: CredentialKind::Login,
+                new,
+                region: REGION.to_owned(),
+                action: "login".into(),
+                client: None,
+            };
+            (token, r)
+        };
+        let (first_token, first) = attempt("attempt-0123456789abcdef");
+        assert!(
+            db.redeem(first).await.expect("redeem").is_some(),
+            "{backend}"
+        );
+        let (retry_token, retry) = attempt("attempt-0123456789abcdef");
+        assert_eq!(retry_token, first_token);
+        let again = db
+            .redeem(retry)
+            .await
+            .expect("redeem")
+            .expect("a retry is answered");
+        assert_eq!(again.principal.id, coordinator.principal_id, "{backend}");
+        let (_, other) = attempt("attempt-fedcba9876543210");
+        assert!(
+            db.redeem(other).await.expect("redeem").is_none(),
+            "{backend}: another attempt id gets nothing"
+        );
+
         let who = db.authenticate(session).await.expect("auth").expect("live");
         assert_eq!(
             (who.role, who.org_id.as_deref()),
@@ -144,7 +186,8 @@ async fn one_time_secrets_redeem_once_tokens_authenticate_until_revoked() {
         let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
         assert_eq!(
             actions,
-            ["org_created", "login", "member_revoked"],
+            // The retried exchange is audited as one.
+            ["org_created", "login", "login", "login_retried", "member_revoked"],
             "{backend}"
         );
         let after_first = db.audit_log(&w.org_id, log[0].id, 1).await.expect("audit");

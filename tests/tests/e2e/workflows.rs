@@ -732,3 +732,52 @@ fn a_sync_reports_the_survey_versions_that_arrived_and_the_conflicts_it_made() {
         "reported once: {said}"
     );
 }
+
+/// A bad link used to burn the one-time code: the server enrolled the device, the answer
+/// was lost, and the retry was refused as "already used". The retry of the same exchange from
+/// the same home now gets the same enrollment; the code still works nowhere else.
+#[test]
+fn an_enrollment_whose_answer_was_lost_succeeds_when_retried() {
+    let w = World::start();
+    w.publish("household-v1.json");
+    let added = w.admin.json(&[
+        "enumerator",
+        "add",
+        "Halima Yusuf",
+        "--survey",
+        "household_survey",
+    ]);
+    let code = str_field(&added, "code");
+    let proxy = fieldsync_e2e::FaultProxy::start(w.server.addr(), 7);
+    proxy.force(Some(fieldsync_e2e::Fault::LostAck));
+    proxy.set_faults(true);
+    let device = w.client("tablet-5");
+    let url = proxy.url();
+    let lost = device.run(&["enroll", "--server", &url, "--code", &code]);
+    assert_ne!(
+        lost.code,
+        Some(0),
+        "the answer never arrived: {}",
+        lost.describe()
+    );
+    proxy.set_faults(false);
+    let again = device.run(&["enroll", "--server", &url, "--code", &code]);
+    assert_eq!(
+        again.code,
+        Some(0),
+        "the retry enrolls: {}",
+        again.describe()
+    );
+    let rows = w.file("rows.jsonl", &jsonl(&data::household_v1(0, 1)));
+    device.ok(&["collect", "household_survey", "--answers", path(&rows)]);
+    device.sync();
+    assert_eq!(
+        w.export_rows("household_survey").len(),
+        1,
+        "the session works"
+    );
+    // Elsewhere the code is spent.
+    let other = w.client("tablet-6");
+    let err = other.fails(&["enroll", "--server", &w.server.url(), "--code", &code], 4);
+    assert!(err.contains("already used"), "{err}");
+}

@@ -180,8 +180,27 @@ impl Storage for Postgres {
                 &[&&r.hash[..], &r.from.as_str(), &now],
             )
             .await?;
-        let Some(row) = found else {
-            return Ok(None);
+        let (row, retry) = match found {
+            Some(row) => (row, false),
+            None => {
+                // A retry of an exchange that succeeded moments ago (see the SQLite backend).
+                let since = now - fieldsync_protocol::api::REDEEM_RETRY_MINUTES * 60_000;
+                let again = tx
+                    .query_opt(
+                        "SELECT p.id, p.org_id, p.role, p.name FROM credentials c
+                         JOIN principals p ON p.id = c.principal_id
+                         WHERE c.hash = $1 AND c.kind = $2 AND c.used_at >= $3
+                           AND c.revoked_at IS NULL AND p.revoked_at IS NULL
+                           AND EXISTS (SELECT 1 FROM credentials n WHERE n.hash = $4
+                                       AND n.principal_id = p.id AND n.revoked_at IS NULL)",
+                        &[&&r.hash[..], &r.from.as_str(), &since, &&r.new.hash[..]],
+                    )
+                    .await?;
+                match again {
+                    Some(row) => (row, true),
+                    None => return Ok(None),
+                }
+            }
         };
         let principal = principal_row(&row)?;
         let org = match &principal.org_id {
@@ -193,12 +212,14 @@ impl Storage for Postgres {
             ),
             None => None,
         };
-        tx.execute(
-            "UPDATE credentials SET used_at = $2 WHERE hash = $1",
-            &[&&r.hash[..], &now],
-        )
-        .await?;
-        insert_credential(&tx, &principal.id, &r.new).await?;
+        if !retry {
+            tx.execute(
+                "UPDATE credentials SET used_at = $2 WHERE hash = $1",
+                &[&&r.hash[..], &now],
+            )
+            .await?;
+            insert_credential(&tx, &principal.id, &r.new).await?;
+        }
         record(
             &tx,
             &self.keys,
@@ -206,7 +227,11 @@ impl Storage for Postgres {
                 org_id: principal.org_id.clone(),
                 actor_id: principal.id.clone(),
                 actor_role: principal.role.as_str().to_owned(),
-                action: r.action.clone(),
+                action: if retry {
+                    format!("{}_retried", r.action)
+                } else {
+                    r.action.clone()
+                },
                 target: principal.org_id.as_ref().map(|_| principal.id.clone()),
                 detail: r.client.clone(),
             },

@@ -151,7 +151,8 @@ impl Storage for Sqlite {
         let keys = self.keys.clone();
         self.store
             .write(move |tx| {
-                let Some(principal) = principals::redeem(tx, &r.hash, r.from, &r.new)? else {
+                let Some((principal, retry)) = principals::redeem(tx, &r.hash, r.from, &r.new)?
+                else {
                     return Ok(None);
                 };
                 let org = match &principal.org_id {
@@ -169,7 +170,11 @@ impl Storage for Sqlite {
                         org_id: principal.org_id.clone(),
                         actor_id: principal.id.clone(),
                         actor_role: principal.role.as_str().to_owned(),
-                        action: r.action.clone(),
+                        action: if retry {
+                            format!("{}_retried", r.action)
+                        } else {
+                            r.action.clone()
+                        },
                         target: principal.org_id.as_ref().map(|_| principal.id.clone()),
                         detail: r.client.clone(),
                     },

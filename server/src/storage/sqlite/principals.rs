@@ -79,14 +79,15 @@ pub fn insert_credential(
     Ok(())
 }
 
-/// Mark a live one-time credential of kind `from` used and store `new` for its principal.
+/// Mark a live one-time credential of kind `from` used and store `new` for its principal;
+/// with `true` when this was a retry of an exchange that already succeeded (nothing changed).
 /// `None` (and nothing changed) when the secret is unknown, used, expired or revoked.
 pub fn redeem(
     conn: &Connection,
     hash: &[u8; 32],
     from: CredentialKind,
     new: &NewCredential,
-) -> Result<Option<Principal>, StorageError> {
+) -> Result<Option<(Principal, bool)>, StorageError> {
     let now = now_ms();
     let found = conn
         .prepare_cached(
@@ -98,14 +99,40 @@ pub fn redeem(
         .query_row(params![&hash[..], from.as_str(), now], principal_row)
         .optional()?;
     let Some(principal) = found else {
-        return Ok(None);
+        return Ok(retried(conn, hash, from, new)?.map(|p| (p, true)));
     };
     conn.execute(
         "UPDATE credentials SET used_at = ?2 WHERE hash = ?1",
         params![&hash[..], now],
     )?;
     insert_credential(conn, &principal.id, new)?;
-    Ok(Some(principal))
+    Ok(Some((principal, false)))
+}
+
+/// A retry of an exchange that succeeded moments ago: the secret was used within the retry
+/// window and the credential it gave is the one this retry would give (see
+/// `service::retry_token`), still live. Nothing changes; the caller answers as before.
+fn retried(
+    conn: &Connection,
+    hash: &[u8; 32],
+    from: CredentialKind,
+    new: &NewCredential,
+) -> Result<Option<Principal>, StorageError> {
+    let since = now_ms() - fieldsync_protocol::api::REDEEM_RETRY_MINUTES * 60_000;
+    Ok(conn
+        .prepare_cached(
+            "SELECT p.id, p.org_id, p.role, p.name FROM credentials c
+             JOIN principals p ON p.id = c.principal_id
+             WHERE c.hash = ?1 AND c.kind = ?2 AND c.used_at >= ?3 AND c.revoked_at IS NULL
+               AND p.revoked_at IS NULL
+               AND EXISTS (SELECT 1 FROM credentials n WHERE n.hash = ?4
+                           AND n.principal_id = p.id AND n.revoked_at IS NULL)",
+        )?
+        .query_row(
+            params![&hash[..], from.as_str(), since, &new.hash[..]],
+            principal_row,
+        )
+        .optional()?)
 }
 
 /// One member of an organisation.
