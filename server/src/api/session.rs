@@ -95,10 +95,13 @@ pub async fn enroll(
     ClientIp(ip): ClientIp,
     Json(req): Json<EnrollRequest>,
 ) -> Result<axum::Json<SessionGrant>, ApiError> {
+    // A short code is hashed in its written form, however it was typed.
+    let code = fieldsync_protocol::crypto::canonical_code(&req.code)
+        .unwrap_or_else(|| req.code.trim().to_owned());
     let grant = redeem(
         &state,
         ip,
-        req.code.trim().to_owned(),
+        code,
         CredentialKind::Enroll,
         CredentialKind::Device,
         req.device_name,

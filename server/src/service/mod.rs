@@ -15,7 +15,7 @@ pub mod sessions;
 pub mod surveys;
 pub mod sync;
 
-use fieldsync_protocol::crypto::{new_token, token_hash};
+use fieldsync_protocol::crypto::{new_short_code, new_token, token_hash};
 
 use crate::error::ApiError;
 use crate::storage::{CredentialKind, NewCredential, StorageError, now_ms};
@@ -31,9 +31,14 @@ pub fn parse_id(id: &str, what: &str) -> Result<String, ApiError> {
 pub const ONE_TIME_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
 
 /// A new random token of `kind` (shown once) and the credential to store for it (its hash).
+/// Enrollment codes are short (a coordinator reads one out over the phone); every other
+/// token is 256 random bits.
 pub fn new_credential(kind: CredentialKind) -> Result<(String, NewCredential), StorageError> {
-    let token = new_token(prefix_of(kind))
-        .map_err(|e| StorageError::Corrupt(format!("cannot generate a token: {e}")))?;
+    let token = match kind {
+        CredentialKind::Enroll => new_short_code(),
+        _ => new_token(prefix_of(kind)),
+    }
+    .map_err(|e| StorageError::Corrupt(format!("cannot generate a token: {e}")))?;
     Ok(credential_for(kind, token))
 }
 

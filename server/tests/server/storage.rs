@@ -187,7 +187,13 @@ async fn one_time_secrets_redeem_once_tokens_authenticate_until_revoked() {
         assert_eq!(
             actions,
             // The retried exchange is audited as one.
-            ["org_created", "login", "login", "login_retried", "member_revoked"],
+            [
+                "org_created",
+                "login",
+                "login",
+                "login_retried",
+                "member_revoked"
+            ],
             "{backend}"
         );
         let after_first = db.audit_log(&w.org_id, log[0].id, 1).await.expect("audit");

@@ -44,7 +44,7 @@ pub use envelope::{
 };
 pub use key::{KeyId, SecretKey};
 pub use passphrase::{MAX_ITERATIONS, MIN_ITERATIONS, PassphraseSlot};
-pub use token::{TOKEN_BYTES, ct_eq, new_token, token_hash};
+pub use token::{TOKEN_BYTES, canonical_code, ct_eq, new_short_code, new_token, token_hash};
 
 /// Everything that can go wrong sealing, opening, wrapping or unlocking.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -26,6 +26,58 @@ pub fn new_token(prefix: &str) -> Result<String, CryptoError> {
     Ok(token)
 }
 
+/// Crockford's base 32: digits and capitals without I, L, O and U, so a code read aloud or
+/// copied by hand is not misread.
+const CODE_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/// A one-time code a person can read out over the phone: 15 base-32 characters (75 random
+/// bits) in groups of five, e.g. `K7QF9-XMA2P-4TNRD`. Enough against guessing because the
+/// server limits attempts and the code expires; never used for a lasting token.
+pub fn new_short_code() -> Result<String, CryptoError> {
+    let mut bytes = zeroize::Zeroizing::new([0u8; 15]);
+    SystemRandom::new()
+        .fill(bytes.as_mut())
+        .map_err(|_| CryptoError::Rng)?;
+    let mut code = String::with_capacity(17);
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 && i % 5 == 0 {
+            code.push('-');
+        }
+        code.push(char::from(CODE_ALPHABET[usize::from(b & 31)]));
+    }
+    Ok(code)
+}
+
+/// A short code as typed (any case, with or without dashes or spaces, `O` for zero and `I`
+/// or `L` for one, as Crockford allows) in the form [`new_short_code`] wrote it; `None` when
+/// it is not one.
+pub fn canonical_code(typed: &str) -> Option<String> {
+    let mut chars = Vec::with_capacity(15);
+    for c in typed.chars() {
+        let c = match c.to_ascii_uppercase() {
+            '-' | ' ' => continue,
+            'O' => '0',
+            'I' | 'L' => '1',
+            c => c,
+        };
+        if !c.is_ascii() || !CODE_ALPHABET.contains(&(c as u8)) {
+            return None;
+        }
+        chars.push(c);
+    }
+    if chars.len() != 15 {
+        return None;
+    }
+    let mut code = String::with_capacity(17);
+    for (i, c) in chars.into_iter().enumerate() {
+        if i > 0 && i % 5 == 0 {
+            code.push('-');
+        }
+        code.push(c);
+    }
+    Some(code)
+}
+
 /// SHA-256 of a token, the only form in which a token is stored: a leaked table of hashes
 /// grants nothing.
 pub fn token_hash(token: &str) -> [u8; 32] {
@@ -80,6 +132,28 @@ pub(crate) fn from_hex(text: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_codes_read_back_however_they_are_typed() {
+        let code = new_short_code().expect("code");
+        assert_eq!(code.len(), 17);
+        assert_eq!(canonical_code(&code).as_deref(), Some(code.as_str()));
+        let typed = code.to_lowercase().replace('-', " ");
+        assert_eq!(canonical_code(&typed).as_deref(), Some(code.as_str()));
+        assert_eq!(
+            canonical_code("k7qf9xmaop4tnrl").as_deref(),
+            Some("K7QF9-XMA0P-4TNR1"),
+            "o is zero and l is one"
+        );
+        assert_eq!(canonical_code("K7QF9-XMA2P"), None, "too short");
+        assert_eq!(
+            canonical_code("K7QF9-XMA2P-4TNRU"),
+            None,
+            "U is not a digit"
+        );
+        assert_eq!(canonical_code("fse_0123"), None);
+        assert_ne!(new_short_code().expect("code"), code);
+    }
 
     #[test]
     fn tokens_are_prefixed_random_hex() {

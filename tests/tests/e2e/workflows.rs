@@ -781,3 +781,37 @@ fn an_enrollment_whose_answer_was_lost_succeeds_when_retried() {
     let err = other.fails(&["enroll", "--server", &w.server.url(), "--code", &code], 4);
     assert!(err.contains("already used"), "{err}");
 }
+
+/// Enrollment codes are short enough to read out over the phone, and typed back any way a
+/// person would (lower case, spaces, O for zero); `--qr` draws the code for a camera.
+#[test]
+fn an_enrollment_code_read_out_over_the_phone_still_enrolls() {
+    let w = World::start();
+    w.publish("household-v1.json");
+    let code = w.admin.ok(&[
+        "enumerator",
+        "add",
+        "Zawadi Njeri",
+        "--survey",
+        "household_survey",
+        "--quiet",
+    ]);
+    let code = code.trim().to_owned();
+    assert_eq!(code.len(), 17, "three groups of five: {code}");
+    assert_eq!(code.matches('-').count(), 2, "{code}");
+    let as_typed = code.to_lowercase().replace('-', " ").replace('0', "o");
+    let device = w.client("tablet-7");
+    device.ok(&["enroll", "--server", &w.server.url(), "--code", &as_typed]);
+    assert_eq!(
+        device.status()["account"]
+            .as_str()
+            .map(|a| a.contains("Zawadi")),
+        Some(true)
+    );
+
+    let drawn = w.admin.ok(&["enumerator", "add", "Imani Wafula", "--qr"]);
+    assert!(
+        drawn.contains('█') || drawn.contains('▀'),
+        "a QR code is drawn: {drawn}"
+    );
+}
