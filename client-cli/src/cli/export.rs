@@ -90,7 +90,16 @@ pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
             return tables(&client, &info, &filter, &survey, options, out, s);
         }
     }
-    let mut body = client.export(&info.id, format, &filter)?;
+    let bar = super::progress_bar(None);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {pos} responses exported ({per_sec})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    let mut body = RowCounter::new(
+        client.export(&info.id, format, &filter)?,
+        format == ExportFormat::Csv,
+        bar.clone(),
+    );
     let bytes = match &args.out {
         None => {
             let mut out = super::out::stdout();
@@ -119,22 +128,76 @@ pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
             n
         }
     };
+    bar.finish_and_clear();
+    let rows = body.rows();
     if let Some(path) = &args.out {
         if s.json {
             s.print_json(&serde_json::json!({
                 "survey_id": info.id, "form_id": info.form_id, "format": format.as_str(),
-                "file": path, "bytes": bytes,
+                "file": path, "bytes": bytes, "responses": rows,
             }))?;
         } else {
             outln!(
-                "exported {} to {} ({bytes} bytes)",
+                "exported {rows} response(s) of {} to {} ({})",
                 info.form_id,
-                path.display()
+                path.display(),
+                fieldsync_protocol::media::show_size(bytes)
             );
         }
+    } else if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        eprintln!("exported {rows} response(s) of {}", info.form_id);
     }
     Ok(0)
 }
+
+/// Counts the responses of an export as it streams by (and shows them on the progress bar):
+/// lines of JSON Lines, or records of CSV after its header (a newline inside a quoted answer
+/// is not a record's end).
+struct RowCounter<R> {
+    inner: R,
+    csv: bool,
+    in_quotes: bool,
+    lines: u64,
+    bar: indicatif::ProgressBar,
+}
+
+impl<R> RowCounter<R> {
+    fn new(inner: R, csv: bool, bar: indicatif::ProgressBar) -> Self {
+        RowCounter {
+            inner,
+            csv,
+            in_quotes: false,
+            lines: 0,
+            bar,
+        }
+    }
+
+    /// Responses seen so far.
+    fn rows(&self) -> u64 {
+        if self.csv {
+            self.lines.saturating_sub(1)
+        } else {
+            self.lines
+        }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for RowCounter<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for &b in &buf[..n] {
+            match b {
+                // A doubled quote inside a quoted field toggles twice: no change.
+                b'"' if self.csv => self.in_quotes = !self.in_quotes,
+                b'\n' if !self.in_quotes => self.lines += 1,
+                _ => {}
+            }
+        }
+        self.bar.set_position(self.rows());
+        Ok(n)
+    }
+}
+
 
 /// Every row of the server's JSON Lines export of `info`, streamed, one at a time.
 pub(super) fn each_row(
@@ -244,4 +307,23 @@ fn tables(
         }
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    #[test]
+    fn rows_are_counted_as_records_not_lines() {
+        let csv = "a,b\n1,\"two\nlines\"\n2,\"say \"\"hi\"\"\"\n";
+        let mut c = super::RowCounter::new(csv.as_bytes(), true, indicatif::ProgressBar::hidden());
+        std::io::copy(&mut c, &mut std::io::sink()).expect("read");
+        assert_eq!(c.rows(), 2);
+        let jsonl = "{}\n{}\n{}\n";
+        let mut c =
+            super::RowCounter::new(jsonl.as_bytes(), false, indicatif::ProgressBar::hidden());
+        let mut s = String::new();
+        c.read_to_string(&mut s).expect("read");
+        assert_eq!(c.rows(), 3);
+    }
 }

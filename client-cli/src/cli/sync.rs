@@ -11,6 +11,19 @@ use super::Settings;
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 
+/// `, about 2 min left` from the pace so far (nothing until there is a pace to go by).
+fn eta(elapsed: std::time::Duration, done: u64, total: u64) -> String {
+    if done == 0 || done >= total || elapsed.as_secs_f64() < 1.0 {
+        return String::new();
+    }
+    let left = elapsed.as_secs_f64() / done as f64 * (total - done) as f64;
+    if left < 90.0 {
+        format!(", about {:.0} s left", left.max(1.0))
+    } else {
+        format!(", about {:.0} min left", left / 60.0)
+    }
+}
+
 pub fn run(_args: Args, s: &Settings) -> anyhow::Result<u8> {
     let mut store = s.open_store()?;
     let client = super::api(&store)?;
@@ -19,9 +32,13 @@ pub fn run(_args: Args, s: &Settings) -> anyhow::Result<u8> {
         indicatif::ProgressStyle::with_template("{spinner} {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
     );
+    let started = std::time::Instant::now();
     let result = engine::sync(&mut store, &client, &mut |p| match p {
         Progress::Pushing { done, total } => {
-            bar.set_message(format!("pushing {done}/{total} responses"));
+            bar.set_message(format!(
+                "pushing {done}/{total} responses{}",
+                eta(started.elapsed(), done, total)
+            ));
             bar.tick();
         }
         Progress::Pulling { docs, cursor } => {
@@ -127,5 +144,29 @@ pub fn run(_args: Args, s: &Settings) -> anyhow::Result<u8> {
             report.media_refused.len()
         );
         Ok(fieldsync_client::exit::INVALID)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn the_time_left_follows_the_pace_so_far() {
+        assert_eq!(
+            super::eta(Duration::from_secs(10), 100, 200),
+            ", about 10 s left"
+        );
+        assert_eq!(
+            super::eta(Duration::from_secs(60), 100, 300),
+            ", about 2 min left"
+        );
+        assert_eq!(super::eta(Duration::from_secs(10), 0, 200), "");
+        assert_eq!(
+            super::eta(Duration::from_millis(10), 5, 200),
+            "",
+            "no pace yet"
+        );
+        assert_eq!(super::eta(Duration::from_secs(10), 200, 200), "");
     }
 }
