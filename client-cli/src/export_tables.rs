@@ -26,11 +26,12 @@ pub struct TableOptions {
 }
 
 /// The response columns of the main table before its questions.
-pub const META: [&str; 6] = [
+pub const META: [&str; 7] = [
     "KEY",
     "survey_version",
     "status",
     "author_device",
+    "enumerator",
     "created_at",
     "updated_at",
 ];
@@ -402,7 +403,9 @@ mod tests {
         let mut lines = main.lines();
         let header = lines.next().expect("header");
         assert!(
-            header.starts_with("KEY,survey_version,status,author_device,created_at,updated_at,"),
+            header.starts_with(
+                "KEY,survey_version,status,author_device,enumerator,created_at,updated_at,"
+            ),
             "{header}"
         );
         assert!(
@@ -446,8 +449,8 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[0],
-            "KEY,survey_version,status,author_device,created_at,updated_at,grown/maize,grown/beans,main,farm-Latitude,farm-Longitude,farm-Altitude,farm-Accuracy"
+            "KEY,survey_version,status,author_device,enumerator,created_at,updated_at,grown/maize,grown/beans,main,farm-Latitude,farm-Longitude,farm-Altitude,farm-Accuracy"
         );
-        assert_eq!(lines[1], "r1,,,,,,0,1,Beans,-1.29,36.82,1795,5");
+        assert_eq!(lines[1], "r1,,,,,,,0,1,Beans,-1.29,36.82,1795,5");
     }
 }

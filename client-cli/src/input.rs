@@ -7,11 +7,12 @@ use fieldsync_protocol::{Answer, Answers, RepeatInstance};
 
 /// Columns an export writes besides the questions; an import ignores them, so an export can
 /// be imported again.
-pub const EXPORT_META_COLUMNS: [&str; 6] = [
+pub const EXPORT_META_COLUMNS: [&str; 7] = [
     "response_id",
     "survey_version",
     "status",
     "author_device",
+    "enumerator",
     "created_at",
     "updated_at",
 ];

@@ -198,7 +198,6 @@ impl<R: std::io::Read> std::io::Read for RowCounter<R> {
     }
 }
 
-
 /// Every row of the server's JSON Lines export of `info`, streamed, one at a time.
 pub(super) fn each_row(
     client: &fieldsync_client::client::ApiClient,

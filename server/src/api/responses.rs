@@ -2,6 +2,7 @@
 //! survey's responses as CSV or JSON Lines, streamed page by page so that an export of any
 //! size holds only one page in memory.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -108,6 +109,14 @@ pub async fn export(
         }
     };
     settle(&state, &caller.org_id, &id).await?;
+    // Who collected each response, by the id its device wrote: one read per export.
+    let names: HashMap<String, String> = state
+        .db
+        .members(&caller.org_id)
+        .await?
+        .into_iter()
+        .map(|m| (m.id.to_string(), m.name))
+        .collect();
 
     // Exports have their own permits: once its headers are sent an export leaves the request
     // limits, so without these a crowd of exports that are never read would hold a page of
@@ -167,8 +176,8 @@ pub async fn export(
             let mut page = page;
             page.retain(|r| filter.admits(r));
             let chunk = match format {
-                Format::Csv => csv_rows(&page, &columns),
-                Format::Jsonl => jsonl_rows(&page),
+                Format::Csv => csv_rows(&page, &columns, &names),
+                Format::Jsonl => jsonl_rows(&page, &names),
             };
             drop(page);
             let sent = match chunk {
@@ -227,11 +236,12 @@ async fn settle(state: &AppState, org: &str, survey: &str) -> Result<(), ApiErro
     }
 }
 
-const META_COLUMNS: [&str; 6] = [
+const META_COLUMNS: [&str; 7] = [
     "response_id",
     "survey_version",
     "status",
     "author_device",
+    "enumerator",
     "created_at",
     "updated_at",
 ];
@@ -248,7 +258,16 @@ fn write_csv_header(out: &mut Vec<u8>, columns: &[String]) -> Result<(), csv::Er
     Ok(())
 }
 
-fn csv_rows(page: &[ResponseView], columns: &[String]) -> Result<Vec<u8>, String> {
+/// The name of who collected `r` (the member or enumerator its device is enrolled as).
+fn collector<'n>(names: &'n HashMap<String, String>, r: &ResponseView) -> &'n str {
+    names.get(&r.author_device).map_or("", String::as_str)
+}
+
+fn csv_rows(
+    page: &[ResponseView],
+    columns: &[String],
+    names: &HashMap<String, String>,
+) -> Result<Vec<u8>, String> {
     let mut w = csv::WriterBuilder::new()
         .has_headers(false)
         .from_writer(Vec::with_capacity(page.len() * 256));
@@ -258,6 +277,7 @@ fn csv_rows(page: &[ResponseView], columns: &[String]) -> Result<Vec<u8>, String
             r.survey_version.to_string(),
             r.status.clone(),
             r.author_device.clone(),
+            collector(names, r).to_owned(),
             r.created_at.to_string(),
             r.updated_at.to_string(),
         ];
@@ -271,7 +291,7 @@ fn csv_rows(page: &[ResponseView], columns: &[String]) -> Result<Vec<u8>, String
     w.into_inner().map_err(|e| e.to_string())
 }
 
-fn jsonl_rows(page: &[ResponseView]) -> Result<Vec<u8>, String> {
+fn jsonl_rows(page: &[ResponseView], names: &HashMap<String, String>) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(page.len() * 512);
     for r in page {
         let line = serde_json::json!({
@@ -280,6 +300,7 @@ fn jsonl_rows(page: &[ResponseView]) -> Result<Vec<u8>, String> {
             "survey_version": r.survey_version,
             "status": r.status,
             "author_device": r.author_device,
+            "enumerator": collector(names, r),
             "created_at": r.created_at,
             "updated_at": r.updated_at,
             "answers": r.answers,

@@ -152,15 +152,16 @@ fn offline_collection_reaches_the_coordinator_exactly() {
         "survey_version",
         "status",
         "author_device",
+        "enumerator",
         "created_at",
         "updated_at",
     ];
-    assert_eq!(csv.header[..6], meta.map(String::from), "{:?}", csv.header);
+    assert_eq!(csv.header[..7], meta.map(String::from), "{:?}", csv.header);
     let questions: Vec<String> = HOUSEHOLD_V1_QUESTIONS
         .iter()
         .map(|q| q.to_string())
         .collect();
-    assert_eq!(csv.header[6..], questions[..], "one column per question");
+    assert_eq!(csv.header[7..], questions[..], "one column per question");
     assert_eq!(csv.rows.len(), 50);
     for want in &expected {
         let key = data::cell(want, "enumerator_name");
@@ -171,6 +172,10 @@ fn offline_collection_reaches_the_coordinator_exactly() {
             .unwrap_or_else(|| panic!("no CSV row by {key}"));
         assert_eq!(row["survey_version"], "1");
         assert_eq!(row["status"], "submitted");
+        assert_eq!(
+            row["enumerator"], "Amina Odhiambo",
+            "who collected it, by name"
+        );
         assert_csv_answers(want, row, &questions, &key);
     }
 }
