@@ -323,6 +323,12 @@ impl Interview {
             .collect()
     }
 
+    /// Move the interview's clock to `now`: what `now`, `today()` and `now()` mean for the
+    /// next answer (an interview can last an hour).
+    pub fn set_clock(&mut self, now: time::OffsetDateTime) {
+        self.ctx = ValidationContext::at(now);
+    }
+
     /// Take one typed line (without its line ending).
     pub fn input(&mut self, line: &str) -> Reply {
         self.advance();

@@ -439,6 +439,7 @@ fn drive(
             },
             None => line,
         };
+        iv.set_clock(fieldsync_client::store::now_utc());
         if let Reply::Problem(message) = iv.input(&line) {
             writeln!(out, "  ! {message}")?;
         }
