@@ -253,14 +253,11 @@ impl Store {
             tx.commit()?;
             return Ok(Discarded::Deleted);
         }
-        let heads = doc.heads();
-        doc.set_status(Status::Discarded, now_ms())
-            .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let changes = doc.changes_since(&heads);
-        let errors = self.errors_of(&doc, id)?;
-        self.save_doc(&tx, id, &mut doc, rev + 1, errors, true, None)?;
-        self.add_outbox(&tx, id, &changes)?;
-        tx.commit()?;
+        self.write_status_change(tx, id, doc, rev, |doc| {
+            doc.set_status(Status::Discarded, now_ms())
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })?;
         Ok(Discarded::Marked)
     }
 
@@ -274,16 +271,32 @@ impl Store {
     ) -> Result<(), StoreError> {
         let tx = self.immediate()?;
         self.refuse_if_restricted(id)?;
-        let (mut doc, rev) = self.load_doc(id)?;
+        let (doc, rev) = self.load_doc(id)?;
         let current = doc.status().map_err(doc_err(id))?;
         if matches!(current, Status::Draft | Status::Discarded) {
             return Err(StoreError::Invalid(format!(
                 "response {id} is {current}; only handed-in responses are reviewed"
             )));
         }
+        self.write_status_change(tx, id, doc, rev, |doc| {
+            doc.set_review(status, comment, now_ms())
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    /// Make one status edit of a loaded document, then store the new state and its change for
+    /// the next sync and commit `tx`.
+    fn write_status_change(
+        &self,
+        tx: rusqlite::Transaction<'_>,
+        id: &Uuid,
+        mut doc: ResponseDoc,
+        rev: i64,
+        change: impl FnOnce(&mut ResponseDoc) -> Result<(), String>,
+    ) -> Result<(), StoreError> {
         let heads = doc.heads();
-        doc.set_review(status, comment, now_ms())
-            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        change(&mut doc).map_err(StoreError::Invalid)?;
         let changes = doc.changes_since(&heads);
         let errors = self.errors_of(&doc, id)?;
         self.save_doc(&tx, id, &mut doc, rev + 1, errors, true, None)?;

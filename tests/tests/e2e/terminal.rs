@@ -104,17 +104,22 @@ fn a_day_on_a_terminal_unlocks_once_and_answers_with_now_and_today() {
     );
     assert_eq!(answer("gps"), "-1.3133 36.7876");
 
+    // An interview answered up to the facility's name, which the user then leaves.
+    let half_way = |code: &str| {
+        let mut t = Tty::start(
+            device.home(),
+            &["collect", "health_facility_assessment"],
+            &env,
+        );
+        t.expect("(facility_code:");
+        t.expect("> ");
+        t.send(code);
+        t.expect("(facility_name:");
+        t.expect("> ");
+        t
+    };
     // Quitting half-way keeps nothing once confirmed...
-    let mut t = Tty::start(
-        device.home(),
-        &["collect", "health_facility_assessment"],
-        &env,
-    );
-    t.expect("(facility_code:");
-    t.expect("> ");
-    t.send("KBR-0002");
-    t.expect("(facility_name:");
-    t.expect("> ");
+    let mut t = half_way("KBR-0002");
     t.send(":quit");
     t.expect("quit without saving?");
     t.send("y");
@@ -126,16 +131,7 @@ fn a_day_on_a_terminal_unlocks_once_and_answers_with_now_and_today() {
         "the quit interview left nothing"
     );
     // ...and a draft kept with :save is discarded later.
-    let mut t = Tty::start(
-        device.home(),
-        &["collect", "health_facility_assessment"],
-        &env,
-    );
-    t.expect("(facility_code:");
-    t.expect("> ");
-    t.send("KBR-0003");
-    t.expect("(facility_name:");
-    t.expect("> ");
+    let mut t = half_way("KBR-0003");
     t.send(":save");
     let (code, out) = t.finish();
     assert_eq!(code, Some(0), "{out}");
