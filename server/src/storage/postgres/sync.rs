@@ -234,7 +234,12 @@ impl Postgres {
             let created = self
                 .create_docs(&tx, caller, docs, &ids, &create, now)
                 .await?;
-            for (i, _) in &create {
+            // The documents another push created meanwhile are locked one by one below: in id
+            // order, as every push takes its locks, or two pushes of one batch (a retry racing
+            // its original) can each hold a row the other waits for.
+            let mut taken: Vec<usize> = create.iter().map(|(i, _)| *i).collect();
+            taken.sort_by(|a, b| ids[*a].cmp(&ids[*b]));
+            for i in &taken {
                 if !created.contains(&ids[*i]) {
                     // Another push created it since we looked: decide again on its row.
                     self.keys.forget_doc(&ids[*i]);
