@@ -51,7 +51,7 @@ pub struct AgentArgs {
 pub fn unlock(args: UnlockArgs, s: &Settings) -> anyhow::Result<u8> {
     let period = s.config.unlock_for(args.period)?;
     let store = s.open_store_with_passphrase()?;
-    let socket = socket_path(&s.home)?;
+    let socket = socket_path(&s.home, true)?;
     // A running agent is replaced: the new unlock's period counts from now.
     let _ = ask(&socket, "lock");
     let _ = std::fs::remove_file(&socket);
@@ -100,9 +100,12 @@ pub fn unlock(args: UnlockArgs, s: &Settings) -> anyhow::Result<u8> {
 }
 
 pub fn lock(_args: LockArgs, s: &Settings) -> anyhow::Result<u8> {
-    let socket = socket_path(&s.home)?;
-    let was = ask(&socket, "lock").is_ok();
-    let _ = std::fs::remove_file(&socket);
+    // No directory (never unlocked here) or one not safe to use: no agent to end.
+    let socket = socket_path(&s.home, false).ok();
+    let was = socket.as_ref().is_some_and(|p| ask(p, "lock").is_ok());
+    if let Some(socket) = &socket {
+        let _ = std::fs::remove_file(socket);
+    }
     if s.json {
         s.print_json(&serde_json::json!({"locked": true, "was_unlocked": was}))?;
     } else if was {
@@ -156,7 +159,7 @@ pub fn agent(args: AgentArgs) -> anyhow::Result<u8> {
 /// The key an agent holds for the store in `home`, if one runs.
 pub fn agent_key(home: &Path) -> Option<SecretKey> {
     let id = Store::id_of(home).ok()?;
-    let socket = socket_path(home).ok()?;
+    let socket = socket_path(home, false).ok()?;
     let answer = ask(&socket, &format!("key {id}")).ok()?;
     from_hex(answer.trim())
 }
@@ -174,7 +177,8 @@ fn ask(socket: &Path, request: &str) -> std::io::Result<String> {
 /// Where the agent of `home` listens. The directory is created closed to everyone else, and
 /// refused if it exists open to others or owned by someone else (another user could read keys
 /// from a socket they placed there).
-fn socket_path(home: &Path) -> anyhow::Result<PathBuf> {
+/// Only `unlock` creates the directory (`create`); looking for an agent never does.
+fn socket_path(home: &Path, create: bool) -> anyhow::Result<PathBuf> {
     let owner = std::fs::metadata(home)
         .map_err(|_| StoreError::Missing(home.to_owned()))?
         .uid();
@@ -182,7 +186,7 @@ fn socket_path(home: &Path) -> anyhow::Result<PathBuf> {
         Some(run) => PathBuf::from(run).join("fieldsync"),
         None => std::env::temp_dir().join(format!("fieldsync-{owner}")),
     };
-    if !dir.exists() {
+    if !dir.exists() && create {
         std::fs::DirBuilder::new()
             .mode(0o700)
             .recursive(true)

@@ -129,6 +129,7 @@ mod fresh;
 mod repeat;
 mod response;
 mod scalar;
+mod status;
 mod survey_doc;
 
 #[cfg(test)]
