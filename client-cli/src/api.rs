@@ -37,6 +37,9 @@ pub struct ExportFilter {
     pub since: Option<String>,
     pub until: Option<String>,
     pub device: Option<String>,
+    pub enumerator: Option<String>,
+    /// The zone of the CSV's times (`UTC` when not given).
+    pub tz: Option<String>,
 }
 
 impl ExportFilter {
@@ -49,6 +52,8 @@ impl ExportFilter {
             ("since", &self.since),
             ("until", &self.until),
             ("device", &self.device),
+            ("enumerator", &self.enumerator),
+            ("tz", &self.tz),
         ] {
             if let Some(v) = value {
                 q.push('&');

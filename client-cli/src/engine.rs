@@ -67,10 +67,10 @@ pub enum SyncError {
 /// Where a sync is, for progress display.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Progress {
-    /// `done` of `total` documents pushed.
-    Pushing { done: u64, total: u64 },
-    /// Documents received so far, and the cursor reached.
-    Pulling { docs: u64, cursor: u64 },
+    /// `done` of `total` documents pushed, and the change bytes they carried.
+    Pushing { done: u64, total: u64, bytes: u64 },
+    /// Documents and change bytes received so far, and the cursor reached.
+    Pulling { docs: u64, bytes: u64, cursor: u64 },
     /// Attachment bytes the server holds of those waiting: `done` of `total`.
     Uploading { done: u64, total: u64 },
 }
@@ -80,10 +80,14 @@ pub enum Progress {
 pub struct SyncReport {
     pub pushed_docs: u64,
     pub pushed_changes: u64,
+    /// Bytes of the changes in acknowledged pushes.
+    pub pushed_bytes: u64,
     pub duplicate_changes: u64,
     /// Documents the server refused, with its reason; they stay on the device.
     pub rejected: Vec<(Uuid, String)>,
     pub pulled_docs: u64,
+    /// Bytes of the changes pulled.
+    pub pulled_bytes: u64,
     /// Pulled documents whose changes could not be read, with the reason; they were set aside
     /// and the rest of the sync went on.
     pub unreadable: Vec<(Uuid, String)>,
@@ -171,10 +175,15 @@ fn push_all(
                 let result = handle.join().unwrap_or_else(|_| {
                     Err(ClientError::Protocol("the push thread stopped".into()))
                 });
+                let acknowledged = result.is_ok();
                 let rescan = settle(store, &batch, result, report, &mut done)?;
+                if acknowledged {
+                    report.pushed_bytes += change_bytes(&batch);
+                }
                 progress(Progress::Pushing {
                     done,
                     total: total.unwrap_or(done),
+                    bytes: report.pushed_bytes,
                 });
                 if rescan {
                     // The server refused the whole batch for one document: the others are
@@ -191,12 +200,25 @@ fn push_all(
                 Some(t) => t,
                 None => *total.insert(store.status_report()?.pending_responses),
             };
-            progress(Progress::Pushing { done, total });
+            progress(Progress::Pushing {
+                done,
+                total,
+                bytes: report.pushed_bytes,
+            });
             let request = plan_push(&next);
             let handle = scope.spawn(move || transport.push(&request));
             in_flight = Some((next, handle));
         }
     })
+}
+
+/// The bytes of the changes a batch carries.
+fn change_bytes(batch: &[OutboxDoc]) -> u64 {
+    batch
+        .iter()
+        .flat_map(|d| &d.changes)
+        .map(|c| c.len() as u64)
+        .sum()
 }
 
 /// Record the answer to one pushed batch. Returns whether the outbox must be scanned again
@@ -328,10 +350,17 @@ fn pull_all(
         report.new_conflicts.extend(applied.new_conflicts);
         report.pages += 1;
         report.pulled_docs += applied.changed as u64;
+        report.pulled_bytes += page
+            .docs
+            .iter()
+            .flat_map(|d| &d.changes)
+            .map(|c| c.len() as u64)
+            .sum::<u64>();
         report.surveys_updated += page.surveys.len() as u64;
         report.cursor = page.cursor;
         progress(Progress::Pulling {
             docs: report.pulled_docs,
+            bytes: report.pulled_bytes,
             cursor: page.cursor,
         });
         if !page.more {

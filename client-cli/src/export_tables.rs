@@ -23,15 +23,18 @@ pub struct TableOptions {
     pub labels: bool,
     /// The language of the labels (the form's default otherwise).
     pub language: Option<String>,
+    /// The zone times are written in, as ISO 8601.
+    pub zone: fieldsync_protocol::zone::Zone,
 }
 
 /// The response columns of the main table before its questions.
-pub const META: [&str; 7] = [
+pub const META: [&str; 8] = [
     "KEY",
     "survey_version",
     "status",
     "author_device",
     "enumerator",
+    "device_name",
     "created_at",
     "updated_at",
 ];
@@ -218,6 +221,9 @@ impl<'a> Tables<'a> {
         for meta in &META[1..] {
             record.push(match row.get(*meta) {
                 None | Some(Value::Null) => String::new(),
+                Some(Value::Number(ms)) if meta.ends_with("_at") => ms
+                    .as_i64()
+                    .map_or_else(|| ms.to_string(), |ms| self.options.zone.format_ms(ms)),
                 Some(Value::String(s)) => s.clone(),
                 Some(other) => other.to_string(),
             });
@@ -404,7 +410,7 @@ mod tests {
         let header = lines.next().expect("header");
         assert!(
             header.starts_with(
-                "KEY,survey_version,status,author_device,enumerator,created_at,updated_at,"
+                "KEY,survey_version,status,author_device,enumerator,device_name,created_at,updated_at,"
             ),
             "{header}"
         );
@@ -439,6 +445,7 @@ mod tests {
             split_geopoint: true,
             labels: true,
             language: None,
+            zone: Default::default(),
         };
         let mut t = Tables::new(&s, options, dir.path()).expect("tables");
         t.add(&serde_json::json!({"response_id": "r1", "answers": {"grown": "beans", "main": "beans", "farm": "-1.29 36.82 1795 5"}}))
@@ -449,8 +456,8 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[0],
-            "KEY,survey_version,status,author_device,enumerator,created_at,updated_at,grown/maize,grown/beans,main,farm-Latitude,farm-Longitude,farm-Altitude,farm-Accuracy"
+            "KEY,survey_version,status,author_device,enumerator,device_name,created_at,updated_at,grown/maize,grown/beans,main,farm-Latitude,farm-Longitude,farm-Altitude,farm-Accuracy"
         );
-        assert_eq!(lines[1], "r1,,,,,,,0,1,Beans,-1.29,36.82,1795,5");
+        assert_eq!(lines[1], "r1,,,,,,,,0,1,Beans,-1.29,36.82,1795,5");
     }
 }

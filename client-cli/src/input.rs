@@ -7,12 +7,13 @@ use fieldsync_protocol::{Answer, Answers, RepeatInstance};
 
 /// Columns an export writes besides the questions; an import ignores them, so an export can
 /// be imported again.
-pub const EXPORT_META_COLUMNS: [&str; 7] = [
+pub const EXPORT_META_COLUMNS: [&str; 8] = [
     "response_id",
     "survey_version",
     "status",
     "author_device",
     "enumerator",
+    "device_name",
     "created_at",
     "updated_at",
 ];

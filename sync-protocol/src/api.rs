@@ -125,6 +125,10 @@ pub struct CreatedMember {
     pub one_time_secret: String,
 }
 
+/// The header an export carries when its row count is known before it streams (the filter
+/// narrows by status only, which the server's index counts): what a progress bar needs.
+pub const EXPORT_TOTAL_HEADER: &str = "x-fieldsync-total";
+
 /// A member as listed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MemberInfo {
@@ -133,6 +137,9 @@ pub struct MemberInfo {
     pub role: Role,
     pub created_at: i64,
     pub revoked: bool,
+    /// The name the device enrolled as this principal gave itself (`enroll --device-name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
 }
 
 /// `PUT /v1/org/support-access`.

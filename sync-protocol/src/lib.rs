@@ -13,6 +13,7 @@ pub mod media;
 pub mod subject;
 pub mod survey;
 pub mod wire;
+pub mod zone;
 
 pub use answer::{Answer, Answers, RepeatInstance};
 

@@ -1,6 +1,8 @@
 //! End-to-end tests: the real `fieldsync-server` on 127.0.0.1 and the real `fieldsync` CLI,
 //! each test with its own server data directory and client homes.
 
+#[path = "e2e/analysis.rs"]
+mod analysis;
 #[path = "e2e/audit_chain.rs"]
 mod audit_chain;
 #[path = "e2e/backup_erasures.rs"]

@@ -68,14 +68,28 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
             } else if enumerators.is_empty() {
                 outln!("no enumerators; `fieldsync enumerator add NAME` creates one");
             } else {
-                outln!("{:<36}  {:<7}  {:<20}  NAME", "ID", "STATE", "ADDED");
+                let width = enumerators
+                    .iter()
+                    .filter_map(|m| m.device.as_deref())
+                    .map(str::len)
+                    .max()
+                    .unwrap_or(0)
+                    .max(6);
+                outln!(
+                    "{:<36}  {:<7}  {:<20}  {:<width$}  NAME",
+                    "ID",
+                    "STATE",
+                    "ADDED",
+                    "DEVICE"
+                );
                 for m in enumerators {
                     let state = if m.revoked { "revoked" } else { "active" };
                     outln!(
-                        "{:<36}  {:<7}  {:<20}  {}",
+                        "{:<36}  {:<7}  {:<20}  {:<width$}  {}",
                         m.id,
                         state,
                         super::format_ms(m.created_at),
+                        m.device.as_deref().unwrap_or("-"),
                         m.name
                     );
                 }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use fieldsync_client::api::{ExportFilter, ExportFormat};
 use fieldsync_client::export_tables::{TableOptions, Tables};
+use fieldsync_protocol::zone::Zone;
 
 use super::Settings;
 
@@ -43,6 +44,18 @@ pub struct Args {
     status: Vec<String>,
     #[command(flatten)]
     when: super::response::Collected,
+    /// CSV: write times (created_at, updated_at) as ISO 8601 in this zone: an IANA name such
+    /// as Africa/Nairobi, an offset such as +03:00, `local` for this machine's zone, or UTC
+    /// (the default). JSON Lines keeps them as ms since the epoch.
+    #[arg(long, value_name = "ZONE", value_parser = zone)]
+    tz: Option<Zone>,
+}
+
+fn zone(text: &str) -> Result<Zone, String> {
+    if text.trim().eq_ignore_ascii_case("local") {
+        return Ok(Zone::local());
+    }
+    Zone::parse(text)
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -65,6 +78,8 @@ pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
         since: args.when.since.clone(),
         until: args.when.until.clone(),
         device: args.when.device.clone(),
+        enumerator: args.when.enumerator.clone(),
+        tz: args.tz.as_ref().map(|z| z.name().to_owned()),
     };
     let store = s.open_store()?;
     let client = super::api(&store)?;
@@ -90,16 +105,9 @@ pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
             return tables(&client, &info, &filter, &survey, options, out, s);
         }
     }
-    let bar = super::progress_bar(None);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {pos} responses exported ({per_sec})")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-    );
-    let mut body = RowCounter::new(
-        client.export(&info.id, format, &filter)?,
-        format == ExportFormat::Csv,
-        bar.clone(),
-    );
+    let response = client.export(&info.id, format, &filter)?;
+    let bar = export_bar(total_of(&response));
+    let mut body = RowCounter::new(response, format == ExportFormat::Csv, bar.clone());
     let bytes = match &args.out {
         None => {
             let mut out = super::out::stdout();
@@ -148,6 +156,30 @@ pub fn run(args: Args, s: &Settings) -> anyhow::Result<u8> {
         eprintln!("exported {rows} response(s) of {}", info.form_id);
     }
     Ok(0)
+}
+
+/// The rows the server says an export holds, when it knows before streaming.
+pub(super) fn total_of(response: &reqwest::blocking::Response) -> Option<u64> {
+    response
+        .headers()
+        .get(fieldsync_protocol::api::EXPORT_TOTAL_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// A bar with rows and an ETA when the total is known, else a counting spinner (hidden
+/// unless stderr is a terminal).
+pub(super) fn export_bar(total: Option<u64>) -> indicatif::ProgressBar {
+    let bar = super::progress_bar(total);
+    let template = match total {
+        Some(_) => "{bar:30} {pos}/{len} responses exported ({per_sec}, {eta} left)",
+        None => "{spinner} {pos} responses exported ({per_sec})",
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    bar
 }
 
 /// Counts the responses of an export as it streams by (and shows them on the progress bar):
@@ -207,6 +239,7 @@ pub(super) fn each_row(
 ) -> anyhow::Result<()> {
     use std::io::BufRead;
     let body = client.export(&info.id, ExportFormat::Jsonl, filter)?;
+    let bar = export_bar(total_of(&body));
     for line in std::io::BufReader::new(body).lines() {
         let line = line.context("the export was interrupted; run it again")?;
         if line.trim().is_empty() {
@@ -214,7 +247,9 @@ pub(super) fn each_row(
         }
         f(serde_json::from_str(&line)
             .context("the server sent an export line that is not JSON")?)?;
+        bar.inc(1);
     }
+    bar.finish_and_clear();
     Ok(())
 }
 
@@ -224,6 +259,7 @@ fn table_options(args: &Args) -> TableOptions {
         split_geopoint: args.split_geopoint,
         labels: args.labels,
         language: args.lang.clone(),
+        zone: args.tz.clone().unwrap_or_default(),
     }
 }
 

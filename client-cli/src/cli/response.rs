@@ -99,9 +99,13 @@ pub struct Collected {
     /// Only responses started on or before this day (the whole day) or before this time.
     #[arg(long, value_name = "DATE")]
     pub until: Option<String>,
-    /// Only responses created on this device (the name `fieldsync whoami` shows on it).
+    /// Only responses created on this device: the name it enrolled with
+    /// (`enroll --device-name`, shown by `enumerator list`) or its id.
     #[arg(long, value_name = "NAME")]
     pub device: Option<String>,
+    /// Only responses this enumerator (or member) collected: a name or an id.
+    #[arg(long, value_name = "NAME")]
+    pub enumerator: Option<String>,
 }
 
 impl Collected {
@@ -119,7 +123,75 @@ impl Collected {
     }
 
     fn is_empty(&self) -> bool {
-        self.since.is_none() && self.until.is_none() && self.device.is_none()
+        self.since.is_none()
+            && self.until.is_none()
+            && self.device.is_none()
+            && self.enumerator.is_none()
+    }
+
+    /// The ids of who may have created a listed response, `None` for anyone. An id (or a
+    /// prefix of one that a held response was created by) and this device's own name need
+    /// no network; other names are looked up on the server.
+    fn collectors(
+        &self,
+        store: &Store,
+        authors: &[String],
+    ) -> anyhow::Result<Option<std::collections::HashSet<String>>> {
+        use std::collections::HashSet;
+        let mut members = None;
+        let mut pick = |text: Option<&str>, what: &str, device: bool| -> anyhow::Result<_> {
+            let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+                return Ok(None);
+            };
+            let lower = text.to_lowercase();
+            let by_id: HashSet<String> = authors
+                .iter()
+                .filter(|a| lower.len() >= 4 && a.starts_with(&lower))
+                .cloned()
+                .collect();
+            if !by_id.is_empty() {
+                return Ok(Some(by_id));
+            }
+            let account = store.require_account()?;
+            if !device && account.name.to_lowercase() == lower {
+                return Ok(Some(HashSet::from([account.principal_id.to_string()])));
+            }
+            if members.is_none() {
+                let listed = super::api(store)?.members().map_err(|e| {
+                    anyhow::anyhow!(
+                        "{what} names are looked up on the server, which did not answer ({e}); \
+                         give the {what}'s id instead"
+                    )
+                })?;
+                members = Some(listed);
+            }
+            let found: HashSet<String> = members
+                .iter()
+                .flatten()
+                .filter(|m| {
+                    let name = if device {
+                        m.device.as_deref()
+                    } else {
+                        Some(m.name.as_str())
+                    };
+                    name.is_some_and(|n| n.to_lowercase() == lower)
+                })
+                .map(|m| m.id.to_string())
+                .collect();
+            if found.is_empty() {
+                return Err(Failure::NotFound(format!(
+                    "no {what} {text:?}; `fieldsync enumerator list` shows every enumerator and device"
+                ))
+                .into());
+            }
+            Ok(Some(found))
+        };
+        let device = pick(self.device.as_deref(), "device", true)?;
+        let enumerator = pick(self.enumerator.as_deref(), "enumerator", false)?;
+        Ok(match (device, enumerator) {
+            (Some(d), Some(e)) => Some(d.intersection(&e).cloned().collect()),
+            (d, e) => d.or(e),
+        })
     }
 }
 
@@ -184,7 +256,7 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
             status,
             conflicted,
             when,
-        } => list(&store, survey, status, conflicted, &when, s),
+        } => list(&mut store, survey, status, conflicted, &when, s),
         Command::Show { id } => {
             let id = store.find_response(&id)?;
             let r = store.response(&id)?;
@@ -286,7 +358,7 @@ pub fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
 }
 
 fn list(
-    store: &Store,
+    store: &mut Store,
     survey: Option<String>,
     status: Option<StatusArg>,
     conflicted: bool,
@@ -305,21 +377,25 @@ fn list(
     })?;
     if !when.is_empty() {
         // Where and when a response was started is inside its (sealed) document.
-        let mut kept = Vec::with_capacity(rows.len());
+        let mut metas = Vec::with_capacity(rows.len());
         for r in rows {
-            let meta = store.response_meta(&r.id)?;
-            let keep = since.is_none_or(|t| meta.created_at >= t)
-                && until.is_none_or(|t| meta.created_at < t)
-                && when
-                    .device
-                    .as_ref()
-                    .is_none_or(|d| *d == meta.author_device);
-            if keep {
-                kept.push(r);
-            }
+            metas.push((store.response_meta(&r.id)?, r));
         }
-        rows = kept;
+        let authors: Vec<String> = metas.iter().map(|(m, _)| m.author_device.clone()).collect();
+        let collectors = when.collectors(store, &authors)?;
+        rows = metas
+            .into_iter()
+            .filter(|(meta, _)| {
+                since.is_none_or(|t| meta.created_at >= t)
+                    && until.is_none_or(|t| meta.created_at < t)
+                    && collectors
+                        .as_ref()
+                        .is_none_or(|c| c.contains(&meta.author_device))
+            })
+            .map(|(_, r)| r)
+            .collect();
     }
+    fill_subjects(store, &mut rows)?;
     if s.json {
         s.print_json(&rows)?;
         return Ok(0);
@@ -341,15 +417,18 @@ fn list(
     let ids: Vec<String> = rows.iter().map(|r| r.id.to_string()).collect();
     let short = short_ids(all, &ids);
     let width = short.iter().map(String::len).max().unwrap_or(8);
+    let subjects = rows.iter().any(|r| r.subject.is_some());
     outln!(
-        "{:<width$}  {:<20}  {:<12}  {:<10}  {:>6}  {:>9}  {:<7}  UPDATED",
+        "{:<width$}  {:<20}  {:<12}  {:<10}  {:>6}  {:>9}  {:<7}  {:<24}{}",
         "ID",
         "SURVEY",
         "VERSION",
         "STATUS",
         "ERRORS",
         "CONFLICTS",
-        "SYNC"
+        "SYNC",
+        "UPDATED",
+        if subjects { "  SUBJECT" } else { "" }
     );
     for (r, short) in rows.iter().zip(&short) {
         let sync = if r.rejected.is_some() {
@@ -363,8 +442,12 @@ fn list(
             .get(&r.survey_id)
             .cloned()
             .unwrap_or_else(|| r.survey_id.to_string());
+        let subject = match &r.subject {
+            Some(s) if subjects => format!("  {}", clip(s, 30)),
+            _ => String::new(),
+        };
         outln!(
-            "{:<width$}  {:<20}  {:<12}  {:<10}  {:>6}  {:>9}  {:<7}  {}",
+            "{:<width$}  {:<20}  {:<12}  {:<10}  {:>6}  {:>9}  {:<7}  {:<24}{}",
             short,
             form,
             super::survey::version_name(store, &r.survey_id, r.survey_version),
@@ -372,10 +455,44 @@ fn list(
             r.errors,
             r.conflicts,
             sync,
-            format_ms(r.updated_at)
+            format_ms(r.updated_at),
+            subject
         );
     }
     Ok(0)
+}
+
+/// The subject field's answer of each listed response whose survey names one (`subject_field`
+/// in its settings): who the response is about, so that people can tell rows apart.
+fn fill_subjects(
+    store: &mut Store,
+    rows: &mut [fieldsync_client::store::ResponseRow],
+) -> anyhow::Result<()> {
+    let mut fields: std::collections::HashMap<(uuid::Uuid, u32), Option<String>> =
+        std::collections::HashMap::new();
+    for r in rows {
+        let key = (r.survey_id, r.survey_version);
+        if let std::collections::hash_map::Entry::Vacant(e) = fields.entry(key) {
+            let survey = store.survey_version(&r.survey_id, r.survey_version)?;
+            e.insert(survey.subject_field().map(str::to_owned));
+        }
+        if let Some(Some(field)) = fields.get(&key) {
+            let answers = store.response(&r.id)?.answers;
+            r.subject = Some(answers.get(field).map(|a| a.to_text()).unwrap_or_default());
+        }
+    }
+    Ok(())
+}
+
+/// `text` on one line and at most `max` characters (an ellipsis marks a cut).
+fn clip(text: &str, max: usize) -> String {
+    let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.chars().count() <= max {
+        return line;
+    }
+    let mut cut: String = line.chars().take(max - 1).collect();
+    cut.push('…');
+    cut
 }
 
 /// For each of `shown`, its shortest prefix (8 characters at least) that no other id in `all`

@@ -34,15 +34,23 @@ pub fn run(_args: Args, s: &Settings) -> anyhow::Result<u8> {
     );
     let started = std::time::Instant::now();
     let result = engine::sync(&mut store, &client, &mut |p| match p {
-        Progress::Pushing { done, total } => {
+        Progress::Pushing { done, total, bytes } => {
             bar.set_message(format!(
-                "pushing {done}/{total} responses{}",
+                "pushing {done}/{total} responses, {} sent{}",
+                show_size(bytes),
                 eta(started.elapsed(), done, total)
             ));
             bar.tick();
         }
-        Progress::Pulling { docs, cursor } => {
-            bar.set_message(format!("pulling: {docs} responses (cursor {cursor})"));
+        Progress::Pulling {
+            docs,
+            bytes,
+            cursor,
+        } => {
+            bar.set_message(format!(
+                "pulling: {docs} responses, {} received (cursor {cursor})",
+                show_size(bytes)
+            ));
             bar.tick();
         }
         Progress::Uploading { done, total } => {
@@ -60,10 +68,11 @@ pub fn run(_args: Args, s: &Settings) -> anyhow::Result<u8> {
         s.print_json(&report)?;
     } else {
         outln!(
-            "pushed {} response(s) ({} new change(s), {} already there)",
+            "pushed {} response(s) ({} new change(s), {} already there; {})",
             report.pushed_docs,
             report.pushed_changes,
-            report.duplicate_changes
+            report.duplicate_changes,
+            show_size(report.pushed_bytes)
         );
         if report.media_uploaded > 0 || report.media_bytes_sent > 0 {
             outln!(
@@ -73,9 +82,10 @@ pub fn run(_args: Args, s: &Settings) -> anyhow::Result<u8> {
             );
         }
         outln!(
-            "pulled {} response(s), {} survey update(s)",
+            "pulled {} response(s), {} survey update(s) ({})",
             report.pulled_docs,
-            report.surveys_updated
+            report.surveys_updated,
+            show_size(report.pulled_bytes)
         );
         for s in &report.surveys_arrived {
             match &s.label {

@@ -40,6 +40,10 @@ pub struct ResponseRow {
     pub pending: bool,
     pub rejected: Option<String>,
     pub updated_at: i64,
+    /// The answer to the survey's subject field (who the response is about), when a listing
+    /// asked for it: it is inside the sealed document.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
 }
 
 /// What [`Store::discard`] did.
@@ -401,6 +405,7 @@ impl Store {
                 pending,
                 rejected,
                 updated_at: updated,
+                subject: None,
             });
         }
         Ok(out)

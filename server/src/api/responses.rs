@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use fieldsync_protocol::api::{ResponsePage, ResponseView};
+use fieldsync_protocol::api::{EXPORT_TOTAL_HEADER, ResponsePage, ResponseView};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
@@ -73,8 +73,12 @@ pub struct ExportQuery {
     since: Option<String>,
     /// Collected on or before this day (the whole day) or before this instant.
     until: Option<String>,
-    /// Only responses created on this device.
+    /// Only responses created on this device (its name or id).
     device: Option<String>,
+    /// Only responses this enumerator or member collected (name or id).
+    enumerator: Option<String>,
+    /// The time zone of the CSV's times (IANA name or offset; UTC by default).
+    tz: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -83,9 +87,10 @@ enum Format {
     Jsonl,
 }
 
-/// `GET /v1/surveys/{id}/export?format=csv|jsonl&status=…&since=…&until=…&device=…`: the
-/// survey's readable responses the filter admits (handed-in ones by default), one CSV column
-/// per question across all versions.
+/// `GET /v1/surveys/{id}/export?format=csv|jsonl&status=…&since=…&until=…&device=…&enumerator=…&tz=…`:
+/// the survey's readable responses the filter admits (handed-in ones by default), one CSV
+/// column per question across all versions, times in ISO 8601 in the zone asked for (JSON
+/// Lines keeps them as ms since the epoch).
 pub async fn export(
     State(state): State<AppState>,
     caller: Caller,
@@ -93,11 +98,22 @@ pub async fn export(
     Query(q): Query<ExportQuery>,
 ) -> Result<Response, ApiError> {
     let (id, columns) = responses::export_columns(&state.db, &caller, &id).await?;
+    let zone = match q.tz.as_deref() {
+        Some(tz) => fieldsync_protocol::zone::Zone::parse(tz)
+            .map_err(|e| ApiError::Invalid(format!("tz: {e}")))?,
+        None => fieldsync_protocol::zone::Zone::utc(),
+    };
+    // Who collected each response, by the id its device wrote: one read per export.
+    let members = state.db.members(&caller.org_id).await?;
     let filter = responses::ExportFilter::parse(
         q.status.as_deref(),
         q.since.as_deref(),
         q.until.as_deref(),
-        q.device,
+        responses::Collectors {
+            device: q.device.as_deref(),
+            enumerator: q.enumerator.as_deref(),
+            members: &members,
+        },
     )?;
     let format = match q.format.as_deref().unwrap_or("csv") {
         "csv" => Format::Csv,
@@ -109,13 +125,24 @@ pub async fn export(
         }
     };
     settle(&state, &caller.org_id, &id).await?;
-    // Who collected each response, by the id its device wrote: one read per export.
-    let names: HashMap<String, String> = state
-        .db
-        .members(&caller.org_id)
-        .await?
+    let total = match filter.statuses_only() {
+        Some(statuses) => Some(
+            state
+                .db
+                .count_responses(&caller.org_id, &id, statuses.to_vec())
+                .await?,
+        ),
+        None => None,
+    };
+    let names: HashMap<String, Collector> = members
         .into_iter()
-        .map(|m| (m.id.to_string(), m.name))
+        .map(|m| {
+            let who = Collector {
+                name: m.name,
+                device: m.device.unwrap_or_default(),
+            };
+            (m.id.to_string(), who)
+        })
         .collect();
 
     // Exports have their own permits: once its headers are sent an export leaves the request
@@ -176,7 +203,7 @@ pub async fn export(
             let mut page = page;
             page.retain(|r| filter.admits(r));
             let chunk = match format {
-                Format::Csv => csv_rows(&page, &columns, &names),
+                Format::Csv => csv_rows(&page, &columns, &names, &zone),
                 Format::Jsonl => jsonl_rows(&page, &names),
             };
             drop(page);
@@ -202,6 +229,10 @@ pub async fn export(
     };
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Some(total) = total {
+        resp.headers_mut()
+            .insert(EXPORT_TOTAL_HEADER, HeaderValue::from(total));
+    }
     Ok(resp)
 }
 
@@ -236,12 +267,13 @@ async fn settle(state: &AppState, org: &str, survey: &str) -> Result<(), ApiErro
     }
 }
 
-const META_COLUMNS: [&str; 7] = [
+const META_COLUMNS: [&str; 8] = [
     "response_id",
     "survey_version",
     "status",
     "author_device",
     "enumerator",
+    "device_name",
     "created_at",
     "updated_at",
 ];
@@ -258,15 +290,27 @@ fn write_csv_header(out: &mut Vec<u8>, columns: &[String]) -> Result<(), csv::Er
     Ok(())
 }
 
-/// The name of who collected `r` (the member or enumerator its device is enrolled as).
-fn collector<'n>(names: &'n HashMap<String, String>, r: &ResponseView) -> &'n str {
-    names.get(&r.author_device).map_or("", String::as_str)
+/// Who collected a response: the member or enumerator its device is enrolled as, and the
+/// name that device gave itself.
+#[derive(Debug, Default)]
+struct Collector {
+    name: String,
+    device: String,
+}
+
+fn collector<'n>(names: &'n HashMap<String, Collector>, r: &ResponseView) -> &'n Collector {
+    static NOBODY: Collector = Collector {
+        name: String::new(),
+        device: String::new(),
+    };
+    names.get(&r.author_device).unwrap_or(&NOBODY)
 }
 
 fn csv_rows(
     page: &[ResponseView],
     columns: &[String],
-    names: &HashMap<String, String>,
+    names: &HashMap<String, Collector>,
+    zone: &fieldsync_protocol::zone::Zone,
 ) -> Result<Vec<u8>, String> {
     let mut w = csv::WriterBuilder::new()
         .has_headers(false)
@@ -277,9 +321,10 @@ fn csv_rows(
             r.survey_version.to_string(),
             r.status.clone(),
             r.author_device.clone(),
-            collector(names, r).to_owned(),
-            r.created_at.to_string(),
-            r.updated_at.to_string(),
+            collector(names, r).name.clone(),
+            collector(names, r).device.clone(),
+            zone.format_ms(r.created_at),
+            zone.format_ms(r.updated_at),
         ];
         record.extend(
             columns
@@ -291,7 +336,10 @@ fn csv_rows(
     w.into_inner().map_err(|e| e.to_string())
 }
 
-fn jsonl_rows(page: &[ResponseView], names: &HashMap<String, String>) -> Result<Vec<u8>, String> {
+fn jsonl_rows(
+    page: &[ResponseView],
+    names: &HashMap<String, Collector>,
+) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(page.len() * 512);
     for r in page {
         let line = serde_json::json!({
@@ -300,7 +348,8 @@ fn jsonl_rows(page: &[ResponseView], names: &HashMap<String, String>) -> Result<
             "survey_version": r.survey_version,
             "status": r.status,
             "author_device": r.author_device,
-            "enumerator": collector(names, r),
+            "enumerator": collector(names, r).name,
+            "device_name": collector(names, r).device,
             "created_at": r.created_at,
             "updated_at": r.updated_at,
             "answers": r.answers,

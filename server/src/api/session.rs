@@ -24,6 +24,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     }
 }
 
+/// The longest name a device or client may give itself, in characters.
+const MAX_CLIENT_NAME: usize = 64;
+
 async fn redeem(
     state: &AppState,
     ip: Option<std::net::IpAddr>,
@@ -34,6 +37,18 @@ async fn redeem(
     attempt: Option<String>,
 ) -> Result<SessionGrant, ApiError> {
     state.limiter.check(&state.db, ip).await?;
+    // The name a device or client gives itself is shown in listings and exports.
+    let client = client
+        .map(|c| c.trim().to_owned())
+        .filter(|c| !c.is_empty());
+    if let Some(c) = &client
+        && (c.chars().count() > MAX_CLIENT_NAME || c.chars().any(char::is_control))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "a device or client name is at most {MAX_CLIENT_NAME} characters, on one line; \
+             choose a shorter one such as tablet-07"
+        )));
+    }
     if let Some(a) = &attempt
         && !(16..=64).contains(&a.len())
     {

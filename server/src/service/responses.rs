@@ -1,7 +1,7 @@
 //! Reading responses: who sees which (a device only its own, of surveys assigned to it), one
 //! response as stored, and what an export holds.
 
-use fieldsync_protocol::api::{ResponsePage, ResponseView, Role, time_bound};
+use fieldsync_protocol::api::{MemberInfo, ResponsePage, ResponseView, Role, time_bound};
 use fieldsync_protocol::document::Status;
 use fieldsync_protocol::survey::Survey;
 
@@ -135,17 +135,19 @@ pub struct ExportFilter {
     since: Option<i64>,
     /// Created before, ms since the epoch.
     until: Option<i64>,
-    device: Option<String>,
+    /// Only responses these principals (devices or members) created.
+    collectors: Option<std::collections::HashSet<String>>,
 }
 
 impl ExportFilter {
     /// The filter of an export's query parameters; each bad value is refused with what to
-    /// write instead.
+    /// write instead. `device` and `enumerator` are looked up among `members` (by id, id
+    /// prefix, device name or name).
     pub fn parse(
         status: Option<&str>,
         since: Option<&str>,
         until: Option<&str>,
-        device: Option<String>,
+        who: Collectors<'_>,
     ) -> Result<Self, ApiError> {
         let statuses = match status.map(str::trim) {
             None | Some("") => Status::ALL
@@ -182,8 +184,14 @@ impl ExportFilter {
             statuses,
             since,
             until,
-            device: device.filter(|d| !d.is_empty()),
+            collectors: who.resolve()?,
         })
+    }
+
+    /// Whether only statuses narrow this export (so the index can count its rows).
+    pub fn statuses_only(&self) -> Option<&[Status]> {
+        (self.since.is_none() && self.until.is_none() && self.collectors.is_none())
+            .then_some(&self.statuses[..])
     }
 
     /// Whether `r` belongs in the export.
@@ -195,7 +203,54 @@ impl ExportFilter {
         status_ok
             && self.since.is_none_or(|t| r.created_at >= t)
             && self.until.is_none_or(|t| r.created_at < t)
-            && self.device.as_ref().is_none_or(|d| *d == r.author_device)
+            && self
+                .collectors
+                .as_ref()
+                .is_none_or(|c| c.contains(&r.author_device))
+    }
+}
+
+/// Who an export is narrowed to: a device and an enumerator, as a user typed them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Collectors<'a> {
+    pub device: Option<&'a str>,
+    pub enumerator: Option<&'a str>,
+    pub members: &'a [MemberInfo],
+}
+
+impl Collectors<'_> {
+    /// The ids of the principals both filters admit, `None` when neither is given.
+    fn resolve(&self) -> Result<Option<std::collections::HashSet<String>>, ApiError> {
+        let pick = |text: Option<&str>, what: &str, name_of: fn(&MemberInfo) -> Option<&str>| {
+            let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+                return Ok(None);
+            };
+            let lower = text.to_lowercase();
+            let ids: std::collections::HashSet<String> = self
+                .members
+                .iter()
+                .filter(|m| {
+                    let id = m.id.to_string();
+                    id == lower
+                        || (lower.len() >= 4 && id.starts_with(&lower))
+                        || name_of(m).is_some_and(|n| n.to_lowercase() == lower)
+                })
+                .map(|m| m.id.to_string())
+                .collect();
+            if ids.is_empty() {
+                return Err(ApiError::Invalid(format!(
+                    "no {what} {text:?} in this organisation; `fieldsync enumerator list` shows \
+                     every enumerator with its device"
+                )));
+            }
+            Ok(Some(ids))
+        };
+        let device = pick(self.device, "device", |m| m.device.as_deref())?;
+        let enumerator = pick(self.enumerator, "enumerator", |m| Some(m.name.as_str()))?;
+        Ok(match (device, enumerator) {
+            (Some(d), Some(e)) => Some(d.intersection(&e).cloned().collect()),
+            (d, e) => d.or(e),
+        })
     }
 }
 
@@ -222,7 +277,7 @@ mod tests {
 
     #[test]
     fn exports_hold_handed_in_responses_unless_asked_otherwise() {
-        let all = ExportFilter::parse(None, None, None, None).expect("filter");
+        let all = ExportFilter::parse(None, None, None, Collectors::default()).expect("filter");
         for (status, admitted) in [
             ("draft", false),
             ("discarded", false),
@@ -233,15 +288,17 @@ mod tests {
         ] {
             assert_eq!(all.admits(&view(status, 0, "d")), admitted, "{status}");
         }
-        let drafts = ExportFilter::parse(Some("draft,rejected"), None, None, None).expect("f");
+        let drafts = ExportFilter::parse(Some("draft,rejected"), None, None, Collectors::default())
+            .expect("f");
         assert!(drafts.admits(&view("draft", 0, "d")));
         assert!(!drafts.admits(&view("submitted", 0, "d")));
         assert!(
-            ExportFilter::parse(Some("all"), None, None, None)
+            ExportFilter::parse(Some("all"), None, None, Collectors::default())
                 .expect("f")
                 .admits(&view("discarded", 0, "d"))
         );
-        let err = ExportFilter::parse(Some("draft,done"), None, None, None).unwrap_err();
+        let err =
+            ExportFilter::parse(Some("draft,done"), None, None, Collectors::default()).unwrap_err();
         assert!(err.to_string().contains("\"done\""), "{err}");
     }
 
@@ -249,22 +306,78 @@ mod tests {
     fn dates_bound_the_collection_time_and_until_includes_its_day() {
         // 2026-12-01T00:00:00Z and the day after.
         let (d1, d2) = (1_796_083_200_000, 1_796_169_600_000);
-        let f = ExportFilter::parse(None, Some("2026-12-01"), Some("2026-12-01"), None)
-            .expect("filter");
+        let f = ExportFilter::parse(
+            None,
+            Some("2026-12-01"),
+            Some("2026-12-01"),
+            Collectors::default(),
+        )
+        .expect("filter");
         assert!(f.admits(&view("submitted", d1, "d")));
         assert!(f.admits(&view("submitted", d2 - 1, "d")));
         assert!(!f.admits(&view("submitted", d2, "d")));
         assert!(!f.admits(&view("submitted", d1 - 1, "d")));
-        let f = ExportFilter::parse(
-            None,
-            Some("2026-12-01T01:00:00+01:00"),
-            None,
-            Some("t7".into()),
-        )
-        .expect("filter");
+        let f = ExportFilter::parse(None, Some("2026-12-01T01:00:00+01:00"), None, none())
+            .expect("filter");
         assert!(f.admits(&view("submitted", d1, "t7")));
-        assert!(!f.admits(&view("submitted", d1, "t8")));
-        assert!(ExportFilter::parse(None, Some("yesterday-ish"), None, None).is_err());
-        assert!(ExportFilter::parse(None, Some("2026-12-02"), Some("2026-12-01"), None).is_err());
+        assert!(!f.admits(&view("submitted", d1 - 1, "t7")));
+        assert!(ExportFilter::parse(None, Some("yesterday-ish"), None, none()).is_err());
+        assert!(ExportFilter::parse(None, Some("2026-12-02"), Some("2026-12-01"), none()).is_err());
+    }
+
+    fn none() -> Collectors<'static> {
+        Collectors::default()
+    }
+
+    fn member(n: u128, name: &str, device: Option<&str>) -> MemberInfo {
+        MemberInfo {
+            id: uuid::Uuid::from_u128(n),
+            name: name.into(),
+            role: Role::Enumerator,
+            created_at: 0,
+            revoked: false,
+            device: device.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn devices_and_enumerators_are_found_by_name_or_id() {
+        let members = [
+            member(1, "Amina", Some("tablet-07")),
+            member(2, "Amina", Some("tablet-09")),
+            member(3, "Baraka", None),
+        ];
+        let id = |n: u128| uuid::Uuid::from_u128(n).to_string();
+        let filter = |device, enumerator| {
+            ExportFilter::parse(
+                None,
+                None,
+                None,
+                Collectors {
+                    device,
+                    enumerator,
+                    members: &members,
+                },
+            )
+        };
+        // Both of Amina's devices, by her name in any case.
+        let f = filter(None, Some("amina")).expect("filter");
+        assert!(f.admits(&view("submitted", 0, &id(1))) && f.admits(&view("submitted", 0, &id(2))));
+        assert!(!f.admits(&view("submitted", 0, &id(3))));
+        assert!(f.statuses_only().is_none());
+        // One device by its name; both filters together narrow to what both admit.
+        let f = filter(Some("tablet-09"), Some("Amina")).expect("filter");
+        assert!(
+            !f.admits(&view("submitted", 0, &id(1))) && f.admits(&view("submitted", 0, &id(2)))
+        );
+        let third = id(3);
+        let f = filter(Some(&third), None).expect("filter");
+        assert!(f.admits(&view("submitted", 0, &id(3))));
+        let e = filter(None, Some("Chiku")).unwrap_err().to_string();
+        assert!(
+            e.contains("no enumerator \"Chiku\"") && e.contains("enumerator list"),
+            "{e}"
+        );
+        assert!(filter(Some("tablet-01"), None).is_err());
     }
 }

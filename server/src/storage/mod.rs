@@ -33,6 +33,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use fieldsync_protocol::api::{MemberInfo, Published, ResponsePage, ResponseView, SurveyInfo};
+use fieldsync_protocol::document::Status;
 use fieldsync_protocol::wire::{PullResponse, SurveyStatus};
 
 use crate::auth::Caller;
@@ -61,6 +62,16 @@ impl std::fmt::Display for Database {
 }
 
 /// Open `database` (creating or upgrading its schema) and pin it to `region`.
+/// The names the response index holds for `statuses` (approved responses reviewed before
+/// statuses had names of their own are stored as `reviewed`).
+pub(crate) fn status_names(statuses: &[Status]) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = statuses.iter().map(|s| s.as_str()).collect();
+    if statuses.contains(&Status::Approved) {
+        names.push("reviewed");
+    }
+    names
+}
+
 pub async fn open(database: &Database, keys: Arc<KeyRing>, region: &str) -> Result<Db> {
     let db: Db = match database {
         Database::Sqlite(path) => {
@@ -302,6 +313,14 @@ pub trait Storage: MediaStorage + Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<ResponseView>>;
     /// How many of a survey's responses still wait for materialisation.
     async fn pending(&self, org_id: &str, survey_id: &str) -> Result<u64>;
+    /// How many of a survey's exportable responses (readable, not restricted) have one of
+    /// `statuses`: the rows of an export narrowed by status only.
+    async fn count_responses(
+        &self,
+        org_id: &str,
+        survey_id: &str,
+        statuses: Vec<Status>,
+    ) -> Result<u64>;
 
     // --- respondents' rights ---
 

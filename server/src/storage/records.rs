@@ -185,6 +185,15 @@ pub struct Redeem {
     pub client: Option<String>,
 }
 
+impl Redeem {
+    /// The device name to remember on the principal: what a device enrolling names itself.
+    pub fn device_name(&self) -> Option<&str> {
+        (self.from == CredentialKind::Enroll)
+            .then_some(self.client.as_deref())
+            .flatten()
+    }
+}
+
 /// What redeeming found: the principal, and its organisation (none for support staff).
 #[derive(Clone, Debug)]
 pub struct Redeemed {

@@ -605,6 +605,17 @@ async fn settled_responses_are_listed_shown_and_exported() {
             exported.extend(page.iter().map(|v| v.id));
         }
         assert_eq!(exported, ids, "{backend}");
+        // An export narrowed by status knows its rows before it streams (its progress bar).
+        let count = |statuses| w.db().count_responses(&w.org_id, &s, statuses);
+        use fieldsync_protocol::document::Status;
+        assert_eq!(count(vec![Status::Draft]).await.expect("count"), 7, "{backend}");
+        assert_eq!(
+            count(vec![Status::Submitted, Status::Approved])
+                .await
+                .expect("count"),
+            0,
+            "{backend}"
+        );
     })
     .await;
 }

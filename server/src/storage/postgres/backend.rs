@@ -8,6 +8,7 @@ pub(super) type Tx<'a> = deadpool_postgres::Transaction<'a>;
 use std::collections::HashSet;
 
 use fieldsync_protocol::api::{MemberInfo, Published, ResponsePage, ResponseView, SurveyInfo};
+use fieldsync_protocol::document::Status;
 use fieldsync_protocol::wire::{PullResponse, SurveyStatus};
 
 use super::rows::{
@@ -220,6 +221,13 @@ impl Storage for Postgres {
             .await?;
             insert_credential(&tx, &principal.id, &r.new).await?;
         }
+        if let Some(device) = r.device_name() {
+            tx.execute(
+                "UPDATE principals SET device_name = $2 WHERE id = $1",
+                &[&principal.id, &device],
+            )
+            .await?;
+        }
         record(
             &tx,
             &self.keys,
@@ -283,7 +291,7 @@ impl Storage for Postgres {
         let client = self.client().await?;
         client
             .query_opt(
-                "SELECT id, name, role, created_at, revoked_at FROM principals
+                "SELECT id, name, role, created_at, revoked_at, device_name FROM principals
                  WHERE org_id = $1 AND id = $2",
                 &[&org_id, &principal_id],
             )
@@ -296,7 +304,7 @@ impl Storage for Postgres {
         let client = self.client().await?;
         client
             .query(
-                "SELECT id, name, role, created_at, revoked_at FROM principals
+                "SELECT id, name, role, created_at, revoked_at, device_name FROM principals
                  WHERE org_id = $1 ORDER BY created_at, id",
                 &[&org_id],
             )
@@ -620,6 +628,15 @@ impl Storage for Postgres {
 
     async fn pending(&self, org_id: &str, survey_id: &str) -> Result<u64> {
         self.pending_count(org_id, survey_id).await
+    }
+
+    async fn count_responses(
+        &self,
+        org_id: &str,
+        survey_id: &str,
+        statuses: Vec<Status>,
+    ) -> Result<u64> {
+        self.status_count(org_id, survey_id, &statuses).await
     }
 
     async fn subject_responses(

@@ -41,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_schema.sql"),
     include_str!("migrations/0002_respondents_rights.sql"),
     include_str!("migrations/0003_attachments.sql"),
+    include_str!("migrations/0004_device_names.sql"),
 ];
 /// The version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

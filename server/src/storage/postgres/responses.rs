@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use fieldsync_protocol::api::{ResponsePage, ResponseView};
 use fieldsync_protocol::crypto::{Cipher, Sealed};
+use fieldsync_protocol::document::Status;
 use serde_bytes::ByteBuf;
 use tokio_postgres::IsolationLevel;
 use tokio_postgres::types::ToSql;
@@ -406,6 +407,26 @@ impl Postgres {
                 "SELECT count(*) FROM materialize_queue q JOIN docs d ON d.id = q.doc_id
                  WHERE q.org_id = $1 AND d.survey_id = $2",
                 &[&org_id, &survey_id],
+            )
+            .await?
+            .try_get(0)?;
+        Ok(n as u64)
+    }
+
+    pub(super) async fn status_count(
+        &self,
+        org_id: &str,
+        survey_id: &str,
+        statuses: &[Status],
+    ) -> Result<u64> {
+        let names = crate::storage::status_names(statuses);
+        let client = self.client().await?;
+        let n: i64 = client
+            .query_one(
+                "SELECT count(*) FROM response_index i JOIN docs d ON d.id = i.doc_id
+                 WHERE i.org_id = $1 AND i.survey_id = $2 AND NOT i.broken AND NOT d.restricted
+                   AND i.status = ANY($3)",
+                &[&org_id, &survey_id, &names],
             )
             .await?
             .try_get(0)?;

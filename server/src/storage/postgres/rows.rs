@@ -105,6 +105,7 @@ pub(super) fn member_row(r: &Row) -> Result<MemberInfo> {
         role: role_of(r.try_get(2)?)?,
         created_at: r.try_get(3)?,
         revoked: r.try_get::<_, Option<i64>>(4)?.is_some(),
+        device: r.try_get(5)?,
     })
 }
 

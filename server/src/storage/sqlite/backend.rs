@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use fieldsync_protocol::api::{MemberInfo, Published, ResponsePage, ResponseView, SurveyInfo};
+use fieldsync_protocol::document::Status;
 use fieldsync_protocol::wire::{PullResponse, SurveyStatus};
 use uuid::Uuid;
 
@@ -155,6 +156,12 @@ impl Storage for Sqlite {
                 else {
                     return Ok(None);
                 };
+                if let Some(device) = r.device_name() {
+                    tx.execute(
+                        "UPDATE principals SET device_name = ?2 WHERE id = ?1",
+                        rusqlite::params![principal.id, device],
+                    )?;
+                }
                 let org = match &principal.org_id {
                     Some(org_id) => Some(
                         orgs::get(tx, org_id)?
@@ -522,6 +529,18 @@ impl Storage for Sqlite {
         let (org_id, id) = (org_id.to_owned(), survey_id.to_owned());
         self.store
             .read(move |c| responses::pending(c, &org_id, &id))
+            .await
+    }
+
+    async fn count_responses(
+        &self,
+        org_id: &str,
+        survey_id: &str,
+        statuses: Vec<Status>,
+    ) -> Result<u64> {
+        let (org_id, id) = (org_id.to_owned(), survey_id.to_owned());
+        self.store
+            .read(move |c| responses::count(c, &org_id, &id, &statuses))
             .await
     }
 

@@ -43,6 +43,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_sign_in_failures.sql"),
     include_str!("migrations/0004_respondents_rights.sql"),
     include_str!("migrations/0005_attachments.sql"),
+    include_str!("migrations/0006_device_names.sql"),
 ];
 /// The version this build writes.
 pub const SCHEMA_VERSION: u32 = 1 + MIGRATIONS.len() as u32;

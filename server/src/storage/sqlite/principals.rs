@@ -143,7 +143,7 @@ pub fn get(
 ) -> Result<Option<MemberInfo>, StorageError> {
     Ok(conn
         .prepare_cached(
-            "SELECT id, name, role, created_at, revoked_at FROM principals
+            "SELECT id, name, role, created_at, revoked_at, device_name FROM principals
              WHERE org_id = ?1 AND id = ?2",
         )?
         .query_row([org_id, principal_id], member_row)
@@ -160,13 +160,14 @@ fn member_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MemberInfo> {
         role: role_of(r.get(2)?)?,
         created_at: r.get(3)?,
         revoked: r.get::<_, Option<i64>>(4)?.is_some(),
+        device: r.get(5)?,
     })
 }
 
 /// Every member and enumerator of an organisation.
 pub fn list(conn: &Connection, org_id: &str) -> Result<Vec<MemberInfo>, StorageError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, name, role, created_at, revoked_at FROM principals
+        "SELECT id, name, role, created_at, revoked_at, device_name FROM principals
          WHERE org_id = ?1 ORDER BY created_at, id",
     )?;
     let rows = stmt.query_map([org_id], member_row)?;

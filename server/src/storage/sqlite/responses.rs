@@ -6,6 +6,7 @@ use std::sync::Arc;
 use fieldsync_protocol::api::{ResponsePage, ResponseView};
 use fieldsync_protocol::cbor;
 use fieldsync_protocol::crypto::{Cipher, Sealed};
+use fieldsync_protocol::document::Status;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_bytes::ByteBuf;
 
@@ -458,6 +459,25 @@ pub fn pending(conn: &Connection, org_id: &str, survey_id: &str) -> Result<u64, 
              WHERE q.org_id = ?1 AND d.survey_id = ?2",
         )?
         .query_row([org_id, survey_id], |r| r.get(0))?;
+    Ok(n as u64)
+}
+
+/// See [`crate::storage::Storage::count_responses`].
+pub fn count(
+    conn: &Connection,
+    org_id: &str,
+    survey_id: &str,
+    statuses: &[Status],
+) -> Result<u64, StorageError> {
+    let names = serde_json::to_string(&crate::storage::status_names(statuses))
+        .map_err(|e| StorageError::Corrupt(e.to_string()))?;
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM response_index i JOIN docs d ON d.id = i.doc_id
+             WHERE i.org_id = ?1 AND i.survey_id = ?2 AND i.broken = 0 AND d.restricted = 0
+               AND i.status IN (SELECT value FROM json_each(?3))",
+        )?
+        .query_row(params![org_id, survey_id, names], |r| r.get(0))?;
     Ok(n as u64)
 }
 
