@@ -2,7 +2,8 @@
 //! zone it was asked for (`--tz Africa/Nairobi`, `--tz +03:00`, `--tz local`), UTC otherwise.
 //!
 //! Instants are kept as milliseconds since the Unix epoch everywhere else; a zone only
-//! changes how one is written.
+//! changes how one is written. Zone names are looked up in the database bundled with jiff:
+//! no file is read.
 
 use jiff::tz::{Offset, TimeZone};
 
@@ -28,18 +29,16 @@ impl Zone {
         }
     }
 
-    /// The zone this machine is set to (by `TZ` or the system's setting), as an IANA name
-    /// when it has one so that the server applies the same daylight-saving rules, else as
-    /// its current offset.
-    pub fn local() -> Zone {
-        let tz = TimeZone::system();
+    /// A zone the caller found (a machine's own, say), by its IANA name when it has one so
+    /// that a server applies the same daylight-saving rules, else as its offset at `at`.
+    pub fn of(tz: TimeZone, at: jiff::Timestamp) -> Zone {
         match tz.iana_name() {
             Some(name) => Zone {
                 name: name.to_owned(),
                 tz,
             },
             None => {
-                let offset = tz.to_offset(jiff::Timestamp::now());
+                let offset = tz.to_offset(at);
                 Zone {
                     tz: TimeZone::fixed(offset),
                     name: show_offset(offset),

@@ -53,7 +53,11 @@ pub struct Args {
 
 fn zone(text: &str) -> Result<Zone, String> {
     if text.trim().eq_ignore_ascii_case("local") {
-        return Ok(Zone::local());
+        // This machine's zone (TZ, or /etc/localtime).
+        return Ok(Zone::of(
+            jiff::tz::TimeZone::system(),
+            jiff::Timestamp::now(),
+        ));
     }
     Zone::parse(text)
 }

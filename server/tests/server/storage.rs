@@ -608,7 +608,11 @@ async fn settled_responses_are_listed_shown_and_exported() {
         // An export narrowed by status knows its rows before it streams (its progress bar).
         let count = |statuses| w.db().count_responses(&w.org_id, &s, statuses);
         use fieldsync_protocol::document::Status;
-        assert_eq!(count(vec![Status::Draft]).await.expect("count"), 7, "{backend}");
+        assert_eq!(
+            count(vec![Status::Draft]).await.expect("count"),
+            7,
+            "{backend}"
+        );
         assert_eq!(
             count(vec![Status::Submitted, Status::Approved])
                 .await

@@ -3,27 +3,10 @@
 //! the subject of each response in `response list`.
 
 use fieldsync_e2e::World;
-use fieldsync_e2e::data::{self, jsonl};
+use fieldsync_e2e::data::{self, jsonl, parse_csv};
 
 fn path(p: &std::path::Path) -> &str {
     p.to_str().expect("utf-8 path")
-}
-
-/// The rows of a CSV file as maps from column name to value.
-fn csv_rows(text: &str) -> Vec<std::collections::HashMap<String, String>> {
-    let mut reader = csv::Reader::from_reader(text.as_bytes());
-    let header = reader.headers().expect("header").clone();
-    reader
-        .records()
-        .map(|r| {
-            let r = r.expect("record");
-            header
-                .iter()
-                .zip(r.iter())
-                .map(|(h, v)| (h.to_owned(), v.to_owned()))
-                .collect()
-        })
-        .collect()
 }
 
 /// Two enumerators on their own tablets; the coordinator exports in Nairobi time, narrowed to
@@ -57,7 +40,7 @@ fn exports_show_local_times_and_who_collected_on_which_device() {
         args.extend(extra);
         args.extend(["--out", path(&out)]);
         w.admin.ok(&args);
-        csv_rows(&std::fs::read_to_string(&out).expect("export written"))
+        parse_csv(&std::fs::read_to_string(&out).expect("export written")).rows
     };
     let rows = export(&["--tz", "Africa/Nairobi"], "nairobi.csv");
     assert_eq!(rows.len(), 4);

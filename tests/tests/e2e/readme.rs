@@ -146,5 +146,11 @@ fn readme_walkthrough_runs_as_written() {
             row["status"], "submitted",
             "the walkthrough hands in what it collects: {row:?}"
         );
+        assert_eq!(
+            (row["enumerator"].as_str(), row["device_name"].as_str()),
+            ("Amina Odhiambo", "tablet-1"),
+            "{row:?}"
+        );
+        assert!(row["created_at"].ends_with("+03:00"), "{row:?}");
     }
 }
