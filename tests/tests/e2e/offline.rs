@@ -153,15 +153,16 @@ fn offline_collection_reaches_the_coordinator_exactly() {
         "status",
         "author_device",
         "enumerator",
+        "device_name",
         "created_at",
         "updated_at",
     ];
-    assert_eq!(csv.header[..7], meta.map(String::from), "{:?}", csv.header);
+    assert_eq!(csv.header[..8], meta.map(String::from), "{:?}", csv.header);
     let questions: Vec<String> = HOUSEHOLD_V1_QUESTIONS
         .iter()
         .map(|q| q.to_string())
         .collect();
-    assert_eq!(csv.header[7..], questions[..], "one column per question");
+    assert_eq!(csv.header[8..], questions[..], "one column per question");
     assert_eq!(csv.rows.len(), 50);
     for want in &expected {
         let key = data::cell(want, "enumerator_name");

@@ -324,7 +324,18 @@ fn drafts_are_discarded_and_stay_out_of_exports_unless_asked_for() {
     // Day and device filters, on the export and on the device's own listing.
     let device_name = str_field(&export(&[])[0], "author_device");
     assert_eq!(export(&["--device", &device_name]).len(), 2);
-    assert_eq!(export(&["--device", "someone-else"]).len(), 0);
+    let unknown = coordinator.fails(
+        &[
+            "export",
+            "household_survey",
+            "--format",
+            "jsonl",
+            "--device",
+            "someone-else",
+        ],
+        6,
+    );
+    assert!(unknown.contains("no device \"someone-else\""), "{unknown}");
     assert_eq!(
         export(&["--since", "2000-01-01", "--until", "2999-12-31"]).len(),
         2
