@@ -276,6 +276,14 @@ fn error_from(resp: Response) -> ClientError {
             String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
         ));
     };
+    let mut body = body;
+    // What an operator needs to find the request in the server's log, where a person may
+    // report it: a server error, or a token refused.
+    if let Some(id) = &body.request_id
+        && (status.is_server_error() || status == StatusCode::UNAUTHORIZED)
+    {
+        body.message = format!("{} [request {id}]", body.message.trim_end_matches('.'));
+    }
     match status {
         StatusCode::UNAUTHORIZED => ClientError::Unauthenticated {
             message: body.message,

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use fieldsync_server::keys::KeyRing;
 use fieldsync_server::service;
-use fieldsync_server::settings::{DataArgs, ServeArgs, Settings};
+use fieldsync_server::settings::{DataArgs, LogFormat, ServeArgs, Settings};
 use fieldsync_server::storage::{AuditEvent, Database, Db, ErasureCause, StorageError};
 use fieldsync_server::worker::WorkerLimits;
 use fieldsync_server::{AppState, StateConfig};
@@ -172,18 +172,24 @@ fn main() -> ExitCode {
 #[error("{0}")]
 struct UsageError(String);
 
-fn init_tracing() {
+fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FIELDSYNC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let log = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        // Colour codes only where a person reads them: not in a file or a collector.
+        LogFormat::Text => log
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => log.json().flatten_event(true).init(),
+    }
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::from_args(&args).map_err(UsageError)?;
-    init_tracing();
+    init_tracing(args.log_format);
     // Connections are capped by --max-connections, not by the default 1,024 descriptors.
     if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
         tracing::warn!(error = %e, "cannot raise the open-file limit");

@@ -77,6 +77,13 @@ impl DataArgs {
     }
 }
 
+/// The format of the server's log lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 /// `fieldsync-server serve` settings.
 #[derive(Args, Clone, Debug)]
 pub struct ServeArgs {
@@ -86,6 +93,12 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "FIELDSYNC_LISTEN", default_value = "127.0.0.1:8470")]
     pub listen: SocketAddr,
+
+    /// How log lines are written to stderr: `text` (coloured only on a terminal) or `json`
+    /// (one object per line, for log collectors). The level comes from FIELDSYNC_LOG
+    /// (default `info`: one line per request, and whatever goes wrong).
+    #[arg(long, env = "FIELDSYNC_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
 
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "FIELDSYNC_MAX_BODY", default_value_t = 32 * 1024 * 1024)]

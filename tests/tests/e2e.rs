@@ -27,6 +27,8 @@ mod killed_interview;
 mod media;
 #[path = "e2e/offline.rs"]
 mod offline;
+#[path = "e2e/operations.rs"]
+mod operations;
 #[path = "e2e/readme.rs"]
 mod readme;
 #[path = "e2e/rights.rs"]

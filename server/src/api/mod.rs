@@ -119,6 +119,11 @@ impl RequestId {
     }
 }
 
+/// The kind of caller a request came from (its role, or `public` on the sign-in routes), put
+/// on the response for the request's log line.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CallerKind(pub &'static str);
+
 /// When a request's headers had arrived. The body must follow within the body timeout of this
 /// moment, however long the request then waited for a slot, so a client that drips its body
 /// holds its connection for at most header timeout + body timeout.
@@ -129,15 +134,39 @@ struct Arrived(tokio::time::Instant);
 /// `/v1/sync/`, JSON elsewhere), whoever produced it: a handler, an extractor's rejection
 /// (a bad number in a path, a bad query value), the router's 405, a limit. A response without
 /// an [`ErrorBody`] attached is given one from its status and text.
+///
+/// Every request is also logged here, once, at INFO (WARN for a server error) when its
+/// response starts: its id, method, route template (never the path, which may hold ids, nor
+/// the query), status, latency and the kind of caller. Every line the request causes carries
+/// its id, from the span it runs in. An export's body streams on after its line.
 async fn render_errors(mut req: Request, next: Next) -> Response {
+    use tracing::Instrument;
+    let started = tokio::time::Instant::now();
     let cbor = req.uri().path().starts_with("/v1/sync/");
     let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "(no route)".to_owned(), |p| p.as_str().to_owned());
     let id = RequestId::next();
+    let span = tracing::info_span!("request", request_id = %id.0, caller = tracing::field::Empty);
     req.extensions_mut().insert(id.clone());
-    req.extensions_mut()
-        .insert(Arrived(tokio::time::Instant::now()));
-    let response = next.run(req).await;
+    req.extensions_mut().insert(Arrived(started));
+    let response = next.run(req).instrument(span.clone()).await;
     let status = response.status();
+    let caller = response
+        .extensions()
+        .get::<CallerKind>()
+        .map_or("none", |k| k.0);
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let (code, ms) = (status.as_u16(), (ms * 10.0).round() / 10.0);
+    // The request's own line names its id itself: it is written after its span has ended.
+    let request_id = id.0.as_str();
+    if status.is_server_error() {
+        tracing::warn!(%request_id, %method, %route, status = code, ms, %caller, "request");
+    } else {
+        tracing::info!(%request_id, %method, %route, status = code, ms, %caller, "request");
+    }
     let mut response = if status.is_client_error() || status.is_server_error() {
         let (mut parts, body) = response.into_parts();
         let mut error = match parts.extensions.remove::<ErrorBody>() {
@@ -217,7 +246,10 @@ async fn admit_public(State(state): State<AppState>, req: Request, next: Next) -
         return ApiError::Unavailable("too many sign-ins at once; retry in a few seconds".into())
             .into_response();
     };
-    within_timeout(&state, next.run(req)).await
+    tracing::Span::current().record("caller", "public");
+    let mut response = within_timeout(&state, next.run(req)).await;
+    response.extensions_mut().insert(CallerKind("public"));
+    response
 }
 
 /// Every route with a token: authenticate first (a bad token costs one index read and holds
@@ -228,6 +260,21 @@ async fn admit_caller(State(state): State<AppState>, req: Request, next: Next) -
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
+    let kind = CallerKind(caller.role.as_str());
+    tracing::Span::current().record("caller", kind.0);
+    let mut response = admitted(&state, caller, parts, body, next).await;
+    response.extensions_mut().insert(kind);
+    response
+}
+
+/// The rest of [`admit_caller`], for a caller who authenticated.
+async fn admitted(
+    state: &AppState,
+    caller: Caller,
+    mut parts: axum::http::request::Parts,
+    body: axum::body::Body,
+    next: Next,
+) -> Response {
     let Some(_mine) = state.callers.enter(&caller.principal_id) else {
         return ApiError::RateLimited(format!(
             "this caller already has {} requests in progress; wait for them before sending more",
@@ -273,7 +320,7 @@ async fn admit_caller(State(state): State<AppState>, req: Request, next: Next) -
         }
     };
     parts.extensions.insert(caller);
-    within_timeout(&state, next.run(Request::from_parts(parts, body))).await
+    within_timeout(state, next.run(Request::from_parts(parts, body))).await
 }
 
 /// Bound how long a request may take to produce its response; one that runs past the request
