@@ -55,6 +55,8 @@ pub struct AppState {
     /// Pulls waiting for just-pushed changes to be checked; while there are any, the
     /// materialiser does not give way to pushes.
     pub pulls_waiting: Arc<AtomicUsize>,
+    /// The last `/readyz` verdict.
+    pub ready: Arc<api::health::ReadyCache>,
 }
 
 /// How to build an [`AppState`].
@@ -93,6 +95,7 @@ impl AppState {
             materialize: Arc::new(Notify::new()),
             pushes: materialize::PushActivity::default(),
             pulls_waiting: Arc::new(AtomicUsize::new(0)),
+            ready: Arc::default(),
         })
     }
 }

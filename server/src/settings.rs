@@ -187,6 +187,11 @@ pub struct ServeArgs {
     /// seconds (also once at start); 0 leaves it to `fieldsync-server admin purge`.
     #[arg(long, env = "FIELDSYNC_PURGE_EVERY", default_value_t = 3600)]
     pub purge_every_secs: u64,
+
+    /// `/readyz` fails when the data directory's file system has less free space than this,
+    /// in MiB (SQLite; a database that cannot grow refuses every push).
+    #[arg(long, env = "FIELDSYNC_MIN_FREE_DISK_MB", default_value_t = 256)]
+    pub min_free_disk_mb: u64,
 }
 
 /// The settings the running server needs, resolved from [`ServeArgs`].
@@ -211,6 +216,8 @@ pub struct Settings {
     pub max_connections_per_address: usize,
     /// How often the retention purge runs; `None`: never on its own.
     pub purge_every: Option<Duration>,
+    /// The directory whose free space `/readyz` checks (SQLite's), and the least it needs.
+    pub disk: Option<(std::path::PathBuf, u64)>,
 }
 
 impl Settings {
@@ -264,6 +271,16 @@ impl Settings {
             max_connections_per_address: args.max_connections_per_address,
             purge_every: (args.purge_every_secs > 0)
                 .then(|| Duration::from_secs(args.purge_every_secs)),
+            disk: matches!(
+                args.data.database(),
+                Ok(crate::storage::Database::Sqlite(_))
+            )
+            .then(|| {
+                (
+                    args.data.data_dir.clone(),
+                    args.min_free_disk_mb * 1024 * 1024,
+                )
+            }),
         })
     }
 
@@ -287,6 +304,7 @@ impl Settings {
             max_connections: 4096,
             max_connections_per_address: 512,
             purge_every: Some(Duration::from_secs(3600)),
+            disk: None,
         }
     }
 }

@@ -19,6 +19,7 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// A running (or stopped) server on one data directory. Dropping it kills the process.
 #[derive(Debug)]
 pub struct Server {
+    program: PathBuf,
     child: Option<Child>,
     data: PathBuf,
     log: PathBuf,
@@ -30,9 +31,16 @@ impl Server {
     /// Start `fieldsync-server serve --data DIR --listen 127.0.0.1:0 [extra]`. Its stderr (the
     /// logs) is appended to `DIR.log`, beside the data directory.
     pub fn start(data_dir: &Path, extra_args: &[&str]) -> Server {
+        Server::start_program(&binaries().server, data_dir, extra_args)
+    }
+
+    /// [`Server::start`] with another copy of the server program (one a test can take away,
+    /// so that the workers it starts cannot start).
+    pub fn start_program(program: &Path, data_dir: &Path, extra_args: &[&str]) -> Server {
         let mut log = data_dir.as_os_str().to_owned();
         log.push(".log");
         let mut server = Server {
+            program: program.to_path_buf(),
             child: None,
             data: data_dir.to_path_buf(),
             log: PathBuf::from(log),
@@ -152,7 +160,7 @@ impl Server {
             .open(&self.log)
             .expect("open the server log file");
         let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
-        let mut cmd = Command::new(&binaries().server);
+        let mut cmd = Command::new(&self.program);
         process::clean_env(&mut cmd);
         cmd.arg("serve")
             .arg("--data")

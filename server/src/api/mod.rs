@@ -2,6 +2,7 @@
 //! responder. Handlers live in the submodules; each is an extractor or two, one call into the
 //! store, and a mapped result.
 
+pub mod health;
 mod media;
 mod members;
 mod responses;
@@ -85,16 +86,13 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), admit_caller))
         .layer(DefaultBodyLimit::max(state.settings.max_body));
     Router::new()
-        .route("/healthz", get(health))
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready))
         .merge(public)
         .merge(authenticated)
         .fallback(not_found)
         .layer(middleware::from_fn(render_errors))
         .with_state(state)
-}
-
-async fn health() -> &'static str {
-    "ok"
 }
 
 async fn not_found() -> ApiError {
@@ -118,6 +116,11 @@ impl RequestId {
         ))
     }
 }
+
+/// On an error response whose body is already what the route documents (the `/readyz`
+/// verdict): [`render_errors`] leaves it as it is.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct KeepBody;
 
 /// The kind of caller a request came from (its role, or `public` on the sign-in routes), put
 /// on the response for the request's log line.
@@ -167,7 +170,8 @@ async fn render_errors(mut req: Request, next: Next) -> Response {
     } else {
         tracing::info!(%request_id, %method, %route, status = code, ms, %caller, "request");
     }
-    let mut response = if status.is_client_error() || status.is_server_error() {
+    let keep = response.extensions().get::<KeepBody>().is_some();
+    let mut response = if !keep && (status.is_client_error() || status.is_server_error()) {
         let (mut parts, body) = response.into_parts();
         let mut error = match parts.extensions.remove::<ErrorBody>() {
             Some(e) => e,

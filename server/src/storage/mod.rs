@@ -160,6 +160,9 @@ pub trait Storage: MediaStorage + Send + Sync + std::fmt::Debug {
     /// ([`StorageError::WrongRegion`]): an organisation's data, keys and backups stay in the
     /// region it was created in.
     async fn pin_region(&self, region: &str) -> Result<()>;
+    /// Whether the database answers a read, and (SQLite) the writer thread a write
+    /// transaction: what `/readyz` checks.
+    async fn ready(&self) -> Result<()>;
     /// Record `check` (sealed by the master key, see [`KeyRing::check_value`]) on first use
     /// and return what is recorded, so that an instance started with another master key is
     /// refused before it writes anything the others cannot read.

@@ -133,6 +133,24 @@ impl WorkerPool {
         self.limits.size.max(1)
     }
 
+    /// Whether a checker answers: an empty check on an idle worker, or on one started for
+    /// it. Every worker busy counts as working.
+    pub async fn ready(&self) -> Result<(), String> {
+        match self
+            .call(RequestRef::Verify {
+                docs: &[],
+                keys: false,
+            })
+            .await
+        {
+            Ok(Reply::Verified(v)) if v.is_empty() => Ok(()),
+            Ok(_) => Err("a document checker answered an empty check wrongly".into()),
+            Err(CallError::Pool(PoolError::Busy)) => Ok(()),
+            Err(CallError::Pool(e)) => Err(e.to_string()),
+            Err(CallError::Died(why)) => Err(format!("a document checker died: {why}")),
+        }
+    }
+
     /// Parse every change of every document in the sandbox, for `caller`. The outer result
     /// fails only if the pool cannot work at all (or refuses this caller for now); each
     /// document gets its own verdict, in order.

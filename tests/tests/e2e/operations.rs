@@ -103,3 +103,53 @@ fn json_logs_are_one_object_per_line_with_the_request_id() {
         "a token never reaches the log"
     );
 }
+
+/// `/readyz` answers 200 only when the server can do its work: the database and its writer
+/// commit, a document checker answers, the disk has room. Before, only `/healthz` existed,
+/// and it answered 200 whatever was broken. Here the server's program is removed after it
+/// starts, so no checker can start: ready is refused, naming the checkers, while live stays.
+#[test]
+fn readiness_fails_when_no_document_checker_can_start() {
+    let w = World::start();
+    let http = reqwest::blocking::Client::new();
+    let ready = |url: &str| {
+        let resp = http.get(format!("{url}/readyz")).send().expect("readyz");
+        let status = resp.status().as_u16();
+        (
+            status,
+            resp.json::<serde_json::Value>().expect("a JSON verdict"),
+        )
+    };
+    let (status, body) = ready(&w.server.url());
+    assert_eq!(status, 200, "{body}");
+    for check in ["database", "workers", "disk"] {
+        assert_eq!(body["checks"][check], "ok", "{body}");
+    }
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let program = dir.path().join("fieldsync-server");
+    std::fs::copy(&fieldsync_e2e::binaries().server, &program).expect("copy the server");
+    let data = dir.path().join("data");
+    create_org(&data, "Acme Health");
+    let server = Server::start_program(&program, &data, &[]);
+    std::fs::remove_file(&program).expect("take the program away");
+    let (status, body) = ready(&server.url());
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["ready"], false, "{body}");
+    assert_eq!(body["checks"]["database"], "ok", "{body}");
+    let workers = body["checks"]["workers"].as_str().expect("workers check");
+    assert!(
+        workers.contains("could not start a document checker"),
+        "{workers}"
+    );
+    let live = http
+        .get(format!("{}/healthz", server.url()))
+        .send()
+        .expect("healthz");
+    assert_eq!(live.status().as_u16(), 200, "the process itself is alive");
+    assert!(
+        server.logs().contains("not ready"),
+        "the failing check is logged: {}",
+        server.logs()
+    );
+}

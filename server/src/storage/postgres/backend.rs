@@ -165,6 +165,11 @@ impl Storage for Postgres {
             .transpose()
     }
 
+    async fn ready(&self) -> Result<()> {
+        self.client().await?.query_one("SELECT 1", &[]).await?;
+        Ok(())
+    }
+
     async fn redeem(&self, r: Redeem) -> Result<Option<Redeemed>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;

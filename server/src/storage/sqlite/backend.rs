@@ -142,6 +142,14 @@ impl Storage for Sqlite {
             .await
     }
 
+    async fn ready(&self) -> Result<()> {
+        self.store
+            .read(|c| Ok::<_, StorageError>(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+            .await?;
+        // Through the one writer thread: it is alive and not stuck.
+        self.store.write(|_| Ok::<_, StorageError>(())).await
+    }
+
     async fn authenticate(&self, token_hash: [u8; 32]) -> Result<Option<Principal>> {
         self.store
             .read(move |c| principals::authenticate(c, &token_hash))
