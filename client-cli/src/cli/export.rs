@@ -43,7 +43,7 @@ pub struct Args {
     #[arg(long, value_name = "STATUS", value_delimiter = ',')]
     status: Vec<String>,
     #[command(flatten)]
-    when: super::response::Collected,
+    when: super::collected::Collected,
     /// CSV: write times (created_at, updated_at) as ISO 8601 in this zone: an IANA name such
     /// as Africa/Nairobi, an offset such as +03:00, `local` for this machine's zone, or UTC
     /// (the default). JSON Lines keeps them as ms since the epoch.

@@ -6,6 +6,7 @@ mod out;
 
 mod audit;
 mod collect;
+mod collected;
 mod config;
 mod enroll;
 mod enumerator;

@@ -286,7 +286,7 @@ async fn admitted(
         ))
         .into_response();
     };
-    let Some(_slot) = slot(&state, &state.concurrency, 1).await else {
+    let Some(_slot) = slot(state, &state.concurrency, 1).await else {
         return ApiError::Unavailable(
             "the server is at its concurrency limit; retry in a few seconds".into(),
         )
@@ -312,7 +312,7 @@ async fn admitted(
     let _bytes = if kib == 0 {
         None
     } else {
-        match slot(&state, &state.inflight, kib).await {
+        match slot(state, &state.inflight, kib).await {
             Some(p) => Some(p),
             None => {
                 return ApiError::Unavailable(
