@@ -29,6 +29,8 @@ mod media;
 mod offline;
 #[path = "e2e/operations.rs"]
 mod operations;
+#[path = "e2e/provisioning.rs"]
+mod provisioning;
 #[path = "e2e/readme.rs"]
 mod readme;
 #[path = "e2e/rights.rs"]
