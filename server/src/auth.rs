@@ -111,28 +111,48 @@ fn bearer(parts: &Parts) -> Result<String, ApiError> {
 /// The client address of a request, when the server recorded it.
 pub fn client_ip(parts_ext: &axum::http::Extensions) -> Option<IpAddr> {
     parts_ext
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip())
+        .get::<crate::http::ClientAddr>()
+        .map(|a| a.0)
+        .or_else(|| {
+            parts_ext
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(addr)| addr.ip())
+        })
 }
 
-/// Limits failed login and enrollment attempts per client address: after `max_failures`
-/// failures within `window`, further attempts from that address are refused until the window
-/// has passed. The counts are kept in the database, so every instance on one database shares
-/// them (an attacker cannot spread guesses over instances).
+/// Limits failed login and enrollment attempts. Failures are counted twice: per client
+/// address and credential tried, and per address alone. The first limit is small
+/// (`--login-attempts`): one person retrying a wrong code is stopped quickly, and stopped
+/// alone. The second is larger (`--login-attempts-per-address`): a team signing in behind one
+/// NAT is not locked out by one member's typos, while a guesser on one address, who tries a
+/// new credential every time, still gets no more than it per window. The counts are kept in
+/// the database, so every instance on one database shares them (an attacker cannot spread
+/// guesses over instances).
 #[derive(Debug)]
 pub struct AttemptLimiter {
-    max_failures: u32,
+    per_credential: u32,
+    per_address: u32,
     window: Duration,
 }
 
-fn client_key(ip: Option<IpAddr>) -> String {
-    ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+/// The two counters a sign-in attempt counts against: the address, and the address with the
+/// credential tried (a prefix of its hash: the table never holds a credential, even a wrong
+/// one).
+fn limiter_keys(ip: Option<IpAddr>, secret: &str) -> (String, String) {
+    let ip = ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    let digest = ring::digest::digest(&ring::digest::SHA256, secret.as_bytes());
+    let tag: String = digest.as_ref()[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    (format!("addr {ip}"), format!("cred {ip} {tag}"))
 }
 
 impl AttemptLimiter {
-    pub fn new(max_failures: u32, window: Duration) -> Self {
+    pub fn new(per_credential: u32, per_address: u32, window: Duration) -> Self {
         AttemptLimiter {
-            max_failures,
+            per_credential,
+            per_address: per_address.max(per_credential),
             window,
         }
     }
@@ -141,29 +161,44 @@ impl AttemptLimiter {
         i64::try_from(self.window.as_millis()).unwrap_or(i64::MAX)
     }
 
-    /// Refuse if this address has failed too often recently.
-    pub async fn check(&self, db: &Db, ip: Option<IpAddr>) -> Result<(), ApiError> {
-        let Some((since, count)) = db.sign_in_failures(&client_key(ip)).await? else {
-            return Ok(());
+    /// Seconds left of a full window, if `key` has failed `limit` times in it.
+    async fn blocked(&self, db: &Db, key: &str, limit: u32) -> Result<Option<i64>, ApiError> {
+        let Some((since, count)) = db.sign_in_failures(key).await? else {
+            return Ok(None);
         };
         let elapsed = now_ms() - since;
-        if elapsed < self.window_ms() && count >= self.max_failures {
-            let wait = ((self.window_ms() - elapsed) / 1000).max(1);
-            return Err(ApiError::RateLimited(format!(
-                "too many failed attempts from this address; wait {wait} seconds and try again"
-            )));
-        }
-        Ok(())
+        Ok((elapsed < self.window_ms() && count >= limit)
+            .then(|| ((self.window_ms() - elapsed) / 1000).max(1)))
+    }
+
+    /// Refuse if this credential, or this address, has failed too often recently.
+    pub async fn check(&self, db: &Db, ip: Option<IpAddr>, secret: &str) -> Result<(), ApiError> {
+        let (address, credential) = limiter_keys(ip, secret);
+        let refusal = if let Some(wait) = self.blocked(db, &credential, self.per_credential).await?
+        {
+            format!(
+                "this token or code was refused {} times in a row; wait {wait} seconds, check it character by character, or ask an admin for a new one",
+                self.per_credential
+            )
+        } else if let Some(wait) = self.blocked(db, &address, self.per_address).await? {
+            format!("too many failed attempts from this address; wait {wait} seconds and try again")
+        } else {
+            return Ok(());
+        };
+        metrics::counter!(crate::metrics::SIGN_IN_REFUSALS, "reason" => "rate_limited")
+            .increment(1);
+        Err(ApiError::RateLimited(refusal))
     }
 
     /// Count one failed attempt. A count that cannot be written is logged: the attempt was
     /// refused anyway.
-    pub async fn failed(&self, db: &Db, ip: Option<IpAddr>) {
-        if let Err(e) = db
-            .record_sign_in_failure(&client_key(ip), self.window_ms())
-            .await
-        {
-            tracing::warn!(error = %e, "a failed sign-in could not be counted");
+    pub async fn failed(&self, db: &Db, ip: Option<IpAddr>, secret: &str) {
+        metrics::counter!(crate::metrics::SIGN_IN_REFUSALS, "reason" => "bad_credential")
+            .increment(1);
+        for key in <[String; 2]>::from(limiter_keys(ip, secret)) {
+            if let Err(e) = db.record_sign_in_failure(&key, self.window_ms()).await {
+                tracing::warn!(error = %e, "a failed sign-in could not be counted");
+            }
         }
     }
 }
@@ -187,23 +222,33 @@ mod tests {
         )
         .await
         .expect("open");
-        let limiter = AttemptLimiter::new(3, Duration::from_millis(300));
+        let limiter = AttemptLimiter::new(3, 5, Duration::from_millis(400));
         let ip = Some(IpAddr::from([127, 0, 0, 1]));
         let other = Some(IpAddr::from([127, 0, 0, 2]));
+        // One person retrying the same wrong code is stopped after three tries...
         for _ in 0..3 {
-            assert!(limiter.check(&db, ip).await.is_ok());
-            limiter.failed(&db, ip).await;
+            assert!(limiter.check(&db, ip, "WRONG-CODE").await.is_ok());
+            limiter.failed(&db, ip, "WRONG-CODE").await;
         }
         assert!(matches!(
-            limiter.check(&db, ip).await,
-            Err(ApiError::RateLimited(_))
+            limiter.check(&db, ip, "WRONG-CODE").await,
+            Err(ApiError::RateLimited(m)) if m.contains("this token or code")
+        ));
+        // ...while a teammate behind the same address still signs in with their own code.
+        assert!(limiter.check(&db, ip, "TEAMMATE-CODE").await.is_ok());
+        // A guesser trying a new code each time is stopped by the address limit.
+        limiter.failed(&db, ip, "GUESS-1").await;
+        limiter.failed(&db, ip, "GUESS-2").await;
+        assert!(matches!(
+            limiter.check(&db, ip, "GUESS-3").await,
+            Err(ApiError::RateLimited(m)) if m.contains("from this address")
         ));
         // Another address is not affected.
-        assert!(limiter.check(&db, other).await.is_ok());
-        tokio::time::sleep(Duration::from_millis(350)).await;
-        assert!(limiter.check(&db, ip).await.is_ok());
+        assert!(limiter.check(&db, other, "WRONG-CODE").await.is_ok());
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        assert!(limiter.check(&db, ip, "WRONG-CODE").await.is_ok());
         // A new window counts from one again.
-        limiter.failed(&db, ip).await;
-        assert!(limiter.check(&db, ip).await.is_ok());
+        limiter.failed(&db, ip, "WRONG-CODE").await;
+        assert!(limiter.check(&db, ip, "WRONG-CODE").await.is_ok());
     }
 }

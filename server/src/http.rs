@@ -21,6 +21,11 @@ use tower::ServiceExt;
 
 use crate::settings::Settings;
 
+/// The address a request came from: the peer's, or the client's behind a trusted proxy
+/// (see [`Settings::client_address`]).
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddr(pub IpAddr);
+
 /// How long a graceful shutdown waits for requests in flight.
 const DRAIN: Duration = Duration::from_secs(30);
 
@@ -41,6 +46,7 @@ impl Drop for Admitted {
     fn drop(&mut self) {
         let mut t = self.table.lock().unwrap_or_else(|p| p.into_inner());
         t.total = t.total.saturating_sub(1);
+        metrics::gauge!(crate::metrics::CONNECTIONS_OPEN).decrement(1.0);
         if let Some(n) = t.by_address.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
@@ -53,9 +59,13 @@ impl Drop for Admitted {
 fn admit(table: &Arc<Mutex<Connections>>, ip: IpAddr, settings: &Settings) -> Option<Admitted> {
     let mut t = table.lock().unwrap_or_else(|p| p.into_inner());
     let mine = t.by_address.get(&ip).copied().unwrap_or(0);
-    if t.total >= settings.max_connections || mine >= settings.max_connections_per_address {
+    // A trusted proxy carries many clients' connections: only the server-wide cap holds it.
+    let crowded = mine >= settings.max_connections_per_address && !settings.is_trusted_proxy(ip);
+    if t.total >= settings.max_connections || crowded {
+        metrics::counter!(crate::metrics::CONNECTIONS_REFUSED).increment(1);
         return None;
     }
+    metrics::gauge!(crate::metrics::CONNECTIONS_OPEN).increment(1.0);
     t.total += 1;
     *t.by_address.entry(ip).or_insert(0) += 1;
     Some(Admitted {
@@ -102,8 +112,11 @@ pub async fn serve(
         let mut io = TimeoutStream::new(stream);
         io.set_write_timeout(Some(settings.send_timeout));
         let io = TokioIo::new(Box::pin(io));
+        let settings = settings.clone();
         let service = app.clone().map_request(move |mut req: Request<Incoming>| {
+            let client = settings.client_address(addr.ip(), req.headers());
             req.extensions_mut().insert(ConnectInfo::<SocketAddr>(addr));
+            req.extensions_mut().insert(ClientAddr(client));
             req
         });
         let conn = builder.serve_connection(io, TowerToHyperService::new(service));

@@ -9,6 +9,7 @@ pub mod error;
 pub mod http;
 pub mod keys;
 pub mod materialize;
+pub mod metrics;
 pub mod service;
 pub mod settings;
 pub mod storage;
@@ -84,6 +85,7 @@ impl AppState {
             workers: Arc::new(WorkerPool::new(cfg.worker_exe, cfg.worker_limits)),
             limiter: Arc::new(AttemptLimiter::new(
                 settings.login_attempts,
+                settings.login_attempts_per_address,
                 settings.login_window,
             )),
             concurrency: Arc::new(Semaphore::new(settings.max_concurrency)),

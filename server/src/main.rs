@@ -28,7 +28,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the server (creates the database and master key on first start).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Administration from the command line, on the server's data directory.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -145,7 +145,7 @@ fn main() -> ExitCode {
             memory_bytes,
             check_memory_bytes,
         } => fieldsync_server::worker::run_worker(memory_bytes, check_memory_bytes),
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Admin(AdminCommand::CreateOrg(args)) => create_org(args),
         Command::Admin(AdminCommand::ListOrgs(args)) => list_orgs(args),
         Command::Admin(AdminCommand::CreateSupport(args)) => create_support(args),
@@ -200,6 +200,19 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async move {
         let state = open_state(database, &args.data, settings, &args).await?;
+        if let Some(at) = args.metrics_listen {
+            let handle = fieldsync_server::metrics::install()?;
+            let listener = tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {at}"))?;
+            let addr = listener.local_addr()?;
+            tracing::info!(%addr, "metrics at http://{addr}/metrics");
+            tokio::spawn(async move {
+                if let Err(e) = fieldsync_server::metrics::serve(listener, handle).await {
+                    tracing::error!(error = %e, "the metrics listener stopped");
+                }
+            });
+        }
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -88,7 +88,11 @@ impl Drop for PushGuard {
 pub async fn run(state: AppState, stop: Arc<Notify>) {
     let mut deferred_since: Option<Instant> = None;
     let mut checking: Option<Checking> = None;
+    // When the queue was last found empty: nothing waiting has waited longer than this.
+    let mut last_empty = Instant::now();
+    let lag = metrics::gauge!(crate::metrics::MATERIALIZER_LAG);
     loop {
+        lag.set(last_empty.elapsed().as_secs_f64());
         if state.pushes.busy() && state.pulls_waiting.load(Ordering::Relaxed) == 0 {
             let since = *deferred_since.get_or_insert_with(Instant::now);
             if since.elapsed() < MAX_DEFER {
@@ -120,6 +124,8 @@ pub async fn run(state: AppState, stop: Arc<Notify>) {
             if checking.is_some() {
                 continue;
             }
+            last_empty = Instant::now();
+            lag.set(0.0);
             tokio::select! {
                 _ = stop.notified() => return,
                 _ = state.materialize.notified() => {}
@@ -160,9 +166,12 @@ impl Checking {
     async fn settle(self, state: &AppState) {
         match self.task.await {
             Ok(outcomes) if !outcomes.is_empty() => {
+                let n = outcomes.len() as u64;
                 if let Err(e) = state.db.settle(outcomes).await {
                     // Its documents stay queued and are checked again.
                     tracing::error!(error = %e, "materialiser could not record a round");
+                } else {
+                    metrics::counter!(crate::metrics::MATERIALIZED).increment(n);
                 }
             }
             Ok(_) => {}

@@ -1,7 +1,7 @@
 //! The server's settings: one typed struct, filled from flags and `FIELDSYNC_*` environment
 //! variables by clap, checked before anything starts.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use crate::storage::Database;
@@ -162,9 +162,35 @@ pub struct ServeArgs {
     )]
     pub max_connections_per_address: usize,
 
-    /// Failed login or enrollment attempts allowed per client address per minute.
+    /// Failed login or enrollment attempts allowed per minute with one token or code from one
+    /// client address (one person retrying a wrong code is stopped, and stopped alone).
     #[arg(long, env = "FIELDSYNC_LOGIN_ATTEMPTS", default_value_t = 10)]
     pub login_attempts: u32,
+
+    /// Failed login or enrollment attempts allowed per minute from one client address, whatever
+    /// was tried: a whole team behind one NAT shares it, and so does a guesser.
+    #[arg(
+        long,
+        env = "FIELDSYNC_LOGIN_ATTEMPTS_PER_ADDRESS",
+        default_value_t = 100
+    )]
+    pub login_attempts_per_address: u32,
+
+    /// A reverse proxy or load balancer whose `X-Forwarded-For` header is believed, as an
+    /// address or a network (`10.0.0.0/8`); repeat it or separate with commas. Requests from
+    /// anywhere else are attributed to their own address, whatever they claim.
+    #[arg(
+        long = "trusted-proxy",
+        env = "FIELDSYNC_TRUSTED_PROXY",
+        value_delimiter = ',',
+        value_parser = parse_network
+    )]
+    pub trusted_proxies: Vec<Network>,
+
+    /// Serve Prometheus metrics at `http://ADDRESS/metrics` on a listener of its own (off
+    /// unless given; keep it on an address only the monitoring system reaches).
+    #[arg(long, env = "FIELDSYNC_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 
     /// Number of sandboxed Automerge worker processes.
     #[arg(long, env = "FIELDSYNC_WORKERS", default_value_t = 2)]
@@ -194,6 +220,62 @@ pub struct ServeArgs {
     pub min_free_disk_mb: u64,
 }
 
+/// An address or network, as `--trusted-proxy` takes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Network {
+    base: IpAddr,
+    prefix: u8,
+}
+
+impl Network {
+    /// Whether `ip` is in this network (an IPv4 address also matches as IPv4-mapped IPv6).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.base, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.base, self.prefix)
+    }
+}
+
+fn parse_network(s: &str) -> Result<Network, String> {
+    let s = s.trim();
+    let (ip, prefix) = s.split_once('/').map_or((s, None), |(a, p)| (a, Some(p)));
+    let base: IpAddr = ip.parse().map_err(|_| {
+        format!("{s:?} is not an address or a network; write 10.1.2.3 or 10.0.0.0/8")
+    })?;
+    let most = if base.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix {
+        None => most,
+        Some(p) => p
+            .parse::<u8>()
+            .ok()
+            .filter(|p| *p <= most)
+            .ok_or_else(|| format!("{s:?}: the prefix length must be 0 to {most}"))?,
+    };
+    Ok(Network { base, prefix })
+}
+
 /// The settings the running server needs, resolved from [`ServeArgs`].
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -203,7 +285,10 @@ pub struct Settings {
     pub queue_wait: Duration,
     pub request_timeout: Duration,
     pub login_attempts: u32,
+    pub login_attempts_per_address: u32,
     pub login_window: Duration,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<Network>,
     pub max_per_caller: usize,
     pub max_public_concurrency: usize,
     /// Bytes of request bodies in memory at once.
@@ -259,7 +344,9 @@ impl Settings {
             queue_wait: Duration::from_millis(args.queue_wait_ms),
             request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
             login_attempts: args.login_attempts.max(1),
+            login_attempts_per_address: args.login_attempts_per_address.max(1),
             login_window: Duration::from_secs(60),
+            trusted_proxies: args.trusted_proxies.clone(),
             max_per_caller: args.max_per_caller,
             max_public_concurrency: args.max_public_concurrency,
             max_inflight: args.max_inflight_mb * 1024 * 1024,
@@ -284,27 +371,48 @@ impl Settings {
         })
     }
 
-    /// Settings for tests and embedding: the defaults of `serve`.
+    /// Settings for tests and embedding: the defaults of `serve` (from its flag definitions,
+    /// the one place they are written), without the free-space check of a data directory.
     pub fn for_region(region: &str) -> Settings {
-        Settings {
-            region: region.to_owned(),
-            max_body: 32 * 1024 * 1024,
-            max_concurrency: 256,
-            queue_wait: Duration::from_millis(2000),
-            request_timeout: Duration::from_secs(60),
-            login_attempts: 10,
-            login_window: Duration::from_secs(60),
-            max_per_caller: 16,
-            max_public_concurrency: 32,
-            max_inflight: 128 * 1024 * 1024,
-            header_timeout: Duration::from_secs(10),
-            body_timeout: Duration::from_secs(30),
-            send_timeout: Duration::from_secs(60),
-            max_exports: 8,
-            max_connections: 4096,
-            max_connections_per_address: 512,
-            purge_every: Some(Duration::from_secs(3600)),
-            disk: None,
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            serve: ServeArgs,
         }
+        let args = <Defaults as clap::Parser>::parse_from(["fieldsync-server", "--region", region]);
+        Settings {
+            disk: None,
+            ..Settings::from_args(&args.serve).expect("the defaults of serve are valid")
+        }
+    }
+
+    /// Where a request came from: the connecting address, or, when that is a trusted proxy,
+    /// the last address in `X-Forwarded-For` that is not one (the entries before it could have
+    /// been written by the client).
+    pub fn client_address(&self, peer: IpAddr, headers: &axum::http::HeaderMap) -> IpAddr {
+        if !self.is_trusted_proxy(peer) {
+            return peer;
+        }
+        let hops: Vec<&str> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect();
+        let mut client = peer;
+        for hop in hops.iter().rev() {
+            match hop.parse::<IpAddr>() {
+                Ok(ip) if self.is_trusted_proxy(ip) => client = ip,
+                Ok(ip) => return ip,
+                // Unreadable: nothing further left can be trusted.
+                Err(_) => return client,
+            }
+        }
+        client
+    }
+
+    pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|n| n.contains(ip))
     }
 }

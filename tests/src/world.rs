@@ -29,6 +29,11 @@ impl World {
 
     /// The same, with the server on `backend`.
     pub fn start_on(backend: &Backend) -> World {
+        World::start_with(backend, &[])
+    }
+
+    /// The same, with more `serve` arguments.
+    pub fn start_with(backend: &Backend, serve_args: &[&str]) -> World {
         let root = tempfile::Builder::new()
             .prefix("fieldsync-e2e-")
             .tempdir()
@@ -37,7 +42,9 @@ impl World {
         let args = backend.args();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let (org_id, admin_token) = create_org_with(&data, "Acme Health", &args);
-        let server = Server::start(&data, &args);
+        let mut serve = args.clone();
+        serve.extend_from_slice(serve_args);
+        let server = Server::start(&data, &serve);
         let admin = Client::new(&root.path().join("admin"));
         admin.login(&server.url(), &admin_token);
         World {

@@ -163,6 +163,10 @@ async fn render_errors(mut req: Request, next: Next) -> Response {
         .map_or("none", |k| k.0);
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     let (code, ms) = (status.as_u16(), (ms * 10.0).round() / 10.0);
+    let method_label = method.as_str().to_owned();
+    metrics::counter!(crate::metrics::HTTP_REQUESTS, "route" => route.clone(), "method" => method_label.clone(), "status" => code.to_string()).increment(1);
+    metrics::histogram!(crate::metrics::HTTP_DURATION, "route" => route.clone(), "method" => method_label)
+        .record(started.elapsed().as_secs_f64());
     // The request's own line names its id itself: it is written after its span has ended.
     let request_id = id.0.as_str();
     if status.is_server_error() {

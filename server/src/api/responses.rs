@@ -236,15 +236,25 @@ pub async fn export(
     Ok(resp)
 }
 
-pub(super) async fn export_permit(state: &AppState) -> Option<tokio::sync::OwnedSemaphorePermit> {
+pub(super) async fn export_permit(state: &AppState) -> Option<ExportPermit> {
     let sem = state.exports.clone();
-    match sem.clone().try_acquire_owned() {
+    let permit = match sem.clone().try_acquire_owned() {
         Ok(p) => Some(p),
         Err(_) => tokio::time::timeout(state.settings.queue_wait, sem.acquire_owned())
             .await
             .ok()
             .and_then(Result::ok),
-    }
+    }?;
+    Some(ExportPermit {
+        _slot: permit,
+        _open: crate::metrics::InProgress::enter(crate::metrics::EXPORTS_OPEN),
+    })
+}
+
+/// One export's place among `--max-exports`, counted as open until its stream ends.
+pub(super) struct ExportPermit {
+    _slot: tokio::sync::OwnedSemaphorePermit,
+    _open: crate::metrics::InProgress,
 }
 
 /// Wait (bounded) until every response of the survey pushed so far is materialised, so an

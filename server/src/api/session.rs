@@ -36,7 +36,7 @@ async fn redeem(
     client: Option<String>,
     attempt: Option<String>,
 ) -> Result<SessionGrant, ApiError> {
-    state.limiter.check(&state.db, ip).await?;
+    state.limiter.check(&state.db, ip, &secret).await?;
     // The name a device or client gives itself is shown in listings and exports.
     let client = client
         .map(|c| c.trim().to_owned())
@@ -58,7 +58,7 @@ async fn redeem(
         ));
     }
     if secret.is_empty() || secret.len() > 256 {
-        state.limiter.failed(&state.db, ip).await;
+        state.limiter.failed(&state.db, ip, &secret).await;
         return Err(ApiError::Unauthenticated(
             "that token or code is not valid; check it and try again".into(),
         ));
@@ -76,7 +76,7 @@ async fn redeem(
     match grant {
         Some(g) => Ok(g),
         None => {
-            state.limiter.failed(&state.db, ip).await;
+            state.limiter.failed(&state.db, ip, &secret).await;
             Err(ApiError::Unauthenticated(
                 "that token or code is unknown, already used or expired; ask an admin for a new one"
                     .into(),

@@ -118,7 +118,17 @@ pub async fn push(
         }
         .into());
     }
+    let (push_docs, push_bytes) = (
+        verified.len(),
+        verified
+            .iter()
+            .flat_map(|v| &v.doc.changes)
+            .map(|c| c.len())
+            .sum::<usize>(),
+    );
     let pushed = service::sync::push(&state.db, caller, verified).await?;
+    metrics::histogram!(crate::metrics::PUSH_DOCUMENTS).record(push_docs as f64);
+    metrics::histogram!(crate::metrics::PUSH_BYTES).record(push_bytes as f64);
     if pushed.stored_any {
         state.materialize.notify_one();
     }
@@ -191,6 +201,10 @@ pub async fn pull(
         )
         .into());
     }
+    let changes = response.docs.iter().flat_map(|d| &d.changes);
+    metrics::histogram!(crate::metrics::PULL_CHANGES).record(changes.clone().count() as f64);
+    metrics::histogram!(crate::metrics::PULL_BYTES)
+        .record(changes.map(|c| c.len()).sum::<usize>() as f64);
     // Answer in the version the client spoke; fields it does not know it ignores.
     response.protocol = protocol;
     Ok(Cbor(response))

@@ -394,6 +394,7 @@ impl WorkerPool {
             .await
             .map_err(|_| CallError::Pool(PoolError::Busy))?
             .map_err(|_| CallError::Pool(PoolError::Busy))?;
+        let _busy = crate::metrics::InProgress::enter(crate::metrics::WORKERS_BUSY);
         let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let mut worker = match pooled {
             Some(w) => w,
@@ -409,10 +410,12 @@ impl WorkerPool {
                 Ok(reply)
             }
             Ok(Err(why)) => {
+                metrics::counter!(crate::metrics::WORKER_CRASHES).increment(1);
                 let status = reap(worker).await;
                 Err(CallError::Died(format!("{why} ({status})")))
             }
             Err(_) => {
+                metrics::counter!(crate::metrics::WORKER_TIMEOUTS).increment(1);
                 let status = reap(worker).await;
                 Err(CallError::Died(format!(
                     "took longer than {:?} and was stopped ({status})",

@@ -67,39 +67,80 @@ fn the_global_concurrency_limit_sheds_the_third_request_and_recovers() {
     }
 }
 
+/// A member's one-time login token, made by the admin.
+fn login_token(
+    server: &Server,
+    client: &reqwest::blocking::Client,
+    admin: &str,
+    name: &str,
+) -> String {
+    server
+        .send(
+            client,
+            Req::post("/v1/members")
+                .token(admin)
+                .json(&serde_json::json!({ "name": name, "role": "coordinator" })),
+        )
+        .json::<fieldsync_protocol::api::CreatedMember>()
+        .one_time_secret
+}
+
+fn try_login(server: &Server, client: &reqwest::blocking::Client, token: &str) -> Reply {
+    server.send(
+        client,
+        Req::post("/v1/login").json(&serde_json::json!({ "token": token })),
+    )
+}
+
+/// Failed sign-ins are limited per credential tried and per address: one person retrying a
+/// wrong token is stopped after `--login-attempts` and stopped alone, a teammate behind the
+/// same address still signs in, and a guesser who tries a new token each time is stopped at
+/// `--login-attempts-per-address`, after which not even a right token is tried. Before, the
+/// limit was per address only: one member's typos locked the whole team out.
 #[test]
-fn the_fourth_bad_login_or_enrollment_attempt_within_the_window_is_refused_with_429() {
+fn sign_in_failures_are_limited_per_credential_and_per_address() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let (_, admin_once) = create_org_cli(&data, "Acme");
-    let server = Server::start(&data, &["--login-attempts", "3"]);
+    let server = Server::start(
+        &data,
+        &["--login-attempts", "2", "--login-attempts-per-address", "4"],
+    );
     let client = Server::client();
     let admin = login_http(&server, &client, &admin_once);
-    let r = server.send(
-        &client,
-        Req::post("/v1/members")
-            .token(&admin)
-            .json(&serde_json::json!({ "name": "C", "role": "coordinator" })),
-    );
-    let right_token = r
-        .json::<fieldsync_protocol::api::CreatedMember>()
-        .one_time_secret;
+    let teammate = login_token(&server, &client, &admin, "C1");
+    let late = login_token(&server, &client, &admin, "C2");
 
-    for i in 0..3 {
-        let r = server.send(
-            &client,
-            Req::post("/v1/login").json(&serde_json::json!({ "token": format!("fsl_guess{i}") })),
+    for _ in 0..2 {
+        assert_eq!(
+            try_login(&server, &client, "fsl_typo").status,
+            StatusCode::UNAUTHORIZED
         );
-        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "attempt {}", i + 1);
     }
-    let r = server.send(
-        &client,
-        Req::post("/v1/login").json(&serde_json::json!({ "token": "fsl_guess4" })),
-    );
+    let r = try_login(&server, &client, "fsl_typo");
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     let err = r.error();
     assert_eq!(err.code, ErrorCode::RateLimited);
-    assert!(err.message.contains("wait"), "{}", err.message);
+    assert!(
+        err.message.contains("this token or code") && err.message.contains("wait"),
+        "{}",
+        err.message
+    );
+    assert_eq!(
+        try_login(&server, &client, &teammate).status,
+        StatusCode::OK,
+        "one person's typos do not lock out the team beside them"
+    );
+
+    for i in 0..2 {
+        assert_eq!(
+            try_login(&server, &client, &format!("fsl_guess{i}")).status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let r = try_login(&server, &client, "fsl_guess3");
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.error().message.contains("from this address"));
     // Enrollment shares the limit, and while it holds even a right token is not tried, so
     // guessing cannot go on.
     let r = server.send(
@@ -107,16 +148,66 @@ fn the_fourth_bad_login_or_enrollment_attempt_within_the_window_is_refused_with_
         Req::post("/v1/enroll").json(&serde_json::json!({ "code": "fse_guess" })),
     );
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
-    let r = server.send(
-        &client,
-        Req::post("/v1/login").json(&serde_json::json!({ "token": right_token })),
+    assert_eq!(
+        try_login(&server, &client, &late).status,
+        StatusCode::TOO_MANY_REQUESTS
     );
-    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     // Callers that already hold a session are not affected.
     assert_eq!(
         server
             .send(&client, Req::get("/v1/me").token(&admin))
             .status,
         StatusCode::OK
+    );
+}
+
+/// Behind a reverse proxy every request comes from the proxy's address. With
+/// `--trusted-proxy` the address in `X-Forwarded-For` is the one limited, so clients behind
+/// the proxy do not share one limit; a client that is not the trusted proxy cannot dodge its
+/// own limit by writing the header itself.
+#[test]
+fn a_trusted_proxy_s_forwarded_address_is_the_one_limited() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    create_org_cli(&data, "Acme");
+    let client = Server::client();
+    let guess = |server: &Server, from: &str, i: usize| {
+        client
+            .post(format!("{}/v1/login", server.url))
+            .header("x-forwarded-for", format!("203.0.113.9, {from}"))
+            .json(&serde_json::json!({ "token": format!("fsl_guess{i}") }))
+            .send()
+            .expect("login")
+            .status()
+    };
+    let args = ["--login-attempts", "1", "--login-attempts-per-address", "2"];
+    let mut with_proxy = args.to_vec();
+    with_proxy.extend(["--trusted-proxy", "127.0.0.0/8"]);
+    let server = Server::start(&data, &with_proxy);
+    for i in 0..2 {
+        assert_eq!(guess(&server, "198.51.100.1", i), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        guess(&server, "198.51.100.1", 3),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        guess(&server, "198.51.100.2", 4),
+        StatusCode::UNAUTHORIZED,
+        "another client behind the proxy has its own limit"
+    );
+    drop(server);
+
+    let server = Server::start(&data, &args);
+    for i in 10..12 {
+        assert_eq!(
+            guess(&server, &format!("198.51.100.{i}"), i),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        guess(&server, "198.51.100.99", 99),
+        StatusCode::TOO_MANY_REQUESTS,
+        "an untrusted caller's own header does not make it someone else"
     );
 }

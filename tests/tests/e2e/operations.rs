@@ -153,3 +153,130 @@ fn readiness_fails_when_no_document_checker_can_start() {
         server.logs()
     );
 }
+
+/// The value of the series `name{labels}` in a Prometheus scrape (0 when it is absent).
+fn series(scrape: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    scrape
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter(|(key, _)| {
+            let (metric, rest) = key.split_once('{').unwrap_or((key, ""));
+            metric == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+        })
+        .map(|(_, value)| value.parse::<f64>().expect("a number"))
+        .sum()
+}
+
+/// `--metrics-listen`: a Prometheus scrape after a sync counts what happened, by route and
+/// status, with push and pull sizes, writer groups, checker and sign-in figures, and no label
+/// names an organisation, a person or a token. Before, there were no metrics at all.
+#[test]
+fn metrics_after_a_sync_count_what_happened() {
+    let w = World::start_with(
+        &fieldsync_e2e::databases::Backend::Sqlite,
+        &["--metrics-listen", "127.0.0.1:0"],
+    );
+    w.publish("household-v1.json");
+    let (device, _) = w.enumerator("tablet-1", "Amina Odhiambo", &["household_survey"]);
+    for head in ["Wanjiru Kamau", "Otieno Ouma"] {
+        let (interview, _) = crate::offline::phone_interview("Amina Odhiambo", head);
+        device.ok_stdin(&["collect", "household_survey"], Some(&interview));
+    }
+    device.sync();
+    let stranger = fieldsync_e2e::client::Client::new(&w.root().join("stranger"));
+    stranger.fails(
+        &[
+            "login",
+            "--server",
+            &w.server.url(),
+            "--token",
+            "guessed-token",
+        ],
+        4,
+    );
+
+    // An export waits for the responses to be validated.
+    assert_eq!(w.export_rows("household_survey").len(), 2);
+
+    let logs = w.server.logs();
+    let at = logs
+        .lines()
+        .find_map(|l| l.split("metrics at ").nth(1))
+        .unwrap_or_else(|| panic!("the metrics address is logged:\n{logs}"))
+        .split_whitespace()
+        .next()
+        .expect("an address")
+        .to_owned();
+    let scrape = reqwest::blocking::get(&at)
+        .and_then(|r| r.error_for_status())
+        .and_then(|r| r.text())
+        .unwrap_or_else(|e| panic!("scrape {at}: {e}"));
+
+    let push = [("route", "/v1/sync/push"), ("status", "200")];
+    assert_eq!(
+        series(&scrape, "fieldsync_http_requests_total", &push),
+        1.0,
+        "one push of two responses:\n{scrape}"
+    );
+    assert!(
+        series(
+            &scrape,
+            "fieldsync_http_requests_total",
+            &[("route", "/v1/sync/pull"), ("status", "200")]
+        ) >= 1.0
+    );
+    assert_eq!(
+        series(
+            &scrape,
+            "fieldsync_http_requests_total",
+            &[("route", "/v1/login"), ("status", "401")]
+        ),
+        1.0
+    );
+    assert!(
+        series(
+            &scrape,
+            "fieldsync_http_request_duration_seconds_count",
+            &[("route", "/v1/sync/push")]
+        ) >= 1.0
+    );
+    assert_eq!(series(&scrape, "fieldsync_push_documents_count", &[]), 1.0);
+    assert_eq!(
+        series(&scrape, "fieldsync_push_documents_sum", &[]),
+        2.0,
+        "{scrape}"
+    );
+    assert!(series(&scrape, "fieldsync_push_bytes_sum", &[]) > 0.0);
+    assert!(series(&scrape, "fieldsync_pull_changes_count", &[]) >= 1.0);
+    assert!(series(&scrape, "fieldsync_db_write_group_size_count", &[]) >= 1.0);
+    assert!(series(&scrape, "fieldsync_db_commit_duration_seconds_count", &[]) >= 1.0);
+    assert_eq!(
+        series(
+            &scrape,
+            "fieldsync_sign_in_refusals_total",
+            &[("reason", "bad_credential")]
+        ),
+        1.0
+    );
+    // Both responses were validated by a checker, which is idle again.
+    assert!(series(&scrape, "fieldsync_materialized_documents_total", &[]) >= 2.0);
+    assert_eq!(series(&scrape, "fieldsync_workers_busy", &[]), 0.0);
+    assert_eq!(series(&scrape, "fieldsync_exports_open", &[]), 0.0);
+    assert!(
+        series(
+            &scrape,
+            "fieldsync_http_requests_total",
+            &[("route", "/v1/surveys/{id}/export")]
+        ) >= 1.0
+    );
+    for word in ["Acme", "Amina", "Wanjiru", "guessed-token", &w.org_id] {
+        assert!(!scrape.contains(word), "{word:?} in the scrape");
+    }
+    // The metrics are not on the API's listener.
+    let api = reqwest::blocking::get(format!("{}/metrics", w.server.url())).expect("request");
+    assert_eq!(api.status().as_u16(), 404);
+}

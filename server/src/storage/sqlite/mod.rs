@@ -203,10 +203,7 @@ impl Store {
         let job = writer::job(f, move |r| {
             let _ = reply.send(r);
         });
-        self.inner
-            .jobs
-            .send(job)
-            .map_err(|_| E::from(StorageError::TaskFailed))?;
+        writer::submit(&self.inner.jobs, job).map_err(E::from)?;
         answer
             .await
             .map_err(|_| E::from(StorageError::TaskFailed))?
@@ -245,10 +242,7 @@ impl Store {
         let job = writer::job(f, move |r| {
             let _ = reply.send(r);
         });
-        self.inner
-            .jobs
-            .send(job)
-            .map_err(|_| E::from(StorageError::TaskFailed))?;
+        writer::submit(&self.inner.jobs, job).map_err(E::from)?;
         answer
             .recv()
             .map_err(|_| E::from(StorageError::TaskFailed))?

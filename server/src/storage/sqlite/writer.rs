@@ -37,10 +37,22 @@ pub(super) fn spawn(conn: Connection) -> std::io::Result<Sender<Job>> {
     Ok(tx)
 }
 
+/// Queue `job` for the writer thread (counted in the queue-depth gauge until it is taken).
+pub(super) fn submit(jobs: &Sender<Job>, job: Job) -> Result<(), StorageError> {
+    let depth = metrics::gauge!(crate::metrics::WRITE_QUEUE);
+    depth.increment(1.0);
+    jobs.send(job).map_err(|_| {
+        depth.decrement(1.0);
+        StorageError::TaskFailed
+    })
+}
+
 fn run(mut conn: Connection, rx: Receiver<Job>) {
+    let depth = metrics::gauge!(crate::metrics::WRITE_QUEUE);
     let mut leftover: Vec<Job> = Vec::new();
     loop {
         let mut jobs = std::mem::take(&mut leftover);
+        let carried = jobs.len();
         if jobs.is_empty() {
             match rx.recv() {
                 Ok(first) => jobs.push(first),
@@ -53,7 +65,13 @@ fn run(mut conn: Connection, rx: Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        depth.decrement((jobs.len() - carried) as f64);
+        let started = std::time::Instant::now();
+        let size = jobs.len();
         leftover = commit_group(&mut conn, jobs);
+        metrics::histogram!(crate::metrics::WRITE_GROUP).record((size - leftover.len()) as f64);
+        metrics::histogram!(crate::metrics::COMMIT_DURATION)
+            .record(started.elapsed().as_secs_f64());
     }
 }
 
