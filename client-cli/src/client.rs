@@ -45,6 +45,10 @@ pub enum ClientError {
         /// The versions the server speaks, when it refused ours.
         protocols: Option<ProtocolRange>,
     },
+    #[error(
+        "the server at {server} did not prove who it is ({reason}); nothing was sent. If it uses a private certificate authority, pass --ca-cert FILE (or set FIELDSYNC_CA_CERT, or ca_cert in config.toml); otherwise you may not be talking to your server"
+    )]
+    Untrusted { server: String, reason: String },
     #[error("the server answered something unexpected: {0}")]
     Protocol(String),
 }
@@ -54,6 +58,52 @@ fn details_suffix(details: &[String]) -> String {
         String::new()
     } else {
         format!(":\n  - {}", details.join("\n  - "))
+    }
+}
+
+/// Certificate authorities trusted besides the system's (`--ca-cert`), for every client of
+/// this process.
+static EXTRA_ROOTS: std::sync::OnceLock<Vec<reqwest::Certificate>> = std::sync::OnceLock::new();
+/// Whether the plain-HTTP warning was given (once per process).
+static WARNED_PLAIN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Trust the certificate authorities in `pem` (a PEM file of one or more certificates) for
+/// the servers this process talks to, besides the system's. Call it once, before any client
+/// is made.
+pub fn trust_ca_file(pem: &std::path::Path) -> Result<(), String> {
+    let bytes = std::fs::read(pem).map_err(|e| format!("cannot read {}: {e}", pem.display()))?;
+    let roots = reqwest::Certificate::from_pem_bundle(&bytes)
+        .map_err(|e| format!("{} is not a PEM certificate file: {e}", pem.display()))?;
+    if roots.is_empty() {
+        return Err(format!(
+            "{} holds no certificate; give the PEM file of your certificate authority",
+            pem.display()
+        ));
+    }
+    EXTRA_ROOTS
+        .set(roots)
+        .map_err(|_| "the certificate authorities were already set".to_owned())
+}
+
+/// Whether `base` is plain HTTP to something other than this machine: a token sent there
+/// crosses the network unencrypted.
+pub fn is_plain_remote(base: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(base) else {
+        return false;
+    };
+    if url.scheme() != "http" {
+        return false;
+    }
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => !ip.is_loopback(),
+        Err(_) => {
+            let name = host.trim_end_matches('.').to_ascii_lowercase();
+            name != "localhost" && !name.ends_with(".localhost")
+        }
     }
 }
 
@@ -83,10 +133,20 @@ impl ApiClient {
                 "server address {base:?} must start with http:// or https://"
             )));
         }
-        let http = Client::builder()
+        if is_plain_remote(&base) && !WARNED_PLAIN.swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            eprintln!(
+                "warning: {base} is plain HTTP: tokens and answers cross the network unencrypted, readable and changeable on the way; use the server's https:// address"
+            );
+        }
+        let mut builder = Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(300))
-            .user_agent(concat!("fieldsync/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("fieldsync/", env!("CARGO_PKG_VERSION")));
+        for root in EXTRA_ROOTS.get().into_iter().flatten() {
+            builder = builder.add_root_certificate(root.clone());
+        }
+        let http = builder
             .build()
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
         Ok(ApiClient { base, token, http })
@@ -115,6 +175,19 @@ impl ApiClient {
     }
 
     fn offline(&self, e: reqwest::Error) -> ClientError {
+        let mut chain = Vec::new();
+        let mut src = std::error::Error::source(&e);
+        while let Some(inner) = src {
+            chain.push(inner.to_string());
+            src = inner.source();
+        }
+        // A certificate that does not verify is not a network outage: say what failed.
+        if let Some(why) = chain.iter().find(|m| m.contains("certificate")) {
+            return ClientError::Untrusted {
+                server: self.base.clone(),
+                reason: why.clone(),
+            };
+        }
         let reason = if e.is_timeout() {
             "the connection timed out".to_owned()
         } else if e.is_connect() {
@@ -303,5 +376,31 @@ fn error_from(resp: Response) -> ClientError {
             docs: body.docs,
             protocols: body.protocols,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_plain_remote;
+
+    #[test]
+    fn plain_http_is_flagged_unless_it_stays_on_this_machine() {
+        for remote in [
+            "http://fieldsync.example.org",
+            "http://10.0.0.5:8470",
+            "http://[2001:db8::1]:8470",
+        ] {
+            assert!(is_plain_remote(remote), "{remote}");
+        }
+        for local in [
+            "https://fieldsync.example.org",
+            "http://127.0.0.1:8470",
+            "http://127.8.0.1",
+            "http://[::1]:8470",
+            "http://localhost:8470",
+            "http://api.localhost",
+        ] {
+            assert!(!is_plain_remote(local), "{local}");
+        }
     }
 }

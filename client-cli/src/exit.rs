@@ -114,10 +114,10 @@ fn classify_client(e: &ClientError) -> Option<u8> {
             | ErrorCode::SurveyClosed
             | ErrorCode::InvalidSurvey
             | ErrorCode::Invalid => INVALID,
-            ErrorCode::Unavailable | ErrorCode::Timeout => UNREACHABLE,
+            ErrorCode::Unavailable | ErrorCode::Timeout | ErrorCode::RateLimited => UNREACHABLE,
             _ => FAILURE,
         },
-        ClientError::Protocol(_) => FAILURE,
+        ClientError::Protocol(_) | ClientError::Untrusted { .. } => FAILURE,
     })
 }
 
@@ -183,6 +183,8 @@ mod tests {
             (ErrorCode::InvalidSurvey, INVALID),
             (ErrorCode::SurveyClosed, INVALID),
             (ErrorCode::Unavailable, UNREACHABLE),
+            // Too many requests at once, or sign-ins refused for a minute: try again later.
+            (ErrorCode::RateLimited, UNREACHABLE),
             (ErrorCode::Internal, FAILURE),
             // A code added by a newer server is an ordinary failure, not a crash or a hang.
             (ErrorCode::Unknown, FAILURE),

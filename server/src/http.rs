@@ -2,7 +2,8 @@
 //! `axum::serve` does not offer. Every connection has a deadline for its request headers, a
 //! write timeout (a client that stops reading, say in the middle of an export, is
 //! disconnected instead of holding the response's memory), and counts against a server-wide
-//! and a per-address cap, so slow or idle clients cannot exhaust sockets or memory.
+//! and a per-address cap, so slow or idle clients cannot exhaust sockets or memory. With
+//! `--tls-cert` each connection is a TLS session first ([`crate::tls`]).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -20,6 +21,7 @@ use tokio_io_timeout::TimeoutStream;
 use tower::ServiceExt;
 
 use crate::settings::Settings;
+use crate::tls::Tls;
 
 /// The address a request came from: the peer's, or the client's behind a trusted proxy
 /// (see [`Settings::client_address`]).
@@ -74,12 +76,13 @@ fn admit(table: &Arc<Mutex<Connections>>, ip: IpAddr, settings: &Settings) -> Op
     })
 }
 
-/// Serve `app` on `listener` until `shutdown` resolves; then stop accepting and give requests
-/// in flight up to [`DRAIN`] to finish.
+/// Serve `app` on `listener` until `shutdown` resolves (over TLS when `tls` is given); then
+/// stop accepting and give requests in flight up to [`DRAIN`] to finish.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     settings: Arc<Settings>,
+    tls: Option<Arc<Tls>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let table = Arc::new(Mutex::new(Connections::default()));
@@ -111,18 +114,44 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let mut io = TimeoutStream::new(stream);
         io.set_write_timeout(Some(settings.send_timeout));
-        let io = TokioIo::new(Box::pin(io));
-        let settings = settings.clone();
+        let io = Box::pin(io);
+        let client_settings = settings.clone();
         let service = app.clone().map_request(move |mut req: Request<Incoming>| {
-            let client = settings.client_address(addr.ip(), req.headers());
+            let client = client_settings.client_address(addr.ip(), req.headers());
             req.extensions_mut().insert(ConnectInfo::<SocketAddr>(addr));
             req.extensions_mut().insert(ClientAddr(client));
             req
         });
-        let conn = builder.serve_connection(io, TowerToHyperService::new(service));
-        let conn = graceful.watch(conn);
+        let service = TowerToHyperService::new(service);
+        let (builder, watcher) = (builder.clone(), graceful.watcher());
+        // The handshake runs in the connection's task, so a slow client cannot hold the
+        // accept loop; it has the header timeout to finish.
+        let handshake = tls.as_ref().map(|t| t.acceptor());
+        let handshake_timeout = settings.header_timeout;
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let result = match handshake {
+                None => {
+                    let conn = builder.serve_connection(TokioIo::new(io), service);
+                    watcher.watch(conn).await
+                }
+                Some(acceptor) => {
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(io)).await {
+                        Ok(Ok(tls_io)) => {
+                            let conn = builder.serve_connection(TokioIo::new(tls_io), service);
+                            watcher.watch(conn).await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(%addr, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%addr, "TLS handshake timed out");
+                            return;
+                        }
+                    }
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(%addr, error = %e, "connection ended with an error");
             }
             drop(place);

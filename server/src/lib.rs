@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod service;
 pub mod settings;
 pub mod storage;
+pub mod tls;
 pub mod worker;
 
 use std::path::PathBuf;
@@ -112,6 +113,7 @@ pub fn router(state: AppState) -> Router {
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
+    tls: Option<Arc<tls::Tls>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let stop = Arc::new(Notify::new());
@@ -121,7 +123,7 @@ pub async fn serve(
         .purge_every
         .map(|every| tokio::spawn(purge_on_schedule(state.db.clone(), every)));
     let settings = state.settings.clone();
-    let result = http::serve(listener, router(state), settings, shutdown).await;
+    let result = http::serve(listener, router(state), settings, tls, shutdown).await;
     stop.notify_one();
     let _ = materializer.await;
     if let Some(p) = purger {

@@ -199,6 +199,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(Arc::new(
+                fieldsync_server::tls::Tls::load(cert, key).map_err(UsageError)?,
+            )),
+            _ => None,
+        };
         let state = open_state(database, &args.data, settings, &args).await?;
         if let Some(at) = args.metrics_listen {
             let handle = fieldsync_server::metrics::install()?;
@@ -218,9 +224,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr()?;
         tracing::info!(%addr, region = %state.settings.region, data = %args.data.data_dir.display(), "fieldsync-server listening");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        if let Some(tls) = &tls {
+            tokio::spawn(fieldsync_server::tls::reload_on_hangup(tls.clone()));
+        }
         // Scripts and tests read this line to find the port when --listen uses port 0.
-        println!("listening on http://{addr}");
-        fieldsync_server::serve(listener, state, shutdown_signal()).await?;
+        println!("listening on {scheme}://{addr}");
+        fieldsync_server::serve(listener, state, tls, shutdown_signal()).await?;
         tracing::info!("fieldsync-server stopped");
         Ok(())
     })

@@ -187,6 +187,25 @@ pub struct ServeArgs {
     )]
     pub trusted_proxies: Vec<Network>,
 
+    /// Serve HTTPS with this certificate chain (PEM, the server's certificate first); read
+    /// again, with --tls-key, when the server receives SIGHUP.
+    #[arg(
+        long,
+        env = "FIELDSYNC_TLS_CERT",
+        requires = "tls_key",
+        value_name = "FILE"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM).
+    #[arg(
+        long,
+        env = "FIELDSYNC_TLS_KEY",
+        requires = "tls_cert",
+        value_name = "FILE"
+    )]
+    pub tls_key: Option<PathBuf>,
+
     /// Serve Prometheus metrics at `http://ADDRESS/metrics` on a listener of its own (off
     /// unless given; keep it on an address only the monitoring system reaches).
     #[arg(long, env = "FIELDSYNC_METRICS_LISTEN")]

@@ -25,6 +25,8 @@ pub struct Server {
     log: PathBuf,
     extra: Vec<String>,
     addr: SocketAddr,
+    /// `http` or `https` (with `--tls-cert`), as the server said it listens.
+    scheme: String,
 }
 
 impl Server {
@@ -46,14 +48,25 @@ impl Server {
             log: PathBuf::from(log),
             extra: extra_args.iter().map(|s| s.to_string()).collect(),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            scheme: "http".into(),
         };
         server.launch();
         server
     }
 
-    /// The base URL, e.g. `http://127.0.0.1:41234`.
+    /// The base URL, e.g. `http://127.0.0.1:41234` (`https://` when it serves TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
+    }
+
+    /// Send the server SIGHUP (it reads its TLS certificate and key again).
+    pub fn hang_up(&self) {
+        let pid = self.child.as_ref().expect("the server is running").id();
+        let status = Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -HUP {pid}");
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -184,7 +197,7 @@ impl Server {
                 match reader.read_line(&mut line) {
                     Ok(0) | Err(_) => return,
                     Ok(_) => {
-                        if let Some(url) = line.trim().strip_prefix("listening on http://") {
+                        if let Some(url) = line.trim().strip_prefix("listening on ") {
                             let _ = tx.send(url.to_owned());
                             break;
                         }
@@ -197,7 +210,11 @@ impl Server {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             match rx.recv_timeout(Duration::from_millis(50)) {
-                Ok(addr) => {
+                Ok(url) => {
+                    let (scheme, addr) = url
+                        .split_once("://")
+                        .ok_or_else(|| format!("bad listening line {url:?}"))?;
+                    self.scheme = scheme.to_owned();
                     self.addr = addr
                         .parse()
                         .map_err(|e| format!("bad listening address {addr:?}: {e}"))?;

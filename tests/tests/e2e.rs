@@ -41,6 +41,8 @@ mod rights_support;
 mod secrets_at_rest;
 #[path = "e2e/terminal.rs"]
 mod terminal;
+#[path = "e2e/tls.rs"]
+mod tls;
 #[path = "e2e/versions.rs"]
 mod versions;
 #[path = "e2e/workflows.rs"]

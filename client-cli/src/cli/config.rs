@@ -5,6 +5,7 @@
 //! server = "https://fieldsync.example.org"   # --server of enroll and login
 //! json = false                               # --json
 //! unlock_for = "8h"                          # --for of unlock
+//! ca_cert = "/etc/fieldsync/ca.pem"          # --ca-cert
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ pub struct Config {
     pub server: Option<String>,
     pub json: Option<bool>,
     pub unlock_for: Option<String>,
+    pub ca_cert: Option<PathBuf>,
     /// Where it was read from, for messages.
     #[serde(skip)]
     pub path: Option<PathBuf>,
@@ -41,7 +43,7 @@ impl Config {
         };
         let mut config: Config = toml::from_str(&text).map_err(|e| {
             Failure::Invalid(format!(
-                "{} is not a valid fieldsync configuration: {}; the keys are server, json and unlock_for",
+                "{} is not a valid fieldsync configuration: {}; the keys are server, json, unlock_for and ca_cert",
                 path.display(),
                 e.message()
             ))

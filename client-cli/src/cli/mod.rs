@@ -49,7 +49,7 @@ exit codes:
   0  ok
   1  other failure
   2  usage error
-  3  server unreachable (nothing is lost; sync again later)
+  3  server unreachable, busy or rate limited (nothing is lost; try again later)
   4  authentication or permission refused (log in or enroll again)
   5  wrong or missing passphrase (set FIELDSYNC_PASSPHRASE)
   6  invalid input (bad file, invalid responses or rows, bad survey, closed survey)
@@ -66,6 +66,10 @@ pub struct Cli {
     /// Machine-readable output: one JSON document on stdout (errors still go to stderr).
     #[arg(long, global = true)]
     json: bool,
+    /// Trust the certificate authority in this PEM file for the server's certificate, besides
+    /// the system's (a server with a private CA). Also `ca_cert` in config.toml.
+    #[arg(long, global = true, env = "FIELDSYNC_CA_CERT", value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -137,6 +141,11 @@ impl Settings {
             .clone()
             .unwrap_or_else(fieldsync_client::default_home);
         let config = config::Config::load(&home)?;
+        let ca_cert = cli.ca_cert.clone().or_else(|| config.ca_cert.clone());
+        if let Some(pem) = ca_cert {
+            fieldsync_client::client::trust_ca_file(&pem)
+                .map_err(|e| Failure::Invalid(format!("--ca-cert: {e}")))?;
+        }
         Ok(Settings {
             json: cli.json || config.json.unwrap_or(false),
             home,
