@@ -206,6 +206,11 @@ pub struct ServeArgs {
     )]
     pub tls_key: Option<PathBuf>,
 
+    /// Print the effective settings, where each comes from (flag, variable, file or default),
+    /// as TOML with passwords hidden, and exit.
+    #[arg(long)]
+    pub print_config: bool,
+
     /// Serve Prometheus metrics at `http://ADDRESS/metrics` on a listener of its own (off
     /// unless given; keep it on an address only the monitoring system reaches).
     #[arg(long, env = "FIELDSYNC_METRICS_LISTEN")]
@@ -327,6 +332,12 @@ pub struct Settings {
 impl Settings {
     pub fn from_args(args: &ServeArgs) -> Result<Settings, String> {
         args.data.validate()?;
+        if args.tls_cert.is_some() != args.tls_key.is_some() {
+            return Err(
+                "--tls-cert and --tls-key go together: give the certificate chain and its key"
+                    .into(),
+            );
+        }
         if args.max_concurrency == 0 {
             return Err("--max-concurrency must be at least 1".into());
         }

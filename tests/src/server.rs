@@ -265,9 +265,14 @@ impl Drop for Server {
 
 /// Run `fieldsync-server ARGS` to completion (at most 60 s).
 pub fn server_command(args: &[&str]) -> Output {
+    server_command_env(args, &[])
+}
+
+/// [`server_command`] with environment variables.
+pub fn server_command_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(&binaries().server);
     process::clean_env(&mut cmd);
-    cmd.args(args);
+    cmd.args(args).envs(env.iter().copied());
     process::spawn(cmd, None, format!("fieldsync-server {args:?}")).wait(Duration::from_secs(60))
 }
 

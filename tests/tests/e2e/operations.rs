@@ -280,3 +280,100 @@ fn metrics_after_a_sync_count_what_happened() {
     let api = reqwest::blocking::get(format!("{}/metrics", w.server.url())).expect("request");
     assert_eq!(api.status().as_u16(), 404);
 }
+
+/// A configuration file's values apply, a `FIELDSYNC_*` variable beats the file and a flag
+/// beats both; `serve --print-config` says which won, without the database password; a
+/// mistyped key stops the server naming the file and the key it probably meant.
+#[test]
+fn a_config_file_applies_and_flags_and_variables_override_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("fieldsync.toml");
+    std::fs::write(
+        &config,
+        "log-format = \"json\"\nlogin_attempts = 1\nlogin-attempts-per-address = 10\nmax-exports = 3\n",
+    )
+    .expect("write the config");
+    let config_arg = config.to_str().expect("path");
+
+    let out = fieldsync_e2e::server::server_command_env(
+        &[
+            "serve",
+            "--config",
+            config_arg,
+            "--login-attempts",
+            "3",
+            "--print-config",
+        ],
+        &[
+            (
+                "FIELDSYNC_DATABASE",
+                "postgres://fieldsync:hunter2@db.internal/fieldsync",
+            ),
+            ("FIELDSYNC_MAX_EXPORTS", "5"),
+        ],
+    );
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let line = |key: &str| {
+        out.stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{key} =")))
+            .unwrap_or_else(|| panic!("no {key} in\n{}", out.stdout))
+            .to_owned()
+    };
+    assert!(line("login-attempts").contains("= 3") && line("login-attempts").ends_with("# flag"));
+    assert!(
+        line("max-exports").contains("= 5")
+            && line("max-exports").contains("FIELDSYNC_MAX_EXPORTS")
+    );
+    assert!(
+        line("log-format").contains("\"json\"") && line("log-format").contains("fieldsync.toml")
+    );
+    assert!(line("max-body").ends_with("# default"));
+    assert!(
+        line("database").contains("fieldsync:***@db.internal"),
+        "{}",
+        line("database")
+    );
+    assert!(
+        !out.stdout.contains("hunter2"),
+        "the password is never printed"
+    );
+
+    // The running server takes the file's values and the flag's.
+    let data = dir.path().join("data");
+    create_org(&data, "Acme Health");
+    let server = Server::start(&data, &["--config", config_arg, "--login-attempts", "3"]);
+    let http = reqwest::blocking::Client::new();
+    let login = |token: &str| {
+        http.post(format!("{}/v1/login", server.url()))
+            .json(&serde_json::json!({ "token": token }))
+            .send()
+            .expect("login")
+            .status()
+            .as_u16()
+    };
+    // The file's login_attempts = 1 would refuse the second try; the flag's 3 holds.
+    for _ in 0..3 {
+        assert_eq!(login("fsl_typo"), 401);
+    }
+    assert_eq!(
+        login("fsl_typo"),
+        429,
+        "the fourth try is over the flag's limit"
+    );
+    // ...and its log format too.
+    let logs = server.logs();
+    let first = logs.lines().next().expect("a log line");
+    assert!(
+        serde_json::from_str::<serde_json::Value>(first).is_ok(),
+        "log-format = \"json\" from the file: {first}"
+    );
+    drop(server);
+
+    std::fs::write(&config, "max-bdy = 5\n").expect("write a typo");
+    let out = fieldsync_e2e::server::server_command(&["serve", "--config", config_arg]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    for part in ["fieldsync.toml", "max-bdy", "did you mean `max-body`"] {
+        assert!(out.stderr.contains(part), "{part:?} in {}", out.stderr);
+    }
+}
