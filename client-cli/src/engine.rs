@@ -106,6 +106,9 @@ pub struct SyncReport {
     pub media_bytes_sent: u64,
     /// Attachments the server refused for good, with its reason; they stay on the device.
     pub media_refused: Vec<(String, String)>,
+    /// Responses pushed again because the server was restored from a backup (it may have
+    /// lacked what it had acknowledged).
+    pub requeued: u64,
 }
 
 /// The request for one push batch.
@@ -136,6 +139,12 @@ pub fn sync(
     // Responses first: each is acknowledged without waiting for its files.
     upload_media(store, transport, progress, &mut report)?;
     pull_all(store, transport, progress, &mut report)?;
+    if report.requeued > 0 {
+        // The server was restored from a backup and may lack what it acknowledged since:
+        // everything held here was queued again, and goes now.
+        push_all(store, transport, progress, &mut report)?;
+        upload_media(store, transport, progress, &mut report)?;
+    }
     store.record_sync()?;
     Ok(report)
 }
@@ -309,13 +318,18 @@ fn pull_all(
     progress: &mut dyn FnMut(Progress),
     report: &mut SyncReport,
 ) -> Result<(), SyncError> {
-    let request = |cursor: u64, known_surveys| PullRequest {
+    let request = |cursor: u64, known_surveys, epoch: Option<String>| PullRequest {
         protocol: PROTOCOL_VERSION,
         cursor,
         limit: PULL_LIMIT,
         known_surveys,
+        epoch,
     };
-    let mut page = transport.pull(&request(store.cursor()?, store.known_surveys()?))?;
+    let mut page = transport.pull(&request(
+        store.cursor()?,
+        store.known_surveys()?,
+        store.epoch()?,
+    ))?;
     loop {
         // The next page is asked for while this one is applied, so the server reads and the
         // device writes at the same time. Not past a page that brings surveys: the next
@@ -329,7 +343,7 @@ fn pull_all(
         };
         let (applied, next) = std::thread::scope(|scope| {
             let next = known.map(|known| {
-                let req = request(page.cursor, known);
+                let req = request(page.cursor, known, page.epoch.clone());
                 scope.spawn(move || transport.pull(&req))
             });
             let applied = store.apply_pull(&page);
@@ -348,6 +362,7 @@ fn pull_all(
         report.erased.extend(applied.erased);
         report.surveys_arrived.extend(applied.surveys);
         report.new_conflicts.extend(applied.new_conflicts);
+        report.requeued += applied.requeued;
         report.pages += 1;
         report.pulled_docs += applied.changed as u64;
         report.pulled_bytes += page
@@ -368,7 +383,11 @@ fn pull_all(
         }
         page = match next {
             Some(next) => next?,
-            None => transport.pull(&request(store.cursor()?, store.known_surveys()?))?,
+            None => transport.pull(&request(
+                store.cursor()?,
+                store.known_surveys()?,
+                store.epoch()?,
+            ))?,
         };
     }
 }

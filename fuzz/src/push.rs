@@ -288,6 +288,7 @@ impl Target {
                 cursor: self.cursor,
                 limit: 1000,
                 known_surveys: Vec::new(),
+                epoch: None,
             };
             let (status, reply) = send(
                 state,

@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod keys;
+pub mod lockfile;
 pub mod materialize;
 pub mod metrics;
 pub mod service;
@@ -60,6 +61,8 @@ pub struct AppState {
     pub pulls_waiting: Arc<AtomicUsize>,
     /// The last `/readyz` verdict.
     pub ready: Arc<api::health::ReadyCache>,
+    /// The database's incarnation (new after each restore): the `epoch` pulls answer with.
+    pub incarnation: Arc<str>,
 }
 
 /// How to build an [`AppState`].
@@ -81,6 +84,9 @@ impl AppState {
         let keys = Arc::new(KeyRing::load_or_create(&cfg.master_key)?);
         let db = storage::open(&cfg.database, keys.clone(), &cfg.settings.region).await?;
         let settings = cfg.settings;
+        let incarnation = db
+            .incarnation(&uuid::Uuid::new_v4().simple().to_string(), false)
+            .await?;
         Ok(AppState {
             db,
             keys,
@@ -100,6 +106,7 @@ impl AppState {
             pushes: materialize::PushActivity::default(),
             pulls_waiting: Arc::new(AtomicUsize::new(0)),
             ready: Arc::default(),
+            incarnation: incarnation.into(),
         })
     }
 }

@@ -119,6 +119,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!(error = %e, "cannot raise the open-file limit");
     }
     let database = args.data.database().map_err(UsageError)?;
+    // Held until the process ends: `admin restore` cannot swap the database under us.
+    let _lock = fieldsync_server::lockfile::lock(&args.data.data_dir).map_err(UsageError)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

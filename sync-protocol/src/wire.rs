@@ -165,6 +165,10 @@ pub struct PullRequest {
     pub limit: u32,
     /// Surveys the client holds, so the server sends only newer versions.
     pub known_surveys: Vec<KnownSurvey>,
+    /// The database `cursor` belongs to (the `epoch` of an earlier answer); none before the
+    /// first pull. A server restored from a backup has another, and restarts the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<String>,
 }
 
 /// A survey's state as the server sees it.
@@ -242,6 +246,17 @@ pub struct PullResponse {
     /// it) and stops editing a restricted one until it is lifted. Since version 3.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notices: Vec<DocNotice>,
+    /// Which database the cursor numbers belong to: a random id of the server's database,
+    /// new each time it is restored from a backup. The client keeps it with the cursor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<String>,
+    /// The client's cursor did not belong to this database (it was restored from a backup,
+    /// or the cursor is ahead of anything it holds): this page starts from the beginning,
+    /// and the server may lack changes it once acknowledged. The client pushes again
+    /// everything it holds (the server keeps what it lacks and ignores the rest) and keeps
+    /// pulling from this page's cursor.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restarted: bool,
 }
 
 /// What happened to one response on the server, for every device that may hold a copy.
@@ -551,6 +566,8 @@ mod tests {
                     kind: NoticeKind::Restricted,
                 },
             ],
+            epoch: Some("0b5e".into()),
+            restarted: true,
         };
         let back = PullResponse::from_cbor(&pull.to_cbor().expect("encodes"), &Limits::SYNC);
         assert_eq!(back, Ok(pull));

@@ -141,6 +141,17 @@ impl Server {
         self.launch();
     }
 
+    /// Stop the server and start it on another data directory, on the same port (a server
+    /// restored from a backup where the old one was).
+    pub fn restart_on(&mut self, data_dir: &Path) {
+        self.stop();
+        let mut log = data_dir.as_os_str().to_owned();
+        log.push(".log");
+        self.data = data_dir.to_path_buf();
+        self.log = PathBuf::from(log);
+        self.launch();
+    }
+
     fn launch(&mut self) {
         assert!(self.child.is_none(), "the server is already running");
         let started = Instant::now();

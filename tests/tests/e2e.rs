@@ -7,6 +7,8 @@ mod analysis;
 mod audit_chain;
 #[path = "e2e/backup_erasures.rs"]
 mod backup_erasures;
+#[path = "e2e/backup_restore.rs"]
+mod backup_restore;
 #[path = "e2e/bad_input.rs"]
 mod bad_input;
 #[path = "e2e/bench.rs"]

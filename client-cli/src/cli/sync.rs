@@ -101,6 +101,12 @@ pub fn run(_args: Args, s: &Settings) -> anyhow::Result<u8> {
                 ),
             }
         }
+        if report.requeued > 0 {
+            outln!(
+                "the server was restored from a backup: {} response(s) held here were pushed again, so it has everything this device had",
+                report.requeued
+            );
+        }
         if !report.new_conflicts.is_empty() {
             outln!(
                 "{} response(s) now have conflicting answers; `fieldsync response conflicts` shows them",

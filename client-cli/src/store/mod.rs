@@ -13,6 +13,7 @@
 mod batch;
 mod media;
 mod responses;
+mod restart;
 mod surveys;
 mod sync;
 

@@ -47,6 +47,8 @@ pub struct PullApplied {
     pub surveys: Vec<SurveyArrival>,
     /// Responses that had no conflicting answers before this page and have some now.
     pub new_conflicts: Vec<Uuid>,
+    /// The server was restored from a backup: the responses queued to be pushed again.
+    pub requeued: u64,
 }
 
 /// A survey version a sync brought.
@@ -357,12 +359,25 @@ impl Store {
             && page.surveys.is_empty()
             && page.refused.is_empty()
             && page.notices.is_empty()
+            && !page.restarted
+            && page
+                .epoch
+                .as_deref()
+                .is_none_or(|e| self.epoch().ok().flatten().as_deref() == Some(e))
             && self.page_changes_nothing(page)?
         {
             // A no-op sync writes nothing (and so waits for no disk flush).
             return Ok(PullApplied::default());
         }
         let tx = self.immediate()?;
+        let requeued = if page.restarted {
+            self.queue_everything_again(&tx)?
+        } else {
+            0
+        };
+        if let Some(epoch) = &page.epoch {
+            self.set_epoch(&tx, epoch)?;
+        }
         let mut arrived = Vec::with_capacity(page.surveys.len());
         for update in &page.surveys {
             self.put_survey(&tx, update)?;
@@ -522,6 +537,7 @@ impl Store {
             erased,
             surveys: arrived,
             new_conflicts,
+            requeued,
         })
     }
 

@@ -25,6 +25,8 @@ fn page(docs: Vec<DocChanges>, surveys: Vec<SurveyUpdate>, cursor: u64) -> PullR
         more: false,
         refused: vec![],
         notices: vec![],
+        epoch: None,
+        restarted: false,
     }
 }
 

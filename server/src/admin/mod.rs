@@ -12,6 +12,8 @@ use fieldsync_server::storage::{AuditEvent, Db, ErasureCause, StorageError};
 
 use crate::UsageError;
 
+mod backup;
+
 #[derive(Subcommand, Debug)]
 pub(crate) enum AdminCommand {
     /// Create an organisation and print its id and a one-time admin login token.
@@ -31,6 +33,15 @@ pub(crate) enum AdminCommand {
     /// Erase again, in a restored database, every response of a list written by `erasures`
     /// (and remember as erased those it does not hold, so no device can push them back).
     ReapplyErasures(ReapplyArgs),
+    /// Copy the SQLite database to a backup file while the server runs (one consistent
+    /// snapshot, integrity checked). The master key is not in it: keep it apart.
+    Backup(backup::BackupArgs),
+    /// Make a backup the database of --data (a new directory, or --replace), or mark a
+    /// database restored by other means (--in-place); devices then push again what it lacks.
+    Restore(backup::RestoreArgs),
+    /// Check a database or a backup: SQLite's integrity check, the master key, every
+    /// organisation's key, a sample of documents, every audit chain.
+    Verify(backup::VerifyArgs),
 }
 
 #[derive(Args, Debug)]
@@ -118,6 +129,9 @@ pub(crate) fn run(command: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Purge(args) => purge(args),
         AdminCommand::Erasures(args) => erasures(args),
         AdminCommand::ReapplyErasures(args) => reapply_erasures(args),
+        AdminCommand::Backup(args) => backup::backup(args),
+        AdminCommand::Restore(args) => backup::restore(args),
+        AdminCommand::Verify(args) => backup::verify(args),
     }
 }
 
@@ -290,8 +304,13 @@ fn erasures(args: ErasuresArgs) -> anyhow::Result<()> {
 
 fn reapply_erasures(args: ReapplyArgs) -> anyhow::Result<()> {
     args.data.validate().map_err(UsageError)?;
-    let text = std::fs::read_to_string(&args.from)
-        .with_context(|| format!("cannot read {}", args.from.display()))?;
+    reapply_erasures_from(&args.data, &args.from)
+}
+
+/// Erase again every response of a list `admin erasures` wrote.
+pub(crate) fn reapply_erasures_from(data: &DataArgs, from: &std::path::Path) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(from).with_context(|| format!("cannot read {}", from.display()))?;
     let mut by_org: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for (i, line) in text
         .lines()
@@ -302,13 +321,13 @@ fn reapply_erasures(args: ReapplyArgs) -> anyhow::Result<()> {
             serde_json::from_str(line).map_err(|e| {
                 UsageError(format!(
                     "{} line {}: {e}; give the file `fieldsync-server admin erasures` wrote",
-                    args.from.display(),
+                    from.display(),
                     i + 1
                 ))
             })?;
         by_org.entry(e.org_id).or_default().push(e.doc_id);
     }
-    let count = offline(&args.data, |db, _| async move {
+    let count = offline(data, |db, _| async move {
         let mut n = 0;
         for (org_id, ids) in by_org {
             for chunk in ids.chunks(1_000) {
@@ -328,7 +347,7 @@ fn reapply_erasures(args: ReapplyArgs) -> anyhow::Result<()> {
 
 /// Run one storage operation of a command-line tool on the server's database and keys,
 /// without a server.
-fn offline<T, F, Fut>(data: &DataArgs, f: F) -> anyhow::Result<T>
+pub(crate) fn offline<T, F, Fut>(data: &DataArgs, f: F) -> anyhow::Result<T>
 where
     F: FnOnce(Db, Arc<KeyRing>) -> Fut,
     Fut: std::future::Future<Output = Result<T, StorageError>>,

@@ -191,6 +191,8 @@ pub async fn pull(
             max_bytes: page_bytes,
             known_surveys: req.known_surveys,
         },
+        req.epoch.as_deref(),
+        &state.incarnation,
     )
     .await?;
     // A reader below version 3 would skip an erasure or restriction notice and move its

@@ -65,8 +65,33 @@ async fn questions_touched(
     Ok(())
 }
 
-/// One page of checked changes the caller may see, with its survey updates.
-pub async fn pull(db: &Db, query: PullQuery) -> Result<PullResponse, ApiError> {
+/// One page of checked changes the caller may see, with its survey updates, answered with
+/// this database's `incarnation`.
+///
+/// A cursor of another incarnation (the database was restored from a backup since the client
+/// last pulled), or one past the last relay number handed out (the same, for a client that
+/// never learnt the incarnation), means nothing here: the page starts from the beginning and
+/// says `restarted`, so the client pushes again what the restored database may lack.
+pub async fn pull(
+    db: &Db,
+    mut query: PullQuery,
+    epoch: Option<&str>,
+    incarnation: &str,
+) -> Result<PullResponse, ApiError> {
     may_pull(&query.caller)?;
-    Ok(db.pull(query).await?)
+    let foreign = epoch.is_some_and(|e| e != incarnation);
+    let ahead = query.cursor > 0
+        && i64::try_from(query.cursor).unwrap_or(i64::MAX) > db.relay_counter().await?;
+    if foreign || ahead {
+        tracing::info!(
+            cursor = query.cursor,
+            foreign,
+            "a client's cursor is not of this database (restored from a backup?); it pulls from the start and pushes again"
+        );
+        query.cursor = 0;
+    }
+    let mut page = db.pull(query).await?;
+    page.epoch = Some(incarnation.to_owned());
+    page.restarted = foreign || ahead;
+    Ok(page)
 }

@@ -167,6 +167,11 @@ pub trait Storage: MediaStorage + Send + Sync + std::fmt::Debug {
     /// and return what is recorded, so that an instance started with another master key is
     /// refused before it writes anything the others cannot read.
     async fn pin_master_key(&self, check: Vec<u8>) -> Result<Vec<u8>>;
+    /// This database's incarnation: a random id recorded on first use (`candidate`), or
+    /// replaced by `candidate` when `replace` (after a restore). Pull cursors belong to it.
+    async fn incarnation(&self, candidate: &str, replace: bool) -> Result<String>;
+    /// The last relay number handed out: no cursor of this database is beyond it.
+    async fn relay_counter(&self) -> Result<i64>;
 
     // --- organisations ---
 

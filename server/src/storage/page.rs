@@ -173,6 +173,8 @@ impl Page {
             more,
             refused: self.refused,
             notices,
+            epoch: None,
+            restarted: false,
         }
     }
 }

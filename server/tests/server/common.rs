@@ -526,6 +526,7 @@ pub fn pull_request(cursor: u64, limit: u32) -> PullRequest {
         cursor,
         limit,
         known_surveys: Vec::new(),
+        epoch: None,
     }
 }
 

@@ -114,6 +114,7 @@ async fn a_closed_survey_refuses_new_responses_and_keeps_every_accepted_one() {
                 survey_id: survey,
                 latest_version: 1,
             }],
+            epoch: None,
         };
         let page: PullResponse = h
             .send(

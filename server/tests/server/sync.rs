@@ -331,3 +331,46 @@ async fn a_device_cannot_write_another_devices_response() {
         assert_eq!(flatten(&h.pull_all(&org.admin).await), flatten(&[doc]));
     }
 }
+
+/// Every page names the database's incarnation. A cursor of another incarnation (the
+/// database was restored since), or one past anything the database handed out (a client
+/// that never learnt the incarnation), starts again from the beginning and says
+/// `restarted`, so the client pushes again what a restored database lacks; the right one
+/// pages on as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_of_another_database_restarts_the_pull_from_the_beginning() {
+    for db in test_databases() {
+        let (h, org, survey) = Harness::with_household_on(&db).await;
+        let docs = fresh(survey, 3);
+        h.push_ok(&org.coordinator, docs.clone()).await;
+        h.materialize().await;
+        let pull = |cursor: u64, epoch: Option<String>| {
+            let mut req = pull_request(cursor, 1000);
+            req.epoch = epoch;
+            Req::post("/v1/sync/pull").token(&org.admin).cbor(&req)
+        };
+        let first: PullResponse = h.send(pull(0, None)).await.cbor();
+        let epoch = first
+            .epoch
+            .clone()
+            .expect("every page names the incarnation");
+        assert!(!first.restarted);
+        assert_eq!(first.docs.len(), 3);
+        let caught_up: PullResponse = h.send(pull(first.cursor, Some(epoch.clone()))).await.cbor();
+        assert!(caught_up.docs.is_empty() && !caught_up.restarted);
+
+        for (cursor, other) in [
+            (first.cursor, Some("an-older-database".to_owned())),
+            (first.cursor + 1_000_000, None),
+        ] {
+            let page: PullResponse = h.send(pull(cursor, other)).await.cbor();
+            assert!(page.restarted, "{db:?}: cursor {cursor}");
+            assert_eq!(page.epoch.as_deref(), Some(epoch.as_str()));
+            assert_eq!(
+                flatten(&page.docs),
+                flatten(&docs),
+                "the page starts from the beginning"
+            );
+        }
+    }
+}

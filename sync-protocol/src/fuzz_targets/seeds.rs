@@ -81,6 +81,7 @@ pub fn seeds(hostile: &[(String, Vec<u8>)], golden_push: &[u8]) -> Vec<Seed> {
             survey_id: survey,
             latest_version: 2,
         }],
+        epoch: Some("6f1c2d".into()),
     };
     add("wire_decode", "pull-request", enc(&pull_req));
     let pull_resp = PullResponse {
@@ -107,6 +108,8 @@ pub fn seeds(hostile: &[(String, Vec<u8>)], golden_push: &[u8]) -> Vec<Seed> {
             hash: ByteBuf::from(vec![7; 32]),
             reason: "it would break its document".into(),
         }],
+        epoch: Some("6f1c2d".into()),
+        restarted: true,
     };
     add("wire_decode", "pull-response", enc(&pull_resp));
     let mut err = ErrorBody::new(ErrorCode::MalformedDocument, "bad change");

@@ -34,46 +34,19 @@ impl Postgres {
 #[async_trait::async_trait]
 impl Storage for Postgres {
     async fn pin_region(&self, region: &str) -> Result<()> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        tx.execute(
-            "INSERT INTO meta (key, value) VALUES ('region', $1) ON CONFLICT (key) DO NOTHING",
-            &[&region],
-        )
-        .await?;
-        let pinned: String = tx
-            .query_one("SELECT value FROM meta WHERE key = 'region'", &[])
-            .await?
-            .try_get(0)?;
-        tx.commit().await?;
-        if pinned != region {
-            return Err(StorageError::WrongRegion {
-                location: self.location.clone(),
-                pinned,
-                requested: region.to_owned(),
-            });
-        }
-        Ok(())
+        self.meta_pin_region(region).await
     }
 
     async fn pin_master_key(&self, check: Vec<u8>) -> Result<Vec<u8>> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        tx.execute(
-            "INSERT INTO meta (key, value) VALUES ('master_key_check', encode($1, 'hex'))
-             ON CONFLICT (key) DO NOTHING",
-            &[&check],
-        )
-        .await?;
-        let stored: Vec<u8> = tx
-            .query_one(
-                "SELECT decode(value, 'hex') FROM meta WHERE key = 'master_key_check'",
-                &[],
-            )
-            .await?
-            .try_get(0)?;
-        tx.commit().await?;
-        Ok(stored)
+        self.meta_pin_master_key(check).await
+    }
+
+    async fn incarnation(&self, candidate: &str, replace: bool) -> Result<String> {
+        self.meta_incarnation(candidate, replace).await
+    }
+
+    async fn relay_counter(&self) -> Result<i64> {
+        self.meta_relay_counter().await
     }
 
     async fn create_org(&self, org: NewOrg, admin: NewPrincipal) -> Result<()> {

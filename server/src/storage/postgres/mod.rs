@@ -20,6 +20,7 @@
 
 mod backend;
 mod media;
+mod meta;
 mod responses;
 mod rights;
 mod rows;

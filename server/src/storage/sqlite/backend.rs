@@ -106,6 +106,38 @@ impl Storage for Sqlite {
             .map_err(|_| StorageError::TaskFailed)?
     }
 
+    async fn incarnation(&self, candidate: &str, replace: bool) -> Result<String> {
+        let candidate = candidate.to_owned();
+        self.store
+            .write(move |tx| {
+                let sql = if replace {
+                    "INSERT INTO meta (key, value) VALUES ('incarnation', ?1)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+                } else {
+                    "INSERT INTO meta (key, value) VALUES ('incarnation', ?1)
+                     ON CONFLICT (key) DO NOTHING"
+                };
+                tx.execute(sql, [&candidate])?;
+                Ok(tx.query_row(
+                    "SELECT value FROM meta WHERE key = 'incarnation'",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .await
+    }
+
+    async fn relay_counter(&self) -> Result<i64> {
+        self.store
+            .read(|c| {
+                Ok(
+                    c.prepare_cached("SELECT value FROM counters WHERE name = 'relay'")?
+                        .query_row([], |r| r.get(0))?,
+                )
+            })
+            .await
+    }
+
     async fn create_org(&self, org: NewOrg, admin: NewPrincipal) -> Result<()> {
         let keys = self.keys.clone();
         self.store

@@ -1,0 +1,51 @@
+//! After the server was restored from a backup: it may lack changes and files it once
+//! acknowledged, and this device's cursor means nothing there. The first page of the new
+//! start (`restarted`) puts every change of every response this store holds back in the
+//! outbox and every attachment back in the upload queue, in the page's transaction; the
+//! server keeps what it lacks and counts the rest as duplicates.
+
+use rusqlite::Transaction;
+use uuid::Uuid;
+
+use super::{Store, StoreError};
+
+impl Store {
+    /// The server database the cursor belongs to (its `epoch`), if a pull has told it.
+    pub fn epoch(&self) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .meta("epoch")?
+            .map(|raw| String::from_utf8_lossy(&raw).into_owned()))
+    }
+
+    /// Record the server's epoch in `tx` (with the cursor of the page that brought it).
+    pub(super) fn set_epoch(&self, tx: &Transaction<'_>, epoch: &str) -> Result<(), StoreError> {
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('epoch', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [epoch.as_bytes()],
+        )?;
+        Ok(())
+    }
+
+    /// Queue again, in `tx`, every change of every response held here and every attachment.
+    /// Returns how many responses were queued.
+    pub(super) fn queue_everything_again(&self, tx: &Transaction<'_>) -> Result<u64, StoreError> {
+        let ids: Vec<String> = tx
+            .prepare("SELECT id FROM docs ORDER BY id")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut queued = 0;
+        for key in ids {
+            let id = Uuid::parse_str(&key)
+                .map_err(|_| StoreError::Corrupt(format!("response id {key:?} is not a UUID")))?;
+            let (mut doc, _) = self.load_doc(&id)?;
+            self.add_outbox(tx, &id, &doc.all_changes())?;
+            queued += 1;
+        }
+        tx.execute(
+            "UPDATE media SET sent = 0, uploaded = 0 WHERE doc_id IS NOT NULL AND failed IS NULL",
+            [],
+        )?;
+        Ok(queued)
+    }
+}

@@ -1,0 +1,141 @@
+//! `admin backup` while devices push, `admin restore` into a new data directory, and the
+//! devices that synced after the backup bring back, at their next sync, everything the
+//! backup lacks: nothing acknowledged is lost.
+
+use std::collections::BTreeSet;
+
+use fieldsync_e2e::World;
+use fieldsync_e2e::server::server_command;
+
+use crate::rights_support::{collect, household, publish_household};
+
+/// The response ids and head names of an export.
+fn exported(w: &World) -> BTreeSet<(String, String)> {
+    w.export_rows("household_survey")
+        .iter()
+        .map(|r| {
+            (
+                r["response_id"].as_str().unwrap_or_default().to_owned(),
+                r["head_name"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_backup_taken_during_pushes_restores_and_devices_bring_back_what_it_lacks() {
+    let mut w = World::start();
+    publish_household(&w);
+    let (amina, _) = w.enumerator("tablet-a", "Amina Odhiambo", &["household_survey"]);
+    let (baraka, _) = w.enumerator("tablet-b", "Baraka Mwangi", &["household_survey"]);
+    collect(
+        &w,
+        &amina,
+        "household_survey",
+        &[household("Achieng One", "before")],
+    );
+    amina.sync();
+
+    let data = w.server.data_dir().to_path_buf();
+    let backup = w.root().join("fieldsync-backup.sqlite");
+    let (data_arg, backup_arg) = (
+        data.to_str().expect("utf-8").to_owned(),
+        backup.to_str().expect("utf-8").to_owned(),
+    );
+    // The backup runs while another device collects and pushes.
+    std::thread::scope(|s| {
+        let pushing = s.spawn(|| {
+            for i in 0..3 {
+                collect(
+                    &w,
+                    &baraka,
+                    "household_survey",
+                    &[household(&format!("Baraka Head {i}"), "during")],
+                );
+                baraka.sync();
+            }
+        });
+        let out = server_command(&["admin", "backup", "--data", &data_arg, "--out", &backup_arg]);
+        assert_eq!(out.code, Some(0), "{}", out.describe());
+        assert!(out.stdout.contains("integrity checked"), "{}", out.stdout);
+        pushing.join().expect("the pushing device");
+    });
+    // After the backup: more responses, acknowledged by the server.
+    collect(
+        &w,
+        &amina,
+        "household_survey",
+        &[household("Achieng Two", "after")],
+    );
+    amina.sync();
+    let before = exported(&w);
+    assert_eq!(before.len(), 5, "{before:?}");
+
+    // The server's disk is lost; the backup is restored into a new data directory, with the
+    // master key kept apart from it.
+    w.server.stop();
+    let restored = w.root().join("restored-data");
+    std::fs::create_dir_all(&restored).expect("create the new directory");
+    std::fs::copy(data.join("master.key"), restored.join("master.key")).expect("the master key");
+    let restored_arg = restored.to_str().expect("utf-8");
+    let out = server_command(&[
+        "admin",
+        "restore",
+        "--from",
+        &backup_arg,
+        "--data",
+        restored_arg,
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.describe());
+    let out = server_command(&["admin", "verify", "--data", restored_arg]);
+    assert_eq!(out.code, Some(0), "{}", out.describe());
+    assert!(out.stdout.contains("audit chain"), "{}", out.stdout);
+    w.server.restart_on(&restored);
+    let lacking = exported(&w);
+    assert!(
+        lacking.len() < before.len(),
+        "the backup was taken before the last response: {lacking:?}"
+    );
+
+    // Each device finds its cursor belongs to the old database and pushes everything again.
+    let report = amina.sync();
+    assert_eq!(report["requeued"], 2, "{report}");
+    baraka.sync();
+    assert_eq!(exported(&w), before, "nothing acknowledged is lost");
+    // A later sync is an ordinary one again.
+    let again = amina.sync();
+    assert_eq!(again["requeued"], 0, "{again}");
+}
+
+/// A backup never overwrites a file, a restore never replaces a database unless told, and
+/// nothing restores into the directory of a running server.
+#[test]
+fn backup_and_restore_refuse_to_overwrite_and_a_running_server_s_directory() {
+    let w = World::start();
+    let data = w.server.data_dir().to_str().expect("utf-8").to_owned();
+    let backup = w.root().join("b.sqlite");
+    let backup_arg = backup.to_str().expect("utf-8");
+    std::fs::write(&backup, "keep me").expect("a file in the way");
+    let out = server_command(&["admin", "backup", "--data", &data, "--out", backup_arg]);
+    assert_eq!(out.code, Some(2), "{}", out.describe());
+    assert_eq!(std::fs::read_to_string(&backup).expect("kept"), "keep me");
+    std::fs::remove_file(&backup).expect("remove");
+    let out = server_command(&["admin", "backup", "--data", &data, "--out", backup_arg]);
+    assert_eq!(out.code, Some(0), "{}", out.describe());
+
+    let out = server_command(&["admin", "restore", "--from", backup_arg, "--data", &data]);
+    assert_eq!(out.code, Some(2), "{}", out.describe());
+    assert!(out.stderr.contains("is in use"), "{}", out.stderr);
+    let other = w.root().join("other");
+    std::fs::create_dir_all(&other).expect("dir");
+    let out = server_command(&[
+        "admin",
+        "restore",
+        "--from",
+        backup_arg,
+        "--data",
+        other.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.code, Some(2), "no master key there: {}", out.describe());
+    assert!(out.stderr.contains("master key"), "{}", out.stderr);
+}
