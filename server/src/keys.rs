@@ -43,8 +43,10 @@ pub enum KeyError {
 /// Keys in use by this server instance.
 pub struct KeyRing {
     master: Cipher,
-    /// Chains the audit entries of no organisation (the operator's, support staff's).
-    master_audit: ring::hmac::Key,
+    /// The seed of the key chaining the audit entries of no organisation (the operator's,
+    /// support staff's): derived from the master key, or, after a rotation, the one the
+    /// database keeps wrapped by the new master key (the chain goes on unbroken).
+    operator_audit: Mutex<[u8; 32]>,
     orgs: Mutex<HashMap<String, Arc<OrgKeys>>>,
     docs: Mutex<HashMap<String, Arc<Cipher>>>,
 }
@@ -61,7 +63,7 @@ impl KeyRing {
         let key = load_or_create_master(path)?;
         Ok(KeyRing {
             master: Cipher::new(&key)?,
-            master_audit: derive_mac(&key, AUDIT_LABEL),
+            operator_audit: Mutex::new(derive_seed(&key, AUDIT_LABEL)),
             orgs: Mutex::new(HashMap::new()),
             docs: Mutex::new(HashMap::new()),
         })
@@ -108,7 +110,13 @@ impl KeyRing {
     pub fn audit_key(&self, org: Option<(&str, &[u8])>) -> Result<ring::hmac::Key, KeyError> {
         match org {
             Some((org_id, wrapped)) => Ok(self.org_keys(org_id, wrapped)?.audit.clone()),
-            None => Ok(self.master_audit.clone()),
+            None => Ok(ring::hmac::Key::new(
+                ring::hmac::HMAC_SHA256,
+                &*self
+                    .operator_audit
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()),
+            )),
         }
     }
 
@@ -192,9 +200,99 @@ const MEDIA_LABEL: &[u8] = b"fieldsync attachment address, version 1";
 /// (HKDF's extract step with the label as salt would serve as well; one step is enough for a
 /// uniformly random input key).
 fn derive_mac(key: &SecretKey, label: &[u8]) -> ring::hmac::Key {
+    ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &derive_seed(key, label))
+}
+
+/// The bytes [`derive_mac`] keys its MAC with.
+fn derive_seed(key: &SecretKey, label: &[u8]) -> [u8; 32] {
     let parent = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.expose_bytes());
-    let derived = ring::hmac::sign(&parent, label);
-    ring::hmac::Key::new(ring::hmac::HMAC_SHA256, derived.as_ref())
+    let mut seed = [0; 32];
+    seed.copy_from_slice(ring::hmac::sign(&parent, label).as_ref());
+    seed
+}
+
+/// What a master-key rotation writes to the database, all in one transaction.
+#[derive(Debug)]
+pub struct Rotation {
+    /// Every organisation key, wrapped by the new master key.
+    pub orgs: Vec<(String, Vec<u8>)>,
+    /// The new key's check value.
+    pub check: Vec<u8>,
+    /// The operator audit chain's seed, wrapped by the new key.
+    pub operator_audit: Vec<u8>,
+}
+
+fn operator_audit_binding() -> Binding<'static> {
+    Binding::new(
+        Purpose::OrgKey,
+        "",
+        "operator-audit-chain",
+        0,
+        MASTER_KEY_ID,
+    )
+}
+
+impl KeyRing {
+    /// Rewrap `orgs` (id, wrapped key) and the operator chain's seed under `new_master`. Only
+    /// wrappings change: organisation keys, and everything under them, stay as they are.
+    pub fn rotate(
+        &self,
+        new_master: &SecretKey,
+        orgs: &[(String, Vec<u8>)],
+    ) -> Result<Rotation, KeyError> {
+        let next = Cipher::new(new_master)?;
+        let mut rewrapped = Vec::with_capacity(orgs.len());
+        for (org_id, wrapped) in orgs {
+            let key = self
+                .master
+                .unwrap_key(&org_binding(org_id), &Sealed::from_bytes(wrapped)?)?;
+            rewrapped.push((
+                org_id.clone(),
+                next.wrap_key(&org_binding(org_id), &key)?.to_bytes(),
+            ));
+        }
+        let seed = *self
+            .operator_audit
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        Ok(Rotation {
+            orgs: rewrapped,
+            check: next.seal(&check_binding(), CHECK_PLAINTEXT)?.to_bytes(),
+            operator_audit: next
+                .wrap_key(&operator_audit_binding(), &SecretKey::from_bytes(seed))?
+                .to_bytes(),
+        })
+    }
+
+    /// Take the operator chain's seed a rotation left in the database (wrapped by this key).
+    pub fn adopt_operator_audit(&self, wrapped: &[u8]) -> Result<(), KeyError> {
+        let key = self
+            .master
+            .unwrap_key(&operator_audit_binding(), &Sealed::from_bytes(wrapped)?)?;
+        *self
+            .operator_audit
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = *key.expose_bytes();
+        Ok(())
+    }
+}
+
+/// Write a new master key to `path` (which must not exist), 0600 and flushed; the key.
+pub fn create_master_key(path: &Path) -> Result<SecretKey, KeyError> {
+    let io = |source| KeyError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let key = SecretKey::generate()?;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    file.write_all(key.expose_bytes()).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    Ok(key)
 }
 
 impl OrgKeys {
@@ -301,18 +399,9 @@ fn load_or_create_master(path: &Path) -> Result<SecretKey, KeyError> {
             if let Some(dir) = path.parent() {
                 fs::create_dir_all(dir).map_err(io)?;
             }
-            let key = SecretKey::generate()?;
             // create_new: never overwrite a key that appeared meanwhile; 0600 from the start,
             // so the key is never readable by others even for an instant.
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(io)?;
-            file.write_all(key.expose_bytes()).map_err(io)?;
-            file.sync_all().map_err(io)?;
-            Ok(key)
+            create_master_key(path)
         }
         Err(e) => Err(io(e)),
     }

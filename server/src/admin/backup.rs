@@ -361,6 +361,17 @@ async fn check_orgs(db: &Db, keys: &Arc<KeyRing>) -> Result<usize, StorageError>
             }
         }
     }
+    let operator = fieldsync_server::service::rights::verify_chain(db, keys, None).await?;
+    match &operator.problem {
+        None => println!(
+            "ok: the operator audit chain of {} entries is intact",
+            operator.verified
+        ),
+        Some(p) => {
+            println!("PROBLEM: the operator audit chain: {p}");
+            problems += 1;
+        }
+    }
     Ok(problems)
 }
 

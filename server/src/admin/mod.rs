@@ -13,6 +13,7 @@ use fieldsync_server::storage::{AuditEvent, Db, ErasureCause, StorageError};
 use crate::UsageError;
 
 mod backup;
+mod rotate;
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum AdminCommand {
@@ -42,6 +43,9 @@ pub(crate) enum AdminCommand {
     /// Check a database or a backup: SQLite's integrity check, the master key, every
     /// organisation's key, a sample of documents, every audit chain.
     Verify(backup::VerifyArgs),
+    /// Give the data directory a new master key (the server stopped): every organisation key
+    /// is rewrapped, nothing else changes.
+    RotateMasterKey(rotate::RotateArgs),
 }
 
 #[derive(Args, Debug)]
@@ -132,6 +136,7 @@ pub(crate) fn run(command: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Backup(args) => backup::backup(args),
         AdminCommand::Restore(args) => backup::restore(args),
         AdminCommand::Verify(args) => backup::verify(args),
+        AdminCommand::RotateMasterKey(args) => rotate::rotate(args),
     }
 }
 

@@ -89,6 +89,7 @@ pub async fn open(database: &Database, keys: Arc<KeyRing>, region: &str) -> Resu
         Database::Postgres(url) => Arc::new(postgres::Postgres::connect(url, keys.clone()).await?),
     };
     db.pin_region(region).await?;
+    let operator_audit = db.operator_audit_key().await?;
     db.pin_master_key(
         keys.check_value()
             .map_err(|e| StorageError::Corrupt(e.to_string()))?,
@@ -103,6 +104,10 @@ pub async fn open(database: &Database, keys: Arc<KeyRing>, region: &str) -> Resu
             })
         }
     })?;
+    if let Some(wrapped) = operator_audit {
+        keys.adopt_operator_audit(&wrapped)
+            .map_err(|e| StorageError::Corrupt(format!("the operator audit key: {e}")))?;
+    }
     Ok(db)
 }
 
@@ -172,6 +177,11 @@ pub trait Storage: MediaStorage + Send + Sync + std::fmt::Debug {
     async fn incarnation(&self, candidate: &str, replace: bool) -> Result<String>;
     /// The last relay number handed out: no cursor of this database is beyond it.
     async fn relay_counter(&self) -> Result<i64>;
+    /// The operator audit chain's seed a master-key rotation stored, wrapped by the master key.
+    async fn operator_audit_key(&self) -> Result<Option<Vec<u8>>>;
+    /// Store a master-key rotation: every organisation's rewrapped key, the new key's check
+    /// value and the operator chain's seed, in one transaction.
+    async fn rewrap(&self, rotation: crate::keys::Rotation) -> Result<()>;
 
     // --- organisations ---
 

@@ -70,6 +70,8 @@ fn a_backup_taken_during_pushes_restores_and_devices_bring_back_what_it_lacks() 
     amina.sync();
     let before = exported(&w);
     assert_eq!(before.len(), 5, "{before:?}");
+    // A coordinator's store holds copies of every response.
+    w.admin.sync();
 
     // The server's disk is lost; the backup is restored into a new data directory, with the
     // master key kept apart from it.
@@ -97,9 +99,14 @@ fn a_backup_taken_during_pushes_restores_and_devices_bring_back_what_it_lacks() 
         "the backup was taken before the last response: {lacking:?}"
     );
 
+    // The admin syncs first: its copies of the devices' responses are left to the devices
+    // (pushed from here, a response would become the admin's and its device's refused).
+    let report = w.admin.sync();
+    assert_eq!(report["requeued"], 0, "{report}");
     // Each device finds its cursor belongs to the old database and pushes everything again.
     let report = amina.sync();
     assert_eq!(report["requeued"], 2, "{report}");
+    assert_eq!(report["rejected"], serde_json::json!([]), "{report}");
     baraka.sync();
     assert_eq!(exported(&w), before, "nothing acknowledged is lost");
     // A later sync is an ordinary one again.
@@ -137,5 +144,94 @@ fn backup_and_restore_refuse_to_overwrite_and_a_running_server_s_directory() {
         other.to_str().expect("utf-8"),
     ]);
     assert_eq!(out.code, Some(2), "no master key there: {}", out.describe());
+    assert!(out.stderr.contains("master key"), "{}", out.stderr);
+}
+
+/// `admin rotate-master-key` on a stopped server: a new key file, every organisation key and
+/// the operator audit chain rewrapped, everything still readable, every audit chain intact;
+/// the old key no longer opens the database.
+#[test]
+fn rotating_the_master_key_keeps_everything_readable_and_retires_the_old_key() {
+    let mut w = World::start();
+    publish_household(&w);
+    let (amina, _) = w.enumerator("tablet-a", "Amina Odhiambo", &["household_survey"]);
+    collect(
+        &w,
+        &amina,
+        "household_survey",
+        &[household("Achieng One", "before")],
+    );
+    amina.sync();
+    let before = exported(&w);
+    // The operator's own audit chain gets an entry (a support agent is created).
+    let data = w.server.data_dir().to_path_buf();
+    let data_arg = data.to_str().expect("utf-8").to_owned();
+    let out = server_command(&[
+        "admin",
+        "create-support",
+        "--name",
+        "Support One",
+        "--data",
+        &data_arg,
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.describe());
+
+    let out = server_command(&["admin", "rotate-master-key", "--data", &data_arg]);
+    assert_eq!(
+        out.code,
+        Some(2),
+        "refused while the server runs: {}",
+        out.describe()
+    );
+    w.server.stop();
+    let old_key = std::fs::read(data.join("master.key")).expect("the old key");
+    let out = server_command(&["admin", "rotate-master-key", "--data", &data_arg]);
+    assert_eq!(out.code, Some(0), "{}", out.describe());
+    assert!(
+        out.stdout.contains("1 organisation key(s)"),
+        "{}",
+        out.stdout
+    );
+    let new_key = std::fs::read(data.join("master.key")).expect("the new key");
+    assert_ne!(old_key, new_key);
+    assert!(!data.join("master.key.next").exists());
+    let out = server_command(&["admin", "verify", "--data", &data_arg]);
+    assert_eq!(out.code, Some(0), "{}", out.describe());
+    assert!(
+        out.stdout.contains("operator audit chain of") && !out.stdout.contains("PROBLEM"),
+        "{}",
+        out.stdout
+    );
+
+    w.server.restart();
+    assert_eq!(
+        exported(&w),
+        before,
+        "every response reads under the new key"
+    );
+    collect(
+        &w,
+        &amina,
+        "household_survey",
+        &[household("Achieng Two", "after")],
+    );
+    amina.sync();
+    assert_eq!(exported(&w).len(), 2);
+    w.server.stop();
+
+    // The old key is retired: a server given it refuses to start.
+    let old = w.root().join("old.key");
+    std::fs::write(&old, &old_key).expect("keep the old key");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let out = server_command(&[
+        "admin",
+        "list-orgs",
+        "--data",
+        &data_arg,
+        "--master-key",
+        old.to_str().expect("utf-8"),
+    ]);
+    assert_ne!(out.code, Some(0), "{}", out.describe());
     assert!(out.stderr.contains("master key"), "{}", out.stderr);
 }

@@ -49,6 +49,14 @@ impl Storage for Postgres {
         self.meta_relay_counter().await
     }
 
+    async fn operator_audit_key(&self) -> Result<Option<Vec<u8>>> {
+        self.meta_operator_audit_key().await
+    }
+
+    async fn rewrap(&self, rotation: crate::keys::Rotation) -> Result<()> {
+        self.meta_rewrap(rotation).await
+    }
+
     async fn create_org(&self, org: NewOrg, admin: NewPrincipal) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;

@@ -67,4 +67,41 @@ impl Postgres {
             .await?
             .try_get(0)?)
     }
+
+    pub(super) async fn meta_operator_audit_key(&self) -> Result<Option<Vec<u8>>> {
+        let client = self.client().await?;
+        Ok(client
+            .query_opt(
+                "SELECT decode(value, 'hex') FROM meta WHERE key = 'operator_audit_key'",
+                &[],
+            )
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?)
+    }
+
+    pub(super) async fn meta_rewrap(&self, rotation: crate::keys::Rotation) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        for (id, wrapped) in &rotation.orgs {
+            tx.execute(
+                "UPDATE orgs SET wrapped_key = $2 WHERE id = $1",
+                &[id, wrapped],
+            )
+            .await?;
+        }
+        for (key, value) in [
+            ("master_key_check", &rotation.check),
+            ("operator_audit_key", &rotation.operator_audit),
+        ] {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ($1, encode($2, 'hex'))
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                &[&key, value],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
 }

@@ -143,28 +143,17 @@ impl Store {
     /// Record the master key's check value on first use; what is recorded.
     pub fn pin_master_key(&self, check: Vec<u8>) -> Result<Vec<u8>, StorageError> {
         self.write_blocking(move |tx| {
-            let hex: String = check.iter().map(|b| format!("{b:02x}")).collect();
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES ('master_key_check', ?1)
                  ON CONFLICT (key) DO NOTHING",
-                [&hex],
+                [&hex(&check)],
             )?;
             let stored: String = tx.query_row(
                 "SELECT value FROM meta WHERE key = 'master_key_check'",
                 [],
                 |r| r.get(0),
             )?;
-            (0..stored.len())
-                .step_by(2)
-                .map(|i| {
-                    stored
-                        .get(i..i + 2)
-                        .and_then(|h| u8::from_str_radix(h, 16).ok())
-                        .ok_or_else(|| {
-                            StorageError::Corrupt("the master key check is not hex".into())
-                        })
-                })
-                .collect()
+            unhex(&stored)
         })
     }
 
@@ -340,6 +329,23 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StorageError> {
     }
     tx.commit()?;
     Ok(())
+}
+
+/// Bytes as lowercase hex, the way `meta` holds binary values.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The bytes of a `meta` hex value.
+fn unhex(text: &str) -> Result<Vec<u8>, StorageError> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| {
+            text.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| StorageError::Corrupt("a meta value is not hex".into()))
+        })
+        .collect()
 }
 
 #[cfg(test)]
