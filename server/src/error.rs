@@ -147,6 +147,26 @@ impl ApiError {
         }
     }
 
+    /// Seconds a client should wait before trying again, for `Retry-After`: what a refusal
+    /// says it waits for ("wait 42 seconds", "in a minute"), else a second for a rate limit
+    /// and two for a busy server.
+    fn retry_after(&self) -> Option<u64> {
+        let (message, fallback) = match self {
+            ApiError::RateLimited(m) => (m, 1),
+            ApiError::Unavailable(m) => (m, 2),
+            _ => return None,
+        };
+        let said = message.split("wait ").nth(1).and_then(|rest| {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        });
+        Some(said.unwrap_or(if message.contains("in a minute") {
+            60
+        } else {
+            fallback
+        }))
+    }
+
     /// The same error with a CBOR body, for the sync routes.
     pub fn cbor(self) -> CborError {
         CborError(self)
@@ -162,6 +182,10 @@ impl IntoResponse for ApiError {
         // (CBOR on the sync routes), from the body attached below.
         let mut resp = render(status, &body, false);
         resp.extensions_mut().insert(body);
+        if let Some(seconds) = self.retry_after() {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         resp
     }
 }
@@ -184,6 +208,9 @@ impl IntoResponse for CborError {
             let status = resp.status();
             let mut cbor = render(status, &body, true);
             cbor.extensions_mut().insert(body);
+            if let Some(wait) = resp.headers_mut().remove(header::RETRY_AFTER) {
+                cbor.headers_mut().insert(header::RETRY_AFTER, wait);
+            }
             resp = cbor;
         }
         resp

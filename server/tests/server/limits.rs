@@ -141,6 +141,19 @@ fn sign_in_failures_are_limited_per_credential_and_per_address() {
     let r = try_login(&server, &client, "fsl_guess3");
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(r.error().message.contains("from this address"));
+    // The wait the message names is in Retry-After too, for clients that read headers.
+    let raw = client
+        .post(format!("{}/v1/login", server.url))
+        .json(&serde_json::json!({ "token": "fsl_guess4" }))
+        .send()
+        .expect("login");
+    let wait: u64 = raw
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("a Retry-After header");
+    assert!((1..=60).contains(&wait), "{wait}");
     // Enrollment shares the limit, and while it holds even a right token is not tried, so
     // guessing cannot go on.
     let r = server.send(

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeSet;
 
-use fieldsync_e2e::World;
 use fieldsync_e2e::server::server_command;
+use fieldsync_e2e::{Client, World};
 
 use crate::rights_support::{collect, household, publish_household};
 
@@ -22,12 +22,11 @@ fn exported(w: &World) -> BTreeSet<(String, String)> {
         .collect()
 }
 
-#[test]
-fn a_backup_taken_during_pushes_restores_and_devices_bring_back_what_it_lacks() {
-    let mut w = World::start();
+/// A server with the household survey and one device that has synced one response.
+fn a_device_with_a_synced_response() -> (World, Client) {
+    let w = World::start();
     publish_household(&w);
     let (amina, _) = w.enumerator("tablet-a", "Amina Odhiambo", &["household_survey"]);
-    let (baraka, _) = w.enumerator("tablet-b", "Baraka Mwangi", &["household_survey"]);
     collect(
         &w,
         &amina,
@@ -35,6 +34,13 @@ fn a_backup_taken_during_pushes_restores_and_devices_bring_back_what_it_lacks() 
         &[household("Achieng One", "before")],
     );
     amina.sync();
+    (w, amina)
+}
+
+#[test]
+fn a_backup_taken_during_pushes_restores_and_devices_bring_back_what_it_lacks() {
+    let (mut w, amina) = a_device_with_a_synced_response();
+    let (baraka, _) = w.enumerator("tablet-b", "Baraka Mwangi", &["household_survey"]);
 
     let data = w.server.data_dir().to_path_buf();
     let backup = w.root().join("fieldsync-backup.sqlite");
@@ -152,16 +158,7 @@ fn backup_and_restore_refuse_to_overwrite_and_a_running_server_s_directory() {
 /// the old key no longer opens the database.
 #[test]
 fn rotating_the_master_key_keeps_everything_readable_and_retires_the_old_key() {
-    let mut w = World::start();
-    publish_household(&w);
-    let (amina, _) = w.enumerator("tablet-a", "Amina Odhiambo", &["household_survey"]);
-    collect(
-        &w,
-        &amina,
-        "household_survey",
-        &[household("Achieng One", "before")],
-    );
-    amina.sync();
+    let (mut w, amina) = a_device_with_a_synced_response();
     let before = exported(&w);
     // The operator's own audit chain gets an entry (a support agent is created).
     let data = w.server.data_dir().to_path_buf();
