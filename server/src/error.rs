@@ -247,13 +247,15 @@ impl ApiError {
             }
         };
         match status {
-            StatusCode::NOT_FOUND => {
-                ApiError::NotFound("no such endpoint; see the README for the API".into())
-            }
+            StatusCode::NOT_FOUND => ApiError::NotFound(
+                "no such endpoint; GET /v1/openapi.json describes the API".into(),
+            ),
             StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed(match allow {
                 Some(allow) => format!("{method} is not allowed on this route; it accepts {allow}"),
                 None => {
-                    format!("{method} is not allowed on this route; see the README for the API")
+                    format!(
+                        "{method} is not allowed on this route; GET /v1/openapi.json describes the API"
+                    )
                 }
             }),
             StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(

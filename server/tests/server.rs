@@ -49,3 +49,6 @@ mod storage;
 
 #[path = "server/instances.rs"]
 mod instances;
+
+#[path = "server/openapi.rs"]
+mod openapi;

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 /// One answer value.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum Answer {
     /// A whole number (`integer` questions; also accepted by `decimal` questions).
@@ -59,6 +60,29 @@ impl Serialize for RepeatInstance {
         map.end()
     }
 }
+
+// By hand too: the instance is one JSON object, its `_id` beside the answers (a map), which
+// a derived schema of the flattened map would not say. It names `Answer` by reference only,
+// so collecting the schemas does not recurse.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for RepeatInstance {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Ref, Type};
+        ObjectBuilder::new()
+            .description(Some(
+                "One instance of a repeat: its answers by question name, and `_id`, its stable id \
+                 (absent until the instance is first stored).",
+            ))
+            .property("_id", ObjectBuilder::new().schema_type(Type::String))
+            .additional_properties(Some(AdditionalProperties::RefOr(
+                Ref::from_schema_name("Answer").into(),
+            )))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for RepeatInstance {}
 
 impl Answer {
     /// The value as text, the way an export writes it.

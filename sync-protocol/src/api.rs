@@ -11,6 +11,7 @@ use crate::wire::SurveyStatus;
 
 /// A member's role within an organisation. Support staff belong to no organisation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Admin,
@@ -52,6 +53,7 @@ impl std::fmt::Display for Role {
 
 /// `POST /v1/login`: exchange a one-time login token for a session token.
 #[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoginRequest {
     pub token: String,
     /// A name for this client, recorded with the session (e.g. a host name).
@@ -68,6 +70,7 @@ pub const REDEEM_RETRY_MINUTES: i64 = 10;
 
 /// `POST /v1/enroll`: an enumerator's device exchanges its enrollment code for a device token.
 #[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrollRequest {
     pub code: String,
     #[serde(default)]
@@ -79,6 +82,7 @@ pub struct EnrollRequest {
 
 /// The answer to login and enroll: the bearer token to use from now on.
 #[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionGrant {
     pub token: String,
     pub org_id: Uuid,
@@ -90,6 +94,7 @@ pub struct SessionGrant {
 
 /// `GET /v1/me`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WhoAmI {
     pub principal_id: Uuid,
     pub name: String,
@@ -102,6 +107,7 @@ pub struct WhoAmI {
 
 /// `POST /v1/members`: create a coordinator, ops or admin member.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewMember {
     pub name: String,
     pub role: Role,
@@ -109,6 +115,7 @@ pub struct NewMember {
 
 /// `POST /v1/enumerators`: create an enumerator and its enrollment code.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewEnumerator {
     pub name: String,
     #[serde(default)]
@@ -118,6 +125,7 @@ pub struct NewEnumerator {
 /// A new member or enumerator and its one-time secret (a login token or an enrollment code),
 /// shown once and never again.
 #[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreatedMember {
     pub id: Uuid,
     pub name: String,
@@ -131,6 +139,7 @@ pub const EXPORT_TOTAL_HEADER: &str = "x-fieldsync-total";
 
 /// A member as listed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MemberInfo {
     pub id: Uuid,
     pub name: String,
@@ -144,24 +153,28 @@ pub struct MemberInfo {
 
 /// `PUT /v1/org/support-access`.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SupportAccess {
     pub enabled: bool,
 }
 
 /// `POST /v1/surveys/{id}/assignments`.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Assignment {
     pub enumerator_id: Uuid,
 }
 
 /// `PUT /v1/surveys/{id}/status`.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatusChange {
     pub status: SurveyStatus,
 }
 
 /// The answer to publishing a survey definition.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Published {
     pub survey_id: Uuid,
     pub form_id: String,
@@ -177,6 +190,7 @@ pub struct Published {
 
 /// A survey as listed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SurveyInfo {
     pub id: Uuid,
     pub form_id: String,
@@ -188,6 +202,7 @@ pub struct SurveyInfo {
 
 /// `GET /v1/surveys/{id}/versions/{n}`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SurveyVersion {
     pub survey_id: Uuid,
     pub version: u32,
@@ -198,6 +213,7 @@ pub struct SurveyVersion {
 
 /// A concurrent value of a conflicted answer, and who set it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConflictValueView {
     pub value: Answer,
     pub actor: String,
@@ -206,6 +222,7 @@ pub struct ConflictValueView {
 
 /// An answer set concurrently to different values.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConflictView {
     pub question: String,
     pub values: Vec<ConflictValueView>,
@@ -213,6 +230,7 @@ pub struct ConflictView {
 
 /// One response as the server materialised it from its changes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResponseView {
     pub id: Uuid,
     pub survey_id: Uuid,
@@ -221,6 +239,9 @@ pub struct ResponseView {
     pub created_at: i64,
     pub updated_at: i64,
     pub status: String,
+    /// The answers by question name.
+    // A type alias: without this the schema would be named after `BTreeMap`.
+    #[cfg_attr(feature = "openapi", schema(value_type = std::collections::BTreeMap<String, Answer>))]
     pub answers: Answers,
     pub errors: Vec<ValidationError>,
     pub conflicts: Vec<ConflictView>,
@@ -239,6 +260,7 @@ pub const DO_NOT_CONTACT_WARNING: &str =
 
 /// One row of `GET /v1/surveys/{id}/responses`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResponseListItem {
     pub id: Uuid,
     pub survey_version: u32,
@@ -261,6 +283,7 @@ pub struct ResponseListItem {
 
 /// A page of the response list.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResponsePage {
     pub items: Vec<ResponseListItem>,
     /// Pass as `after` to get the next page; absent on the last page.
@@ -315,6 +338,7 @@ impl std::fmt::Debug for CreatedMember {
 /// never in a URL, so it stays out of logs). The server compares it normalised (see
 /// [`crate::subject::normalize`]) and keeps only a keyed hash of it.
 #[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SubjectQuery {
     pub value: String,
     /// Only responses of this survey.
@@ -325,6 +349,7 @@ pub struct SubjectQuery {
 /// `POST /v1/subjects/erase`: the person and why (recorded in the audit log, so it must not
 /// contain the identifier).
 #[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SubjectErase {
     pub value: String,
     pub reason: String,
@@ -352,6 +377,7 @@ impl std::fmt::Debug for SubjectErase {
 
 /// One response held about a person.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SubjectMatch {
     pub response_id: Uuid,
     pub survey_id: Uuid,
@@ -365,6 +391,7 @@ pub struct SubjectMatch {
 
 /// `POST /v1/subjects/find`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SubjectFound {
     pub responses: Vec<SubjectMatch>,
     /// The person asked not to be contacted.
@@ -373,6 +400,7 @@ pub struct SubjectFound {
 
 /// One entry of the processing record: what was done with a response, by whom, when.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditRecord {
     pub id: i64,
     pub at: i64,
@@ -385,6 +413,7 @@ pub struct AuditRecord {
 
 /// Everything held about one response of a person.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SubjectRecord {
     #[serde(rename = "response")]
     pub found: SubjectMatch,
@@ -402,6 +431,7 @@ pub struct SubjectRecord {
 
 /// `POST /v1/subjects/export`: the answer to a person's right of access.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SubjectExport {
     pub exported_at: i64,
     pub responses: Vec<SubjectRecord>,
@@ -410,6 +440,7 @@ pub struct SubjectExport {
 
 /// What erasing, restricting or lifting changed: the responses, by id.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SubjectChanged {
     pub responses: Vec<Uuid>,
     /// Responses found for the person (some may have been in that state already).
@@ -418,6 +449,7 @@ pub struct SubjectChanged {
 
 /// `POST /v1/subjects/opt-out` and `/opt-in`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DoNotContact {
     /// Whether the person is on the list now.
     pub listed: bool,
@@ -428,12 +460,14 @@ pub struct DoNotContact {
 /// `PUT /v1/surveys/{id}/retention`: how long responses are kept after the server first
 /// received them; `None` keeps them until erased.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Retention {
     pub retention_seconds: Option<u64>,
 }
 
 /// `GET /v1/audit/verify`: whether the organisation's audit chain is intact.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditVerification {
     /// Entries whose seal and link were checked.
     pub verified: u64,
@@ -445,6 +479,7 @@ pub struct AuditVerification {
 
 /// One file of a response (`GET /v1/responses/{id}/media`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MediaInfo {
     /// The attachment name, as the answer holds it.
     pub name: String,

@@ -173,6 +173,7 @@ pub struct PullRequest {
 
 /// A survey's state as the server sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SurveyStatus {
     /// Downloads and new responses allowed.
@@ -294,6 +295,7 @@ pub struct RefusedChange {
 
 /// One document at fault in a refused request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DocFault {
     pub doc_id: Uuid,
     pub message: String,
@@ -301,6 +303,7 @@ pub struct DocFault {
 
 /// The protocol versions a peer speaks, both ends included.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProtocolRange {
     pub min: u16,
     pub max: u16,
@@ -327,6 +330,7 @@ impl ProtocolRange {
 /// Stable machine-readable error codes. New codes may be added; existing ones never change
 /// meaning, and a code this build does not know reads as [`ErrorCode::Unknown`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The body is not a valid message (bad CBOR, wrong shape, over a limit).
@@ -375,6 +379,7 @@ pub enum ErrorCode {
 
 /// The body of every failed request, CBOR on sync routes and JSON elsewhere.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub protocol: u16,
     pub code: ErrorCode,

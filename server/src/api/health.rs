@@ -17,15 +17,24 @@ const FRESH: Duration = Duration::from_secs(1);
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// `GET /healthz`: the process is up and serving HTTP.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "live",
+    tag = "health",
+    summary = "Liveness: the process answers",
+    responses((status = 200, description = "Always `ok`", body = String, content_type = "text/plain"))
+)]
 pub async fn live() -> &'static str {
     "ok"
 }
 
 /// The outcome of each readiness check.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Readiness {
     pub ready: bool,
     /// `ok`, or what is wrong, by check: database, workers, disk.
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
     pub checks: std::collections::BTreeMap<&'static str, String>,
 }
 
@@ -35,6 +44,20 @@ pub struct ReadyCache(Mutex<Option<(Instant, Readiness)>>);
 
 /// `GET /readyz`: 200 when the database answers (and, on SQLite, its writer thread commits),
 /// a document checker answers, and the data directory has room; 503 naming what failed.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "ready",
+    tag = "health",
+    summary = "Readiness: the server can do its work",
+    description = "Checks that the database answers (on SQLite, that its writer commits), that \
+        a document checker answers, and that the data directory has room. A verdict is reused \
+        for a second.",
+    responses(
+        (status = 200, description = "Ready: every check is `ok`", body = Readiness),
+        (status = 503, description = "Not ready: the checks name what failed", body = Readiness),
+    )
+)]
 pub async fn ready(State(state): State<AppState>) -> Response {
     let cached = {
         let last = state.ready.0.lock().unwrap_or_else(|p| p.into_inner());

@@ -36,6 +36,26 @@ pub async fn chunk(
 }
 
 /// `GET /v1/responses/{id}/media`: a response's files.
+#[utoipa::path(
+    get,
+    path = "/v1/responses/{id}/media",
+    operation_id = "list_media",
+    tag = "media",
+    summary = "List a response's files (photos, recordings)",
+    description = "For admins, coordinators, ops and support staff, on the same terms as \
+        reading the response itself.",
+    security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The response's id")),
+    responses(
+        (status = 200, description = "The response's files, those still arriving included",
+            body = Vec<MediaInfo>),
+        (status = 403, description = "An enumerator device cannot read files, or the response \
+            is restricted and the caller is not an admin"),
+        (status = 404, description = "No such response visible to the caller"),
+        (status = 422, description = "The response is stored but cannot be read"),
+        (status = 503, description = "The response was received and is still being processed"),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -46,6 +66,33 @@ pub async fn list(
 
 /// `GET /v1/responses/{id}/media/{name}`: one file, decrypted chunk by chunk as the client
 /// reads it (like an export, it holds an export slot while it streams).
+#[utoipa::path(
+    get,
+    path = "/v1/responses/{id}/media/{name}",
+    operation_id = "download_media",
+    tag = "media",
+    summary = "Download one file of a response, decrypted",
+    description = "For admins, coordinators, ops and support staff, on the same terms as \
+        reading the response itself. The body streams with the file's own media type \
+        (`media_type` of the listing) and its length.",
+    security(("bearer" = [])),
+    params(
+        ("id" = uuid::Uuid, Path, description = "The response's id"),
+        ("name" = String, Path, description = "The file's attachment name, as listed"),
+    ),
+    responses(
+        (status = 200, description = "The file, streamed",
+            headers(("content-length" = u64, description = "The file's size in bytes")),
+            content(("application/octet-stream"))),
+        (status = 403, description = "An enumerator device cannot read files, or the response \
+            is restricted and the caller is not an admin"),
+        (status = 404, description = "No such response visible to the caller, or no such file"),
+        (status = 422, description = "The response is stored but cannot be read"),
+        (status = 503, description = "The file is still being uploaded, the response is still \
+            being processed, or the most exports and downloads the server runs at once are \
+            running"),
+    )
+)]
 pub async fn download(
     State(state): State<AppState>,
     caller: Caller,

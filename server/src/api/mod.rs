@@ -5,6 +5,7 @@
 pub mod health;
 mod media;
 mod members;
+mod openapi;
 mod responses;
 mod rights;
 mod session;
@@ -88,6 +89,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
+        .route("/v1/openapi.json", get(openapi::document))
         .merge(public)
         .merge(authenticated)
         .fallback(not_found)
@@ -96,7 +98,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::NotFound("no such endpoint; see the README for the API".into())
+    ApiError::NotFound("no such endpoint; GET /v1/openapi.json describes the API".into())
 }
 
 /// The id of one request, in its error body and its `x-request-id` header, so a user's report

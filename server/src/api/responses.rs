@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use fieldsync_protocol::api::{EXPORT_TOTAL_HEADER, ResponsePage, ResponseView};
 use serde::Deserialize;
 use tokio::sync::mpsc;
+use utoipa::IntoParams;
 
 use crate::AppState;
 use crate::auth::Caller;
@@ -24,18 +25,42 @@ const EXPORT_PAGE: u32 = 500;
 /// more than half the request timeout, so the caller gets this clear answer, not a timeout).
 const EXPORT_SETTLE: Duration = Duration::from_secs(120);
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only responses with this status (draft, submitted, has_issues, approved, rejected,
+    /// edited, discarded).
     status: Option<String>,
+    /// Only responses with validation errors.
     #[serde(default)]
     invalid: bool,
+    /// Only responses with conflicted answers.
     #[serde(default)]
     conflicted: bool,
+    /// The `next` of the previous page.
     after: Option<String>,
+    /// Responses per page, 1 to 5000 (500 by default).
     limit: Option<u32>,
 }
 
 /// `GET /v1/surveys/{id}/responses`.
+#[utoipa::path(
+    get,
+    path = "/v1/surveys/{id}/responses",
+    operation_id = "list_responses",
+    tag = "responses",
+    summary = "List a survey's responses, a page at a time",
+    description = "An enumerator device sees only the responses it made; restricted responses \
+        are listed to admins only.",
+    security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The survey's id"), ListQuery),
+    responses(
+        (status = 200, description = "A page of responses", body = ResponsePage),
+        (status = 400, description = "A query value of the wrong type"),
+        (status = 404, description = "No such survey visible to the caller"),
+        (status = 422, description = "An unknown status"),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -55,6 +80,25 @@ pub async fn list(
 }
 
 /// `GET /v1/responses/{id}`: one response, decrypted.
+#[utoipa::path(
+    get,
+    path = "/v1/responses/{id}",
+    operation_id = "show_response",
+    tag = "responses",
+    summary = "Show one response, decrypted",
+    description = "An enumerator device sees only the responses it made; a restricted response \
+        only an admin.",
+    security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The response's id")),
+    responses(
+        (status = 200, description = "The response as the server materialised it",
+            body = ResponseView),
+        (status = 403, description = "The response is restricted and the caller is not an admin"),
+        (status = 404, description = "No such response visible to the caller"),
+        (status = 422, description = "The response is stored but cannot be read"),
+        (status = 503, description = "The response was received and is still being processed"),
+    )
+)]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -63,8 +107,10 @@ pub async fn show(
     Ok(axum::Json(responses::show(&state.db, &caller, &id).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExportQuery {
+    /// `csv` (the default) or `jsonl` (JSON Lines).
     format: Option<String>,
     /// Comma-separated statuses, or `all`; by default every handed-in response (not drafts,
     /// not discarded ones).
@@ -91,6 +137,36 @@ enum Format {
 /// the survey's readable responses the filter admits (handed-in ones by default), one CSV
 /// column per question across all versions, times in ISO 8601 in the zone asked for (JSON
 /// Lines keeps them as ms since the epoch).
+#[utoipa::path(
+    get,
+    path = "/v1/surveys/{id}/export",
+    operation_id = "export_responses",
+    tag = "responses",
+    summary = "Export a survey's responses as CSV or JSON Lines",
+    description = "For admins, coordinators, ops and support staff. The body streams: CSV has \
+        a header row, then one row per response and one column per question across every \
+        version (answers inside repeats are left out), times in ISO 8601 in the zone asked \
+        for; JSON Lines has one object per response with all its answers, times in ms since \
+        the epoch. Responses pushed just before wait to be processed first (for a bounded \
+        time). An error while streaming ends the body early.",
+    security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The survey's id"), ExportQuery),
+    responses(
+        (status = 200, description = "The export, streamed",
+            headers(("x-fieldsync-total" = u64, description = "The number of rows, when only \
+                statuses narrow the export")),
+            content(
+                (String = "text/csv; charset=utf-8"),
+                (String = "application/x-ndjson"),
+            )),
+        (status = 403, description = "An enumerator device cannot export responses"),
+        (status = 404, description = "No such survey visible to the caller"),
+        (status = 422, description = "An unknown format, status, time zone, device or \
+            enumerator, a bad date, or `since` not before `until`"),
+        (status = 503, description = "Responses are still being processed, or the most \
+            exports and downloads the server runs at once are running"),
+    )
+)]
 pub async fn export(
     State(state): State<AppState>,
     caller: Caller,

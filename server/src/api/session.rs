@@ -86,6 +86,27 @@ async fn redeem(
 }
 
 /// `POST /v1/login`: exchange a one-time login token for a session token.
+#[utoipa::path(
+    post,
+    path = "/v1/login",
+    operation_id = "login",
+    tag = "session",
+    summary = "Exchange a one-time login token for a session token",
+    description = "No bearer token: the one-time login token from `POST /v1/members` is the \
+        credential. Failed attempts are counted per address and token tried.",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "The session: its bearer token and who it belongs to",
+            body = SessionGrant),
+        (status = 400, description = "A client name over 64 characters or on several lines, \
+            or an `attempt` outside 16 to 64 characters"),
+        (status = 401, description = "The token is unknown, already used or expired"),
+        (status = 429, description = "Too many failed attempts from this address, or with \
+            this secret; wait and retry"),
+        (status = 503, description = "Too many sign-ins at once, or the database is busy"),
+        (status = 408, description = "The request or its body took longer than the server allows"),
+    )
+)]
 pub async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -105,6 +126,28 @@ pub async fn login(
 }
 
 /// `POST /v1/enroll`: exchange an enrollment code for a device token.
+#[utoipa::path(
+    post,
+    path = "/v1/enroll",
+    operation_id = "enroll",
+    tag = "session",
+    summary = "Exchange an enrollment code for a device token",
+    description = "No bearer token: the one-time enrollment code from `POST /v1/enumerators` \
+        is the credential (typed in any case, with or without its dashes). Failed attempts are \
+        counted per address and code tried.",
+    request_body = EnrollRequest,
+    responses(
+        (status = 200, description = "The device's bearer token and the enumerator it belongs to",
+            body = SessionGrant),
+        (status = 400, description = "A device name over 64 characters or on several lines, \
+            or an `attempt` outside 16 to 64 characters"),
+        (status = 401, description = "The code is unknown, already used or expired"),
+        (status = 429, description = "Too many failed attempts from this address, or with \
+            this secret; wait and retry"),
+        (status = 503, description = "Too many sign-ins at once, or the database is busy"),
+        (status = 408, description = "The request or its body took longer than the server allows"),
+    )
+)]
 pub async fn enroll(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -127,6 +170,15 @@ pub async fn enroll(
 }
 
 /// `POST /v1/logout`: revoke the token this request carries.
+#[utoipa::path(
+    post,
+    path = "/v1/logout",
+    operation_id = "logout",
+    tag = "session",
+    summary = "Revoke the bearer token of this request",
+    security(("bearer" = [])),
+    responses((status = 204, description = "The token is revoked"))
+)]
 pub async fn logout(
     State(state): State<AppState>,
     caller: Caller,
@@ -143,6 +195,15 @@ pub async fn logout(
 }
 
 /// `GET /v1/me`.
+#[utoipa::path(
+    get,
+    path = "/v1/me",
+    operation_id = "who_am_i",
+    tag = "session",
+    summary = "Who the caller is, in which organisation",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The caller and its organisation", body = WhoAmI))
+)]
 pub async fn me(
     State(state): State<AppState>,
     caller: Caller,

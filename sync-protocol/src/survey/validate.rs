@@ -56,6 +56,7 @@ impl ValidationContext {
 
 /// Why an answer (or a missing one) is not acceptable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ValidationErrorKind {
     /// The value does not fit the question type (or is malformed, or out of range).
@@ -90,6 +91,7 @@ impl fmt::Display for ValidationErrorKind {
 
 /// One problem with one answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[error("{question}: {message}")]
 pub struct ValidationError {
     pub question: String,
