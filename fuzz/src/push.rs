@@ -33,7 +33,7 @@ pub fn worker_limits() -> WorkerLimits {
         memory_bytes: 256 * 1024 * 1024,
         check_memory_bytes: 256 * 1024 * 1024,
         timeout: Duration::from_secs(3),
-        queue_timeout: Duration::from_secs(30),
+        queue_timeout: fieldsync_server::worker::QUEUE_TIMEOUT,
     }
 }
 

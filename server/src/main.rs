@@ -11,7 +11,6 @@ use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use fieldsync_server::settings::{DataArgs, LogFormat, ServeArgs, Settings};
 use fieldsync_server::storage::Database;
-use fieldsync_server::worker::WorkerLimits;
 use fieldsync_server::{AppState, StateConfig};
 
 #[derive(Parser, Debug)]
@@ -39,9 +38,11 @@ enum Command {
     /// Internal: a sandboxed Automerge worker, started by the server itself.
     #[command(hide = true)]
     Worker {
-        #[arg(long, default_value_t = 1024 * 1024 * 1024)]
+        /// Set by the pool from `serve --worker-memory-mb`.
+        #[arg(long)]
         memory_bytes: u64,
-        #[arg(long, default_value_t = 256 * 1024 * 1024)]
+        /// Set by the pool from `serve --check-memory-mb`.
+        #[arg(long)]
         check_memory_bytes: u64,
     },
 }
@@ -173,13 +174,7 @@ async fn open_state(
         database,
         master_key: data.master_key_path(),
         worker_exe,
-        worker_limits: WorkerLimits {
-            size: args.workers,
-            memory_bytes: args.worker_memory_mb * 1024 * 1024,
-            check_memory_bytes: args.check_memory_mb * 1024 * 1024,
-            timeout: std::time::Duration::from_secs(args.worker_timeout_secs.max(1)),
-            ..WorkerLimits::default()
-        },
+        worker_limits: args.worker_limits(),
         settings,
     })
     .await

@@ -300,6 +300,29 @@ fn parse_network(s: &str) -> Result<Network, String> {
     Ok(Network { base, prefix })
 }
 
+impl ServeArgs {
+    /// `serve` with no flags but `--region`: the defaults, from the flags' definitions.
+    pub fn defaults(region: &str) -> ServeArgs {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        <Defaults as clap::Parser>::parse_from(["fieldsync-server", "--region", region]).serve
+    }
+
+    /// The sandbox's limits these flags set.
+    pub fn worker_limits(&self) -> crate::worker::WorkerLimits {
+        crate::worker::WorkerLimits {
+            size: self.workers,
+            memory_bytes: self.worker_memory_mb * 1024 * 1024,
+            check_memory_bytes: self.check_memory_mb * 1024 * 1024,
+            timeout: Duration::from_secs(self.worker_timeout_secs.max(1)),
+            queue_timeout: crate::worker::QUEUE_TIMEOUT,
+        }
+    }
+}
+
 /// The settings the running server needs, resolved from [`ServeArgs`].
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -404,15 +427,10 @@ impl Settings {
     /// Settings for tests and embedding: the defaults of `serve` (from its flag definitions,
     /// the one place they are written), without the free-space check of a data directory.
     pub fn for_region(region: &str) -> Settings {
-        #[derive(clap::Parser)]
-        struct Defaults {
-            #[command(flatten)]
-            serve: ServeArgs,
-        }
-        let args = <Defaults as clap::Parser>::parse_from(["fieldsync-server", "--region", region]);
         Settings {
             disk: None,
-            ..Settings::from_args(&args.serve).expect("the defaults of serve are valid")
+            ..Settings::from_args(&ServeArgs::defaults(region))
+                .expect("the defaults of serve are valid")
         }
     }
 

@@ -44,15 +44,13 @@ pub struct WorkerLimits {
     pub queue_timeout: Duration,
 }
 
+/// Longest time a request waits for a free worker before the server answers 503.
+pub const QUEUE_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl Default for WorkerLimits {
+    /// The limits of `serve` without flags (written once, on its flags).
     fn default() -> Self {
-        WorkerLimits {
-            size: 2,
-            memory_bytes: 1024 * 1024 * 1024,
-            check_memory_bytes: 256 * 1024 * 1024,
-            timeout: Duration::from_secs(20),
-            queue_timeout: Duration::from_secs(30),
-        }
+        crate::settings::ServeArgs::defaults("eu-central").worker_limits()
     }
 }
 
