@@ -194,9 +194,11 @@ fn push_all(
                     total: total.unwrap_or(done),
                     bytes: report.pushed_bytes,
                 });
-                if rescan {
-                    // The server refused the whole batch for one document: the others are
-                    // still waiting, so look again from the start.
+                // The server refused the whole batch for one document (the others are still
+                // waiting), or a document had more changes than one push carries (the rest
+                // wait behind what was just acknowledged): look again from the start.
+                let rest_waits = acknowledged && store.partly_acknowledged(&batch)?;
+                if rescan || rest_waits {
                     after = 0;
                     continue;
                 }

@@ -48,6 +48,10 @@ use crate::cbor::{self, DecodeError, EncodeError, Limits};
 pub const PROTOCOL_VERSION: u16 = 3;
 /// The oldest version this build still reads and answers in.
 pub const MIN_PROTOCOL_VERSION: u16 = 1;
+
+/// Most changes of one document in one push: a server refuses a push with more, and a client
+/// sends a document's longer backlog over several pushes.
+pub const MAX_DOC_CHANGES_PER_PUSH: usize = 10_000;
 /// The version error bodies are written in: their layout has not changed since version 1, and
 /// every reader accepts it.
 pub const ERROR_BODY_VERSION: u16 = 1;

@@ -5,7 +5,9 @@
 use fieldsync_protocol::crypto::Purpose;
 use fieldsync_protocol::document::{ResponseDoc, ResponseMeta};
 use fieldsync_protocol::survey::ValidationContext;
-use fieldsync_protocol::wire::{DocPushResult, ErrorCode, NoticeKind, PullResponse, PushOutcome};
+use fieldsync_protocol::wire::{
+    DocPushResult, ErrorCode, MAX_DOC_CHANGES_PER_PUSH, NoticeKind, PullResponse, PushOutcome,
+};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use serde_bytes::ByteBuf;
@@ -26,6 +28,10 @@ pub struct OutboxDoc {
     /// Where the document stands in the outbox (its oldest waiting change), so the next batch
     /// can start after it while this one is still on the wire.
     pub position: i64,
+    /// More of its changes wait than one push may carry (a server takes at most
+    /// [`MAX_DOC_CHANGES_PER_PUSH`] per document, and a batch about its byte budget): the rest
+    /// go in a later push, once these are acknowledged.
+    pub partial: bool,
 }
 
 /// Most changes in one push batch (the server accepts at most 100,000).
@@ -188,26 +194,40 @@ impl Store {
         let mut out = Vec::with_capacity(ids.len());
         let mut bytes = 0usize;
         let mut count = 0usize;
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT hash, change FROM outbox WHERE doc_id = ?1 ORDER BY id")?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT hash, change FROM outbox WHERE doc_id = ?1 ORDER BY id LIMIT ?2",
+        )?;
         for (doc_id, survey_id, version, position) in ids {
             if (bytes >= max_bytes || count >= PUSH_CHANGES) && !out.is_empty() {
                 break;
             }
+            // One row past the per-document limit tells whether more wait.
             let rows: Vec<(Vec<u8>, Vec<u8>)> = stmt
-                .query_map([&doc_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .query_map(params![&doc_id, MAX_DOC_CHANGES_PER_PUSH as i64 + 1], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
                 .collect::<Result<_, _>>()?;
+            let waiting = rows.len();
             let mut changes = Vec::with_capacity(rows.len());
             let mut hashes = Vec::with_capacity(rows.len());
+            let mut doc_bytes = 0usize;
+            // Oldest first (the outbox is in the order the changes were made), so what is
+            // sent never depends on what is left for later.
             for (hash, sealed) in rows {
+                if changes.len() == MAX_DOC_CHANGES_PER_PUSH
+                    || (!changes.is_empty() && doc_bytes >= max_bytes)
+                {
+                    break;
+                }
                 let plain =
                     self.open_sealed(Purpose::Change, &outbox_binding(&doc_id, &hash), 0, &sealed)?;
-                bytes += plain.len();
+                doc_bytes += plain.len();
                 count += 1;
                 changes.push(ByteBuf::from(plain.to_vec()));
                 hashes.push(hash);
             }
+            bytes += doc_bytes;
+            let partial = changes.len() < waiting;
             let parse =
                 |s: &str| Uuid::parse_str(s).map_err(|e| StoreError::Corrupt(e.to_string()));
             out.push(OutboxDoc {
@@ -217,9 +237,27 @@ impl Store {
                 changes,
                 hashes,
                 position,
+                partial,
             });
         }
         Ok(out)
+    }
+
+    /// Whether a document of `sent` carried only part of its changes and the server took
+    /// that part (so the rest can go now).
+    pub fn partly_acknowledged(&self, sent: &[OutboxDoc]) -> Result<bool, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT 1 FROM outbox WHERE doc_id = ?1 AND hash = ?2")?;
+        for d in sent.iter().filter(|d| d.partial) {
+            let Some(first) = d.hashes.first() else {
+                continue;
+            };
+            if !stmt.exists(params![d.doc_id.to_string(), first])? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Record the server's answer to a push of `sent`: stored changes leave the outbox,

@@ -4,8 +4,8 @@
 use fieldsync_protocol::api::Role;
 use fieldsync_protocol::document::{ResponseDoc, Status, SurveyDoc, SurveyMeta};
 use fieldsync_protocol::wire::{
-    DocChanges, DocKind, DocPushResult, PROTOCOL_VERSION, PullResponse, PushOutcome, SurveyStatus,
-    SurveyUpdate,
+    DocChanges, DocKind, DocPushResult, ErrorCode, MAX_DOC_CHANGES_PER_PUSH, PROTOCOL_VERSION,
+    PullRequest, PullResponse, PushOutcome, PushRequest, PushResponse, SurveyStatus, SurveyUpdate,
 };
 use fieldsync_protocol::{Answer, Answers};
 use serde_bytes::ByteBuf;
@@ -524,4 +524,124 @@ fn an_imported_row_has_the_same_id_every_time() {
     let keyed = super::import_id(&survey, Some("row-17"), &answers);
     assert_eq!(keyed, super::import_id(&survey, Some("row-17"), &other));
     assert_ne!(keyed, id);
+}
+
+/// A document with more waiting changes than a server takes in one push (10,000 per
+/// document) goes over several pushes, oldest changes first, instead of a push the server
+/// refuses whole at every sync; a document over the batch's byte budget goes a part at a time.
+#[test]
+fn a_long_backlog_of_one_document_goes_over_several_pushes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut store, _) = setup(dir.path());
+    let (id, _) = store
+        .create_response("household_survey", None, &Answers::new(), Status::Draft)
+        .expect("draft");
+    let (mut doc, _) = store.load_doc(&id).expect("load");
+    let heads = doc.heads();
+    for i in 0..(MAX_DOC_CHANGES_PER_PUSH as i64 + 40) {
+        doc.set_answer("comments", &Answer::Text(format!("edit {i}")), 1_000 + i)
+            .expect("edit");
+    }
+    let edits = doc.changes_since(&heads);
+    {
+        let tx = store.immediate().expect("tx");
+        store.add_outbox(&tx, &id, &edits).expect("queue");
+        tx.commit().expect("commit");
+    }
+    let waiting = store.outbox_batch(100, usize::MAX).expect("outbox");
+    let first = &waiting[0];
+    assert_eq!(first.changes.len(), MAX_DOC_CHANGES_PER_PUSH);
+    assert!(first.partial);
+    // A small byte budget still sends something, and says more waits.
+    let small = store.outbox_batch(100, 1024).expect("outbox");
+    assert!(small[0].partial && !small[0].changes.is_empty());
+    assert!(small[0].changes.len() < first.changes.len());
+
+    // A sync sends it all, never more of one document than a push may carry.
+    let queued: i64 = store
+        .conn
+        .query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))
+        .expect("count");
+    let server = CountingServer::default();
+    crate::engine::sync(&mut store, &server, &mut |_| {}).expect("sync");
+    let pushes = server.pushes.lock().expect("pushes").clone();
+    assert_eq!(pushes.len(), 2, "{pushes:?}");
+    assert!(
+        pushes.iter().all(|n| *n <= MAX_DOC_CHANGES_PER_PUSH),
+        "{pushes:?}"
+    );
+    assert_eq!(
+        pushes.iter().sum::<usize>() as i64,
+        queued,
+        "every change goes, once"
+    );
+    assert!(
+        store
+            .outbox_batch(100, usize::MAX)
+            .expect("outbox")
+            .is_empty()
+    );
+}
+
+/// A server that stores every push it may accept, refuses as a real one does a document with
+/// too many changes, and counts the changes of each push.
+#[derive(Default)]
+struct CountingServer {
+    pushes: std::sync::Mutex<Vec<usize>>,
+}
+
+impl crate::engine::Transport for CountingServer {
+    fn push(&self, req: &PushRequest) -> Result<PushResponse, crate::client::ClientError> {
+        if let Some(d) = req
+            .docs
+            .iter()
+            .find(|d| d.changes.len() > MAX_DOC_CHANGES_PER_PUSH)
+        {
+            return Err(crate::client::ClientError::Rejected {
+                status: 400,
+                code: ErrorCode::BadRequest,
+                message: format!("document {} has too many changes in one push", d.doc_id),
+                doc_id: None,
+                details: vec![],
+                docs: vec![],
+                protocols: None,
+            });
+        }
+        self.pushes
+            .lock()
+            .expect("pushes")
+            .push(req.docs.iter().map(|d| d.changes.len()).sum());
+        Ok(PushResponse {
+            protocol: PROTOCOL_VERSION,
+            results: req
+                .docs
+                .iter()
+                .map(|d| DocPushResult {
+                    doc_id: d.doc_id,
+                    outcome: PushOutcome::Stored {
+                        new: d.changes.len() as u32,
+                        duplicate: 0,
+                    },
+                })
+                .collect(),
+        })
+    }
+
+    fn pull(&self, _: &PullRequest) -> Result<PullResponse, crate::client::ClientError> {
+        Ok(page(vec![], vec![], 0))
+    }
+
+    fn offer_media(
+        &self,
+        _: &fieldsync_protocol::media::MediaOffer,
+    ) -> Result<fieldsync_protocol::media::MediaStatus, crate::client::ClientError> {
+        Err(crate::client::ClientError::Protocol("no files here".into()))
+    }
+
+    fn send_chunk(
+        &self,
+        _: &fieldsync_protocol::media::MediaChunk,
+    ) -> Result<fieldsync_protocol::media::MediaStatus, crate::client::ClientError> {
+        Err(crate::client::ClientError::Protocol("no files here".into()))
+    }
 }

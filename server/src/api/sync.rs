@@ -20,7 +20,7 @@ pub const MAX_PUSH_DOCS: usize = 5_000;
 /// Most changes in one push, and of one document in one push: with the item limit of the
 /// push decoder, what bounds the memory a push takes beyond its bytes.
 pub const MAX_PUSH_CHANGES: usize = 100_000;
-pub const MAX_DOC_CHANGES: usize = 10_000;
+pub const MAX_DOC_CHANGES: usize = fieldsync_protocol::wire::MAX_DOC_CHANGES_PER_PUSH;
 /// Most changes in one pull page.
 pub const MAX_PULL_LIMIT: u32 = 5_000;
 /// Most change bytes in one pull page, and the least a page may be cut to under memory
