@@ -21,6 +21,7 @@
 mod backend;
 mod media;
 mod meta;
+mod redeem;
 mod responses;
 mod rights;
 mod rows;

@@ -13,6 +13,7 @@
 mod audit;
 mod backend;
 mod media;
+mod meta;
 mod orgs;
 mod principals;
 mod responses;
