@@ -139,7 +139,19 @@ pub struct AttemptLimiter {
 /// credential tried (a prefix of its hash: the table never holds a credential, even a wrong
 /// one).
 fn limiter_keys(ip: Option<IpAddr>, secret: &str) -> (String, String) {
-    let ip = ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    // An IPv6 client usually holds a whole /64: counted as one address, it cannot spread its
+    // guesses over the addresses in it.
+    let ip = match ip {
+        None => "unknown".to_owned(),
+        Some(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let net = u128::from(v6) & (u128::MAX << 64);
+            format!("{}/64", std::net::Ipv6Addr::from(net))
+        }
+        Some(IpAddr::V6(v6)) => v6
+            .to_ipv4_mapped()
+            .map_or_else(String::new, |v4| v4.to_string()),
+        Some(ip) => ip.to_string(),
+    };
     let digest = ring::digest::digest(&ring::digest::SHA256, secret.as_bytes());
     let tag: String = digest.as_ref()[..12]
         .iter()
@@ -245,6 +257,15 @@ mod tests {
         ));
         // Another address is not affected.
         assert!(limiter.check(&db, other, "WRONG-CODE").await.is_ok());
+        // Two addresses of one IPv6 /64 are one client.
+        let (a, b) = (
+            Some("2001:db8:1:2::a".parse::<IpAddr>().expect("v6")),
+            Some("2001:db8:1:2:ffff::b".parse::<IpAddr>().expect("v6")),
+        );
+        for _ in 0..3 {
+            limiter.failed(&db, a, "V6-GUESS").await;
+        }
+        assert!(limiter.check(&db, b, "V6-GUESS").await.is_err());
         tokio::time::sleep(Duration::from_millis(450)).await;
         assert!(limiter.check(&db, ip, "WRONG-CODE").await.is_ok());
         // A new window counts from one again.

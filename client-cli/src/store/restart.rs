@@ -1,7 +1,7 @@
 //! After the server was restored from a backup: it may lack changes and files it once
 //! acknowledged, and this device's cursor means nothing there. The first page of the new
 //! start (`restarted`) puts every change of every response this client created back in the
-//! outbox and every attachment back in the upload queue, in the page's transaction; the
+//! outbox with its files back in the upload queue, in the page's transaction; the
 //! server keeps what it lacks and counts the rest as duplicates.
 
 use fieldsync_protocol::api::Role;
@@ -54,12 +54,13 @@ impl Store {
                 continue;
             }
             self.add_outbox(tx, &id, &doc.all_changes())?;
+            // Its files too (not those of responses left to their devices).
+            tx.prepare_cached(
+                "UPDATE media SET sent = 0, uploaded = 0 WHERE doc_id = ?1 AND failed IS NULL",
+            )?
+            .execute([&key])?;
             queued += 1;
         }
-        tx.execute(
-            "UPDATE media SET sent = 0, uploaded = 0 WHERE doc_id IS NOT NULL AND failed IS NULL",
-            [],
-        )?;
         Ok(queued)
     }
 }

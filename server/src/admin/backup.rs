@@ -179,22 +179,40 @@ pub(crate) fn restore(args: RestoreArgs) -> anyhow::Result<()> {
             ))
             .into());
         }
+    }
+    let fresh = uuid::Uuid::new_v4().simple().to_string();
+    if let Some(from) = &args.from {
+        let target = sqlite_path(&args.data, "admin restore --from")?;
         let incoming = target.with_extension("restoring");
         std::fs::copy(from, &incoming)
             .with_context(|| format!("cannot copy {} into place", from.display()))?;
         restrict(&incoming)?;
+        // The new incarnation is in the file before it is the database: a restore cut short
+        // never leaves the backup's incarnation in place, where devices would not notice it.
+        Connection::open(&incoming)?.execute(
+            "INSERT INTO meta (key, value) VALUES ('incarnation', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [&fresh],
+        )?;
         std::fs::File::open(&incoming)?.sync_all()?;
-        for stale in ["sqlite-wal", "sqlite-shm"] {
-            let _ = std::fs::remove_file(target.with_extension(stale));
+        // The replaced database's write-ahead log must not be applied to the restored file;
+        // it is moved aside (and back, if the swap fails) rather than deleted.
+        let wal = target.with_extension("sqlite-wal");
+        let aside = target.with_extension("sqlite-wal.replaced");
+        let moved = wal.exists() && std::fs::rename(&wal, &aside).is_ok();
+        let _ = std::fs::remove_file(target.with_extension("sqlite-shm"));
+        if let Err(e) = std::fs::rename(&incoming, &target) {
+            if moved {
+                let _ = std::fs::rename(&aside, &wal);
+            }
+            return Err(e).with_context(|| {
+                format!("cannot move the restored database to {}", target.display())
+            });
         }
-        std::fs::rename(&incoming, &target).with_context(|| {
-            format!("cannot move the restored database to {}", target.display())
-        })?;
         if let Some(dir) = target.parent() {
             std::fs::File::open(dir)?.sync_all()?;
         }
     }
-    let fresh = uuid::Uuid::new_v4().simple().to_string();
     let (incarnation, orgs) = offline(&args.data, |db, _| async move {
         let incarnation = db.incarnation(&fresh, true).await?;
         Ok((incarnation, db.orgs().await?.len()))

@@ -50,13 +50,17 @@ pub(crate) fn rotate(args: RotateArgs) -> anyhow::Result<()> {
             ..args.data.clone()
         };
         if offline(&on_next, |db, _| async move { db.orgs().await }).is_ok() {
-            swap(&next, &current)?;
+            let kept = swap(&next, &current)?;
             println!(
-                "finished an interrupted rotation: {} is the new master key",
-                current.display()
+                "finished an interrupted rotation: {} is the new master key; the old one is in {}",
+                current.display(),
+                kept.display()
             );
             return Ok(());
         }
+        // The next key goes only when the current one still opens the database: a database
+        // that did not answer (not one on another key) keeps both files.
+        still_on_current(&args.data, &next)?;
         std::fs::remove_file(&next)
             .with_context(|| format!("cannot remove the unused {}", next.display()))?;
     }
@@ -77,12 +81,15 @@ pub(crate) fn rotate(args: RotateArgs) -> anyhow::Result<()> {
     let rewrapped = match rewrapped {
         Ok(n) => n,
         Err(e) => {
-            // Nothing was committed: the old key stays the key.
-            let _ = std::fs::remove_file(&next);
+            // Whether the rewrap committed is known only by opening the database: the next
+            // key goes only if the current one still opens it.
+            if still_on_current(&args.data, &next).is_ok() {
+                let _ = std::fs::remove_file(&next);
+            }
             return Err(e);
         }
     };
-    swap(&next, &current)?;
+    let kept = swap(&next, &current)?;
     // The new key opens what it must, before anyone relies on it.
     KeyRing::load_or_create(&current)?;
     offline(&args.data, |db, _| async move { db.orgs().await })
@@ -92,17 +99,37 @@ pub(crate) fn rotate(args: RotateArgs) -> anyhow::Result<()> {
         current.display()
     );
     println!(
-        "Backups taken before now still need the old master key: keep a copy of it with them, or take a new backup now. Instances sharing this database (PostgreSQL) need the new key file before they start."
+        "The old key is in {}: backups taken before now need it. Move it off this machine, with those backups (or take a new backup and destroy it). Instances sharing this database (PostgreSQL) need the new key file before they start.",
+        kept.display()
     );
     Ok(())
 }
 
-/// Replace the key file with the next one, durably.
-fn swap(next: &Path, current: &Path) -> anyhow::Result<()> {
+/// Refuse unless the database still opens with the current key (so `next` is unused).
+fn still_on_current(data: &DataArgs, next: &Path) -> anyhow::Result<()> {
+    offline(data, |db, _| async move { db.orgs().await }).map(|_| ()).with_context(|| {
+        format!(
+            "the database does not open with the current master key, and may already be on {}: both key files are kept; check the database is reachable and run the rotation again",
+            next.display()
+        )
+    })
+}
+
+/// Keep the current key beside it (`master.key.TIMESTAMP.old`, 0600: backups taken before
+/// need it), then replace it with the next one, durably. Returns where the old key is.
+fn swap(next: &Path, current: &Path) -> anyhow::Result<PathBuf> {
+    let mut name = current.as_os_str().to_owned();
+    name.push(format!(".{}.old", fieldsync_server::storage::now_ms()));
+    let kept = PathBuf::from(name);
+    std::fs::copy(current, &kept)
+        .with_context(|| format!("cannot keep the old key in {}", kept.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(0o600))?;
+    std::fs::File::open(&kept)?.sync_all()?;
     std::fs::rename(next, current)
         .with_context(|| format!("cannot move {} to {}", next.display(), current.display()))?;
     if let Some(dir) = current.parent() {
         std::fs::File::open(dir)?.sync_all()?;
     }
-    Ok(())
+    Ok(kept)
 }

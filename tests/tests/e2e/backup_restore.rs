@@ -192,6 +192,15 @@ fn rotating_the_master_key_keeps_everything_readable_and_retires_the_old_key() {
     let new_key = std::fs::read(data.join("master.key")).expect("the new key");
     assert_ne!(old_key, new_key);
     assert!(!data.join("master.key.next").exists());
+    // The old key is kept beside it, for the backups taken before.
+    let kept: Vec<_> = std::fs::read_dir(&data)
+        .expect("list")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".old"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{:?}", out.stdout);
+    assert_eq!(std::fs::read(kept[0].path()).expect("kept"), old_key);
+    assert!(out.stdout.contains(".old"), "{}", out.stdout);
     let out = server_command(&["admin", "verify", "--data", &data_arg]);
     assert_eq!(out.code, Some(0), "{}", out.describe());
     assert!(
