@@ -62,11 +62,7 @@ impl Server {
     /// Send the server SIGHUP (it reads its TLS certificate and key again).
     pub fn hang_up(&self) {
         let pid = self.child.as_ref().expect("the server is running").id();
-        let status = Command::new("kill")
-            .args(["-HUP", &pid.to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -HUP {pid}");
+        assert!(signal(pid, "HUP"), "kill -HUP {pid}");
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -107,12 +103,7 @@ impl Server {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        let sent = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        if !sent {
+        if !signal(child.id(), "TERM") {
             let _ = child.kill();
         }
         let deadline = Instant::now() + STOP_TIMEOUT;
@@ -272,6 +263,14 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Send signal `name` (`TERM`, `HUP`) to process `pid`; whether it was sent.
+fn signal(pid: u32, name: &str) -> bool {
+    Command::new("kill")
+        .args([format!("-{name}"), pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// Run `fieldsync-server ARGS` to completion (at most 60 s).
