@@ -25,6 +25,18 @@ pub fn hold_open(server: &Server, token: &str) -> TcpStream {
     s
 }
 
+/// Whatever the server has sent on a held connection so far (it should be nothing).
+fn read_what_arrived(s: &mut TcpStream) -> String {
+    use std::io::Read;
+    s.set_read_timeout(Some(Duration::from_millis(200))).ok();
+    let mut buf = vec![0u8; 4096];
+    match s.read(&mut buf) {
+        Ok(0) => "the connection was closed".into(),
+        Ok(n) => String::from_utf8_lossy(&buf[..n]).into_owned(),
+        Err(e) => format!("nothing ({e})"),
+    }
+}
+
 #[test]
 fn the_global_concurrency_limit_sheds_the_third_request_and_recovers() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -34,12 +46,26 @@ fn the_global_concurrency_limit_sheds_the_third_request_and_recovers() {
     let client = Server::client();
     let admin = login_http(&server, &client, &admin_once);
 
-    let held = [hold_open(&server, &admin), hold_open(&server, &admin)];
+    let mut held = [hold_open(&server, &admin), hold_open(&server, &admin)];
     // Once both held requests occupy their slots, any other request, on any route, is shed.
-    let shed = wait_for(Duration::from_secs(30), || {
+    let start = std::time::Instant::now();
+    let shed = loop {
         let r = server.send(&client, Req::get("/v1/me").token(&admin));
-        (r.status == StatusCode::SERVICE_UNAVAILABLE).then_some(r)
-    });
+        if r.status == StatusCode::SERVICE_UNAVAILABLE {
+            break r;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            // Say what the held requests were answered, if anything, and what the server logged.
+            let answers: Vec<String> = held.iter_mut().map(read_what_arrived).collect();
+            panic!(
+                "/v1/me was never shed; last answer {} {:?}; the held requests got {answers:?}; server log:\n{}",
+                r.status,
+                String::from_utf8_lossy(&r.body),
+                String::from_utf8_lossy(&server.stderr())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert_eq!(shed.error().code, ErrorCode::Unavailable);
     let r = server.send(&client, Req::get("/v1/surveys").token(&admin));
     assert_eq!(
