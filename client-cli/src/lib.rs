@@ -10,7 +10,7 @@ pub mod exit;
 pub mod export_tables;
 pub mod form_file;
 pub mod input;
-pub mod interview;
+pub use fieldsync_protocol::survey::interview;
 pub mod store;
 
 use std::path::PathBuf;

@@ -136,7 +136,9 @@ fn interview(store: &mut Store, key: &str, lang: Option<&str>, s: &Settings) -> 
     let survey = store.survey_version(&batch.survey_id(), batch.version())?;
     let language = pick_language(&survey, lang)?;
     let ctx = ValidationContext::at(now_utc());
-    let iv = Interview::new(survey, ctx).with_language(language);
+    let iv = Interview::new(survey, ctx)
+        .with_language(language)
+        .with_offset(fieldsync_client::store::local_offset());
     let draft = Autosave::new(key, batch.version(), None, Answers::new());
     run_interview(store, key, s, iv, draft)
 }
@@ -180,7 +182,9 @@ fn resume(
         Some(id),
         local.answers.clone(),
     );
-    let iv = Interview::resume(survey, ctx, local.answers).with_language(language);
+    let iv = Interview::resume(survey, ctx, local.answers)
+        .with_language(language)
+        .with_offset(fieldsync_client::store::local_offset());
     run_interview(store, key, s, iv, draft)
 }
 

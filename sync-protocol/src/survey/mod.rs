@@ -11,6 +11,7 @@ mod complete;
 mod definition;
 pub mod files;
 mod instance;
+pub mod interview;
 mod json;
 mod sample;
 pub mod sheet;

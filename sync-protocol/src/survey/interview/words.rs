@@ -1,6 +1,6 @@
 //! Reading what was typed at a choice, and the words that say what a question expects.
 
-use fieldsync_protocol::survey::{Choice, QuestionType, ValidationError};
+use crate::survey::{Choice, QuestionType, ValidationError};
 
 /// Whether a typed line is an interview command (`:save`, `:skip`, …) rather than an answer.
 pub fn is_command(line: &str) -> bool {

@@ -2,13 +2,21 @@
 
 use std::sync::Arc;
 
-use fieldsync_protocol::Answer;
-use fieldsync_protocol::survey::{Survey, ValidationContext};
+use crate::Answer;
+use crate::survey::{Survey, ValidationContext};
 
 use super::*;
 
+fn household() -> Survey {
+    let text = include_str!("../../../../fixtures/surveys/household-v1.json");
+    match Survey::parse_json(text) {
+        Ok(s) => s,
+        Err(e) => panic!("fixture survey: {e}"),
+    }
+}
+
 fn interview() -> Interview {
-    let survey = Arc::new(crate::input::tests::household());
+    let survey = Arc::new(household());
     Interview::new(
         survey,
         ValidationContext::new(time::macros::date!(2024 - 06 - 15)),
@@ -169,7 +177,7 @@ fn quitting_needs_a_confirmation_and_save_keeps_a_draft() {
     let draft = iv.answers_to_save();
 
     // Resuming starts after the last answered question, and going back still works.
-    let survey = Arc::new(crate::input::tests::household());
+    let survey = Arc::new(household());
     let ctx = ValidationContext::new(time::macros::date!(2024 - 06 - 15));
     let mut resumed = Interview::resume(survey, ctx, draft);
     assert_eq!(current(&mut resumed), "head_name");

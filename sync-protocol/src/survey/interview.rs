@@ -13,11 +13,11 @@
 
 use std::sync::Arc;
 
-use fieldsync_protocol::survey::{
+use crate::survey::{
     At, Choice, Group, Location, Question, QuestionType, Survey, ValidationContext,
     ValidationError, answers_at, answers_at_mut,
 };
-use fieldsync_protocol::{Answer, Answers, RepeatInstance};
+use crate::{Answer, Answers, RepeatInstance};
 
 /// How an interview ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,6 +120,8 @@ pub struct Interview {
     state: State,
     /// The language labels are shown in (`None`: the form's default).
     language: Option<String>,
+    /// The respondent's offset from UTC: what `now`, `today()` and typed local times mean.
+    offset: time::UtcOffset,
 }
 
 impl Interview {
@@ -139,6 +141,7 @@ impl Interview {
             notes: Vec::new(),
             state: State::Asking,
             language: None,
+            offset: time::UtcOffset::UTC,
         };
         iv.pos = iv.steps().into_iter().next();
         let steps = iv.steps();
@@ -169,6 +172,12 @@ impl Interview {
         iv
     }
 
+    /// Read typed times and dates in the respondent's `offset` from UTC (the default is UTC).
+    pub fn with_offset(mut self, offset: time::UtcOffset) -> Interview {
+        self.offset = offset;
+        self
+    }
+
     /// Show labels in `language` (one of [`Survey::languages`]).
     pub fn with_language(mut self, language: Option<String>) -> Interview {
         self.language = language;
@@ -176,7 +185,7 @@ impl Interview {
     }
 
     /// Text of a label, hint or message in the interview's language, answers piped in.
-    fn text(&self, t: &fieldsync_protocol::survey::Text, at: &Location, q: &str) -> Option<String> {
+    fn text(&self, t: &crate::survey::Text, at: &Location, q: &str) -> Option<String> {
         let raw = t.get(self.language.as_deref())?;
         Some(
             self.survey
@@ -470,8 +479,8 @@ impl Interview {
                 .join(" "),
             _ => typed.to_owned(),
         };
-        // `now`, `today` and local times are the interview's clock in the device's offset.
-        let now = self.ctx.now.to_offset(crate::store::local_offset());
+        // `now`, `today` and local times are the interview's clock in the respondent's offset.
+        let now = self.ctx.now.to_offset(self.offset);
         let answer = match self.survey.parse_typed(&q.name, &text, now) {
             Ok(a) => a,
             Err(e) => return Reply::Problem(e.message),
