@@ -334,3 +334,44 @@ fn choices_coded_by_numbers_are_typed_by_their_code() {
         "the code, not the second item"
     );
 }
+
+/// A web form drives the interview with actions and keeps no interview between pages: each
+/// page restores it from the snapshot the last one left (through CBOR, as the page carries
+/// it). It goes where the typed interview goes and keeps the same answers.
+#[test]
+fn actions_through_snapshots_follow_the_typed_interview() {
+    let mut typed = interview();
+    let mut lines = START.to_vec();
+    lines.extend(["yes", "J", "Joseph", "male", "", "12", "45"]);
+    run(&mut typed, &lines);
+
+    let survey = Arc::new(household());
+    let ctx = ValidationContext::new(time::macros::date!(2024 - 06 - 15));
+    let mut snapshot = Interview::new(Arc::clone(&survey), ctx.clone()).snapshot();
+    let mut shown = Vec::new();
+    let mut problems = Vec::new();
+    for line in lines {
+        let mut bytes = Vec::new();
+        ciborium::into_writer(&snapshot, &mut bytes).expect("encode");
+        let back: Snapshot = ciborium::from_reader(bytes.as_slice()).expect("decode");
+        let mut iv = Interview::restore(Arc::clone(&survey), ctx.clone(), back);
+        shown.push(current(&mut iv));
+        // The page posts the choice's name, never its menu number.
+        if let Reply::Problem(m) = iv.act(Action::Answer(line)) {
+            problems.push(m);
+        }
+        snapshot = iv.snapshot();
+    }
+    let mut iv = Interview::restore(Arc::clone(&survey), ctx, snapshot);
+    assert_eq!(current(&mut iv), current(&mut typed));
+    assert_eq!(iv.answers(), typed.answers());
+    assert_eq!(problems.len(), 2, "the short name and the age: {problems:?}");
+    assert!(shown.contains(&"head_age".to_string()), "{shown:?}");
+
+    // Back, and a typed command is an answer like any other text on a web page.
+    assert_eq!(iv.act(Action::Back), Reply::Ok);
+    assert_eq!(current(&mut iv), "head_age");
+    assert_eq!(iv.act(Action::Answer("46")), Reply::Ok);
+    assert_eq!(iv.answers().get("head_age"), Some(&Answer::Integer(46)));
+    assert!(matches!(iv.act(Action::Submit), Reply::Problem(_)));
+}
