@@ -9,6 +9,9 @@ use crate::Answers;
 use crate::survey::ValidationError;
 use crate::wire::SurveyStatus;
 
+mod links;
+pub use links::{CreatedLink, LinkInfo, NewLink};
+
 /// A member's role within an organisation. Support staff belong to no organisation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -3,6 +3,7 @@
 //! store, and a mapped result.
 
 pub mod health;
+mod links;
 mod media;
 mod members;
 mod openapi;
@@ -72,6 +73,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/surveys/{id}/versions/{version}", get(surveys::version))
         .route("/v1/surveys/{id}/status", put(surveys::set_status))
         .route("/v1/surveys/{id}/assignments", post(surveys::assign))
+        .route("/v1/surveys/{id}/links", post(links::create))
+        .route("/v1/links", get(links::list))
+        .route("/v1/links/{id}/revoke", post(links::revoke))
         .route("/v1/surveys/{id}/retention", put(rights::retention))
         .route("/v1/surveys/{id}/responses", get(responses::list))
         .route("/v1/surveys/{id}/export", get(responses::export))

@@ -17,7 +17,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Components, Content, Ref, RefOr, Required, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{health, media, members, responses, rights, session, surveys};
+use super::{health, links, media, members, responses, rights, session, surveys};
 use crate::auth::ORG_HEADER;
 
 /// The name of the bearer-token security scheme the authenticated operations require.
@@ -73,6 +73,9 @@ the organisation they act on in the `X-Fieldsync-Org` header.";
         surveys::version,
         surveys::set_status,
         surveys::assign,
+        links::create,
+        links::list,
+        links::revoke,
         responses::list,
         responses::export,
         responses::show,
@@ -85,6 +88,7 @@ the organisation they act on in the `X-Fieldsync-Org` header.";
         (name = "session", description = "Signing in with a one-time secret, and out"),
         (name = "members", description = "Members, enumerators, support access and the audit log"),
         (name = "surveys", description = "Publishing survey versions, status and assignments"),
+        (name = "links", description = "Web-form links to surveys"),
         (name = "responses", description = "Reading and exporting collected responses"),
         (name = "media", description = "Files attached to responses"),
         (name = "subjects", description = "Respondents' rights: access, erasure, restriction, \

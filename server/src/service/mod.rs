@@ -5,6 +5,7 @@
 //! apply inside its own transaction (who may push what, which surveys a puller gets) are pure
 //! functions in [`policy`], called by every backend.
 
+pub mod links;
 pub mod media;
 pub mod members;
 pub mod orgs;

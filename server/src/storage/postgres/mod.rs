@@ -19,6 +19,7 @@
 //! - **Migrations** run under an advisory lock, so instances starting together upgrade once.
 
 mod backend;
+mod links;
 mod media;
 mod meta;
 mod redeem;
@@ -44,6 +45,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_respondents_rights.sql"),
     include_str!("migrations/0003_attachments.sql"),
     include_str!("migrations/0004_device_names.sql"),
+    include_str!("migrations/0005_links.sql"),
 ];
 /// The version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

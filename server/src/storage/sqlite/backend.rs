@@ -68,7 +68,7 @@ impl Sqlite {
 
     /// One write that may find nothing to change (`f` says whether it changed anything);
     /// `audit` is recorded with it only when it did.
-    async fn write_audited_if<F>(&self, audit: AuditEvent, f: F) -> Result<bool>
+    pub(super) async fn write_audited_if<F>(&self, audit: AuditEvent, f: F) -> Result<bool>
     where
         F: FnOnce(&rusqlite::Transaction<'_>) -> Result<bool> + Send + 'static,
     {

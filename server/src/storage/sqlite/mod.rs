@@ -12,6 +12,7 @@
 
 mod audit;
 mod backend;
+mod links;
 mod media;
 mod meta;
 mod orgs;
@@ -45,6 +46,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_respondents_rights.sql"),
     include_str!("migrations/0005_attachments.sql"),
     include_str!("migrations/0006_device_names.sql"),
+    include_str!("migrations/0007_links.sql"),
 ];
 /// The version this build writes.
 pub const SCHEMA_VERSION: u32 = 1 + MIGRATIONS.len() as u32;

@@ -1,0 +1,201 @@
+//! Survey links: who may create, list and revoke them, and what opening one requires.
+//! Tokens are made here and only their hashes go to storage; passwords only as Argon2id
+//! hashes, computed and checked off the async threads.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use fieldsync_protocol::api::{CreatedLink, LinkInfo, NewLink as NewLinkRequest, Role};
+use fieldsync_protocol::crypto::{new_token, token_hash};
+
+use crate::auth::{Caller, MANAGERS};
+use crate::error::ApiError;
+use crate::storage::{
+    AuditEvent, CredentialKind, Db, LinkRow, NewLink, NewPrincipal, StorageError, now_ms,
+};
+
+/// The prefix of link tokens (what a leaked one is recognised by).
+const LINK_PREFIX: &str = "fsf_";
+
+/// Shortest password a link may have.
+pub const MIN_PASSWORD: usize = 8;
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError::BadRequest(msg.into())
+}
+
+/// Create a link to one of the caller's organisation's surveys.
+pub async fn create(
+    db: &Db,
+    caller: &Caller,
+    survey_id: &str,
+    req: NewLinkRequest,
+) -> Result<CreatedLink, ApiError> {
+    caller.require(MANAGERS, "create survey links")?;
+    let survey_id = super::parse_id(survey_id, "survey")?;
+    if db.survey(&caller.org_id, &survey_id, None).await?.is_none() {
+        return Err(ApiError::NotFound(
+            "no such survey; run `fieldsync survey list`".into(),
+        ));
+    }
+    let label = req.label.as_deref().map(str::trim).unwrap_or("web link");
+    if label.is_empty() || label.chars().count() > 100 || label.chars().any(char::is_control) {
+        return Err(bad(
+            "a link's label is 1 to 100 characters without line breaks",
+        ));
+    }
+    let now = now_ms();
+    if req.expires_at.is_some_and(|e| e <= now) {
+        return Err(bad(
+            "the expiry is in the past; give a later date with --expires",
+        ));
+    }
+    let max_responses = match (req.single_use, req.max_responses) {
+        (_, Some(0)) => return Err(bad("--max-responses must be at least 1")),
+        (true, Some(n)) if n > 1 => {
+            return Err(bad(
+                "a single-use link takes one response; leave out --max-responses or --single-use",
+            ));
+        }
+        (true, _) => Some(1),
+        (false, m) => m,
+    };
+    let password_hash = match req.password {
+        None => None,
+        Some(p) if p.chars().count() < MIN_PASSWORD => {
+            return Err(bad(format!(
+                "a link's password needs at least {MIN_PASSWORD} characters"
+            )));
+        }
+        Some(p) => Some(hash_password(p).await?),
+    };
+    let token = new_token(LINK_PREFIX)
+        .map_err(|e| StorageError::Corrupt(format!("cannot generate a token: {e}")))?;
+    // The link's principal has a device credential whose token nobody is ever given: web
+    // responses are pushed as it by the server itself, never with a bearer token.
+    let (_, credential) = super::new_credential(CredentialKind::Device)?;
+    let id = uuid::Uuid::now_v7().to_string();
+    let principal_id = uuid::Uuid::now_v7().to_string();
+    let link = NewLink {
+        id: id.clone(),
+        org_id: caller.org_id.clone(),
+        survey_id: survey_id.clone(),
+        label: label.to_owned(),
+        token_hash: token_hash(&token),
+        password_hash,
+        expires_at: req.expires_at,
+        max_responses,
+        single_use: req.single_use,
+        created_by: caller.name.clone(),
+        principal: NewPrincipal {
+            id: principal_id.clone(),
+            org_id: Some(caller.org_id.clone()),
+            role: Role::Enumerator,
+            name: format!("{label} (web)"),
+            created_by: Some(caller.principal_id.clone()),
+            credential,
+            assign: Vec::new(),
+            audit: None,
+        },
+        audit: AuditEvent::by(caller, "link_created")
+            .target(&id)
+            .detail(&survey_id),
+    };
+    db.create_link(link).await?;
+    let created = db
+        .links(&caller.org_id, Some(&survey_id))
+        .await?
+        .into_iter()
+        .find(|l| l.id == id)
+        .ok_or_else(|| StorageError::Corrupt("a link just created is missing".into()))?;
+    Ok(CreatedLink {
+        link: info(&created, now)?,
+        path: format!("/f/{token}"),
+    })
+}
+
+/// The links of the caller's organisation (of one survey, or all).
+pub async fn list(
+    db: &Db,
+    caller: &Caller,
+    survey_id: Option<&str>,
+) -> Result<Vec<LinkInfo>, ApiError> {
+    caller.require(MANAGERS, "list survey links")?;
+    let survey_id = survey_id.map(|s| super::parse_id(s, "survey")).transpose()?;
+    let now = now_ms();
+    db.links(&caller.org_id, survey_id.as_deref())
+        .await?
+        .iter()
+        .map(|l| info(l, now))
+        .collect()
+}
+
+/// Revoke a link: it stops opening at once, and its principal is revoked.
+pub async fn revoke(db: &Db, caller: &Caller, link_id: &str) -> Result<(), ApiError> {
+    caller.require(MANAGERS, "revoke survey links")?;
+    let link_id = super::parse_id(link_id, "link")?;
+    let audit = AuditEvent::by(caller, "link_revoked").target(&link_id);
+    if !db.revoke_link(&caller.org_id, &link_id, audit).await? {
+        return Err(ApiError::NotFound(
+            "no such link; run `fieldsync link list`".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn info(l: &LinkRow, now: i64) -> Result<LinkInfo, ApiError> {
+    let uuid = |s: &str| {
+        uuid::Uuid::parse_str(s).map_err(|e| StorageError::Corrupt(format!("link id {s}: {e}")))
+    };
+    Ok(LinkInfo {
+        id: uuid(&l.id)?,
+        survey_id: uuid(&l.survey_id)?,
+        label: l.label.clone(),
+        password: l.password_hash.is_some(),
+        expires_at: l.expires_at,
+        max_responses: l.max_responses,
+        single_use: l.single_use,
+        responses: l.responses,
+        created_at: l.created_at,
+        created_by: l.created_by.clone(),
+        revoked_at: l.revoked_at,
+        open: l.open_at(now),
+    })
+}
+
+/// The link a web form's token names, if it has the shape of one (anything else is not
+/// looked up).
+pub async fn by_token(db: &Db, token: &str) -> Result<Option<LinkRow>, ApiError> {
+    if !token.starts_with(LINK_PREFIX)
+        || token.len() > 128
+        || !token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Ok(None);
+    }
+    Ok(db.link_by_token(token_hash(token)).await?)
+}
+
+/// Argon2id with the crate's defaults (19 MiB, 2 passes), on a blocking thread.
+async fn hash_password(password: String) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+        argon2::Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| ApiError::Internal(format!("cannot hash the password: {e}")))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("password hashing stopped: {e}")))?
+}
+
+/// Whether `password` is the one `hash` was made from (on a blocking thread). A hash that
+/// cannot be read matches nothing.
+pub async fn password_matches(hash: String, password: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash).is_ok_and(|h| {
+            argon2::Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+    })
+    .await
+    .unwrap_or(false)
+}
