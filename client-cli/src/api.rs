@@ -2,8 +2,9 @@
 //! method per route, so the CLI and a future app never spell a path or a body twice.
 
 use fieldsync_protocol::api::{
-    Assignment, CreatedMember, EnrollRequest, LoginRequest, MediaInfo, MemberInfo, NewEnumerator,
-    NewMember, Published, SessionGrant, StatusChange, SurveyInfo, SurveyVersion, WhoAmI,
+    Assignment, CreatedLink, CreatedMember, EnrollRequest, LinkInfo, LoginRequest, MediaInfo,
+    MemberInfo, NewEnumerator, NewLink, NewMember, Published, SessionGrant, StatusChange,
+    SurveyInfo, SurveyVersion, WhoAmI,
 };
 use fieldsync_protocol::wire::SurveyStatus;
 use reqwest::Method;
@@ -169,6 +170,25 @@ impl ApiClient {
             &format!("/v1/surveys/{id}/assignments"),
             &Assignment { enumerator_id },
         )
+    }
+
+    /// `POST /v1/surveys/{id}/links`.
+    pub fn create_link(&self, survey: &Uuid, req: &NewLink) -> Result<CreatedLink, ClientError> {
+        self.send_json(Method::POST, &format!("/v1/surveys/{survey}/links"), req)
+    }
+
+    /// `GET /v1/links`, of one survey or all.
+    pub fn links(&self, survey: Option<&Uuid>) -> Result<Vec<LinkInfo>, ClientError> {
+        match survey {
+            Some(id) => self.get_json(&format!("/v1/links?survey={id}")),
+            None => self.get_json("/v1/links"),
+        }
+    }
+
+    /// `POST /v1/links/{id}/revoke`.
+    pub fn revoke_link(&self, id: &Uuid) -> Result<(), ClientError> {
+        self.send(self.request(Method::POST, &format!("/v1/links/{id}/revoke")))?;
+        Ok(())
     }
 
     /// `PUT /v1/surveys/{id}/status`.

@@ -13,6 +13,7 @@ mod enumerator;
 mod export;
 mod export_media;
 mod import;
+mod link;
 mod login;
 mod logout;
 mod media;
@@ -84,6 +85,8 @@ enum Command {
     Member(member::Command),
     #[command(subcommand)]
     Enumerator(enumerator::Command),
+    #[command(subcommand)]
+    Link(link::Command),
     #[command(subcommand)]
     Org(org::Command),
     #[command(subcommand)]
@@ -315,6 +318,7 @@ fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
         Command::Whoami(a) => whoami::run(a, s),
         Command::Member(c) => member::run(c, s),
         Command::Enumerator(c) => enumerator::run(c, s),
+        Command::Link(c) => link::run(c, s),
         Command::Org(c) => org::run(c, s),
         Command::Subject(c) => subject::run(c, s),
         Command::Audit(c) => audit::run(c, s),

@@ -119,7 +119,9 @@ pub async fn list(
     survey_id: Option<&str>,
 ) -> Result<Vec<LinkInfo>, ApiError> {
     caller.require(MANAGERS, "list survey links")?;
-    let survey_id = survey_id.map(|s| super::parse_id(s, "survey")).transpose()?;
+    let survey_id = survey_id
+        .map(|s| super::parse_id(s, "survey"))
+        .transpose()?;
     let now = now_ms();
     db.links(&caller.org_id, survey_id.as_deref())
         .await?
@@ -166,7 +168,9 @@ fn info(l: &LinkRow, now: i64) -> Result<LinkInfo, ApiError> {
 pub async fn by_token(db: &Db, token: &str) -> Result<Option<LinkRow>, ApiError> {
     if !token.starts_with(LINK_PREFIX)
         || token.len() > 128
-        || !token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        || !token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     {
         return Ok(None);
     }

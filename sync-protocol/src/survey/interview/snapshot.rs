@@ -55,11 +55,7 @@ impl Interview {
                 .unwrap_or(time::UtcOffset::UTC),
         };
         // A step past the form's end (a snapshot of another version) ends at the review.
-        if iv
-            .pos
-            .as_ref()
-            .is_some_and(|p| !iv.steps().contains(p))
-        {
+        if iv.pos.as_ref().is_some_and(|p| !iv.steps().contains(p)) {
             iv.pos = None;
         }
         iv

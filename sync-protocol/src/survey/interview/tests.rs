@@ -365,7 +365,11 @@ fn actions_through_snapshots_follow_the_typed_interview() {
     let mut iv = Interview::restore(Arc::clone(&survey), ctx, snapshot);
     assert_eq!(current(&mut iv), current(&mut typed));
     assert_eq!(iv.answers(), typed.answers());
-    assert_eq!(problems.len(), 2, "the short name and the age: {problems:?}");
+    assert_eq!(
+        problems.len(),
+        2,
+        "the short name and the age: {problems:?}"
+    );
     assert!(shown.contains(&"head_age".to_string()), "{shown:?}");
 
     // Back, and a typed command is an answer like any other text on a web page.
