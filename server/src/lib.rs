@@ -16,6 +16,7 @@ pub mod service;
 pub mod settings;
 pub mod storage;
 pub mod tls;
+pub mod web;
 pub mod worker;
 
 use std::path::PathBuf;

@@ -52,3 +52,6 @@ mod instances;
 
 #[path = "server/openapi.rs"]
 mod openapi;
+
+#[path = "server/web.rs"]
+mod web;

@@ -9,9 +9,9 @@ mod members;
 mod openapi;
 mod responses;
 mod rights;
-mod session;
+pub(crate) mod session;
 mod surveys;
-mod sync;
+pub(crate) mod sync;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,6 +46,10 @@ const PUBLIC_BODY: usize = 16 * 1024;
 /// unauthenticated clients nor one busy caller can take the capacity sync needs. Bodies are
 /// read within the body timeout; headers within the header timeout (see `http`).
 pub fn router(state: AppState) -> Router {
+    // Web forms: no token, so the sign-in slots, and a body limit of their own.
+    let web = crate::web::routes()
+        .layer(middleware::from_fn_with_state(state.clone(), admit_public))
+        .layer(DefaultBodyLimit::max(crate::web::MAX_POST));
     let public = Router::new()
         .route("/v1/login", post(session::login))
         .route("/v1/enroll", post(session::enroll))
@@ -95,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::ready))
         .route("/v1/openapi.json", get(openapi::document))
         .merge(public)
+        .merge(web)
         .merge(authenticated)
         .fallback(not_found)
         .layer(middleware::from_fn(render_errors))

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use fieldsync_protocol::wire::{
-    PROTOCOL_VERSION, PullRequest, PullResponse, PushRequest, PushResponse,
+    DocChanges, PROTOCOL_VERSION, PullRequest, PullResponse, PushRequest, PushResponse,
 };
 
 use super::Cbor;
@@ -75,49 +75,8 @@ pub async fn push(
             .into());
         }
     }
-    // Parse in the sandbox: the server process never touches client Automerge bytes.
     let req_protocol = req.protocol;
-    let mut docs = req.docs;
-    // Lend the change bytes to the verifier without copying them, then put them back.
-    let changes: Vec<_> = docs
-        .iter_mut()
-        .map(|d| std::mem::take(&mut d.changes))
-        .collect();
-    // What an edit by a member touched is audited (a device edits only its own responses).
-    let keys = caller.role != fieldsync_protocol::api::Role::Enumerator;
-    let verdicts = state
-        .workers
-        .verify(&caller.principal_id, &changes, keys)
-        .await;
-    for (doc, c) in docs.iter_mut().zip(changes) {
-        doc.changes = c;
-    }
-    let verdicts = verdicts.map_err(ApiError::from)?;
-    let mut malformed = Vec::new();
-    let mut verified = Vec::with_capacity(docs.len());
-    for (doc, verdict) in docs.into_iter().zip(verdicts) {
-        match verdict {
-            Verdict::Ok { hashes, keys } => verified.push(VerifiedDoc {
-                doc,
-                hashes,
-                touched: keys,
-            }),
-            Verdict::Malformed(why) => malformed.push((doc.doc_id, why)),
-        }
-    }
-    if let Some((doc_id, why)) = malformed.first() {
-        // Nothing of the batch is stored: the client drops or repairs the named documents
-        // and pushes the rest again.
-        tracing::info!(doc = %doc_id, count = malformed.len(), "push refused: malformed document data");
-        return Err(ApiError::MalformedDocument {
-            doc_id: *doc_id,
-            message: format!(
-                "{why}; nothing in this push was stored, push the other documents again without it"
-            ),
-            docs: malformed.clone(),
-        }
-        .into());
-    }
+    let verified = verify(&state, &caller, req.docs).await?;
     let (push_docs, push_bytes) = (
         verified.len(),
         verified
@@ -228,4 +187,56 @@ async fn wait_for_checks(state: &AppState, caller: &Caller) -> Result<(), ApiErr
         state.materialize.notify_one();
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Parse pushed documents in the sandbox (the server process never touches Automerge bytes it
+/// did not write): each document's change hashes and the map keys its changes write, or a
+/// refusal of the whole batch naming the documents that do not parse.
+pub(crate) async fn verify(
+    state: &AppState,
+    caller: &Caller,
+    docs: Vec<DocChanges>,
+) -> Result<Vec<VerifiedDoc>, ApiError> {
+    // Parse in the sandbox: the server process never touches client Automerge bytes.
+    let mut docs = docs;
+    // Lend the change bytes to the verifier without copying them, then put them back.
+    let changes: Vec<_> = docs
+        .iter_mut()
+        .map(|d| std::mem::take(&mut d.changes))
+        .collect();
+    // What an edit by a member touched is audited (a device edits only its own responses).
+    let keys = caller.role != fieldsync_protocol::api::Role::Enumerator;
+    let verdicts = state
+        .workers
+        .verify(&caller.principal_id, &changes, keys)
+        .await;
+    for (doc, c) in docs.iter_mut().zip(changes) {
+        doc.changes = c;
+    }
+    let verdicts = verdicts.map_err(ApiError::from)?;
+    let mut malformed = Vec::new();
+    let mut verified = Vec::with_capacity(docs.len());
+    for (doc, verdict) in docs.into_iter().zip(verdicts) {
+        match verdict {
+            Verdict::Ok { hashes, keys } => verified.push(VerifiedDoc {
+                doc,
+                hashes,
+                touched: keys,
+            }),
+            Verdict::Malformed(why) => malformed.push((doc.doc_id, why)),
+        }
+    }
+    if let Some((doc_id, why)) = malformed.first() {
+        // Nothing of the batch is stored: the client drops or repairs the named documents
+        // and pushes the rest again.
+        tracing::info!(doc = %doc_id, count = malformed.len(), "push refused: malformed document data");
+        return Err(ApiError::MalformedDocument {
+            doc_id: *doc_id,
+            message: format!(
+                "{why}; nothing in this push was stored, push the other documents again without it"
+            ),
+            docs: malformed.clone(),
+        });
+    }
+    Ok(verified)
 }

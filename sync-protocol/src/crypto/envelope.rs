@@ -45,11 +45,14 @@ pub enum Purpose {
     /// An attachment's data key, wrapped by the key of the response that references it (on
     /// a device, by the store key).
     MediaKey,
+    /// A web form's interview between two pages (carried by the respondent's browser),
+    /// sealed with the organisation's key.
+    WebForm,
 }
 
 impl Purpose {
     /// Every purpose, for exhaustive tests and parsing.
-    pub const ALL: [Purpose; 7] = [
+    pub const ALL: [Purpose; 8] = [
         Purpose::Change,
         Purpose::Snapshot,
         Purpose::DocKey,
@@ -57,6 +60,7 @@ impl Purpose {
         Purpose::StoreKey,
         Purpose::Media,
         Purpose::MediaKey,
+        Purpose::WebForm,
     ];
 
     /// The stable label authenticated in the associated data. Never change one: every
@@ -70,6 +74,7 @@ impl Purpose {
             Purpose::StoreKey => "store-key",
             Purpose::Media => "media",
             Purpose::MediaKey => "media-key",
+            Purpose::WebForm => "web-form",
         }
     }
 

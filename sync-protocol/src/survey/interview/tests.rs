@@ -347,14 +347,14 @@ fn actions_through_snapshots_follow_the_typed_interview() {
 
     let survey = Arc::new(household());
     let ctx = ValidationContext::new(time::macros::date!(2024 - 06 - 15));
-    let mut snapshot = Interview::new(Arc::clone(&survey), ctx.clone()).snapshot();
+    let mut snapshot = Interview::new(Arc::clone(&survey), ctx).snapshot();
     let mut shown = Vec::new();
     let mut problems = Vec::new();
     for line in lines {
         let mut bytes = Vec::new();
         ciborium::into_writer(&snapshot, &mut bytes).expect("encode");
         let back: Snapshot = ciborium::from_reader(bytes.as_slice()).expect("decode");
-        let mut iv = Interview::restore(Arc::clone(&survey), ctx.clone(), back);
+        let mut iv = Interview::restore(Arc::clone(&survey), ctx, back);
         shown.push(current(&mut iv));
         // The page posts the choice's name, never its menu number.
         if let Reply::Problem(m) = iv.act(Action::Answer(line)) {

@@ -1,0 +1,126 @@
+//! Handing in a web response: the answers become an ordinary response document, checked in
+//! the sandbox and pushed as the link's principal, exactly as a device's would be.
+
+use fieldsync_protocol::document::{NewResponse, ResponseDoc, Status};
+use fieldsync_protocol::survey::interview::Interview;
+use fieldsync_protocol::survey::{DeviceValues, ValidationContext};
+use fieldsync_protocol::wire::{DocChanges, DocKind, PushOutcome};
+
+use super::{FormState, Opened, html, page};
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::service;
+use axum::http::StatusCode;
+use axum::response::Response;
+
+pub(super) async fn submit(
+    state: &AppState,
+    o: &Opened,
+    st: &FormState,
+    iv: &Interview,
+) -> Result<Response, ApiError> {
+    // Stamped with the time the review was reached: the same page sent again builds the
+    // same change, which the server already holds.
+    let at = st.reviewed_at.unwrap_or_else(crate::storage::now_ms);
+    let when = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(at) * 1_000_000)
+        .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
+    let ctx = ValidationContext::at(when);
+    let device = DeviceValues {
+        device_id: Some(format!("web:{}", o.link.id)),
+        ..DeviceValues::default()
+    };
+    let answers = o.survey.complete(&iv.answers_to_save(), &device, &ctx);
+    let errors = o.survey.validate(&answers, &ctx);
+    if !errors.is_empty() {
+        let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        return Err(ApiError::BadRequest(list.join("; ")));
+    }
+    let caller = Caller {
+        principal_id: o.link.principal_id.clone(),
+        session: format!("web-{}", o.link.id),
+        name: o.link.label.clone(),
+        role: fieldsync_protocol::api::Role::Enumerator,
+        org_id: o.link.org_id.clone(),
+    };
+    let survey_id = uuid::Uuid::parse_str(&o.link.survey_id)
+        .map_err(|e| ApiError::Internal(format!("link survey id: {e}")))?;
+    // The actor is the response's own id: one writer per web response.
+    let actor = st.response_id.as_bytes().to_vec();
+    let changes = ResponseDoc::create_changes(
+        NewResponse {
+            response_id: st.response_id,
+            survey_id,
+            survey_version: st.survey_version,
+            author_device: format!("web:{}", o.link.id),
+        },
+        actor,
+        &o.link.label,
+        &answers,
+        Status::Submitted,
+        at,
+    )
+    .map_err(|e| ApiError::Internal(format!("cannot build the response: {e}")))?;
+    let doc = DocChanges {
+        doc_id: st.response_id,
+        kind: DocKind::Response,
+        survey_id,
+        survey_version: st.survey_version,
+        changes: changes.into_iter().map(|(_, bytes)| bytes.into()).collect(),
+    };
+    if !state
+        .db
+        .take_link_place(&o.link.id, crate::storage::now_ms())
+        .await?
+    {
+        return Ok(super::closed());
+    }
+    let pushed = match push(state, caller, doc).await {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = state.db.release_link_place(&o.link.id).await;
+            return Err(e);
+        }
+    };
+    match pushed {
+        PushOutcome::Stored { new, .. } => {
+            if new == 0 {
+                // Sent again: the response was already in; its place was counted then.
+                let _ = state.db.release_link_place(&o.link.id).await;
+            }
+            Ok(html(
+                StatusCode::OK,
+                page::message(
+                    &o.title,
+                    "Thank you",
+                    "Your answers were received. You can close this page.",
+                ),
+            ))
+        }
+        PushOutcome::Rejected { message, .. } => {
+            let _ = state.db.release_link_place(&o.link.id).await;
+            Err(ApiError::Conflict(message))
+        }
+        PushOutcome::Unknown => {
+            let _ = state.db.release_link_place(&o.link.id).await;
+            Err(ApiError::Internal(
+                "a push outcome this server does not know".into(),
+            ))
+        }
+    }
+}
+
+async fn push(state: &AppState, caller: Caller, doc: DocChanges) -> Result<PushOutcome, ApiError> {
+    let _in_flight = state.pushes.enter();
+    let verified = crate::api::sync::verify(state, &caller, vec![doc]).await?;
+    let pushed = service::sync::push(&state.db, caller, verified).await?;
+    if pushed.stored_any {
+        state.materialize.notify_one();
+    }
+    pushed
+        .results
+        .into_iter()
+        .next()
+        .map(|r| r.outcome)
+        .ok_or_else(|| ApiError::Internal("a push answered nothing".into()))
+}
