@@ -5,6 +5,7 @@
 //! hanging it.
 
 pub mod bins;
+pub mod browser;
 pub mod client;
 pub mod data;
 pub mod databases;

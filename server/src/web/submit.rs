@@ -52,7 +52,9 @@ pub(super) async fn submit(
             response_id: st.response_id,
             survey_id,
             survey_version: st.survey_version,
-            author_device: format!("web:{}", o.link.id),
+            // The link's principal, as a device names itself: exports name the link as the
+            // collector.
+            author_device: o.link.principal_id.clone(),
         },
         actor,
         &o.link.label,

@@ -11,24 +11,8 @@ use fieldsync_protocol::api::{CreatedLink, ResponsePage, ResponseView};
 
 use super::common::*;
 
-const FORM: &str = r#"{
-  "settings": {"form_id": "followup", "form_title": "Household follow-up", "version": "1"},
-  "survey": [
-    {"type": "text", "name": "head", "label": "Name of the head of household", "required": "yes"},
-    {"type": "integer", "name": "age", "label": "Age of the head", "required": "yes",
-     "constraint": ". >= 18", "constraint_message": "The head of household is an adult (18 or more)."},
-    {"type": "calculate", "name": "age_months", "calculation": "${age} * 12"},
-    {"type": "select_one yes_no", "name": "children", "label": "Are there children?", "required": "yes"},
-    {"type": "begin_repeat", "name": "child", "label": "Child", "relevant": "${children} = 'yes'"},
-    {"type": "text", "name": "child_name", "label": "Child's name", "required": "yes"},
-    {"type": "end_repeat"},
-    {"type": "text", "name": "comment", "label": "Anything to add?"}
-  ],
-  "choices": [
-    {"list_name": "yes_no", "name": "yes", "label": "Yes"},
-    {"list_name": "yes_no", "name": "no", "label": "No"}
-  ]
-}"#;
+/// A follow-up with a skip, a calculation, a repeat and a constraint (also the browser test's).
+const FORM: &str = include_str!("../../../fixtures/surveys/followup-web.json");
 
 /// A browser without script: one cookie, and the form fields of the last page.
 struct Browser {
