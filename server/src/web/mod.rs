@@ -229,24 +229,35 @@ fn render(
     problem: Option<&str>,
     status: StatusCode,
 ) -> Result<Response, ApiError> {
+    render_typed(o, &mut st, problem, None, status)
+}
+
+/// [`render`], showing `typed` again in the question's field (an answer that was refused).
+fn render_typed(
+    o: &Opened,
+    st: &mut FormState,
+    problem: Option<&str>,
+    typed: Option<&str>,
+    status: StatusCode,
+) -> Result<Response, ApiError> {
     let seal = |st: &FormState| {
         state::seal(&o.cipher, &o.link.org_id, &o.link.id, st)
             .map_err(|e| ApiError::Internal(format!("cannot seal a form page: {e}")))
     };
     if !st.unlocked {
-        let sealed = seal(&st)?;
+        let sealed = seal(st)?;
         return Ok(html(
             status,
             page::password(&o.title, &o.path, &sealed, problem),
         ));
     }
-    let mut iv = interview(o, &st);
+    let mut iv = interview(o, st);
     let screen_is_review = matches!(iv.screen(), Screen::Review { .. });
     if screen_is_review && st.reviewed_at.is_none() {
         st.reviewed_at = Some(now_ms());
     }
     st.interview = Some(iv.snapshot());
-    let sealed = seal(&st)?;
+    let sealed = seal(st)?;
     let language = iv.language().map(str::to_owned);
     let screen = iv.screen();
     let frame = page::Frame {
@@ -256,6 +267,7 @@ fn render(
         problem,
         survey: &o.survey,
         language: language.as_deref(),
+        typed,
     };
     Ok(html(status, page::screen(&frame, &screen)))
 }
@@ -443,7 +455,8 @@ async fn step(
         Reply::Ok => (None, StatusCode::OK),
         Reply::Problem(m) => (Some(m.as_str()), StatusCode::UNPROCESSABLE_ENTITY),
     };
-    render(&o, st, problem, status)
+    let typed = (problem.is_some() && posted.action == "next").then_some(answer.as_str());
+    render_typed(&o, &mut st, problem, typed, status)
 }
 
 const WRONG_PASSWORD: &str = "That password is not right. Check it and try again.";

@@ -72,6 +72,8 @@ pub struct Frame<'a> {
     pub problem: Option<&'a str>,
     pub survey: &'a Survey,
     pub language: Option<&'a str>,
+    /// What the respondent sent that was refused, shown again to correct.
+    pub typed: Option<&'a str>,
 }
 
 /// The page of one interview screen.
@@ -123,7 +125,10 @@ pub fn screen(f: &Frame<'_>, screen: &Screen<'_>) -> String {
             } else {
                 ""
             };
-            let text = current.map(Answer::to_text).unwrap_or_default();
+            let text = f
+                .typed
+                .map(str::to_owned)
+                .unwrap_or_else(|| current.map(Answer::to_text).unwrap_or_default());
             match &question.qtype {
                 QuestionType::SelectOne(_) | QuestionType::SelectMultiple(_) => {
                     let multiple = matches!(question.qtype, QuestionType::SelectMultiple(_));
@@ -178,9 +183,13 @@ pub fn screen(f: &Frame<'_>, screen: &Screen<'_>) -> String {
                     "<button type=\"submit\" name=\"action\" value=\"delete\">Remove this entry</button>",
                 );
             }
-            b.push_str(
-                "<button type=\"submit\" name=\"action\" value=\"back\">Back</button></div>",
-            );
+            // The first question has nothing before it.
+            if *number > 1 {
+                b.push_str(
+                    "<button type=\"submit\" name=\"action\" value=\"back\">Back</button>",
+                );
+            }
+            b.push_str("</div>");
         }
         Screen::AddEntry {
             repeat,

@@ -327,9 +327,34 @@ impl Interview {
                     self.text(&q.label, at, &q.name)
                         .unwrap_or_else(|| q.name.clone()),
                 );
-                Some((place.join(" / "), a.to_string()))
+                Some((place.join(" / "), self.shown_value(at, q, a, &kept)))
             })
             .collect()
+    }
+
+    /// An answer as the respondent reads it: a choice by its label in the interview's
+    /// language, anything else as stored.
+    fn shown_value(&self, at: &Location, q: &Question, a: &Answer, answers: &Answers) -> String {
+        if !matches!(
+            q.qtype,
+            QuestionType::SelectOne(_) | QuestionType::SelectMultiple(_) | QuestionType::Rank(_)
+        ) {
+            return a.to_string();
+        }
+        let choices = self
+            .survey
+            .choices_at(Self::at_of(at, &q.name), answers, &self.ctx);
+        a.to_text()
+            .split_whitespace()
+            .map(|name| {
+                choices
+                    .iter()
+                    .find(|c| c.name == name)
+                    .and_then(|c| c.label.get(self.language.as_deref()))
+                    .map_or_else(|| name.to_owned(), |l| l.trim().to_owned())
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// Move the interview's clock to `now`: what `now`, `today()` and `now()` mean for the
