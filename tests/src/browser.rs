@@ -22,6 +22,7 @@ pub fn driver_path() -> Option<PathBuf> {
 }
 
 /// One chromedriver and one browser session in it.
+#[derive(Debug)]
 pub struct Browser {
     driver: Child,
     pub client: Client,

@@ -14,6 +14,7 @@ pub mod proxy;
 pub mod rng;
 pub mod server;
 pub mod tty;
+pub mod web;
 pub mod world;
 
 pub use bins::{binaries, fixture, workspace_root};

@@ -47,6 +47,8 @@ mod terminal;
 mod tls;
 #[path = "e2e/versions.rs"]
 mod versions;
+#[path = "e2e/web_engine.rs"]
+mod web_engine;
 #[path = "e2e/web_form.rs"]
 mod web_form;
 #[path = "e2e/workflows.rs"]

@@ -80,10 +80,16 @@ pub struct Frame<'a> {
 pub fn screen(f: &Frame<'_>, screen: &Screen<'_>) -> String {
     let mut b = String::new();
     let _ = write!(b, "<p class=\"survey\">{}</p>", esc(f.title));
+    // The question's name on the form: for assistive scripts and tests, never shown.
+    let question = match screen {
+        Screen::Question { question, .. } => question.name.as_str(),
+        _ => "",
+    };
     let _ = write!(
         b,
-        "<form method=\"post\" action=\"{}\" data-fieldsync-form novalidate>",
-        esc(f.action)
+        "<form method=\"post\" action=\"{}\" data-fieldsync-form data-question=\"{}\" novalidate>",
+        esc(f.action),
+        esc(question)
     );
     hidden_state(&mut b, f.state);
     b.push_str("<input type=\"hidden\" name=\"tz\" value=\"\">");
@@ -125,10 +131,12 @@ pub fn screen(f: &Frame<'_>, screen: &Screen<'_>) -> String {
             } else {
                 ""
             };
-            let text = f
-                .typed
-                .map(str::to_owned)
-                .unwrap_or_else(|| current.map(Answer::to_text).unwrap_or_default());
+            // What was refused, else the answer so far, else the form's default.
+            let text = f.typed.map(str::to_owned).unwrap_or_else(|| {
+                current
+                    .map(Answer::to_text)
+                    .unwrap_or_else(|| question.static_default().unwrap_or_default().to_owned())
+            });
             match &question.qtype {
                 QuestionType::SelectOne(_) | QuestionType::SelectMultiple(_) => {
                     let multiple = matches!(question.qtype, QuestionType::SelectMultiple(_));
@@ -185,9 +193,7 @@ pub fn screen(f: &Frame<'_>, screen: &Screen<'_>) -> String {
             }
             // The first question has nothing before it.
             if *number > 1 {
-                b.push_str(
-                    "<button type=\"submit\" name=\"action\" value=\"back\">Back</button>",
-                );
+                b.push_str("<button type=\"submit\" name=\"action\" value=\"back\">Back</button>");
             }
             b.push_str("</div>");
         }

@@ -161,7 +161,10 @@ fn a_respondent_answers_a_password_protected_link_and_the_coordinator_gets_the_r
     b.answer("12");
     assert_eq!(b.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(b.shows("The head of household is an adult"), "{}", b.page);
-    assert!(b.shows("value=\"12\""), "what was typed stays to be corrected");
+    assert!(
+        b.shows("value=\"12\""),
+        "what was typed stays to be corrected"
+    );
     b.answer("41");
     assert!(b.shows("Are there children?"), "{}", b.page);
     b.answer("yes");
