@@ -2,9 +2,9 @@
 //! method per route, so the CLI and a future app never spell a path or a body twice.
 
 use fieldsync_protocol::api::{
-    Assignment, CreatedLink, CreatedMember, EnrollRequest, LinkInfo, LoginRequest, MediaInfo,
-    MemberInfo, NewEnumerator, NewLink, NewMember, Published, SessionGrant, StatusChange,
-    SurveyInfo, SurveyVersion, WhoAmI,
+    Assignment, CreatedLink, CreatedMember, EnrollRequest, InvitationReport, InvitationsAdded,
+    LinkInfo, LoginRequest, MediaInfo, MemberInfo, NewEnumerator, NewInvitations, NewLink,
+    NewMember, Published, SessionGrant, StatusChange, SurveyInfo, SurveyVersion, WhoAmI,
 };
 use fieldsync_protocol::wire::SurveyStatus;
 use reqwest::Method;
@@ -183,6 +183,24 @@ impl ApiClient {
             Some(id) => self.get_json(&format!("/v1/links?survey={id}")),
             None => self.get_json("/v1/links"),
         }
+    }
+
+    /// `POST /v1/surveys/{id}/invitations`.
+    pub fn invite(
+        &self,
+        survey: &Uuid,
+        req: &NewInvitations,
+    ) -> Result<InvitationsAdded, ClientError> {
+        self.send_json(
+            Method::POST,
+            &format!("/v1/surveys/{survey}/invitations"),
+            req,
+        )
+    }
+
+    /// `GET /v1/surveys/{id}/invitations`.
+    pub fn invitations(&self, survey: &Uuid) -> Result<InvitationReport, ClientError> {
+        self.get_json(&format!("/v1/surveys/{survey}/invitations"))
     }
 
     /// `POST /v1/links/{id}/revoke`.

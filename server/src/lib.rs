@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod invite;
 pub mod keys;
 pub mod lockfile;
 pub mod materialize;
@@ -64,6 +65,10 @@ pub struct AppState {
     pub ready: Arc<api::health::ReadyCache>,
     /// The database's incarnation (new after each restore): the `epoch` pulls answer with.
     pub incarnation: Arc<str>,
+    /// The SMTP sender of invitations, when the server has one.
+    pub mailer: Option<Arc<invite::send::Mailer>>,
+    /// Wakes the invitation sender when invitations are added.
+    pub invitations: Arc<Notify>,
 }
 
 /// How to build an [`AppState`].
@@ -85,6 +90,7 @@ impl AppState {
         let keys = Arc::new(KeyRing::load_or_create(&cfg.master_key)?);
         let db = storage::open(&cfg.database, keys.clone(), &cfg.settings.region).await?;
         let settings = cfg.settings;
+        let settings_mail = settings.mail.clone();
         let incarnation = db
             .incarnation(&uuid::Uuid::new_v4().simple().to_string(), false)
             .await?;
@@ -108,6 +114,10 @@ impl AppState {
             pulls_waiting: Arc::new(AtomicUsize::new(0)),
             ready: Arc::default(),
             incarnation: incarnation.into(),
+            mailer: invite::send::Mailer::from_args(&settings_mail)
+                .map_err(|e| anyhow::anyhow!(e))?
+                .map(Arc::new),
+            invitations: Arc::new(Notify::new()),
         })
     }
 }
@@ -127,6 +137,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let stop = Arc::new(Notify::new());
     let materializer = tokio::spawn(materialize::run(state.clone(), stop.clone()));
+    let sender_stop = Arc::new(Notify::new());
+    let mut sender = tokio::spawn(invite::send::run(state.clone(), sender_stop.clone()));
     let purger = state
         .settings
         .purge_every
@@ -134,7 +146,15 @@ pub async fn serve(
     let settings = state.settings.clone();
     let result = http::serve(listener, router(state), settings, tls, shutdown).await;
     stop.notify_one();
+    sender_stop.notify_one();
     let _ = materializer.await;
+    // An email being handed to the mail server is let finish, briefly.
+    if tokio::time::timeout(std::time::Duration::from_secs(5), &mut sender)
+        .await
+        .is_err()
+    {
+        sender.abort();
+    }
     if let Some(p) = purger {
         p.abort();
     }

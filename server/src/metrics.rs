@@ -30,6 +30,7 @@ pub const WORKER_CRASHES: &str = "fieldsync_worker_crashes_total";
 pub const WORKER_TIMEOUTS: &str = "fieldsync_worker_timeouts_total";
 pub const EXPORTS_OPEN: &str = "fieldsync_exports_open";
 pub const SIGN_IN_REFUSALS: &str = "fieldsync_sign_in_refusals_total";
+pub const INVITATIONS: &str = "fieldsync_invitations_total";
 pub const CONNECTIONS_OPEN: &str = "fieldsync_connections_open";
 pub const CONNECTIONS_REFUSED: &str = "fieldsync_connections_refused_total";
 

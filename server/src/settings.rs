@@ -242,6 +242,9 @@ pub struct ServeArgs {
     /// in MiB (SQLite; a database that cannot grow refuses every push).
     #[arg(long, env = "FIELDSYNC_MIN_FREE_DISK_MB", default_value_t = 256)]
     pub min_free_disk_mb: u64,
+
+    #[command(flatten)]
+    pub mail: crate::invite::MailArgs,
 }
 
 /// An address or network, as `--trusted-proxy` takes it.
@@ -350,6 +353,8 @@ pub struct Settings {
     pub purge_every: Option<Duration>,
     /// The directory whose free space `/readyz` checks (SQLite's), and the least it needs.
     pub disk: Option<(std::path::PathBuf, u64)>,
+    /// How invitations are mailed.
+    pub mail: crate::invite::MailArgs,
 }
 
 impl Settings {
@@ -409,6 +414,11 @@ impl Settings {
             max_exports: args.max_exports,
             max_connections: args.max_connections,
             max_connections_per_address: args.max_connections_per_address,
+            mail: {
+                // Checked now, so a bad address or sender stops the start with its reason.
+                crate::invite::send::Mailer::from_args(&args.mail)?;
+                args.mail.clone()
+            },
             purge_every: (args.purge_every_secs > 0)
                 .then(|| Duration::from_secs(args.purge_every_secs)),
             disk: matches!(

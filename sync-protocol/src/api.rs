@@ -10,7 +10,10 @@ use crate::survey::ValidationError;
 use crate::wire::SurveyStatus;
 
 mod links;
-pub use links::{CreatedLink, LinkInfo, NewLink};
+pub use links::{
+    CreatedLink, InvitationFailure, InvitationReport, InvitationsAdded, Invitee, LinkInfo,
+    NewInvitations, NewLink,
+};
 
 /// A member's role within an organisation. Support staff belong to no organisation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -13,6 +13,7 @@ pub mod process;
 pub mod proxy;
 pub mod rng;
 pub mod server;
+pub mod smtp;
 pub mod tty;
 pub mod web;
 pub mod world;

@@ -23,6 +23,8 @@ mod fault_proxy;
 mod import_export;
 #[path = "e2e/interruption.rs"]
 mod interruption;
+#[path = "e2e/invitations.rs"]
+mod invitations;
 #[path = "e2e/killed_interview.rs"]
 mod killed_interview;
 #[path = "e2e/media.rs"]

@@ -13,6 +13,7 @@ mod enumerator;
 mod export;
 mod export_media;
 mod import;
+mod invite;
 mod link;
 mod login;
 mod logout;
@@ -87,6 +88,7 @@ enum Command {
     Enumerator(enumerator::Command),
     #[command(subcommand)]
     Link(link::Command),
+    Invite(invite::Args),
     #[command(subcommand)]
     Org(org::Command),
     #[command(subcommand)]
@@ -319,6 +321,7 @@ fn run(command: Command, s: &Settings) -> anyhow::Result<u8> {
         Command::Member(c) => member::run(c, s),
         Command::Enumerator(c) => enumerator::run(c, s),
         Command::Link(c) => link::run(c, s),
+        Command::Invite(a) => invite::run(a, s),
         Command::Org(c) => org::run(c, s),
         Command::Subject(c) => subject::run(c, s),
         Command::Audit(c) => audit::run(c, s),

@@ -2,7 +2,9 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use fieldsync_protocol::api::{CreatedLink, LinkInfo, NewLink};
+use fieldsync_protocol::api::{
+    CreatedLink, InvitationReport, InvitationsAdded, LinkInfo, NewInvitations, NewLink,
+};
 use serde::Deserialize;
 
 use super::Json;
@@ -99,4 +101,63 @@ pub async fn revoke(
 ) -> Result<StatusCode, ApiError> {
     service::links::revoke(&state.db, &caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/surveys/{id}/invitations`.
+#[utoipa::path(
+    post,
+    path = "/v1/surveys/{id}/invitations",
+    operation_id = "add_invitations",
+    tag = "links",
+    summary = "Invite people to answer a survey by email",
+    description = "For admins and coordinators, on a server with SMTP settings. Each address \
+        is recorded once per survey (sending a list again adds nobody twice) and mailed in the \
+        background with a personal single-use link and an opt-out link; addresses on the \
+        organisation's do-not-contact list are skipped. Follow with `GET` on the same path.",
+    security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The survey's id")),
+    request_body = NewInvitations,
+    responses(
+        (status = 202, description = "Recorded; sending goes on in the background", body = InvitationsAdded),
+        (status = 400, description = "More than 1000 people in one request"),
+        (status = 403, description = "The caller may not send invitations"),
+        (status = 404, description = "No such survey"),
+        (status = 422, description = "Addresses or names that cannot be used, each named"),
+        (status = 503, description = "The server has no SMTP settings"),
+    )
+)]
+pub async fn invite(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(req): Json<NewInvitations>,
+) -> Result<(StatusCode, axum::Json<InvitationsAdded>), ApiError> {
+    let added = crate::invite::add(&state, &caller, &id, req).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(added)))
+}
+
+/// `GET /v1/surveys/{id}/invitations`.
+#[utoipa::path(
+    get,
+    path = "/v1/surveys/{id}/invitations",
+    operation_id = "invitation_report",
+    tag = "links",
+    summary = "Where a survey's email invitations are",
+    description = "Counts by state, and each address that could not be sent with the mail \
+        server's reason.",
+    security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The survey's id")),
+    responses(
+        (status = 200, description = "The counts and failures", body = InvitationReport),
+        (status = 403, description = "The caller may not follow invitations"),
+    )
+)]
+pub async fn invitations(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<InvitationReport>, ApiError> {
+    Ok(axum::Json(
+        crate::invite::report(&state, &caller, &id).await?,
+    ))
 }

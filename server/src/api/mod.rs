@@ -78,6 +78,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/surveys/{id}/status", put(surveys::set_status))
         .route("/v1/surveys/{id}/assignments", post(surveys::assign))
         .route("/v1/surveys/{id}/links", post(links::create))
+        .route(
+            "/v1/surveys/{id}/invitations",
+            get(links::invitations).post(links::invite),
+        )
         .route("/v1/links", get(links::list))
         .route("/v1/links/{id}/revoke", post(links::revoke))
         .route("/v1/surveys/{id}/retention", put(rights::retention))

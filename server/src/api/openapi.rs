@@ -76,6 +76,8 @@ the organisation they act on in the `X-Fieldsync-Org` header.";
         links::create,
         links::list,
         links::revoke,
+        links::invite,
+        links::invitations,
         responses::list,
         responses::export,
         responses::show,

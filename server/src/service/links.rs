@@ -9,7 +9,8 @@ use fieldsync_protocol::crypto::{new_token, token_hash};
 use crate::auth::{Caller, MANAGERS};
 use crate::error::ApiError;
 use crate::storage::{
-    AuditEvent, CredentialKind, Db, LinkRow, NewLink, NewPrincipal, StorageError, now_ms,
+    AuditEvent, CredentialKind, Db, InvitationRow, LinkRow, NewLink, NewPrincipal, StorageError,
+    now_ms,
 };
 
 /// The prefix of link tokens (what a leaked one is recognised by).
@@ -79,6 +80,7 @@ pub async fn create(
         org_id: caller.org_id.clone(),
         survey_id: survey_id.clone(),
         label: label.to_owned(),
+        invitations: false,
         token_hash: token_hash(&token),
         password_hash,
         expires_at: req.expires_at,
@@ -163,19 +165,43 @@ fn info(l: &LinkRow, now: i64) -> Result<LinkInfo, ApiError> {
     })
 }
 
-/// The link a web form's token names, if it has the shape of one (anything else is not
-/// looked up).
-pub async fn by_token(db: &Db, token: &str) -> Result<Option<LinkRow>, ApiError> {
-    if !token.starts_with(LINK_PREFIX)
-        || token.len() > 128
+/// The link a web form's token names, and the invitation when the token is a personal one
+/// from an email, if it has the shape of one (anything else is not looked up). An
+/// invitation's token is known only once its email was prepared.
+pub async fn by_token(
+    db: &Db,
+    token: &str,
+) -> Result<Option<(LinkRow, Option<InvitationRow>)>, ApiError> {
+    if token.len() > 128
         || !token
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     {
         return Ok(None);
     }
-    Ok(db.link_by_token(token_hash(token)).await?)
+    if token.starts_with(LINK_PREFIX) {
+        return Ok(db
+            .link_by_token(token_hash(token))
+            .await?
+            .filter(|l| !l.invitations)
+            .map(|l| (l, None)));
+    }
+    if !token.starts_with(INVITATION_PREFIX) {
+        return Ok(None);
+    }
+    let Some(inv) = db.invitation_by_token(token_hash(token)).await? else {
+        return Ok(None);
+    };
+    let link = db
+        .links(&inv.org_id, Some(&inv.survey_id))
+        .await?
+        .into_iter()
+        .find(|l| l.id == inv.link_id);
+    Ok(link.map(|l| (l, Some(inv))))
 }
+
+/// The prefix of personal invitation tokens.
+pub const INVITATION_PREFIX: &str = "fsi_";
 
 /// Argon2id with the crate's defaults (19 MiB, 2 passes), on a blocking thread.
 async fn hash_password(password: String) -> Result<String, ApiError> {

@@ -17,6 +17,9 @@ pub struct NewLink {
     pub org_id: String,
     pub survey_id: String,
     pub label: String,
+    /// The survey's email invitations go through it (each with its own token); its own
+    /// token is never given out.
+    pub invitations: bool,
     pub token_hash: [u8; 32],
     /// Argon2id, in the PHC string format.
     pub password_hash: Option<String>,
@@ -29,6 +32,17 @@ pub struct NewLink {
     pub audit: AuditEvent,
 }
 
+impl NewLink {
+    /// The `purpose` column: `link` or `invitations`.
+    pub fn purpose(&self) -> &'static str {
+        if self.invitations {
+            "invitations"
+        } else {
+            "link"
+        }
+    }
+}
+
 /// A link as stored.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LinkRow {
@@ -38,6 +52,8 @@ pub struct LinkRow {
     /// The principal its responses are pushed as.
     pub principal_id: String,
     pub label: String,
+    /// See [`NewLink::invitations`].
+    pub invitations: bool,
     pub password_hash: Option<String>,
     pub expires_at: Option<i64>,
     pub max_responses: Option<u32>,

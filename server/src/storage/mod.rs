@@ -9,6 +9,7 @@
 //! Every operation that changes something an organisation's admins must be able to see later
 //! takes the [`AuditEvent`] to record with it, in the same transaction.
 
+mod invitations;
 mod links;
 mod media;
 mod page;
@@ -18,6 +19,10 @@ mod rights;
 pub mod sqlite;
 mod summary;
 
+pub use invitations::{
+    InvitationRow, InvitationStatus, InvitationStorage, InvitationSummary, NewInvitation,
+    SendOutcome,
+};
 pub use links::{LinkRow, LinkStorage, NewLink};
 pub use media::{
     Attached, AttachmentRow, ChunkStored, FoundTarget, KeySource, MediaStorage, MediaTarget,
@@ -162,7 +167,9 @@ pub fn now_ms() -> i64 {
 
 /// The domain operations of the server's database.
 #[async_trait::async_trait]
-pub trait Storage: MediaStorage + LinkStorage + Send + Sync + std::fmt::Debug {
+pub trait Storage:
+    MediaStorage + LinkStorage + InvitationStorage + Send + Sync + std::fmt::Debug
+{
     /// Record the instance's region on first use, and refuse any other region afterwards
     /// ([`StorageError::WrongRegion`]): an organisation's data, keys and backups stay in the
     /// region it was created in.

@@ -47,6 +47,18 @@ impl AuditEvent {
         }
     }
 
+    /// An event by a respondent through a link in an email (an opt-out).
+    pub fn respondent(org_id: &str, action: &str) -> AuditEvent {
+        AuditEvent {
+            org_id: Some(org_id.to_owned()),
+            actor_id: "respondent".to_owned(),
+            actor_role: "respondent".to_owned(),
+            action: action.to_owned(),
+            target: None,
+            detail: None,
+        }
+    }
+
     pub fn target(mut self, target: impl Into<String>) -> AuditEvent {
         self.target = Some(target.into());
         self

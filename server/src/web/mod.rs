@@ -12,6 +12,7 @@
 //! from another site or browser is refused: CSRF); passwords are checked against their
 //! Argon2id hash behind the sign-in attempt limiter; no answer is ever in a URL or a log.
 
+mod optout;
 mod page;
 mod state;
 mod submit;
@@ -50,6 +51,7 @@ pub fn routes() -> Router<AppState> {
         .route("/f/assets/form.css", get(css))
         .route("/f/assets/form.js", get(js))
         .route("/f/{token}", get(open).post(post))
+        .route("/o/{token}", get(optout::ask).post(optout::confirm))
         .layer(middleware::from_fn(headers))
 }
 
@@ -141,14 +143,25 @@ fn with_cookie(mut response: Response, session: &str, new: bool) -> Response {
 /// A link and what its pages need: the organisation's cipher and the survey version.
 struct Opened {
     link: LinkRow,
+    /// The personal invitation the token is, if it is one (its id).
+    invitation: Option<String>,
+    /// That invitation was answered already.
+    invitation_used: bool,
     cipher: Arc<Cipher>,
     survey: Arc<Survey>,
     title: String,
     path: String,
 }
 
+impl Opened {
+    /// Whether it takes a response now: the link open, and a personal invitation unanswered.
+    fn is_open(&self) -> bool {
+        self.link.open_at(now_ms()) && !self.invitation_used
+    }
+}
+
 async fn load(state: &AppState, token: &str, version: Option<u32>) -> Result<Opened, ApiError> {
-    let Some(link) = service::links::by_token(&state.db, token).await? else {
+    let Some((link, invitation)) = service::links::by_token(&state.db, token).await? else {
         return Err(ApiError::NotFound("no such link".into()));
     };
     let org = state
@@ -178,6 +191,8 @@ async fn load(state: &AppState, token: &str, version: Option<u32>) -> Result<Ope
         survey: Arc::new(survey),
         cipher,
         link,
+        invitation_used: invitation.as_ref().is_some_and(|i| i.used_at.is_some()),
+        invitation: invitation.map(|i| i.id),
         path: format!("/f/{token}"),
     })
 }
@@ -199,7 +214,7 @@ async fn open(
 
 async fn first_page(state: &AppState, token: &str, session: &str) -> Result<Response, ApiError> {
     let o = load(state, token, None).await?;
-    if !o.link.open_at(now_ms()) {
+    if !o.is_open() {
         return Ok(closed());
     }
     let fresh = FormState {
@@ -403,7 +418,7 @@ async fn step(
         // The respondent goes on with the version they started on.
         load(state, token, Some(st.survey_version)).await?
     };
-    if !o.link.open_at(now_ms()) {
+    if !o.is_open() {
         return Ok(closed());
     }
     if !st.unlocked {

@@ -70,25 +70,23 @@ pub(super) async fn submit(
         survey_version: st.survey_version,
         changes: changes.into_iter().map(|(_, bytes)| bytes.into()).collect(),
     };
-    if !state
-        .db
-        .take_link_place(&o.link.id, crate::storage::now_ms())
-        .await?
-    {
+    let now = crate::storage::now_ms();
+    // A personal invitation takes one response: the first submission claims it (the same
+    // page sent again finds it claimed; its changes are duplicates the server already has).
+    let claimed = match &o.invitation {
+        Some(id) => state.db.use_invitation(id, now).await?,
+        None => false,
+    };
+    if !state.db.take_link_place(&o.link.id, now).await? {
+        release(state, o, claimed, false).await;
         return Ok(super::closed());
     }
-    let pushed = match push(state, caller, doc).await {
-        Ok(p) => p,
-        Err(e) => {
-            let _ = state.db.release_link_place(&o.link.id).await;
-            return Err(e);
-        }
-    };
-    match pushed {
-        PushOutcome::Stored { new, .. } => {
+    let outcome = push(state, caller, doc).await;
+    match outcome {
+        Ok(PushOutcome::Stored { new, .. }) => {
             if new == 0 {
                 // Sent again: the response was already in; its place was counted then.
-                let _ = state.db.release_link_place(&o.link.id).await;
+                release(state, o, false, true).await;
             }
             Ok(html(
                 StatusCode::OK,
@@ -99,16 +97,31 @@ pub(super) async fn submit(
                 ),
             ))
         }
-        PushOutcome::Rejected { message, .. } => {
-            let _ = state.db.release_link_place(&o.link.id).await;
+        Ok(PushOutcome::Rejected { message, .. }) => {
+            release(state, o, claimed, true).await;
             Err(ApiError::Conflict(message))
         }
-        PushOutcome::Unknown => {
-            let _ = state.db.release_link_place(&o.link.id).await;
+        Ok(PushOutcome::Unknown) => {
+            release(state, o, claimed, true).await;
             Err(ApiError::Internal(
                 "a push outcome this server does not know".into(),
             ))
         }
+        Err(e) => {
+            release(state, o, claimed, true).await;
+            Err(e)
+        }
+    }
+}
+
+/// Give back what a submission took (the invitation it claimed, the place on the link) when
+/// its response was not stored, or was stored before.
+async fn release(state: &AppState, o: &Opened, invitation: bool, place: bool) {
+    if let (true, Some(id)) = (invitation, &o.invitation) {
+        let _ = state.db.unuse_invitation(id).await;
+    }
+    if place {
+        let _ = state.db.release_link_place(&o.link.id).await;
     }
 }
 

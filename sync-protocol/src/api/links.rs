@@ -56,3 +56,52 @@ pub struct CreatedLink {
     /// The link's path on the server: `/f/{token}`.
     pub path: String,
 }
+
+/// One person to invite by email.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Invitee {
+    pub email: String,
+    /// The name to greet them by.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// `POST /v1/surveys/{id}/invitations`: people to invite (at most 1000 per request).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NewInvitations {
+    pub invitees: Vec<Invitee>,
+}
+
+/// What became of a list sent: how many were new, and how many the survey had already.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InvitationsAdded {
+    pub added: u64,
+    pub already: u64,
+}
+
+/// An invitation that could not be sent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InvitationFailure {
+    pub email: String,
+    /// What the mail server said.
+    pub error: String,
+}
+
+/// `GET /v1/surveys/{id}/invitations`: where a survey's invitations are.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InvitationReport {
+    /// Waiting to be sent, or to be tried again.
+    pub pending: u64,
+    pub sent: u64,
+    pub failed: u64,
+    /// Not sent: the person asked to receive no survey invitations.
+    pub opted_out: u64,
+    /// Answered through their personal link.
+    pub answered: u64,
+    pub failures: Vec<InvitationFailure>,
+}

@@ -48,11 +48,13 @@ pub enum Purpose {
     /// A web form's interview between two pages (carried by the respondent's browser),
     /// sealed with the organisation's key.
     WebForm,
+    /// An email invitation's address and name, sealed with the organisation's key.
+    Invitation,
 }
 
 impl Purpose {
     /// Every purpose, for exhaustive tests and parsing.
-    pub const ALL: [Purpose; 8] = [
+    pub const ALL: [Purpose; 9] = [
         Purpose::Change,
         Purpose::Snapshot,
         Purpose::DocKey,
@@ -61,6 +63,7 @@ impl Purpose {
         Purpose::Media,
         Purpose::MediaKey,
         Purpose::WebForm,
+        Purpose::Invitation,
     ];
 
     /// The stable label authenticated in the associated data. Never change one: every
@@ -75,6 +78,7 @@ impl Purpose {
             Purpose::Media => "media",
             Purpose::MediaKey => "media-key",
             Purpose::WebForm => "web-form",
+            Purpose::Invitation => "invitation",
         }
     }
 

@@ -7,7 +7,7 @@ use super::rows::{assign, create_principal, record, revoke_credentials_of};
 use crate::storage::{AuditEvent, LinkRow, LinkStorage, NewLink, Result, StorageError, now_ms};
 
 const LINK_COLUMNS: &str = "id, org_id, survey_id, principal_id, label, password_hash, expires_at,
-    max_responses, single_use, responses, created_at, created_by, revoked_at";
+    max_responses, single_use, responses, created_at, created_by, revoked_at, purpose";
 
 fn count(n: Option<i32>) -> Result<Option<u32>> {
     n.map(|n| u32::try_from(n).map_err(|_| StorageError::Corrupt(format!("link count {n}"))))
@@ -29,6 +29,7 @@ fn link_row(r: &Row) -> Result<LinkRow> {
         created_at: r.try_get(10)?,
         created_by: r.try_get(11)?,
         revoked_at: r.try_get(12)?,
+        invitations: r.try_get::<_, String>(13)? == "invitations",
     })
 }
 
@@ -42,8 +43,9 @@ impl LinkStorage for Postgres {
         let max = link.max_responses.map(|m| m.min(i32::MAX as u32) as i32);
         tx.execute(
             "INSERT INTO links (id, org_id, survey_id, principal_id, label, token_hash,
-                 password_hash, expires_at, max_responses, single_use, created_at, created_by)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                 password_hash, expires_at, max_responses, single_use, created_at, created_by,
+                 purpose)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             &[
                 &link.id,
                 &link.org_id,
@@ -57,6 +59,7 @@ impl LinkStorage for Postgres {
                 &link.single_use,
                 &now_ms(),
                 &link.created_by,
+                &link.purpose(),
             ],
         )
         .await?;

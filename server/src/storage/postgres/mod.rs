@@ -19,6 +19,7 @@
 //! - **Migrations** run under an advisory lock, so instances starting together upgrade once.
 
 mod backend;
+mod invitations;
 mod links;
 mod media;
 mod meta;

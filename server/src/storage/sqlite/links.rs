@@ -6,7 +6,7 @@ use super::{audit, principals, surveys};
 use crate::storage::{AuditEvent, LinkRow, LinkStorage, NewLink, Result};
 
 const LINK_COLUMNS: &str = "id, org_id, survey_id, principal_id, label, password_hash, expires_at,
-    max_responses, single_use, responses, created_at, created_by, revoked_at";
+    max_responses, single_use, responses, created_at, created_by, revoked_at, purpose";
 
 fn link_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LinkRow> {
     Ok(LinkRow {
@@ -23,6 +23,7 @@ fn link_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LinkRow> {
         created_at: r.get(10)?,
         created_by: r.get(11)?,
         revoked_at: r.get(12)?,
+        invitations: r.get::<_, String>(13)? == "invitations",
     })
 }
 
@@ -58,8 +59,8 @@ impl LinkStorage for super::Sqlite {
                 tx.execute(
                     "INSERT INTO links (id, org_id, survey_id, principal_id, label, token_hash,
                          password_hash, expires_at, max_responses, single_use, created_at,
-                         created_by)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                         created_by, purpose)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                     params![
                         link.id,
                         link.org_id,
@@ -73,6 +74,7 @@ impl LinkStorage for super::Sqlite {
                         link.single_use,
                         crate::storage::now_ms(),
                         link.created_by,
+                        link.purpose(),
                     ],
                 )?;
                 audit::record(tx, &keys, &link.audit)

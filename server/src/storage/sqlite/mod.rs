@@ -12,6 +12,7 @@
 
 mod audit;
 mod backend;
+mod invitations;
 mod links;
 mod media;
 mod meta;
