@@ -55,3 +55,6 @@ mod openapi;
 
 #[path = "server/web.rs"]
 mod web;
+
+#[path = "server/links.rs"]
+mod links;

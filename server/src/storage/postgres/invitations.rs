@@ -89,7 +89,7 @@ impl InvitationStorage for Postgres {
                     "UPDATE invitations SET status = 'sending', due_at = $2
                      WHERE id IN (SELECT id FROM invitations
                                   WHERE status IN ('pending', 'sending') AND due_at <= $1
-                                  ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+                                  ORDER BY due_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)
                      RETURNING {COLUMNS}"
                 ),
                 &[&now, &(now + lease_ms), &i64::from(limit)],

@@ -101,7 +101,7 @@ impl InvitationStorage for super::Sqlite {
                         "UPDATE invitations SET status = 'sending', due_at = ?2
                          WHERE id IN (SELECT id FROM invitations
                                       WHERE status IN ('pending', 'sending') AND due_at <= ?1
-                                      ORDER BY due_at LIMIT ?3)
+                                      ORDER BY due_at, id LIMIT ?3)
                          RETURNING {COLUMNS}"
                     ))?
                     .query_map(params![now, now + lease_ms, limit], row)?
