@@ -9,7 +9,7 @@
 pub mod send;
 
 use fieldsync_protocol::api::{
-    InvitationFailure, InvitationReport, InvitationsAdded, NewInvitations, Role,
+    InvitationFailure, InvitationReport, InvitationsAdded, NewInvitations,
 };
 use fieldsync_protocol::crypto::{Binding, Purpose};
 
@@ -17,9 +17,7 @@ use crate::AppState;
 use crate::auth::{Caller, MANAGERS};
 use crate::error::ApiError;
 use crate::keys::ORG_KEY_ID;
-use crate::storage::{
-    AuditEvent, CredentialKind, NewInvitation, NewLink, NewPrincipal, StorageError,
-};
+use crate::storage::{AuditEvent, NewInvitation, NewLink, StorageError};
 
 /// Most people in one request (the CLI sends a longer list in parts).
 pub const MAX_PER_REQUEST: usize = 1000;
@@ -217,37 +215,12 @@ async fn invitation_link(
         return Ok(l);
     }
     // Its own token is never shown: each invitation has one of its own.
-    let token = fieldsync_protocol::crypto::new_token("fsf_")
-        .map_err(|e| StorageError::Corrupt(format!("cannot generate a token: {e}")))?;
-    let (_, credential) = crate::service::new_credential(CredentialKind::Device)?;
-    let id = uuid::Uuid::now_v7().to_string();
+    let (_, base) = crate::service::links::link_record(caller, survey_id, "email invitations")?;
     state
         .db
         .create_link(NewLink {
-            id: id.clone(),
-            org_id: caller.org_id.clone(),
-            survey_id: survey_id.to_owned(),
-            label: "email invitations".into(),
             invitations: true,
-            token_hash: fieldsync_protocol::crypto::token_hash(&token),
-            password_hash: None,
-            expires_at: None,
-            max_responses: None,
-            single_use: false,
-            created_by: caller.name.clone(),
-            principal: NewPrincipal {
-                id: uuid::Uuid::now_v7().to_string(),
-                org_id: Some(caller.org_id.clone()),
-                role: Role::Enumerator,
-                name: "email invitations (web)".into(),
-                created_by: Some(caller.principal_id.clone()),
-                credential,
-                assign: Vec::new(),
-                audit: None,
-            },
-            audit: AuditEvent::by(caller, "link_created")
-                .target(&id)
-                .detail(survey_id),
+            ..base
         })
         .await?;
     find()

@@ -68,39 +68,15 @@ pub async fn create(
         }
         Some(p) => Some(hash_password(p).await?),
     };
-    let token = new_token(LINK_PREFIX)
-        .map_err(|e| StorageError::Corrupt(format!("cannot generate a token: {e}")))?;
-    // The link's principal has a device credential whose token nobody is ever given: web
-    // responses are pushed as it by the server itself, never with a bearer token.
-    let (_, credential) = super::new_credential(CredentialKind::Device)?;
-    let id = uuid::Uuid::now_v7().to_string();
-    let principal_id = uuid::Uuid::now_v7().to_string();
+    let (token, base) = link_record(caller, &survey_id, label)?;
     let link = NewLink {
-        id: id.clone(),
-        org_id: caller.org_id.clone(),
-        survey_id: survey_id.clone(),
-        label: label.to_owned(),
-        invitations: false,
-        token_hash: token_hash(&token),
         password_hash,
         expires_at: req.expires_at,
         max_responses,
         single_use: req.single_use,
-        created_by: caller.name.clone(),
-        principal: NewPrincipal {
-            id: principal_id.clone(),
-            org_id: Some(caller.org_id.clone()),
-            role: Role::Enumerator,
-            name: format!("{label} (web)"),
-            created_by: Some(caller.principal_id.clone()),
-            credential,
-            assign: Vec::new(),
-            audit: None,
-        },
-        audit: AuditEvent::by(caller, "link_created")
-            .target(&id)
-            .detail(&survey_id),
+        ..base
     };
+    let id = link.id.clone();
     db.create_link(link).await?;
     let created = db
         .links(&caller.org_id, Some(&survey_id))
@@ -112,6 +88,48 @@ pub async fn create(
         link: info(&created, now)?,
         path: format!("/f/{token}"),
     })
+}
+
+/// A new link of the caller's organisation to a survey, open to anyone with its token
+/// (returned, shown once) until changed, and its principal: an enumerator assigned to the
+/// survey, with a device credential whose token nobody is ever given (web responses are
+/// pushed as it by the server itself, never with a bearer token).
+pub fn link_record(
+    caller: &Caller,
+    survey_id: &str,
+    label: &str,
+) -> Result<(String, NewLink), StorageError> {
+    let token = new_token(LINK_PREFIX)
+        .map_err(|e| StorageError::Corrupt(format!("cannot generate a token: {e}")))?;
+    let (_, credential) = super::new_credential(CredentialKind::Device)?;
+    let id = uuid::Uuid::now_v7().to_string();
+    let link = NewLink {
+        id: id.clone(),
+        org_id: caller.org_id.clone(),
+        survey_id: survey_id.to_owned(),
+        label: label.to_owned(),
+        invitations: false,
+        token_hash: token_hash(&token),
+        password_hash: None,
+        expires_at: None,
+        max_responses: None,
+        single_use: false,
+        created_by: caller.name.clone(),
+        principal: NewPrincipal {
+            id: uuid::Uuid::now_v7().to_string(),
+            org_id: Some(caller.org_id.clone()),
+            role: Role::Enumerator,
+            name: format!("{label} (web)"),
+            created_by: Some(caller.principal_id.clone()),
+            credential,
+            assign: Vec::new(),
+            audit: None,
+        },
+        audit: AuditEvent::by(caller, "link_created")
+            .target(&id)
+            .detail(survey_id),
+    };
+    Ok((token, link))
 }
 
 /// The links of the caller's organisation (of one survey, or all).
