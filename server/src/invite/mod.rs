@@ -163,6 +163,7 @@ pub async fn add(
             shown.join("; ")
         )));
     }
+    crate::service::links::web_ready(&state.db, &caller.org_id, &survey_id).await?;
     let link = invitation_link(state, caller, &survey_id).await?;
     let keys = org_keys(state, &caller.org_id).await?;
     let total = req.invitees.len() as u64;

@@ -37,6 +37,7 @@ pub async fn create(
             "no such survey; run `fieldsync survey list`".into(),
         ));
     }
+    web_ready(db, &caller.org_id, &survey_id).await?;
     let label = req.label.as_deref().map(str::trim).unwrap_or("web link");
     if label.is_empty() || label.chars().count() > 100 || label.chars().any(char::is_control) {
         return Err(bad(
@@ -88,6 +89,35 @@ pub async fn create(
         link: info(&created, now)?,
         path: format!("/f/{token}"),
     })
+}
+
+/// Refuse a survey a web form cannot collect: one that asks for files (photos, audio, …),
+/// which only the app can attach.
+pub async fn web_ready(db: &Db, org_id: &str, survey_id: &str) -> Result<(), ApiError> {
+    let Some(info) = db.survey(org_id, survey_id, None).await? else {
+        return Err(ApiError::NotFound(
+            "no such survey; run `fieldsync survey list`".into(),
+        ));
+    };
+    let Some((json, _)) = db
+        .survey_version(org_id, survey_id, info.latest_version)
+        .await?
+    else {
+        return Ok(());
+    };
+    let survey = fieldsync_protocol::survey::Survey::parse_json(&json)
+        .map_err(|e| ApiError::Internal(format!("a published survey does not parse: {e}")))?;
+    if let Some(q) = survey
+        .questions()
+        .iter()
+        .find(|q| matches!(q.qtype, fieldsync_protocol::survey::QuestionType::Media(_)))
+    {
+        return Err(ApiError::Invalid(format!(
+            "survey {} asks for a file at `{}`, which a web form cannot take; collect it with the app",
+            info.form_id, q.name
+        )));
+    }
+    Ok(())
 }
 
 /// A new link of the caller's organisation to a survey, open to anyone with its token

@@ -164,6 +164,13 @@ pub fn screen(f: &Frame<'_>, screen: &Screen<'_>) -> String {
                     }
                     b.push_str("</fieldset>");
                 }
+                QuestionType::Media(_) => {
+                    // Link creation refuses such forms; a later version may still add one.
+                    let _ = write!(b, "<h1>{}{req}</h1>", esc(label));
+                    b.push_str(
+                        "<p class=\"note\">This question takes a file, which only the app can attach.</p>",
+                    );
+                }
                 qtype => {
                     let _ = write!(
                         b,

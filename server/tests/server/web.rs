@@ -258,6 +258,22 @@ fn unknown_revoked_and_expired_links_and_foreign_pages_are_refused() {
     assert_eq!(b.status, StatusCode::NOT_FOUND);
     assert!(b.shows("not open"), "{}", b.page);
 
+    // A form that asks for files cannot be answered in a browser: no link to it.
+    let media = publish_http(
+        &server,
+        &Server::client(),
+        &coordinator,
+        include_str!("../../../fixtures/surveys/site-visit-media.json"),
+    );
+    let r = server.send(
+        &Server::client(),
+        Req::post(format!("/v1/surveys/{}/links", media.survey_id))
+            .token(&coordinator)
+            .json(&serde_json::json!({})),
+    );
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    assert!(r.text().contains("collect it with the app"), "{}", r.text());
+
     let soon = fieldsync_server::storage::now_ms() + 1500;
     let expiring = create_link(
         &server,
