@@ -264,6 +264,20 @@ async fn hash_password(password: String) -> Result<String, ApiError> {
     .map_err(|e| ApiError::Internal(format!("password hashing stopped: {e}")))?
 }
 
+/// Spend the time a password check takes, for a token that is no link: a wrong password for
+/// a link that does not exist takes as long to refuse as one for a link that does.
+pub async fn burn_password_check(password: String) {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let hash = match DUMMY.get() {
+        Some(h) => h.clone(),
+        None => match hash_password("fieldsync: no such link".into()).await {
+            Ok(h) => DUMMY.get_or_init(|| h).clone(),
+            Err(_) => return,
+        },
+    };
+    password_matches(hash, password).await;
+}
+
 /// Whether `password` is the one `hash` was made from (on a blocking thread). A hash that
 /// cannot be read matches nothing.
 pub async fn password_matches(hash: String, password: String) -> bool {

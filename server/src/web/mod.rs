@@ -390,6 +390,7 @@ async fn step(
         Ok(o) => o,
         Err(ApiError::NotFound(_)) if posted.action == "password" => {
             state.limiter.check(&state.db, ip, token).await?;
+            service::links::burn_password_check(posted.password.unwrap_or_default()).await;
             state.limiter.failed(&state.db, ip, token).await;
             return Ok(html(
                 StatusCode::FORBIDDEN,

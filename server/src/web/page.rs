@@ -59,7 +59,7 @@ pub fn password(title: &str, action: &str, state: &str, problem: Option<&str>) -
          <span class=\"hint\" id=\"password-hint\">Type the password you were given for this survey.</span>\
          <input type=\"password\" id=\"password\" name=\"password\" required autocomplete=\"off\" \
          aria-describedby=\"password-hint\"></p>\
-         <p><button type=\"submit\" name=\"action\" value=\"password\">Open the survey</button></p></form>",
+         <p><button type=\"submit\" name=\"action\" value=\"password\" class=\"primary\">Open the survey</button></p></form>",
     );
     layout(title, &b)
 }

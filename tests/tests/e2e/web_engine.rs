@@ -12,10 +12,12 @@ use serde_json::Value;
 use fieldsync_e2e::web::WebForm;
 use fieldsync_e2e::{Rng, World, fixture};
 
-/// (fixture, form id, the folder of its attached files).
+/// (fixture, form id, the folder of its attached files): every fixture form a web form can
+/// take (`site-visit-media` asks for files, which links refuse).
 const FORMS: &[(&str, &str, Option<&str>)] = &[
     ("followup-web.json", "followup", None),
     ("household-v1.json", "household_survey", None),
+    // (household-v2 is the same form id: a second version of the survey above.)
     ("health-facility.json", "health_facility_assessment", None),
     ("household-roster.json", "household_roster", None),
     ("market-prices.json", "market_prices", Some("market-media")),
