@@ -69,8 +69,9 @@ pub struct InvitationRow {
     pub attempts: u32,
     pub last_error: Option<String>,
     pub sent_at: Option<i64>,
-    /// When a response was submitted through it.
+    /// When a response was submitted through it, and which.
     pub used_at: Option<i64>,
+    pub used_by: Option<String>,
 }
 
 /// How a try at sending ended.
@@ -133,8 +134,9 @@ pub trait InvitationStorage {
     /// The invitation whose personal token has this hash, and whether it was sent.
     async fn invitation_by_token(&self, token_hash: [u8; 32]) -> Result<Option<InvitationRow>>;
 
-    /// Mark an invitation answered, if it was not yet; `false` if it was.
-    async fn use_invitation(&self, id: &str, now: i64) -> Result<bool>;
+    /// Mark an invitation answered by `response_id`, if it was not yet; `false` if it was
+    /// (by that response or another).
+    async fn use_invitation(&self, id: &str, response_id: &str, now: i64) -> Result<bool>;
 
     /// Give back [`InvitationStorage::use_invitation`] when the response was then not stored.
     async fn unuse_invitation(&self, id: &str) -> Result<()>;

@@ -145,8 +145,8 @@ struct Opened {
     link: LinkRow,
     /// The personal invitation the token is, if it is one (its id).
     invitation: Option<String>,
-    /// That invitation was answered already.
-    invitation_used: bool,
+    /// That invitation was answered already, and by which response.
+    invitation_used: Option<Option<String>>,
     cipher: Arc<Cipher>,
     survey: Arc<Survey>,
     title: String,
@@ -156,7 +156,17 @@ struct Opened {
 impl Opened {
     /// Whether it takes a response now: the link open, and a personal invitation unanswered.
     fn is_open(&self) -> bool {
-        self.link.open_at(now_ms()) && !self.invitation_used
+        self.link.open_at(now_ms()) && self.invitation_used.is_none()
+    }
+
+    /// Whether the page of `response_id` may go on: the link open, and a personal invitation
+    /// unanswered or answered by this very response (its submission sent again).
+    fn is_open_for(&self, response_id: &uuid::Uuid) -> bool {
+        self.link.open_at(now_ms())
+            && match &self.invitation_used {
+                None => true,
+                Some(by) => by.as_deref() == Some(response_id.to_string().as_str()),
+            }
     }
 }
 
@@ -191,7 +201,10 @@ async fn load(state: &AppState, token: &str, version: Option<u32>) -> Result<Ope
         survey: Arc::new(survey),
         cipher,
         link,
-        invitation_used: invitation.as_ref().is_some_and(|i| i.used_at.is_some()),
+        invitation_used: invitation
+            .as_ref()
+            .filter(|i| i.used_at.is_some())
+            .map(|i| i.used_by.clone()),
         invitation: invitation.map(|i| i.id),
         path: format!("/f/{token}"),
     })
@@ -419,7 +432,7 @@ async fn step(
         // The respondent goes on with the version they started on.
         load(state, token, Some(st.survey_version)).await?
     };
-    if !o.is_open() {
+    if !o.is_open_for(&st.response_id) {
         return Ok(closed());
     }
     if !st.unlocked {

@@ -74,7 +74,12 @@ pub(super) async fn submit(
     // A personal invitation takes one response: the first submission claims it (the same
     // page sent again finds it claimed; its changes are duplicates the server already has).
     let claimed = match &o.invitation {
-        Some(id) => state.db.use_invitation(id, now).await?,
+        Some(id) => {
+            state
+                .db
+                .use_invitation(id, &st.response_id.to_string(), now)
+                .await?
+        }
         None => false,
     };
     if !state.db.take_link_place(&o.link.id, now).await? {

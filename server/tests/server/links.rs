@@ -186,24 +186,22 @@ async fn links_and_invitations_hold_in_every_backend() {
             .expect("by token")
             .expect("found");
         assert_eq!(found.id, sent.id, "{backend}");
-        assert!(
-            w.db()
-                .use_invitation(&sent.id, now_ms())
-                .await
-                .expect("use")
-        );
-        assert!(
-            !w.db()
-                .use_invitation(&sent.id, now_ms())
-                .await
-                .expect("use")
-        );
+        let response = uuid::Uuid::now_v7().to_string();
+        let use_it = || w.db().use_invitation(&sent.id, &response, now_ms());
+        assert!(use_it().await.expect("use"), "{backend}");
+        assert!(!use_it().await.expect("use"), "{backend}");
         w.db().unuse_invitation(&sent.id).await.expect("unuse");
-        assert!(
-            w.db()
-                .use_invitation(&sent.id, now_ms())
-                .await
-                .expect("use")
+        assert!(use_it().await.expect("use"), "{backend}");
+        let used = w
+            .db()
+            .invitation_by_token(personal)
+            .await
+            .expect("by token")
+            .expect("found");
+        assert_eq!(
+            used.used_by.as_deref(),
+            Some(response.as_str()),
+            "{backend}"
         );
         let summary = w
             .db()

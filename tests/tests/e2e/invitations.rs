@@ -95,8 +95,13 @@ fn invitations_arrive_once_with_working_links_and_opted_out_addresses_get_nothin
     }
     f.press("next", &["no"]);
     f.press("skip", &[]);
+    let review = f.page.clone();
     f.press("submit", &[]);
     assert!(f.page.contains("Thank you"), "{}", f.page);
+    // Her phone lost the answer and sends the page again: still thanked, still one response.
+    f.page = review;
+    f.press("submit", &[]);
+    assert!(f.page.contains("Thank you"), "the retry: {}", f.page);
     let again = WebForm::open(&link);
     assert_eq!(again.status, 404, "a personal link takes one response");
     let rows = (0..100)
@@ -108,6 +113,7 @@ fn invitations_arrive_once_with_working_links_and_opted_out_addresses_get_nothin
             (!rows.is_empty()).then_some(rows)
         })
         .expect("the response reaches the export");
+    assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["answers"]["head"], "Amina Njeri");
 
     // The same list again: nobody new, nothing sent twice.

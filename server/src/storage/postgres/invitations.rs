@@ -12,7 +12,8 @@ use crate::storage::{
 };
 
 const COLUMNS: &str =
-    "id, org_id, survey_id, link_id, sealed, status, attempts, last_error, sent_at, used_at";
+    "id, org_id, survey_id, link_id, sealed, status, attempts, last_error, sent_at, used_at,
+     used_by";
 
 fn row(r: &Row) -> Result<InvitationRow> {
     let status: String = r.try_get(5)?;
@@ -28,6 +29,7 @@ fn row(r: &Row) -> Result<InvitationRow> {
         last_error: r.try_get(7)?,
         sent_at: r.try_get(8)?,
         used_at: r.try_get(9)?,
+        used_by: r.try_get(10)?,
     })
 }
 
@@ -162,12 +164,13 @@ impl InvitationStorage for Postgres {
             .transpose()
     }
 
-    async fn use_invitation(&self, id: &str, now: i64) -> Result<bool> {
+    async fn use_invitation(&self, id: &str, response_id: &str, now: i64) -> Result<bool> {
         let client = self.client().await?;
         Ok(client
             .execute(
-                "UPDATE invitations SET used_at = $2 WHERE id = $1 AND used_at IS NULL",
-                &[&id, &now],
+                "UPDATE invitations SET used_at = $2, used_by = $3
+                 WHERE id = $1 AND used_at IS NULL",
+                &[&id, &now, &response_id],
             )
             .await?
             == 1)
@@ -177,7 +180,7 @@ impl InvitationStorage for Postgres {
         let client = self.client().await?;
         client
             .execute(
-                "UPDATE invitations SET used_at = NULL WHERE id = $1",
+                "UPDATE invitations SET used_at = NULL, used_by = NULL WHERE id = $1",
                 &[&id],
             )
             .await?;

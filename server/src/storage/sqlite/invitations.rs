@@ -9,7 +9,8 @@ use crate::storage::{
 };
 
 const COLUMNS: &str =
-    "id, org_id, survey_id, link_id, sealed, status, attempts, last_error, sent_at, used_at";
+    "id, org_id, survey_id, link_id, sealed, status, attempts, last_error, sent_at, used_at,
+     used_by";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(InvitationRow, String)> {
     Ok((
@@ -24,6 +25,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(InvitationRow, String)> {
             last_error: r.get(7)?,
             sent_at: r.get(8)?,
             used_at: r.get(9)?,
+            used_by: r.get(10)?,
         },
         r.get(5)?,
     ))
@@ -161,13 +163,14 @@ impl InvitationStorage for super::Sqlite {
             .await
     }
 
-    async fn use_invitation(&self, id: &str, now: i64) -> Result<bool> {
-        let id = id.to_owned();
+    async fn use_invitation(&self, id: &str, response_id: &str, now: i64) -> Result<bool> {
+        let (id, response_id) = (id.to_owned(), response_id.to_owned());
         self.store
             .write(move |tx| {
                 Ok(tx.execute(
-                    "UPDATE invitations SET used_at = ?2 WHERE id = ?1 AND used_at IS NULL",
-                    params![id, now],
+                    "UPDATE invitations SET used_at = ?2, used_by = ?3
+                     WHERE id = ?1 AND used_at IS NULL",
+                    params![id, now, response_id],
                 )? == 1)
             })
             .await
@@ -177,7 +180,10 @@ impl InvitationStorage for super::Sqlite {
         let id = id.to_owned();
         self.store
             .write(move |tx| {
-                tx.execute("UPDATE invitations SET used_at = NULL WHERE id = ?1", [&id])?;
+                tx.execute(
+                    "UPDATE invitations SET used_at = NULL, used_by = NULL WHERE id = ?1",
+                    [&id],
+                )?;
                 Ok(())
             })
             .await

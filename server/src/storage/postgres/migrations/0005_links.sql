@@ -39,6 +39,8 @@ CREATE TABLE invitations (
     optout_hash  BYTEA UNIQUE,
     sent_at      BIGINT,
     used_at      BIGINT,
+    -- The response submitted through it (a retry of the same submission is let through).
+    used_by      TEXT,
     created_at   BIGINT NOT NULL,
     UNIQUE (org_id, survey_id, address_hash)
 );

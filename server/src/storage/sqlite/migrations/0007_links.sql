@@ -39,6 +39,8 @@ CREATE TABLE invitations (
     optout_hash  BLOB UNIQUE,
     sent_at      INTEGER,
     used_at      INTEGER,
+    -- The response submitted through it (a retry of the same submission is let through).
+    used_by      TEXT,
     created_at   INTEGER NOT NULL,
     UNIQUE (org_id, survey_id, address_hash)
 ) STRICT;
