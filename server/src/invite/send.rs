@@ -21,9 +21,10 @@ use crate::storage::{InvitationRow, SendOutcome, now_ms};
 /// Tries before an invitation that keeps failing for a temporary reason is given up.
 pub const MAX_ATTEMPTS: u32 = 5;
 /// How long a claimed invitation is a sender's.
-const LEASE_MS: i64 = 120_000;
-/// Invitations claimed at once.
-const BATCH: u32 = 20;
+const LEASE_MS: i64 = 300_000;
+/// Invitations claimed at once: few enough that a batch whose every email waits out the
+/// SMTP timeout (30 s) still ends within its lease, so no other instance claims them again.
+const BATCH: u32 = 5;
 
 /// The SMTP transport and what every email names.
 pub struct Mailer {
