@@ -288,3 +288,63 @@ fn unknown_revoked_and_expired_links_and_foreign_pages_are_refused() {
     assert_eq!(b.status, StatusCode::NOT_FOUND);
     assert!(b.shows("not open"), "{}", b.page);
 }
+
+#[test]
+fn a_respondent_chooses_the_language_and_choices_follow_the_filter() {
+    let (_dir, server, coordinator, _) = setup();
+    let roster = publish_http(
+        &server,
+        &Server::client(),
+        &coordinator,
+        include_str!("../../../fixtures/surveys/household-roster.json"),
+    );
+    let link = create_link(
+        &server,
+        &coordinator,
+        roster.survey_id,
+        serde_json::json!({}),
+    );
+    let mut b = Browser::open(&server, &link.path);
+    assert!(b.shows("Name of the head of household"), "{}", b.page);
+    assert!(
+        b.shows("<option value=\"Français (fr)\""),
+        "a language choice: {}",
+        b.page
+    );
+    b.press("language", &[("language", "Français (fr)")]);
+    assert!(b.shows("Nom du chef de ménage"), "{}", b.page);
+    b.answer("Amina");
+    assert!(b.shows("Région"), "{}", b.page);
+    // The district's choices are those of the region picked (choice_filter).
+    let region = b
+        .page
+        .split("name=\"answer\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a region to pick")
+        .to_owned();
+    b.answer(&region);
+    assert!(b.shows("District"), "{}", b.page);
+    let districts: Vec<&str> = b
+        .page
+        .split("name=\"answer\" value=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    let form: serde_json::Value = serde_json::from_str(include_str!(
+        "../../../fixtures/surveys/household-roster.json"
+    ))
+    .expect("fixture JSON");
+    let expected: Vec<&str> = form["choices"]
+        .as_array()
+        .expect("choices")
+        .iter()
+        .filter(|c| c["list_name"] == "district" && c["region"] == region.as_str())
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert!(
+        !expected.is_empty(),
+        "the fixture has districts in {region}"
+    );
+    assert_eq!(districts, expected, "only {region}'s districts are offered");
+}
