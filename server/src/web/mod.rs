@@ -29,6 +29,7 @@ use axum::routing::get;
 use fieldsync_protocol::crypto::Cipher;
 use fieldsync_protocol::survey::interview::{Action, Interview, Reply, Screen};
 use fieldsync_protocol::survey::{Survey, ValidationContext};
+use fieldsync_protocol::wire::SurveyStatus;
 
 use crate::AppState;
 use crate::api::session::ClientIp;
@@ -147,6 +148,8 @@ struct Opened {
     invitation: Option<String>,
     /// That invitation was answered already, and by which response.
     invitation_used: Option<Option<String>>,
+    /// Closing: no new visits; closed: no responses at all.
+    survey_status: SurveyStatus,
     cipher: Arc<Cipher>,
     survey: Arc<Survey>,
     title: String,
@@ -154,15 +157,19 @@ struct Opened {
 }
 
 impl Opened {
-    /// Whether it takes a response now: the link open, and a personal invitation unanswered.
+    /// Whether a new visit may start: the link and the survey open, and a personal
+    /// invitation unanswered.
     fn is_open(&self) -> bool {
-        self.link.open_at(now_ms()) && self.invitation_used.is_none()
+        self.link.open_at(now_ms())
+            && self.invitation_used.is_none()
+            && self.survey_status == SurveyStatus::Open
     }
 
     /// Whether the page of `response_id` may go on: the link open, and a personal invitation
     /// unanswered or answered by this very response (its submission sent again).
     fn is_open_for(&self, response_id: &uuid::Uuid) -> bool {
         self.link.open_at(now_ms())
+            && self.survey_status != SurveyStatus::Closed
             && match &self.invitation_used {
                 None => true,
                 Some(by) => by.as_deref() == Some(response_id.to_string().as_str()),
@@ -197,6 +204,7 @@ async fn load(state: &AppState, token: &str, version: Option<u32>) -> Result<Ope
     let survey = Survey::parse_json(&json)
         .map_err(|e| ApiError::Internal(format!("a published survey does not parse: {e}")))?;
     Ok(Opened {
+        survey_status: info.status,
         title: survey.title().to_owned(),
         survey: Arc::new(survey),
         cipher,

@@ -33,8 +33,17 @@ pub(super) async fn submit(
     let answers = o.survey.complete(&iv.answers_to_save(), &device, &ctx);
     let errors = o.survey.validate(&answers, &ctx);
     if !errors.is_empty() {
+        // The review passed, but what is filled in at submission (metadata, calculations at
+        // this time) broke a rule: say which, and let the respondent go back.
         let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        return Err(ApiError::BadRequest(list.join("; ")));
+        return Ok(html(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            page::message(
+                &o.title,
+                "Your answers need a change",
+                &format!("{}. Go back and change them.", list.join("; ")),
+            ),
+        ));
     }
     let caller = Caller {
         principal_id: o.link.principal_id.clone(),
@@ -102,9 +111,20 @@ pub(super) async fn submit(
                 ),
             ))
         }
-        Ok(PushOutcome::Rejected { message, .. }) => {
+        Ok(PushOutcome::Rejected { code, message }) => {
             release(state, o, claimed, true).await;
-            Err(ApiError::Conflict(message))
+            if code == fieldsync_protocol::wire::ErrorCode::SurveyClosed {
+                return Ok(super::closed());
+            }
+            tracing::info!(link = %o.link.id, "a web response was refused: {message}");
+            Ok(html(
+                StatusCode::CONFLICT,
+                page::message(
+                    &o.title,
+                    "Your answers could not be accepted",
+                    "The survey no longer takes them as they are. Ask whoever sent you the link.",
+                ),
+            ))
         }
         Ok(PushOutcome::Unknown) => {
             release(state, o, claimed, true).await;

@@ -258,6 +258,28 @@ fn unknown_revoked_and_expired_links_and_foreign_pages_are_refused() {
     assert_eq!(b.status, StatusCode::NOT_FOUND);
     assert!(b.shows("not open"), "{}", b.page);
 
+    // A survey closed while a respondent is on it takes no more from them, nor new visits.
+    let closing = create_link(&server, &coordinator, survey, serde_json::json!({}));
+    let mut b = Browser::open(&server, &closing.path);
+    assert!(b.shows("Name of the head of household"), "{}", b.page);
+    let r = server.send(
+        &Server::client(),
+        Req::put(format!("/v1/surveys/{survey}/status"))
+            .token(&coordinator)
+            .json(&serde_json::json!({ "status": "closed" })),
+    );
+    assert!(r.status.is_success(), "{}", r.text());
+    b.answer("Amina");
+    assert_eq!(b.status, StatusCode::NOT_FOUND, "{}", b.page);
+    assert!(Browser::open(&server, &closing.path).shows("not open"));
+    let r = server.send(
+        &Server::client(),
+        Req::put(format!("/v1/surveys/{survey}/status"))
+            .token(&coordinator)
+            .json(&serde_json::json!({ "status": "open" })),
+    );
+    assert!(r.status.is_success(), "{}", r.text());
+
     // A form that asks for files cannot be answered in a browser: no link to it.
     let media = publish_http(
         &server,
