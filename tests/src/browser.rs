@@ -27,7 +27,8 @@ pub struct Browser {
     driver: Child,
     pub client: Client,
     pub runtime: tokio::runtime::Runtime,
-    profile: tempfile::TempDir,
+    /// Its profile (cookies, storage), removed with it.
+    _profile: tempfile::TempDir,
 }
 
 impl Browser {
@@ -88,7 +89,7 @@ impl Browser {
             driver,
             client,
             runtime,
-            profile,
+            _profile: profile,
         }
     }
 
@@ -171,11 +172,6 @@ impl Browser {
         let path = dir.join(format!("{name}.png"));
         std::fs::write(&path, png).expect("write screenshot");
         path
-    }
-
-    /// The profile directory (cookies, storage) of this browser.
-    pub fn profile(&self) -> &Path {
-        self.profile.path()
     }
 }
 

@@ -126,40 +126,14 @@ impl WebForm {
 
     /// Press the button `action` with `answers` in the answer field (several for checkboxes).
     pub fn press(&mut self, action: &str, answers: &[&str]) {
-        let mut body = url_encode(&[("state", &self.state()), ("action", action)]);
-        for a in answers {
-            body.push('&');
-            body.push_str(&url_encode(&[("answer", a)]));
-        }
-        let mut req = self
-            .http
-            .post(&self.url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body);
+        let state = self.state();
+        let mut fields = vec![("state", state.as_str()), ("action", action)];
+        fields.extend(answers.iter().map(|a| ("answer", *a)));
+        let mut req = self.http.post(&self.url).form(&fields);
         if let Some(c) = &self.cookie {
             req = req.header("cookie", c);
         }
         let r = req.send().expect("POST the form");
         self.take(r);
     }
-}
-
-fn url_encode(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            b' ' => "+".to_owned(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

@@ -67,22 +67,6 @@ fn seal_binding<'a>(org_id: &'a str, id: &'a str) -> Binding<'a> {
     Binding::new(Purpose::Invitation, org_id, id, 0, ORG_KEY_ID)
 }
 
-/// The organisation's cipher and subject-index keys.
-async fn org_keys(
-    state: &AppState,
-    org_id: &str,
-) -> Result<std::sync::Arc<crate::keys::OrgKeys>, ApiError> {
-    let org = state
-        .db
-        .org(org_id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("no such organisation".into()))?;
-    state
-        .keys
-        .org_keys(&org.id, &org.wrapped_key)
-        .map_err(|e| ApiError::Internal(format!("organisation key: {e}")))
-}
-
 /// The hash the do-not-contact list and the invitations know an address by.
 pub fn address_hash(keys: &crate::keys::OrgKeys, email: &str) -> [u8; 32] {
     let normalized =
@@ -165,7 +149,7 @@ pub async fn add(
     }
     crate::service::links::web_ready(&state.db, &caller.org_id, &survey_id).await?;
     let link = invitation_link(state, caller, &survey_id).await?;
-    let keys = org_keys(state, &caller.org_id).await?;
+    let keys = crate::service::org_keys(&state.db, &state.keys, &caller.org_id).await?;
     let total = req.invitees.len() as u64;
     let mut invitations = Vec::with_capacity(req.invitees.len());
     for p in req.invitees {
@@ -241,7 +225,7 @@ pub async fn report(
         .db
         .invitation_summary(&caller.org_id, &survey_id)
         .await?;
-    let keys = org_keys(state, &caller.org_id).await?;
+    let keys = crate::service::org_keys(&state.db, &state.keys, &caller.org_id).await?;
     let mut failures = Vec::with_capacity(s.failures.len());
     for (id, sealed, error) in s.failures {
         let (email, _) = open_sealed(&keys, &caller.org_id, &id, &sealed)?;

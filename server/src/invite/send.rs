@@ -113,12 +113,14 @@ pub async fn run(state: AppState, stop: Arc<Notify>) {
     loop {
         match state.db.claim_invitations(now_ms(), LEASE_MS, BATCH).await {
             Ok(batch) if !batch.is_empty() => {
+                // A batch is mostly one survey's: its title is read once.
+                let mut titles = std::collections::HashMap::new();
                 for invitation in batch {
                     // Stopping: the rest of the batch waits out its lease and goes later.
                     if futures_util::FutureExt::now_or_never(stop.notified()).is_some() {
                         return;
                     }
-                    send_one(&state, &mailer, invitation).await;
+                    send_one(&state, &mailer, invitation, &mut titles).await;
                 }
                 continue;
             }
@@ -133,8 +135,13 @@ pub async fn run(state: AppState, stop: Arc<Notify>) {
     }
 }
 
-async fn send_one(state: &AppState, mailer: &Mailer, inv: InvitationRow) {
-    let outcome = match attempt(state, mailer, &inv).await {
+async fn send_one(
+    state: &AppState,
+    mailer: &Mailer,
+    inv: InvitationRow,
+    titles: &mut std::collections::HashMap<String, String>,
+) {
+    let outcome = match attempt(state, mailer, &inv, titles).await {
         Ok(outcome) => outcome,
         Err(e) => retry_or_fail(&inv, e),
     };
@@ -178,6 +185,7 @@ async fn attempt(
     state: &AppState,
     mailer: &Mailer,
     inv: &InvitationRow,
+    titles: &mut std::collections::HashMap<String, String>,
 ) -> Result<SendOutcome, Failure> {
     let org = state
         .db
@@ -185,9 +193,8 @@ async fn attempt(
         .await
         .map_err(Failure::ours)?
         .ok_or_else(|| Failure::ours("the organisation is gone"))?;
-    let keys = state
-        .keys
-        .org_keys(&org.id, &org.wrapped_key)
+    let keys = crate::service::org_keys(&state.db, &state.keys, &org.id)
+        .await
         .map_err(Failure::ours)?;
     let (email, name) =
         super::open_sealed(&keys, &inv.org_id, &inv.id, &inv.sealed).map_err(Failure::ours)?;
@@ -213,7 +220,14 @@ async fn attempt(
             retry_at: None,
         });
     }
-    let title = survey_title(state, inv).await.map_err(Failure::ours)?;
+    let title = match titles.get(&inv.survey_id) {
+        Some(t) => t.clone(),
+        None => {
+            let t = survey_title(state, inv).await.map_err(Failure::ours)?;
+            titles.insert(inv.survey_id.clone(), t.clone());
+            t
+        }
+    };
     let token = new_token(crate::service::links::INVITATION_PREFIX).map_err(Failure::ours)?;
     let optout = new_token("fso_").map_err(Failure::ours)?;
     // The tokens are kept before the email goes: one sent just before a crash still works.

@@ -21,6 +21,20 @@ use fieldsync_protocol::crypto::{new_short_code, new_token, token_hash};
 use crate::error::ApiError;
 use crate::storage::{CredentialKind, NewCredential, StorageError, now_ms};
 
+/// An organisation's key and the keys derived from it (its cipher, the subject index).
+pub async fn org_keys(
+    db: &crate::storage::Db,
+    keys: &crate::keys::KeyRing,
+    org_id: &str,
+) -> Result<std::sync::Arc<crate::keys::OrgKeys>, ApiError> {
+    let org = db
+        .org(org_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no such organisation".into()))?;
+    keys.org_keys(&org.id, &org.wrapped_key)
+        .map_err(|e| ApiError::Internal(format!("organisation key: {e}")))
+}
+
 /// Parse a path id as a UUID; anything else is simply not found.
 pub fn parse_id(id: &str, what: &str) -> Result<String, ApiError> {
     uuid::Uuid::parse_str(id)

@@ -45,13 +45,7 @@ async fn subject_hash(
             "the identifier is empty; give the value the survey's subject field holds (for example the respondent's name or ID number)".into(),
         )
     })?;
-    let org = db
-        .org(&caller.org_id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("no such organisation".into()))?;
-    let keys = keys
-        .org_keys(&org.id, &org.wrapped_key)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let keys = super::org_keys(db, keys, &caller.org_id).await?;
     Ok(keys.subject_hash(&normalized))
 }
 

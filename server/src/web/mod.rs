@@ -35,7 +35,7 @@ use crate::AppState;
 use crate::api::session::ClientIp;
 use crate::error::ApiError;
 use crate::service;
-use crate::storage::{LinkRow, now_ms};
+use crate::storage::{InvitationRow, LinkRow, now_ms};
 pub use state::FormState;
 
 /// Largest form post (the sealed state and one answer).
@@ -118,15 +118,16 @@ fn session(headers: &HeaderMap) -> (String, bool) {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, v)| *k == COOKIE && v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+        .find(|(k, v)| *k == COOKIE && v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
         .map(|(_, v)| v.to_owned());
     match found {
         Some(s) => (s, false),
-        None => {
-            let mut bytes = [0u8; 16];
-            let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
-            (bytes.iter().map(|b| format!("{b:02x}")).collect(), true)
-        }
+        // 256 random bits, as every token here; a failing random source leaves the page
+        // without a session, and its post is refused by the session check.
+        None => (
+            fieldsync_protocol::crypto::new_token("").unwrap_or_default(),
+            true,
+        ),
     }
 }
 
@@ -144,12 +145,12 @@ fn with_cookie(mut response: Response, session: &str, new: bool) -> Response {
 /// A link and what its pages need: the organisation's cipher and the survey version.
 struct Opened {
     link: LinkRow,
-    /// The personal invitation the token is, if it is one (its id).
-    invitation: Option<String>,
-    /// That invitation was answered already, and by which response.
-    invitation_used: Option<Option<String>>,
+    /// The personal invitation the token is, if it is one.
+    invitation: Option<InvitationRow>,
     /// Closing: no new visits; closed: no responses at all.
     survey_status: SurveyStatus,
+    /// The version loaded (the latest, unless a page named its own).
+    version: u32,
     cipher: Arc<Cipher>,
     survey: Arc<Survey>,
     title: String,
@@ -161,7 +162,7 @@ impl Opened {
     /// invitation unanswered.
     fn is_open(&self) -> bool {
         self.link.open_at(now_ms())
-            && self.invitation_used.is_none()
+            && self.invitation.as_ref().is_none_or(|i| i.used_at.is_none())
             && self.survey_status == SurveyStatus::Open
     }
 
@@ -170,10 +171,9 @@ impl Opened {
     fn is_open_for(&self, response_id: &uuid::Uuid) -> bool {
         self.link.open_at(now_ms())
             && self.survey_status != SurveyStatus::Closed
-            && match &self.invitation_used {
-                None => true,
-                Some(by) => by.as_deref() == Some(response_id.to_string().as_str()),
-            }
+            && self.invitation.as_ref().is_none_or(|i| {
+                i.used_at.is_none() || i.used_by.as_deref() == Some(&response_id.to_string())
+            })
     }
 }
 
@@ -181,15 +181,10 @@ async fn load(state: &AppState, token: &str, version: Option<u32>) -> Result<Ope
     let Some((link, invitation)) = service::links::by_token(&state.db, token).await? else {
         return Err(ApiError::NotFound("no such link".into()));
     };
-    let org = state
-        .db
-        .org(&link.org_id)
+    let cipher = service::org_keys(&state.db, &state.keys, &link.org_id)
         .await?
-        .ok_or_else(|| ApiError::NotFound("no such link".into()))?;
-    let cipher = state
-        .keys
-        .org_cipher(&org.id, &org.wrapped_key)
-        .map_err(|e| ApiError::Internal(format!("organisation key: {e}")))?;
+        .cipher
+        .clone();
     let info = state
         .db
         .survey(&link.org_id, &link.survey_id, None)
@@ -205,15 +200,12 @@ async fn load(state: &AppState, token: &str, version: Option<u32>) -> Result<Ope
         .map_err(|e| ApiError::Internal(format!("a published survey does not parse: {e}")))?;
     Ok(Opened {
         survey_status: info.status,
+        version,
         title: survey.title().to_owned(),
         survey: Arc::new(survey),
         cipher,
         link,
-        invitation_used: invitation
-            .as_ref()
-            .filter(|i| i.used_at.is_some())
-            .map(|i| i.used_by.clone()),
-        invitation: invitation.map(|i| i.id),
+        invitation,
         path: format!("/f/{token}"),
     })
 }
@@ -241,20 +233,12 @@ async fn first_page(state: &AppState, token: &str, session: &str) -> Result<Resp
     let fresh = FormState {
         session: session.to_owned(),
         response_id: uuid::Uuid::now_v7(),
-        survey_version: current_version(state, &o).await?,
+        survey_version: o.version,
         unlocked: o.link.password_hash.is_none(),
         reviewed_at: None,
         interview: None,
     };
     render(&o, fresh, None, StatusCode::OK)
-}
-
-async fn current_version(state: &AppState, o: &Opened) -> Result<u32, ApiError> {
-    Ok(state
-        .db
-        .survey(&o.link.org_id, &o.link.survey_id, None)
-        .await?
-        .map_or(1, |s| s.latest_version))
 }
 
 /// Render the page for `st`: the password page until it is unlocked, then the interview's
@@ -434,7 +418,7 @@ async fn step(
             ),
         ));
     }
-    let o = if st.survey_version == current_version(state, &o).await? {
+    let o = if st.survey_version == o.version {
         o
     } else {
         // The respondent goes on with the version they started on.
@@ -447,15 +431,11 @@ async fn step(
         return unlock(state, &o, ip, token, st, posted).await;
     }
     let mut iv = interview(&o, &st);
+    // The browser's offset from UTC (its script fills it in): what typed times mean.
     if let Some(minutes) = posted.tz.filter(|m| m.abs() <= 16 * 60)
         && let Ok(offset) = time::UtcOffset::from_whole_seconds(-minutes * 60)
     {
-        iv = Interview::restore(
-            Arc::clone(&o.survey),
-            ValidationContext::at(time::OffsetDateTime::now_utc()),
-            iv.snapshot(),
-        )
-        .with_offset(offset);
+        iv.set_offset(offset);
     }
     let answer = posted.answers.join(" ");
     let reply = match posted.action.as_str() {

@@ -83,10 +83,10 @@ pub(super) async fn submit(
     // A personal invitation takes one response: the first submission claims it (the same
     // page sent again finds it claimed; its changes are duplicates the server already has).
     let claimed = match &o.invitation {
-        Some(id) => {
+        Some(i) => {
             state
                 .db
-                .use_invitation(id, &st.response_id.to_string(), now)
+                .use_invitation(&i.id, &st.response_id.to_string(), now)
                 .await?
         }
         None => false,
@@ -142,8 +142,8 @@ pub(super) async fn submit(
 /// Give back what a submission took (the invitation it claimed, the place on the link) when
 /// its response was not stored, or was stored before.
 async fn release(state: &AppState, o: &Opened, invitation: bool, place: bool) {
-    if let (true, Some(id)) = (invitation, &o.invitation) {
-        let _ = state.db.unuse_invitation(id).await;
+    if let (true, Some(i)) = (invitation, &o.invitation) {
+        let _ = state.db.unuse_invitation(&i.id).await;
     }
     if place {
         let _ = state.db.release_link_place(&o.link.id).await;

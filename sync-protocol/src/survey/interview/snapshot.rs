@@ -66,6 +66,11 @@ impl Interview {
         self.language.as_deref()
     }
 
+    /// Read typed times in another offset from UTC from now on.
+    pub fn set_offset(&mut self, offset: time::UtcOffset) {
+        self.offset = offset;
+    }
+
     /// Show labels in another language from now on.
     pub fn set_language(&mut self, language: Option<String>) {
         self.language = language;
